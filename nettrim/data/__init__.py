@@ -1,0 +1,1 @@
+"""Data shipped with nettrim: the bundled digits network and its data splits."""

@@ -1,0 +1,87 @@
+"""Argument checks for the public entry points: one place, clear messages, then trust."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+FLOAT_DTYPES = (np.float32, np.float64)
+
+
+def as_float_dtype(*arrays: np.ndarray, dtype=None) -> np.dtype:
+    """The working dtype: ``dtype`` if given, float32 if every array is float32, else float64."""
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype.type not in FLOAT_DTYPES:
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        return dtype
+    if arrays and all(np.asarray(a).dtype == np.float32 for a in arrays):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_matrix(name: str, value, dtype: np.dtype, *, allow_empty: bool = False) -> np.ndarray:
+    """A 2-D finite float array, or a ``ValueError``/``TypeError`` naming ``name``."""
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
+    if array.dtype == object or not (
+        np.issubdtype(array.dtype, np.number) or array.dtype == bool
+    ):
+        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    if np.iscomplexobj(array):
+        raise TypeError(f"{name} must be real, got dtype {array.dtype}")
+    if array.ndim != 2:
+        raise ValueError(
+            f"{name} must be 2-D with one row per sample, got shape {array.shape}"
+        )
+    if not allow_empty and 0 in array.shape:
+        raise ValueError(f"{name} must not be empty, got shape {array.shape}")
+    array = np.ascontiguousarray(array, dtype=dtype)
+    check_finite(name, array)
+    return array
+
+
+def check_finite(name: str, array: np.ndarray) -> None:
+    if not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite value(s); all must be finite")
+
+
+def check_same_rows(names: Iterable[str], arrays: Iterable[np.ndarray]) -> None:
+    names, arrays = list(names), list(arrays)
+    rows = [a.shape[0] for a in arrays]
+    if len(set(rows)) > 1:
+        described = " but ".join(
+            f"{n} has {r} rows (shape {a.shape})" for n, r, a in zip(names, rows, arrays)
+        )
+        raise ValueError(f"{described}; all must have one row per sample")
+
+
+def check_choice(name: str, value, choices: Iterable[str]) -> str:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value
+
+
+def check_scalar(
+    name: str, value, *, low: float | None = None, low_inclusive: bool = True,
+    high: float | None = None, integer: bool = False,
+) -> float:
+    """A real (or integer) scalar within bounds, or an error naming ``name``."""
+    if isinstance(value, bool) or not np.isscalar(value) or not np.isreal(value):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    if integer and int(value) != value:
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value) if integer else float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None and (value < low or (not low_inclusive and value == low)):
+        relation = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {relation} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return value

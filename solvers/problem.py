@@ -1,0 +1,129 @@
+"""The Net-Trim layer programs as plain data on arrays.
+
+With ``X`` of shape ``(n, d)``, targets ``Y`` ``(n, m)``, an active set ``Omega`` (boolean
+``(n, m)``), upper bounds ``V`` on its complement and non-negative row weights ``c`` ``(d,)``:
+
+(P1)/(P2), constrained::
+
+    minimize    sum_i c_i ||W[i, :]||_1
+    subject to  ||(X W - Y)_Omega||_F <= radius            (layer-wide ball), or
+                ||(X w_j - y_j)_{Omega_j}||_2 <= radius_j   (one ball per column)
+                (X W)_{Omega^c} <= V_{Omega^c}
+
+(P3), penalized::
+
+    minimize    sum_i c_i ||W[i, :]||_1 + (lam / 2) ||(X W - Y)_Omega||_F^2
+    subject to  (X W)_{Omega^c} <= V_{Omega^c}
+
+(P2) is the case ``Omega`` = every entry (``active=None``). Nothing here knows about neural
+networks: ``X`` is a design matrix, the columns of ``W`` are coupled only through the
+layer-wide ball.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NetTrimProblem:
+    """One instance of (P1), (P2) or (P3). Arrays are trusted: validate before building.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, d)
+        Design matrix (for a layer: its input with a column of ones appended for the bias).
+    Y : ndarray, shape (n, m)
+        Targets. Only entries in ``active`` are fitted.
+    active : ndarray of bool, shape (n, m), or None
+        The set Omega. ``None`` means every entry is active and there are no inequalities.
+    upper : ndarray, shape (n, m), or None
+        ``V``: upper bounds on ``X W`` over the inactive set (``None`` means 0). ``+inf``
+        entries impose nothing.
+    radius : float or ndarray of shape (m,)
+        Absolute budget of the ball; an array gives one ball per column. Unused by (P3).
+    l1_weights : ndarray, shape (d,)
+        ``c``: weight of each row in the L1 norm (0 leaves a row, e.g. a bias, unpenalized).
+    penalty : float or None
+        ``lam`` of (P3); ``None`` selects the constrained program.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    active: np.ndarray | None
+    upper: np.ndarray | None
+    radius: float | np.ndarray
+    l1_weights: np.ndarray
+    penalty: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(n, d, m)``: samples, rows of ``W``, columns of ``W``."""
+        n, d = self.X.shape
+        return n, d, self.Y.shape[1]
+
+    @property
+    def per_column(self) -> bool:
+        return np.ndim(self.radius) == 1
+
+    @property
+    def penalized(self) -> bool:
+        return self.penalty is not None
+
+    @property
+    def has_inequalities(self) -> bool:
+        return self.active is not None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.X.dtype
+
+    def upper_bounds(self) -> np.ndarray:
+        """``V`` as a full ``(n, m)`` array (zeros when none was given)."""
+        if self.upper is None:
+            return np.zeros_like(self.Y)
+        return self.upper
+
+    def l1(self, W: np.ndarray) -> float:
+        """The weighted L1 norm ``sum_i c_i ||W[i, :]||_1``."""
+        return float(np.abs(W).sum(axis=1) @ self.l1_weights)
+
+    def column_residuals(self, W: np.ndarray) -> np.ndarray:
+        """``||(X w_j - y_j)_{Omega_j}||_2`` for every column ``j``, shape ``(m,)``."""
+        R = self.X @ W - self.Y
+        if self.active is not None:
+            R = np.where(self.active, R, 0.0)
+        return np.sqrt(np.einsum("ij,ij->j", R, R))
+
+    def violation(self, W: np.ndarray) -> float:
+        """Largest ``(X W - V)_+`` over the inactive set (0 when there is none)."""
+        if self.active is None or self.active.all():
+            return 0.0
+        excess = np.where(self.active, -np.inf, self.X @ W - self.upper_bounds())
+        return float(max(0.0, excess.max()))
+
+    def evaluate(self, W: np.ndarray) -> dict[str, float]:
+        """Objective, residual, radius, ball excess and violation of the weights ``W``."""
+        col = self.column_residuals(W)
+        residual = float(np.sqrt(np.sum(col**2)))
+        l1 = self.l1(W)
+        if self.penalized:
+            objective = l1 + 0.5 * self.penalty * residual**2
+            radius = excess = float("nan")
+        elif self.per_column:
+            objective = l1
+            radius = float(np.max(self.radius)) if len(self.radius) else 0.0
+            excess = float(max(0.0, np.max(col - self.radius, initial=0.0)))
+        else:
+            objective = l1
+            radius = float(self.radius)
+            excess = max(0.0, residual - radius)
+        return {
+            "objective": objective,
+            "residual": residual,
+            "radius": radius,
+            "ball_excess": excess,
+            "violation": self.violation(W),
+        }
