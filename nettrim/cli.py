@@ -32,11 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--eps", type=float, default=0.05, help="relative budget (default 0.05)")
     demo.add_argument(
-        "--solver", default="auto", choices=("auto", "clarabel", "scs"),
+        "--solver",
+        default="auto",
+        choices=("auto", "clarabel", "scs"),
         help="layer solver (default auto)",
     )
     demo.add_argument(
-        "--n-calib", type=int, default=None,
+        "--n-calib",
+        type=int,
+        default=None,
         help="calibration rows to use (default: all for the fast path, "
         f"{DEMO_EXACT_SUBSAMPLE} for the exact path)",
     )
@@ -54,8 +58,8 @@ def _demo(args: argparse.Namespace) -> int:
     if n_calib is None and args.solver in ("auto", "clarabel", "scs"):
         n_calib = DEMO_EXACT_SUBSAMPLE
         print(
-            f"nettrim demo: using {n_calib} calibration rows (exact path; "
-            "--n-calib to change)", file=sys.stderr,
+            f"nettrim demo: using {n_calib} calibration rows (exact path; --n-calib to change)",
+            file=sys.stderr,
         )
     if n_calib is not None and n_calib < 1:
         print(f"nettrim demo: --n-calib must be >= 1, got {n_calib}", file=sys.stderr)

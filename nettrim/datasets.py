@@ -32,9 +32,9 @@ def load_digits_mlp() -> BundledModel:
     Trained by ``python -m nettrim.data.train_digits_mlp``; nothing is downloaded or
     trained at run time. Inputs are scaled to ``[0, 1]``.
     """
-    with resources.files("nettrim.data").joinpath(_DIGITS_FILE).open("rb") as fh:
-        with np.load(fh, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+    path = resources.files("nettrim.data").joinpath(_DIGITS_FILE)
+    with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+        arrays = {key: data[key] for key in data.files}
     n_layers = sum(1 for key in arrays if key.startswith("W"))
     network = Network.from_arrays(
         [arrays[f"W{i}"] for i in range(n_layers)], [arrays[f"b{i}"] for i in range(n_layers)]

@@ -40,11 +40,15 @@ class DemoReport:
 
     def to_dict(self) -> dict:
         return {
-            "model": self.model, "eps": self.eps, "n_calib": self.n_calib,
+            "model": self.model,
+            "eps": self.eps,
+            "n_calib": self.n_calib,
             "n_calib_total": self.n_calib_total,
             "layers": [row.__dict__ | {"shape": list(row.shape)} for row in self.rows],
-            "accuracy_before": self.accuracy_before, "accuracy_after": self.accuracy_after,
-            "discrepancy_test": self.discrepancy_test, "seconds": self.seconds,
+            "accuracy_before": self.accuracy_before,
+            "accuracy_after": self.accuracy_after,
+            "discrepancy_test": self.discrepancy_test,
+            "seconds": self.seconds,
         }
 
     def format(self) -> str:
@@ -96,30 +100,45 @@ def run_demo(
     table: list[LayerRow] = []
     for i, layer in enumerate(net.layers):
         res = trim_layer(
-            activations[i], activations[i + 1], activation=layer.activation, eps=eps,
+            activations[i],
+            activations[i + 1],
+            activation=layer.activation,
+            eps=eps,
             solver=solver,
         )
         if res.W is None:
             raise RuntimeError(f"layer {i}: {res.status.message} ({res.info.message})")
         results.append(res)
-        table.append(LayerRow(
-            index=i, shape=layer.shape, nnz_before=layer.nnz, nnz_after=res.nnz,
-            residual=res.info.residual, radius=res.info.radius, status=res.status.value,
-            solver=res.info.solver, seconds=res.info.seconds,
-        ))
-    pruned = Network(tuple(
-        DenseLayer(r.W, r.b, layer.activation) for r, layer in zip(results, net.layers)
-    ))
+        table.append(
+            LayerRow(
+                index=i,
+                shape=layer.shape,
+                nnz_before=layer.nnz,
+                nnz_after=res.nnz,
+                residual=res.info.residual,
+                radius=res.info.radius,
+                status=res.status.value,
+                solver=res.info.solver,
+                seconds=res.info.seconds,
+            )
+        )
+    pruned = Network(
+        tuple(
+            DenseLayer(r.W, r.b, layer.activation)
+            for r, layer in zip(results, net.layers, strict=True)
+        )
+    )
     out_before = net.forward(model.X_test)
     out_after = pruned.forward(model.X_test)
     return DemoReport(
-        model=model.name, eps=eps, n_calib=len(X), n_calib_total=len(model.X_calib),
+        model=model.name,
+        eps=eps,
+        n_calib=len(X),
+        n_calib_total=len(model.X_calib),
         rows=table,
         accuracy_before=net.accuracy(model.X_test, model.y_test),
         accuracy_after=pruned.accuracy(model.X_test, model.y_test),
-        discrepancy_test=float(
-            np.linalg.norm(out_after - out_before) / np.linalg.norm(out_before)
-        ),
+        discrepancy_test=float(np.linalg.norm(out_after - out_before) / np.linalg.norm(out_before)),
         seconds=time.perf_counter() - started,
         pruned=pruned,
     )

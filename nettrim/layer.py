@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, Status, solve_exact
+from .solvers.admm import AdmmSettings, solve_admm
 from .validation import (
     as_float_dtype,
     check_choice,
@@ -18,8 +19,13 @@ from .validation import (
 )
 
 ACTIVATIONS = ("relu", "linear")
-SOLVERS = ("auto", *EXACT_SOLVERS)
+SOLVERS = ("auto", "admm", *EXACT_SOLVERS)
 DEFAULT_EPS = 0.05
+#: ``solver="auto"`` uses the exact interior-point path only below these sizes, where it
+#: is about as fast as the ADMM (benchmarks/bench_admm.py, "auto rule" table): ``n * d_out``
+#: entries of the constraint set and ``(d_in + 1) * d_out`` unknowns.
+AUTO_EXACT_MAX_ENTRIES = 4000
+AUTO_EXACT_MAX_UNKNOWNS = 400
 
 
 @dataclass(frozen=True)
@@ -87,7 +93,7 @@ def build_problem(
     active_tol: float,
 ) -> NetTrimProblem:
     """The program for validated arrays (``X`` ``(n, d_in)``, ``Y`` ``(n, d_out)``)."""
-    n, d_in = X.shape
+    n = X.shape[0]
     dtype = X.dtype
     X_aug = np.hstack([X, np.ones((n, 1), dtype)]) if bias else X
     l1_weights = np.ones(X_aug.shape[1], dtype=np.float64)
@@ -95,7 +101,7 @@ def build_problem(
         l1_weights[-1] = 0.0
     active = None
     if activation == "relu":
-        active = Y > active_tol
+        active = active_tol < Y
     if per_neuron:
         scale = np.linalg.norm(Y, axis=0) if relative else np.ones(Y.shape[1])
         radius = np.broadcast_to(np.asarray(eps, dtype=np.float64), (Y.shape[1],)) * scale
@@ -105,8 +111,13 @@ def build_problem(
         # entries at or below the threshold are not fitted: the target there is 0
         Y = np.where(active, Y, 0.0).astype(dtype, copy=False)
     return NetTrimProblem(
-        X=X_aug, Y=Y, active=active, upper=upper, radius=radius,
-        l1_weights=l1_weights, penalty=penalty,
+        X=X_aug,
+        Y=Y,
+        active=active,
+        upper=upper,
+        radius=radius,
+        l1_weights=l1_weights,
+        penalty=penalty,
     )
 
 
@@ -126,6 +137,7 @@ def trim_layer(
     solver: str = "auto",
     tol: float | None = None,
     max_iter: int | None = None,
+    warm_start=None,
     verbose: bool = False,
     solver_options: Mapping[str, Any] | None = None,
 ) -> LayerResult:
@@ -174,14 +186,23 @@ def trim_layer(
     active_tol : float
         Entries of ``Y`` above it form Omega (0 by default; recordings from float32
         frameworks may need e.g. ``1e-6`` to keep rounding noise out of Omega).
-    solver : {"auto", "clarabel", "scs", "osqp"}
-        Backend. ``"osqp"`` solves only (P3). ``"auto"`` picks for the program's size.
-    tol, max_iter : optional
-        Backend tolerance and iteration limit (backend defaults when ``None``).
+    solver : {"auto", "admm", "clarabel", "scs", "osqp"}
+        Backend. ``"admm"`` is the fast path (:func:`nettrim.solvers.solve_admm`); the
+        others go through cvxpy, ``"osqp"`` for (P3) only. ``"auto"`` uses Clarabel for
+        tiny programs (``AUTO_EXACT_MAX_*``) and float64, the ADMM otherwise.
+    tol : float, optional
+        Backend tolerance; for the ADMM the relative duality gap at which it stops
+        (``AdmmSettings.gap_tol``). Backend default when ``None``.
+    max_iter : int, optional
+        Iteration limit (backend default when ``None``).
+    warm_start : LayerResult or (W, b), optional
+        Initial weights for the ADMM (e.g. the solution at a nearby ``eps``); ignored by
+        the exact backends.
     verbose : bool
         Let the backend print its log.
     solver_options : mapping, optional
-        Further backend settings, passed through unchanged.
+        Further backend settings: :class:`~nettrim.solvers.AdmmSettings` fields for the
+        ADMM, cvxpy/backend keyword arguments otherwise.
 
     Returns
     -------
@@ -221,24 +242,52 @@ def trim_layer(
         penalty = check_scalar("penalty", penalty, low=0.0, low_inclusive=False)
     if upper is not None:
         if activation != "relu":
-            raise ValueError("upper bounds the pre-activations on Omega^c; "
-                             "it applies only to activation='relu'")
+            raise ValueError(
+                "upper bounds the pre-activations on Omega^c; it applies only to activation='relu'"
+            )
         upper = _check_upper(upper, Y.shape, dtype)
     if tol is not None:
         tol = check_scalar("tol", tol, low=0.0, low_inclusive=False)
     if max_iter is not None:
         max_iter = int(check_scalar("max_iter", max_iter, low=1, integer=True))
-    backend = _choose_solver(solver, penalized=penalty is not None)
+    backend = _choose_solver(solver, X.shape[0], X.shape[1] + bool(bias), Y.shape[1], dtype)
+    initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], bias, dtype)
+    settings = None
+    if backend == "admm":
+        changes = dict(solver_options or {})
+        if tol is not None:
+            changes.setdefault("gap_tol", tol)
+        if max_iter is not None:
+            changes.setdefault("max_iter", max_iter)
+        try:
+            settings = AdmmSettings().updated(**changes)
+        except TypeError as exc:
+            raise ValueError(f"solver_options: {exc}") from None
 
     problem = build_problem(
-        X, Y, activation=activation, eps=eps, relative=relative, per_neuron=per_neuron,
-        bias=bias, penalize_bias=penalize_bias, upper=upper, penalty=penalty,
+        X,
+        Y,
+        activation=activation,
+        eps=eps,
+        relative=relative,
+        per_neuron=per_neuron,
+        bias=bias,
+        penalize_bias=penalize_bias,
+        upper=upper,
+        penalty=penalty,
         active_tol=active_tol,
     )
-    result = solve_exact(
-        problem, solver=backend, tol=tol, max_iter=max_iter, verbose=verbose,
-        solver_options=solver_options,
-    )
+    if backend == "admm":
+        result = solve_admm(problem, settings, warm_start=initial, verbose=verbose)
+    else:
+        result = solve_exact(
+            problem,
+            solver=backend,
+            tol=tol,
+            max_iter=max_iter,
+            verbose=verbose,
+            solver_options=solver_options,
+        )
     program = "P3" if penalty is not None else ("P1" if activation == "relu" else "P2")
     W = b = None
     if result.x is not None:
@@ -247,10 +296,35 @@ def trim_layer(
     return LayerResult(W=W, b=b, status=result.status, info=result.info, program=program)
 
 
-def _choose_solver(solver: str, *, penalized: bool) -> str:
+def _choose_solver(solver: str, n: int, d: int, m: int, dtype: np.dtype) -> str:
     if solver != "auto":
         return solver
-    return "clarabel"
+    small = n * m <= AUTO_EXACT_MAX_ENTRIES and d * m <= AUTO_EXACT_MAX_UNKNOWNS
+    return "clarabel" if small and dtype == np.float64 else "admm"
+
+
+def _check_warm_start(warm_start, d_in: int, d_out: int, bias: bool, dtype) -> np.ndarray | None:
+    """Augmented ``(d_in [+1], d_out)`` initial weights from a LayerResult or ``(W, b)``."""
+    if warm_start is None:
+        return None
+    if isinstance(warm_start, LayerResult):
+        W, b = warm_start.W, warm_start.b
+        if W is None:
+            return None
+    else:
+        try:
+            W, b = warm_start
+        except (TypeError, ValueError):
+            raise TypeError("warm_start must be a LayerResult or a pair (W, b)") from None
+    W = np.asarray(W, dtype=dtype)
+    if W.shape != (d_in, d_out):
+        raise ValueError(f"warm_start W has shape {W.shape}; expected ({d_in}, {d_out})")
+    if not bias:
+        return W
+    b = np.zeros(d_out, dtype) if b is None else np.asarray(b, dtype=dtype)
+    if b.shape != (d_out,):
+        raise ValueError(f"warm_start b has shape {b.shape}; expected ({d_out},)")
+    return np.vstack([W, b[None, :]])
 
 
 def _check_eps(eps, d_out: int, per_neuron: bool) -> float | np.ndarray:
@@ -263,8 +337,10 @@ def _check_eps(eps, d_out: int, per_neuron: bool) -> float | np.ndarray:
         )
     eps = np.asarray(eps, dtype=np.float64)
     if eps.shape != (d_out,):
-        raise ValueError(f"eps has shape {eps.shape} but Y has {d_out} columns; "
-                         f"per-neuron eps must have shape ({d_out},)")
+        raise ValueError(
+            f"eps has shape {eps.shape} but Y has {d_out} columns; "
+            f"per-neuron eps must have shape ({d_out},)"
+        )
     if not np.isfinite(eps).all() or (eps < 0).any():
         raise ValueError("eps must be finite and >= 0 in every column")
     return eps

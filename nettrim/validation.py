@@ -27,16 +27,12 @@ def check_matrix(name: str, value, dtype: np.dtype, *, allow_empty: bool = False
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
-    if array.dtype == object or not (
-        np.issubdtype(array.dtype, np.number) or array.dtype == bool
-    ):
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
     if np.iscomplexobj(array):
         raise TypeError(f"{name} must be real, got dtype {array.dtype}")
     if array.ndim != 2:
-        raise ValueError(
-            f"{name} must be 2-D with one row per sample, got shape {array.shape}"
-        )
+        raise ValueError(f"{name} must be 2-D with one row per sample, got shape {array.shape}")
     if not allow_empty and 0 in array.shape:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
     array = np.ascontiguousarray(array, dtype=dtype)
@@ -55,7 +51,8 @@ def check_same_rows(names: Iterable[str], arrays: Iterable[np.ndarray]) -> None:
     rows = [a.shape[0] for a in arrays]
     if len(set(rows)) > 1:
         described = " but ".join(
-            f"{n} has {r} rows (shape {a.shape})" for n, r, a in zip(names, rows, arrays)
+            f"{n} has {r} rows (shape {a.shape})"
+            for n, r, a in zip(names, rows, arrays, strict=True)
         )
         raise ValueError(f"{described}; all must have one row per sample")
 
@@ -68,8 +65,13 @@ def check_choice(name: str, value, choices: Iterable[str]) -> str:
 
 
 def check_scalar(
-    name: str, value, *, low: float | None = None, low_inclusive: bool = True,
-    high: float | None = None, integer: bool = False,
+    name: str,
+    value,
+    *,
+    low: float | None = None,
+    low_inclusive: bool = True,
+    high: float | None = None,
+    integer: bool = False,
 ) -> float:
     """A real (or integer) scalar within bounds, or an error naming ``name``."""
     if isinstance(value, bool) or not np.isscalar(value) or not np.isreal(value):

@@ -95,9 +95,15 @@ def _no_weights(
     """A result that carries no weights (infeasible program or failed backend)."""
     nan = float("nan")
     info = SolveInfo(
-        solver=solver, objective=nan, iterations=iterations,
-        seconds=time.perf_counter() - started, residual=nan, radius=nan, ball_excess=nan,
-        violation=nan, message=message,
+        solver=solver,
+        objective=nan,
+        iterations=iterations,
+        seconds=time.perf_counter() - started,
+        residual=nan,
+        radius=nan,
+        ball_excess=nan,
+        violation=nan,
+        message=message,
     )
     return SolverResult(x=None, status=status, info=info)
 
@@ -142,13 +148,16 @@ def solve_exact(
         raise ValueError(
             f"solver={solver!r} cannot solve the {kind} program (it solves: "
             f"{', '.join(sorted(EXACT_SOLVERS[solver]))}); "
-            + ("pass penalty=lam for the penalized program or choose another solver"
-               if kind == "constrained" else "choose another solver")
+            + (
+                "pass penalty=lam for the penalized program or choose another solver"
+                if kind == "constrained"
+                else "choose another solver"
+            )
         )
     import cvxpy as cp
 
     started = time.perf_counter()
-    n, d, m = problem.shape
+    _, d, m = problem.shape
     X, Y = problem.X.astype(np.float64), problem.Y.astype(np.float64)
     W = cp.Variable((d, m), name="W")
     reductions = _column_reductions(problem)
@@ -173,7 +182,9 @@ def solve_exact(
                 rj = _reduced_radius(float(problem.radius[j]), float(red.outside[0]), col_scale)
                 if rj is None:
                     return _no_weights(
-                        Status.INFEASIBLE, solver, started,
+                        Status.INFEASIBLE,
+                        solver,
+                        started,
                         f"column {j}: the distance of its targets to the range of X "
                         f"({red.outside[0]:.3g}) exceeds its radius ({problem.radius[j]:.3g})",
                     )
@@ -184,7 +195,9 @@ def solve_exact(
             r = _reduced_radius(float(problem.radius), float(np.sqrt(outside_sq)), y_scale)
             if r is None:
                 return _no_weights(
-                    Status.INFEASIBLE, solver, started,
+                    Status.INFEASIBLE,
+                    solver,
+                    started,
                     f"the distance of the targets to the range of X ({np.sqrt(outside_sq):.3g}) "
                     f"exceeds the radius ({float(problem.radius):.3g})",
                 )
@@ -202,9 +215,7 @@ def solve_exact(
     weights = problem.l1_weights.astype(np.float64)
     objective = cp.sum(cp.multiply(weights[:, None], cp.abs(W)))
     if problem.penalized and fits:
-        objective = objective + 0.5 * problem.penalty * cp.sum(
-            [cp.sum_squares(e) for _, e in fits]
-        )
+        objective = objective + 0.5 * problem.penalty * cp.sum([cp.sum_squares(e) for _, e in fits])
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
 
     options = _tolerance_options(solver, tol, max_iter)
@@ -229,8 +240,11 @@ def solve_exact(
     x = x.astype(problem.dtype, copy=False)
     seconds = time.perf_counter() - started
     info = SolveInfo(
-        solver=solver, iterations=iterations, seconds=seconds,
-        message=f"{solver} reports {cvx_problem.status}", **problem.evaluate(x),
+        solver=solver,
+        iterations=iterations,
+        seconds=seconds,
+        message=f"{solver} reports {cvx_problem.status}",
+        **problem.evaluate(x),
     )
     return SolverResult(x=x, status=status, info=info)
 

@@ -48,7 +48,8 @@ def reduce_to_range(X: np.ndarray, Y: np.ndarray) -> RangeReduction:
     n, d = X.shape
     if n == 0:
         return RangeReduction(
-            R=np.zeros((0, d), X.dtype), C=np.zeros((0, Y.shape[1]), X.dtype),
+            R=np.zeros((0, d), X.dtype),
+            C=np.zeros((0, Y.shape[1]), X.dtype),
             outside=np.zeros(Y.shape[1], X.dtype),
         )
     Q, R, perm = scipy.linalg.qr(X, mode="economic", pivoting=True)
@@ -59,3 +60,53 @@ def reduce_to_range(X: np.ndarray, Y: np.ndarray) -> RangeReduction:
     C = Q.T @ Y
     outside = np.linalg.norm(Y - Q @ C, axis=0)
     return RangeReduction(R=R_orig, C=C, outside=outside)
+
+
+class ShiftedGramSolver:
+    """Solves ``(X^T X + r I) W = B`` for any shift ``r > 0`` from one eigendecomposition.
+
+    The eigendecomposition is taken on the smaller side of ``X`` (``n x d``):
+
+    * ``d <= n``: ``X^T X = Q diag(lam) Q^T`` and ``W = Q diag(1/(lam + r)) Q^T B``
+      (two ``d x d x m`` products);
+    * ``n < d`` (Woodbury): ``X X^T = P diag(mu) P^T`` and
+      ``W = (B - X^T P diag(1/(mu + r)) P^T X B) / r``.
+
+    A change of ``r`` costs only a new diagonal, which makes adaptive penalties free.
+    The Gram matrix is formed and factored in float64 whatever the working dtype; the
+    eigenvectors are stored in the working dtype for the products.
+    """
+
+    def __init__(self, X: np.ndarray):
+        self.n, self.d = X.shape
+        self.dtype = X.dtype
+        self.woodbury = self.n < self.d
+        X64 = X.astype(np.float64, copy=False)
+        gram = X64 @ X64.T if self.woodbury else X64.T @ X64
+        evals, evecs = np.linalg.eigh(gram)
+        self.eigenvalues = np.clip(evals, 0.0, None)
+        self.eigenvectors = np.ascontiguousarray(evecs.astype(self.dtype))
+        self._X = X
+
+    @property
+    def lambda_max(self) -> float:
+        """Largest eigenvalue of ``X^T X`` (the squared spectral norm of ``X``)."""
+        return float(self.eigenvalues[-1]) if self.eigenvalues.size else 0.0
+
+    def scaled(self, factor: float) -> ShiftedGramSolver:
+        """The solver for ``X * factor`` without refactoring (eigenvalues times factor**2)."""
+        clone = object.__new__(ShiftedGramSolver)
+        clone.__dict__.update(self.__dict__)
+        clone.eigenvalues = self.eigenvalues * factor**2
+        clone._X = self._X * np.asarray(factor, dtype=self.dtype)
+        return clone
+
+    def solve(self, B: np.ndarray, r: float) -> np.ndarray:
+        """``(X^T X + r I)^{-1} B`` for ``B`` of shape ``(d, m)``."""
+        Q = self.eigenvectors
+        inv = (1.0 / (self.eigenvalues + r)).astype(self.dtype)
+        if not self.woodbury:
+            return Q @ (inv[:, None] * (Q.T @ B))
+        XB = self._X @ B
+        correction = self._X.T @ (Q @ (inv[:, None] * (Q.T @ XB)))
+        return (B - correction) / np.asarray(r, dtype=self.dtype)

@@ -23,6 +23,7 @@ layer-wide ball.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -79,6 +80,31 @@ class NetTrimProblem:
     @property
     def dtype(self) -> np.dtype:
         return self.X.dtype
+
+    @cached_property
+    def target_scale(self) -> tuple[float, np.ndarray, float]:
+        """``(||Y_Omega||_F, per-column ||y_j on Omega_j||, max |Y|)`` (computed once)."""
+        Y_on = self.Y if self.active is None else np.where(self.active, self.Y, 0.0)
+        cols = np.sqrt(np.einsum("ij,ij->j", Y_on, Y_on, dtype=np.float64))
+        return float(np.sqrt(np.sum(cols**2))), cols, float(np.abs(self.Y).max(initial=0.0))
+
+    def is_feasible(self, column_residuals: np.ndarray, violation: float, feas_tol: float) -> bool:
+        """Whether a point with these figures satisfies the constraints to ``feas_tol``.
+
+        Ball: ``residual <= radius * (1 + feas_tol) + feas_tol**2 * ||Y_Omega||`` (per column
+        with per-column balls; the second term gives ``eps = 0`` a tolerance). Off Omega:
+        ``violation <= feas_tol * max|Y|``.
+        """
+        total, cols, y_max = self.target_scale
+        if violation > feas_tol * y_max:
+            return False
+        if self.penalized:
+            return True
+        if self.per_column:
+            allowed = self.radius * (1 + feas_tol) + feas_tol**2 * cols
+            return bool(np.all(column_residuals <= allowed))
+        residual = float(np.sqrt(np.sum(np.square(column_residuals))))
+        return residual <= float(self.radius) * (1 + feas_tol) + feas_tol**2 * total
 
     def upper_bounds(self) -> np.ndarray:
         """``V`` as a full ``(n, m)`` array (zeros when none was given)."""

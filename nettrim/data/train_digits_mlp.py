@@ -45,7 +45,7 @@ def main(out: Path | None = None) -> Path:
     model.fit(X_calib / PIXEL_MAX, y_calib)
     accuracy = model.score(X_test / PIXEL_MAX, y_test)
     arrays = {}
-    for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_)):
+    for i, (W, b) in enumerate(zip(model.coefs_, model.intercepts_, strict=True)):
         arrays[f"W{i}"] = W.astype(np.float64)
         arrays[f"b{i}"] = b.astype(np.float64)
     out = Path(out) if out is not None else Path(__file__).with_name("digits_mlp.npz")

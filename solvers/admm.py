@@ -1,0 +1,458 @@
+"""ADMM for the Net-Trim programs (P1), (P2), (P3): the fast path for large layers.
+
+Splitting (journal Net-Trim, in our conventions): ``Z = X W`` carries the constraint set
+``C`` (ball on Omega, ``<= V`` off it), ``S = W`` carries the weighted L1 norm::
+
+    W <- (X^T X + r I)^{-1} (X^T (Z - U) + r (S - T))          r = rho2 / rho1
+    Z <- Proj_C(alpha X W + (1 - alpha) Z + U)                  (prox of lam/2 ||.-Y||^2 for P3)
+    S <- soft(alpha W + (1 - alpha) S + T, c / rho2)
+    U <- U + alpha X W + (1 - alpha) Z_old - Z ;   T <- T + alpha W + (1 - alpha) S_old - S
+
+with over-relaxation ``alpha``. The data are scaled by one scalar (``X / sigma``,
+``sigma = ||X||_2``; ``Y``, ``V`` and the radius with it) so the program in ``W`` is
+unchanged and ``X^T X`` has spectrum in ``[0, 1]``. One eigendecomposition of ``X^T X`` (or
+of ``X X^T`` when ``n < d``) serves every iteration and makes every change of ``r`` free,
+so both penalties adapt by residual balancing. ``S`` is returned: it is exactly sparse.
+
+Every ``check_every`` iterations the returned point ``S`` itself is measured (ball excess,
+violation off Omega, L1 norm) and the multiplier ``Lam = rho1 U`` is turned into a dual
+certificate (:mod:`.duality`): the solve stops when ``S`` is feasible to ``feas_tol`` and
+the relative duality gap is below ``gap_tol``, or when the primal and dual residuals are
+below ``tol_abs``/``tol_rel`` (Boyd et al. 2011, §3.3). A diverging multiplier that is a
+Farkas ray proves the program infeasible.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from . import kernels
+from .duality import DualCertifier, feasible_multiplier
+from .linalg import ShiftedGramSolver
+from .polish import polish_support
+from .problem import NetTrimProblem
+from .result import SolveInfo, SolverResult, Status
+
+_TINY = 1e-30
+#: The infeasibility test (one extra product) runs at every this many certificate checks.
+FARKAS_EVERY = 5
+
+
+@dataclass(frozen=True)
+class AdmmSettings:
+    """Settings of :func:`solve_admm` (OSQP-style: one object, defaults that work).
+
+    Attributes
+    ----------
+    rho : float
+        Initial penalty of ``Z = X W`` on the scaled data.
+    ratio : float
+        Initial ``r = rho2 / rho1`` (penalty of ``S = W`` relative to ``rho``).
+    alpha : float
+        Over-relaxation in ``(0, 2)``; 1.6 is the usual sweet spot.
+    tol_abs, tol_rel : float
+        Absolute and relative tolerances of the primal/dual residual test.
+    gap_tol : float
+        Stop when the relative duality gap ``(||S||_1 - LB) / ||S||_1`` is below it and
+        ``S`` is feasible to ``feas_tol``.
+    feas_tol : float
+        Feasibility asked of the returned ``S``: ball excess ``<= feas_tol * radius`` (per
+        column for per-column balls) and violation off Omega ``<= feas_tol * max|Y|``.
+    max_iter : int
+        Iteration limit (status ``max_iter`` when reached).
+    check_every : int
+        Iterations between certificate checks (each costs about one iteration).
+    adaptive_rho : bool
+        Rebalance both penalties from the residuals.
+    adapt_every : int
+        Iterations between penalty updates.
+    adapt_factor : float
+        A penalty changes only when the balancing factor exceeds this (or its inverse).
+    polish : bool
+        When ``S`` is still outside the constraints at the end, refit it on its support
+        (see :mod:`.polish`) until it is inside to ``feas_tol``.
+    infeasibility_tol : float
+        Tolerance of the Farkas-ray test that declares the program infeasible.
+    time_limit : float or None
+        Seconds after which the solve stops with status ``max_iter``.
+    """
+
+    rho: float = 1.0
+    ratio: float = 1.0
+    alpha: float = 1.6
+    tol_abs: float = 1e-7
+    tol_rel: float = 1e-5
+    gap_tol: float = 1e-3
+    feas_tol: float = 1e-3
+    max_iter: int = 20000
+    check_every: int = 10
+    adaptive_rho: bool = True
+    adapt_every: int = 20
+    adapt_factor: float = 3.0
+    polish: bool = True
+    infeasibility_tol: float = 1e-7
+    time_limit: float | None = None
+
+    def __post_init__(self) -> None:
+        positive = ("rho", "ratio", "tol_rel", "gap_tol", "feas_tol", "infeasibility_tol")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"AdmmSettings.{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 < self.alpha < 2:
+            raise ValueError(f"AdmmSettings.alpha must be in (0, 2), got {self.alpha!r}")
+        if self.tol_abs < 0:
+            raise ValueError(f"AdmmSettings.tol_abs must be >= 0, got {self.tol_abs!r}")
+        for name in ("max_iter", "check_every", "adapt_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"AdmmSettings.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.adapt_factor < 1:
+            raise ValueError(f"AdmmSettings.adapt_factor must be >= 1, got {self.adapt_factor!r}")
+
+    def updated(self, **changes) -> AdmmSettings:
+        """A copy with some settings changed (unknown names raise ``TypeError``)."""
+        unknown = set(changes) - set(asdict(self))
+        if unknown:
+            raise TypeError(
+                f"unknown ADMM setting(s) {sorted(unknown)}; known: {sorted(asdict(self))}"
+            )
+        return replace(self, **changes)
+
+
+def scale_problem(problem: NetTrimProblem, sigma: float) -> NetTrimProblem:
+    """The same program in ``W`` with ``X``, ``Y``, ``V``, radius divided by ``sigma``."""
+    inv = np.asarray(1.0 / sigma, dtype=problem.dtype)
+    radius = problem.radius / sigma if problem.per_column else float(problem.radius) / sigma
+    return replace(
+        problem,
+        X=problem.X * inv,
+        Y=problem.Y * inv,
+        upper=None if problem.upper is None else problem.upper * inv,
+        radius=radius,
+        penalty=None if problem.penalty is None else problem.penalty * sigma**2,
+    )
+
+
+class _State:
+    """The iterates and work buffers of one solve (all preallocated)."""
+
+    def __init__(self, n: int, d: int, m: int, dtype: np.dtype):
+        self.W = np.zeros((d, m), dtype)
+        self.S = np.zeros((d, m), dtype)
+        self.T = np.zeros((d, m), dtype)
+        self.rhs = np.zeros((d, m), dtype)
+        self.Z = np.zeros((n, m), dtype)
+        self.U = np.zeros((n, m), dtype)
+        self.A = np.zeros((n, m), dtype)  # relaxed point; also the Z - U buffer
+        self.XW = np.zeros((n, m), dtype)
+        self.col_sq = np.zeros(m, np.float64)
+        self.zstats = np.zeros(5, np.float64)
+        self.sstats = np.zeros(5, np.float64)
+
+
+def _ball_scale(problem: NetTrimProblem, col_sq: np.ndarray, rho1: float) -> np.ndarray:
+    """Per-column factor of the projection (or prox) on Omega."""
+    m = col_sq.shape[0]
+    if problem.penalized:
+        return np.full(m, rho1 / (problem.penalty + rho1))
+    if problem.per_column:
+        norms = np.sqrt(col_sq)
+        return np.where(norms > problem.radius, problem.radius / np.maximum(norms, _TINY), 1.0)
+    norm = float(np.sqrt(col_sq.sum()))
+    radius = float(problem.radius)
+    return np.full(m, radius / norm if norm > radius else 1.0)
+
+
+def _feasibility(problem: NetTrimProblem, figures: dict, feas_tol: float) -> bool:
+    return problem.is_feasible(figures["column_residuals"], figures["violation"], feas_tol)
+
+
+class _Meter:
+    """Objective and feasibility of a point ``S`` from one product and one fused pass."""
+
+    def __init__(self, problem: NetTrimProblem, active, upper, has_upper, all_active):
+        n, _, m = problem.shape
+        self.problem = problem
+        self.XS = np.zeros((n, m), problem.dtype)
+        self.col_sq = np.zeros(m, np.float64)
+        self.args = (problem.Y, active, upper, has_upper, all_active, self.col_sq)
+
+    def __call__(self, S: np.ndarray) -> dict:
+        p = self.problem
+        np.matmul(p.X, S, out=self.XS)
+        violation = max(0.0, float(kernels.measure_point(self.XS, *self.args)))
+        col = np.sqrt(self.col_sq)
+        residual = float(np.sqrt(self.col_sq.sum()))
+        l1 = p.l1(S)
+        if p.penalized:
+            objective, radius, excess = l1 + 0.5 * p.penalty * residual**2, np.nan, np.nan
+        elif p.per_column:
+            objective, radius = l1, float(np.max(p.radius, initial=0.0))
+            excess = float(max(0.0, np.max(col - p.radius, initial=0.0)))
+        else:
+            objective, radius = l1, float(p.radius)
+            excess = max(0.0, residual - radius)
+        return {
+            "objective": objective,
+            "residual": residual,
+            "radius": radius,
+            "ball_excess": excess,
+            "violation": violation,
+            "column_residuals": col,
+        }
+
+
+def _farkas_ray(problem: NetTrimProblem, delta: np.ndarray, tol: float) -> bool:
+    """Whether ``delta`` (a change of the multiplier) certifies that ``C`` misses range(X).
+
+    The program is infeasible iff some ``D`` with ``X^T D = 0`` and ``D >= 0`` off Omega has
+    a negative support value ``<D_Omega, Y> + radius ||D_Omega|| + <D_off, V>``.
+    """
+    size = float(np.abs(delta).max(initial=0.0))
+    if size <= _TINY or (problem.penalized and problem.active is None):
+        return False
+    D = delta / size
+    active = problem.active
+    if active is not None:
+        D = np.where(~active & (D < 0), 0.0, D)
+    if float(np.abs(problem.X.T @ D.astype(problem.dtype)).max()) > tol * np.sqrt(D.shape[0]):
+        return False
+    D_on = D if active is None else np.where(active, D, 0.0)
+    support = float(np.vdot(D_on, problem.Y))
+    if active is not None:
+        V = problem.upper_bounds()
+        off = ~active & (D > 0)
+        if np.isposinf(V[off]).any():
+            return False
+        support += float(np.sum(D[off] * V[off]))
+    if not problem.penalized:
+        if problem.per_column:
+            support += float(np.linalg.norm(D_on, axis=0) @ problem.radius)
+        else:
+            support += float(problem.radius) * float(np.linalg.norm(D_on))
+    scale = float(np.abs(problem.Y).max(initial=0.0)) + 1.0
+    return support < -tol * scale * 1e3
+
+
+def solve_admm(
+    problem: NetTrimProblem,
+    settings: AdmmSettings | None = None,
+    *,
+    warm_start: np.ndarray | None = None,
+    verbose: bool = False,
+) -> SolverResult:
+    """Solve (P1), (P2) or (P3) by ADMM (see the module docstring for the iteration).
+
+    Parameters
+    ----------
+    problem : NetTrimProblem
+        The program; ``X`` float32 or float64 sets the working precision.
+    settings : AdmmSettings, optional
+        Penalties, tolerances, limits (defaults when ``None``).
+    warm_start : ndarray of shape (d, m), optional
+        Initial weights (e.g. the solution for a nearby ``eps``).
+    verbose : bool
+        Print one line per certificate check.
+
+    Returns
+    -------
+    SolverResult
+        ``x = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
+        dual bound and gap of the certificate; ``info.extra`` holds the final penalties,
+        the number of penalty updates and the polish figures.
+    """
+    settings = settings or AdmmSettings()
+    compile_started = time.perf_counter()
+    kernels.warm_up(problem.dtype)
+    compile_seconds = time.perf_counter() - compile_started
+    started = time.perf_counter()
+
+    n, d, m = problem.shape
+    dtype = problem.dtype
+    gram = ShiftedGramSolver(problem.X)
+    sigma = float(np.sqrt(gram.lambda_max)) or 1.0
+    sp = scale_problem(problem, sigma)
+    gram = gram.scaled(1.0 / sigma)
+    X, Y = sp.X, sp.Y
+    all_active = sp.active is None
+    active = np.ones((1, 1), np.bool_) if all_active else sp.active
+    has_upper = sp.upper is not None
+    upper = sp.upper if has_upper else np.zeros((1, 1), dtype)
+
+    measure = _Meter(sp, active, upper, has_upper, all_active)
+    certifier = DualCertifier(sp)
+    rho1 = float(settings.rho)
+    rho2 = rho1 * float(settings.ratio)
+    st = _State(n, d, m, dtype)
+    if warm_start is not None:
+        st.W[...] = warm_start
+        st.S[...] = warm_start
+        np.matmul(X, st.W, out=st.XW)
+        st.Z[...] = st.XW
+    # Z <- Proj_C(X W): a feasible-set start (U = 0)
+    kernels.relax_and_measure(st.XW, st.Z, st.U, Y, active, 1.0, all_active, st.A, st.col_sq)
+    kernels.project_and_update(
+        st.A,
+        st.XW,
+        Y,
+        active,
+        upper,
+        has_upper,
+        all_active,
+        _ball_scale(sp, st.col_sq, rho1),
+        st.Z,
+        st.U,
+        st.zstats,
+    )
+    st.U[...] = 0.0
+
+    status = Status.MAX_ITER
+    message = f"reached max_iter={settings.max_iter}"
+    n_updates = 0
+    U_prev = st.U.copy()
+    n_checks = 0
+    polish_info: dict = {}
+    iteration = 0
+    history = []
+    for iteration in range(1, settings.max_iter + 1):
+        r = rho2 / rho1
+        kernels.difference(st.Z, st.U, st.A)
+        np.matmul(X.T, st.A, out=st.rhs)
+        kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
+        st.W[...] = gram.solve(st.rhs, r)
+        np.matmul(X, st.W, out=st.XW)
+        kernels.relax_and_measure(
+            st.XW, st.Z, st.U, Y, active, settings.alpha, all_active, st.A, st.col_sq
+        )
+        kernels.project_and_update(
+            st.A,
+            st.XW,
+            Y,
+            active,
+            upper,
+            has_upper,
+            all_active,
+            _ball_scale(sp, st.col_sq, rho1),
+            st.Z,
+            st.U,
+            st.zstats,
+        )
+        thresholds = sp.l1_weights / rho2
+        kernels.shrink_and_update(st.W, st.S, st.T, thresholds, settings.alpha, st.sstats)
+
+        zs, ss = st.zstats, st.sstats
+        r1, s1 = np.sqrt(zs[0]), rho1 * np.sqrt(zs[1])
+        r2, s2 = np.sqrt(ss[0]), rho2 * np.sqrt(ss[1])
+        eps_pri = settings.tol_abs * np.sqrt(n * m + d * m) + settings.tol_rel * max(
+            np.sqrt(zs[2] + ss[2]), np.sqrt(zs[3] + ss[3])
+        )
+        eps_dual = settings.tol_abs * np.sqrt(d * m) + settings.tol_rel * (
+            rho1 * np.sqrt(zs[4]) + rho2 * np.sqrt(ss[4])
+        )
+        residuals_met = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
+
+        if residuals_met or iteration % settings.check_every == 0:
+            figures = measure(st.S)
+            lower = certifier.bound(st.U, rho1)
+            objective = figures["objective"]
+            gap = objective - lower
+            feasible = _feasibility(sp, figures, settings.feas_tol)
+            rel_gap = gap / max(abs(objective), _TINY)
+            if verbose:
+                print(
+                    f"admm {iteration:6d}  obj {objective:.6e}  lb {lower:.6e}  "
+                    f"gap {rel_gap:.2e}  excess {figures['ball_excess']:.2e}  "
+                    f"viol {figures['violation']:.2e}  rho {rho1:.2e},{rho2:.2e}"
+                )
+            history.append((iteration, objective, lower))
+            if feasible and rel_gap <= settings.gap_tol:
+                status, message = Status.OPTIMAL, "feasible with a certified duality gap"
+                break
+            if residuals_met and feasible:
+                # the gap may lag when the multiplier estimate is poor; converged residuals
+                # with a feasible point are the classical ADMM optimality test
+                status, message = Status.OPTIMAL, "primal and dual residuals converged"
+                break
+            n_checks += 1
+            if n_checks % FARKAS_EVERY == 0:
+                if _farkas_ray(sp, st.U - U_prev, settings.infeasibility_tol):
+                    status, message = Status.INFEASIBLE, "a Farkas ray certifies infeasibility"
+                    break
+                U_prev[...] = st.U
+        if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
+            message = f"reached time_limit={settings.time_limit}s"
+            break
+        if settings.adaptive_rho and iteration % settings.adapt_every == 0:
+            f1 = _balance(r1, max(np.sqrt(zs[2]), np.sqrt(zs[3])), s1, rho1 * np.sqrt(zs[4]))
+            f2 = _balance(r2, max(np.sqrt(ss[2]), np.sqrt(ss[3])), s2, rho2 * np.sqrt(ss[4]))
+            if f1 > settings.adapt_factor or f1 < 1 / settings.adapt_factor:
+                st.U /= f1
+                rho1 *= f1
+                n_updates += 1
+            if f2 > settings.adapt_factor or f2 < 1 / settings.adapt_factor:
+                st.T /= f2
+                rho2 *= f2
+                n_updates += 1
+
+    if status is Status.INFEASIBLE:
+        nan = float("nan")
+        info = SolveInfo(
+            solver="admm",
+            objective=nan,
+            iterations=iteration,
+            seconds=time.perf_counter() - started,
+            residual=nan,
+            radius=nan,
+            ball_excess=nan,
+            violation=nan,
+            compile_seconds=compile_seconds,
+            message=message,
+        )
+        return SolverResult(x=None, status=status, info=info)
+
+    S = st.S
+    figures = measure(S)
+    if settings.polish and not _feasibility(sp, figures, settings.feas_tol):
+        S, polish_info = polish_support(sp, S, feas_tol=settings.feas_tol)
+        figures = measure(S)
+    lower = certifier.bound(st.U, rho1)
+    feasible = _feasibility(sp, figures, settings.feas_tol)
+    if status is Status.OPTIMAL and not feasible:
+        status = Status.INACCURATE
+        message += "; the returned weights are outside the constraints beyond feas_tol"
+
+    # report in the caller's units (the objective of W is unchanged by the scaling)
+    final = problem.evaluate(S)
+    info = SolveInfo(
+        solver="admm",
+        iterations=iteration,
+        seconds=time.perf_counter() - started,
+        dual_bound=lower,
+        gap=final["objective"] - lower,
+        compile_seconds=compile_seconds,
+        message=message,
+        extra={
+            "rho": rho1,
+            "rho2": rho2,
+            "penalty_updates": n_updates,
+            "sigma": sigma,
+            "woodbury": gram.woodbury,
+            "feasible": feasible,
+            "history": history,
+            **polish_info,
+        },
+        **final,
+    )
+    return SolverResult(x=S.copy(), status=status, info=info)
+
+
+def _balance(r: float, r_scale: float, s: float, s_scale: float) -> float:
+    """OSQP's balancing factor ``sqrt((r / r_scale) / (s / s_scale))`` (1 when undefined)."""
+    if r <= _TINY or s <= _TINY or r_scale <= _TINY or s_scale <= _TINY:
+        return 1.0
+    return float(np.sqrt((r / r_scale) / (s / s_scale)))
+
+
+__all__ = ["AdmmSettings", "feasible_multiplier", "scale_problem", "solve_admm"]

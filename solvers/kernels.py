@@ -1,0 +1,199 @@
+"""Fused element-wise kernels of the Net-Trim ADMM (numba, one pass over memory each).
+
+The matrix products stay in BLAS; these kernels do everything else an iteration needs
+over the ``(n, m)`` and ``(d, m)`` arrays, in place, without temporaries, and return the
+norms the stopping rule and the adaptive penalty need. Serial on purpose: they are
+memory-bound, and a serial kernel never starts numba's threading layer (so processes
+may still be forked safely, and results do not depend on a thread count).
+
+A NumPy reference of each kernel lives in ``tests/solvers/test_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, out_A, col_sq):  # pragma: no cover
+    """``A = alpha XW + (1 - alpha) Z + U``; ``col_sq[j] = ||(A - Y)_{Omega_j}||^2``.
+
+    ``A`` is the point the constraint set is projected from; the per-column squared
+    distances to the targets give the ball's scaling (a reduction before the projection).
+    """
+    n, m = XW.shape
+    beta = 1.0 - alpha
+    for j in range(m):
+        col_sq[j] = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = alpha * XW[i, j] + beta * Z[i, j] + U[i, j]
+            out_A[i, j] = a
+            if all_active or active[i, j]:
+                r = a - Y[i, j]
+                col_sq[j] += r * r
+
+
+@njit(cache=True)
+def project_and_update(
+    A, XW, Y, active, upper, has_upper, all_active, ball_scale, Z, U, stats
+):  # pragma: no cover
+    """Project ``A`` onto the constraint set into ``Z``; ``U = A - Z``; measure.
+
+    On Omega: ``Z = Y + ball_scale[j] (A - Y)`` (the ball's projection, scale computed from
+    the reduction of :func:`relax_and_measure`). Off Omega: ``Z = min(A, V)``.
+
+    ``stats`` receives ``[||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2, ||Z||^2, ||U||^2]``.
+    """
+    n, m = A.shape
+    # local accumulators: stores to ``stats`` inside the loop would block vectorization
+    acc_r = acc_dz = acc_xw = acc_z = acc_u = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = A[i, j]
+            if all_active or active[i, j]:
+                y = Y[i, j]
+                z = y + ball_scale[j] * (a - y)
+            else:
+                v = upper[i, j] if has_upper else 0.0
+                z = min(a, v)
+            xw = XW[i, j]
+            dz = z - Z[i, j]
+            r = xw - z
+            u = a - z
+            Z[i, j] = z
+            U[i, j] = u
+            acc_r += r * r
+            acc_dz += dz * dz
+            acc_xw += xw * xw
+            acc_z += z * z
+            acc_u += u * u
+    stats[0] = acc_r
+    stats[1] = acc_dz
+    stats[2] = acc_xw
+    stats[3] = acc_z
+    stats[4] = acc_u
+
+
+@njit(cache=True)
+def shrink_and_update(W, S, T, thresholds, alpha, stats):  # pragma: no cover
+    """``B = alpha W + (1 - alpha) S + T``; ``S = soft(B, thresholds[i])``; ``T = B - S``.
+
+    ``thresholds[i]`` is the row's L1 weight over the penalty (0 leaves a row unshrunk).
+    ``stats`` receives ``[||W - S||^2, ||S - S_old||^2, ||W||^2, ||S||^2, ||T||^2]``.
+    """
+    d, m = W.shape
+    beta = 1.0 - alpha
+    acc_r = acc_ds = acc_w = acc_s = acc_t = 0.0
+    for i in range(d):
+        t = thresholds[i]
+        for j in range(m):
+            w = W[i, j]
+            b = alpha * w + beta * S[i, j] + T[i, j]
+            s = max(b - t, 0.0) + min(b + t, 0.0)
+            ds = s - S[i, j]
+            r = w - s
+            S[i, j] = s
+            T[i, j] = b - s
+            acc_r += r * r
+            acc_ds += ds * ds
+            acc_w += w * w
+            acc_s += s * s
+            acc_t += (b - s) * (b - s)
+    stats[0] = acc_r
+    stats[1] = acc_ds
+    stats[2] = acc_w
+    stats[3] = acc_s
+    stats[4] = acc_t
+
+
+@njit(cache=True)
+def measure_point(XS, Y, active, upper, has_upper, all_active, col_sq):  # pragma: no cover
+    """Feasibility of a point from its product ``XS = X S``, in one pass.
+
+    ``col_sq[j] = ||(XS - Y)_{Omega_j}||^2``; returns the largest ``(XS - V)_+`` off Omega.
+    """
+    n, m = XS.shape
+    for j in range(m):
+        col_sq[j] = 0.0
+    worst = 0.0
+    for i in range(n):
+        for j in range(m):
+            x = XS[i, j]
+            if all_active or active[i, j]:
+                r = x - Y[i, j]
+                col_sq[j] += r * r
+            else:
+                v = upper[i, j] if has_upper else 0.0
+                worst = max(worst, x - v)
+    return worst
+
+
+@njit(cache=True)
+def combine_rhs(P, S, T, r, out):  # pragma: no cover
+    """``out = P + r (S - T)``: the right-hand side of the W-update."""
+    d, m = P.shape
+    for i in range(d):
+        for j in range(m):
+            out[i, j] = P[i, j] + r * (S[i, j] - T[i, j])
+
+
+@njit(cache=True)
+def difference(A, B, out):  # pragma: no cover
+    """``out = A - B``."""
+    n, m = A.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = A[i, j] - B[i, j]
+
+
+@njit(cache=True)
+def clip_multiplier(U, rho, active, upper, has_upper, all_active, out):  # pragma: no cover
+    """``out = rho U``, then off Omega clipped at 0 (and 0 where ``V = +inf``)."""
+    n, m = U.shape
+    for i in range(n):
+        for j in range(m):
+            lam = rho * U[i, j]
+            off_omega = not (all_active or active[i, j])
+            if off_omega and (lam < 0.0 or (has_upper and upper[i, j] == np.inf)):
+                lam = 0.0
+            out[i, j] = lam
+
+
+@njit(cache=True)
+def dual_terms(L, Y, active, upper, has_upper, all_active, col_sq):  # pragma: no cover
+    """Returns ``(<L_Omega, Y_Omega>, <L_off, V_off>)``; ``col_sq[j] = ||L_{Omega_j}||^2``."""
+    n, m = L.shape
+    for j in range(m):
+        col_sq[j] = 0.0
+    on = off = 0.0
+    for i in range(n):
+        for j in range(m):
+            lam = L[i, j]
+            if all_active or active[i, j]:
+                on += lam * Y[i, j]
+                col_sq[j] += lam * lam
+            elif has_upper and lam != 0.0:
+                off += lam * upper[i, j]
+    return on, off
+
+
+def warm_up(dtype=np.float64) -> None:
+    """Compile (or load from the cache) every kernel for ``dtype`` on tiny arrays."""
+    n, d, m = 3, 2, 2
+    XW, Z, U, Y = (np.zeros((n, m), dtype) for _ in range(4))
+    A = np.zeros((n, m), dtype)
+    active = np.ones((n, m), np.bool_)
+    upper = np.zeros((n, m), dtype)
+    col = np.zeros(m, np.float64)
+    stats = np.zeros(5, np.float64)
+    relax_and_measure(XW, Z, U, Y, active, 1.5, False, A, col)
+    project_and_update(A, XW, Y, active, upper, True, False, np.ones(m), Z, U, stats)
+    W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
+    shrink_and_update(W, S, T, np.ones(d), 1.5, stats)
+    measure_point(XW, Y, active, upper, True, False, col)
+    clip_multiplier(Z, 1.0, active, upper, True, False, A)
+    dual_terms(A, Y, active, upper, True, False, col)
+    combine_rhs(W, S, T, 1.0, W.copy())
+    difference(Z, U, A)

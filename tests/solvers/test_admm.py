@@ -1,0 +1,199 @@
+"""The ADMM against the exact solver, its certificate, and its guarantees."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+
+from nettrim.layer import build_problem
+from nettrim.solvers import AdmmSettings, Status, dual_bound, solve_admm, solve_exact
+
+# ADMM stops at a certified relative gap of 1e-3 by default; tests ask for 1e-5 so the
+# objective can be compared with Clarabel's (itself accurate to ~1e-8) at 1e-4.
+TIGHT = AdmmSettings(gap_tol=1e-5, feas_tol=1e-5, max_iter=50000)
+
+
+def make_layer(seed, n, d_in, d_out, *, density=0.3, relu=True, bias=True):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d_in))
+    W = rng.standard_normal((d_in, d_out)) * (rng.random((d_in, d_out)) < density)
+    b = 0.3 * rng.standard_normal(d_out) if bias else np.zeros(d_out)
+    Z = X @ W + b
+    return X, (np.maximum(Z, 0) if relu else Z)
+
+
+def problem(X, Y, **kw):
+    options = dict(
+        activation="relu",
+        eps=0.1,
+        relative=True,
+        per_neuron=False,
+        bias=True,
+        penalize_bias=True,
+        upper=None,
+        penalty=None,
+        active_tol=0.0,
+    )
+    options.update(kw)
+    return build_problem(X, Y, **options)
+
+
+CASES = {
+    "relu n>d layer-wide": dict(shape=(80, 10, 4), kw={}),
+    "relu n<d layer-wide": dict(shape=(14, 20, 3), kw={}),
+    "relu per-neuron": dict(shape=(60, 8, 5), kw=dict(per_neuron=True)),
+    "relu no bias": dict(shape=(60, 8, 4), kw=dict(bias=False), bias=False),
+    "relu unpenalized bias": dict(shape=(60, 8, 4), kw=dict(penalize_bias=False)),
+    "relu upper": dict(shape=(60, 8, 4), kw=dict(upper="random")),
+    "linear": dict(shape=(50, 12, 4), kw=dict(activation="linear"), relu=False),
+    "linear n<d per-neuron": dict(
+        shape=(10, 16, 3), kw=dict(activation="linear", per_neuron=True), relu=False
+    ),
+    "relu penalized": dict(shape=(60, 8, 4), kw=dict(penalty=5.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_admm_matches_clarabel(name):
+    case = CASES[name]
+    n, d_in, d_out = case["shape"]
+    X, Y = make_layer(
+        zlib.crc32(name.encode()) % 1000,
+        n,
+        d_in,
+        d_out,
+        relu=case.get("relu", True),
+        bias=case.get("bias", True),
+    )
+    kw = dict(case["kw"])
+    if kw.get("upper") == "random":
+        kw["upper"] = np.abs(np.random.default_rng(1).standard_normal(Y.shape)) * 0.2
+    p = problem(X, Y, **kw)
+    exact = solve_exact(p, solver="clarabel")
+    fast = solve_admm(p, TIGHT)
+    assert exact.status == "optimal"
+    assert fast.status == "optimal", fast.info.message
+    # objectives agree (both solvers accurate well below this)
+    assert fast.info.objective == pytest.approx(exact.info.objective, rel=2e-4)
+    # the certificate is a true lower bound: never above the exact optimum (beyond rounding)
+    assert fast.info.dual_bound <= exact.info.objective * (1 + 1e-7) + 1e-9
+    # and the gap bounds the distance of the objective to the optimum
+    assert fast.info.objective - exact.info.objective <= fast.info.gap + 1e-6
+    # returned weights are feasible to the tolerance asked
+    y_max = np.abs(p.Y).max()
+    assert fast.info.violation <= 1e-5 * y_max + 1e-9
+    if not p.penalized:
+        radius = p.radius if p.per_column else float(p.radius)
+        assert (
+            np.all(p.column_residuals(fast.x) <= np.asarray(radius) * (1 + 1e-5) + 1e-9)
+            if p.per_column
+            else fast.info.residual <= radius * (1 + 1e-5)
+        )
+
+
+def test_default_settings_give_a_certified_gap():
+    X, Y = make_layer(3, 200, 20, 12)
+    p = problem(X, Y)
+    result = solve_admm(p)
+    assert result.status == "optimal"
+    assert result.info.gap >= -1e-9 * result.info.objective
+    assert result.info.gap <= 1e-3 * result.info.objective * 1.0001
+    assert result.info.ball_excess <= 1e-3 * result.info.radius
+
+
+def test_dual_bound_never_exceeds_optimum_from_any_multiplier():
+    X, Y = make_layer(5, 50, 8, 4)
+    p = problem(X, Y, upper=np.full(Y.shape, 0.1))
+    exact = solve_exact(p, solver="clarabel")
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        Lam = rng.standard_normal(Y.shape) * rng.uniform(0.01, 10)
+        assert dual_bound(p, Lam) <= exact.info.objective * (1 + 1e-8)
+
+
+def test_exactly_sparse_and_bit_identical():
+    X, Y = make_layer(7, 150, 16, 8)
+    p = problem(X, Y)
+    first = solve_admm(p)
+    second = solve_admm(p)
+    assert np.array_equal(first.x, second.x)
+    assert np.count_nonzero(first.x == 0) > 0
+
+
+def test_eps_zero_recovers_planted_weights():
+    rng = np.random.default_rng(11)
+    N, s = 40, 3
+    w = np.zeros((N, 1))
+    w[rng.choice(N, s, replace=False), 0] = rng.standard_normal(s)
+    P = int(np.ceil((11 * s + 7) * 1.5 * np.log(N)))
+    X = rng.standard_normal((P, N))
+    Y = np.maximum(X @ w, 0)
+    p = problem(X, Y, eps=0.0, bias=False)
+    result = solve_admm(p, AdmmSettings(gap_tol=1e-6, feas_tol=1e-6, max_iter=50000))
+    assert result.status == "optimal"
+    np.testing.assert_allclose(result.x, w, atol=1e-3 * np.abs(w).max())
+
+
+def test_infeasible_program_is_reported():
+    X, Y = make_layer(2, 60, 6, 3)
+    # pre-activations must be <= -5 where Y == 0, yet near Y on Omega with a tiny budget
+    p = problem(X, Y, eps=1e-3, upper=np.full(Y.shape, -5.0))
+    assert solve_exact(p, solver="clarabel").status == "infeasible"
+    result = solve_admm(p, AdmmSettings(max_iter=20000))
+    assert result.status == "infeasible"
+    assert result.x is None
+
+
+def test_linear_infeasible_when_target_outside_range():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((30, 3))
+    Y = rng.standard_normal((30, 2))  # far from the 3-dimensional range of X
+    p = problem(X, Y, activation="linear", eps=0.0, bias=False)
+    result = solve_admm(p, AdmmSettings(max_iter=20000))
+    assert result.status == "infeasible"
+
+
+def test_float32_path():
+    X, Y = make_layer(8, 300, 24, 16)
+    p64 = problem(X, Y)
+    p32 = problem(X.astype(np.float32), Y.astype(np.float32))
+    r64 = solve_admm(p64)
+    r32 = solve_admm(p32)
+    assert r32.x.dtype == np.float32
+    assert r32.status == "optimal"
+    assert r32.info.objective == pytest.approx(r64.info.objective, rel=5e-3)
+
+
+def test_warm_start_from_the_solution_stops_quickly():
+    X, Y = make_layer(9, 200, 20, 10)
+    p = problem(X, Y)
+    cold = solve_admm(p)
+    warm = solve_admm(p, warm_start=cold.x)
+    assert warm.status == "optimal"
+    assert warm.info.iterations < cold.info.iterations
+
+
+def test_max_iter_status():
+    X, Y = make_layer(10, 200, 20, 10)
+    result = solve_admm(problem(X, Y), AdmmSettings(max_iter=3, polish=False))
+    assert result.status == "max_iter"
+    assert result.x is not None
+
+
+@pytest.mark.parametrize(
+    "field, value", [("alpha", 2.0), ("rho", 0.0), ("max_iter", 0), ("gap_tol", -1.0)]
+)
+def test_bad_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        AdmmSettings(**{field: value})
+
+
+def test_unknown_setting_names_the_field():
+    with pytest.raises(TypeError, match="rhoo"):
+        AdmmSettings().updated(rhoo=1.0)
+
+
+def test_status_is_str_enum():
+    assert Status.OPTIMAL == "optimal"
