@@ -28,9 +28,7 @@ class DenseLayer:
                 f"b must have shape ({W.shape[1]},)"
             )
         if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {ACTIVATIONS}, got {self.activation!r}"
-            )
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,13 +67,17 @@ class Network:
 
     @classmethod
     def from_arrays(
-        cls, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray | None],
+        cls,
+        weights: Sequence[np.ndarray],
+        biases: Sequence[np.ndarray | None],
         activations: Sequence[str] | None = None,
     ) -> Network:
         """Build from lists; the default activations are ReLU except a linear last layer."""
         if activations is None:
             activations = ["relu"] * (len(weights) - 1) + ["linear"]
-        return cls(tuple(DenseLayer(W, b, a) for W, b, a in zip(weights, biases, activations)))
+        return cls(
+            tuple(DenseLayer(W, b, a) for W, b, a in zip(weights, biases, activations, strict=True))
+        )
 
     def __len__(self) -> int:
         return len(self.layers)
