@@ -34,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--solver",
         default="auto",
-        choices=("auto", "clarabel", "scs"),
+        choices=("auto", "admm", "clarabel", "scs"),
         help="layer solver (default auto)",
     )
     demo.add_argument(
@@ -55,7 +55,7 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"nettrim demo: --eps must be >= 0, got {args.eps}", file=sys.stderr)
         return EXIT_USAGE
     n_calib = args.n_calib
-    if n_calib is None and args.solver in ("auto", "clarabel", "scs"):
+    if n_calib is None and args.solver in ("clarabel", "scs"):
         n_calib = DEMO_EXACT_SUBSAMPLE
         print(
             f"nettrim demo: using {n_calib} calibration rows (exact path; --n-calib to change)",
