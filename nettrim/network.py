@@ -74,7 +74,12 @@ class Network:
     ) -> Network:
         """Build from lists; the default activations are ReLU except a linear last layer."""
         if activations is None:
-            activations = ["relu"] * (len(weights) - 1) + ["linear"]
+            activations = ["relu"] * (len(weights) - 1) + ["linear"] if len(weights) else []
+        if not len(weights) == len(biases) == len(activations):
+            raise ValueError(
+                f"got {len(weights)} weights, {len(biases)} biases and {len(activations)} "
+                "activations; pass one of each per layer (None for a layer without bias)"
+            )
         return cls(
             tuple(DenseLayer(W, b, a) for W, b, a in zip(weights, biases, activations, strict=True))
         )
@@ -112,4 +117,11 @@ class Network:
         return np.argmax(self.forward(X), axis=1)
 
     def accuracy(self, X: np.ndarray, labels: np.ndarray) -> float:
-        return float(np.mean(self.predict(X) == labels))
+        predicted = self.predict(X)
+        labels = np.asarray(labels)
+        if labels.shape != predicted.shape:  # (n, 1) labels would broadcast to (n, n)
+            raise ValueError(
+                f"labels has shape {labels.shape} but X has {len(predicted)} rows; "
+                f"pass one label per sample, shape ({len(predicted)},)"
+            )
+        return float(np.mean(predicted == labels))

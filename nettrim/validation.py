@@ -16,9 +16,18 @@ def as_float_dtype(*arrays: np.ndarray, dtype=None) -> np.dtype:
         if dtype.type not in FLOAT_DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         return dtype
-    if arrays and all(np.asarray(a).dtype == np.float32 for a in arrays):
+    if arrays and all(_dtype_of(a) == np.float32 for a in arrays):
         return np.dtype(np.float32)
     return np.dtype(np.float64)
+
+
+def _dtype_of(value) -> np.dtype | None:
+    """The dtype ``value`` would have as an array; ``None`` for what is no array at all
+    (a ragged list): :func:`check_matrix` then rejects it with the argument's name."""
+    try:
+        return np.asarray(value).dtype
+    except (TypeError, ValueError):
+        return None
 
 
 def check_matrix(name: str, value, dtype: np.dtype, *, allow_empty: bool = False) -> np.ndarray:

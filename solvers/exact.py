@@ -54,8 +54,8 @@ def _tolerance_options(solver: str, tol: float | None, max_iter: int | None) -> 
             options.update(eps_abs=tol, eps_rel=tol)
     if max_iter is not None:
         options["max_iters" if solver == "scs" else "max_iter"] = max_iter
-    if solver == "osqp":
-        options.setdefault("polish", True)
+    # OSQP: cvxpy already turns polishing on, under the name the installed version knows
+    # ("polish" before 1.0, "polishing" since; passing "polish" to 1.x is deprecated).
     return options
 
 
