@@ -1,8 +1,10 @@
 """nettrim — post-training pruning of neural networks by convex and L0 layer-wise programs."""
 
 from .datasets import BundledModel, load_digits_mlp
+from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network
+from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .solvers import SolveInfo, Status
 
 __version__ = "0.1.0"
@@ -11,10 +13,17 @@ __all__ = [
     "BundledModel",
     "DenseLayer",
     "LayerResult",
+    "LayerSolveError",
+    "NetTrimResult",
     "Network",
     "SolveInfo",
     "Status",
+    "VerificationReport",
     "__version__",
+    "link_normalize",
     "load_digits_mlp",
+    "net_trim",
+    "theorem3_samples",
     "trim_layer",
+    "verify",
 ]

@@ -38,6 +38,17 @@ class DenseLayer:
     def nnz(self) -> int:
         return int(np.count_nonzero(self.W))
 
+    @property
+    def augmented_weights(self) -> np.ndarray:
+        """``W~ = [W; b]`` of shape ``(d_in + 1, d_out)``, or ``W`` for a layer without bias."""
+        if self.b is None:
+            return np.asarray(self.W)
+        return np.vstack([self.W, np.asarray(self.b)[None, :]])
+
+    def with_weights(self, W: np.ndarray, b: np.ndarray | None) -> DenseLayer:
+        """The same layer (same activation) with new weights and bias."""
+        return DenseLayer(W, b, self.activation)
+
     def preactivation(self, X: np.ndarray) -> np.ndarray:
         Z = X @ self.W
         if self.b is not None:
@@ -87,8 +98,29 @@ class Network:
     def __len__(self) -> int:
         return len(self.layers)
 
-    def __getitem__(self, index: int) -> DenseLayer:
+    def __getitem__(self, index: int | slice) -> DenseLayer | Network:
+        """A layer, or for a slice the sub-network of those layers."""
+        if isinstance(index, slice):
+            return Network(self.layers[index])
         return self.layers[index]
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        """Every layer's activation, ``"relu"`` or ``"linear"``."""
+        return tuple(layer.activation for layer in self.layers)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """``(d_0, d_1, ..., d_L)``: the input width, then every layer's output width."""
+        if not self.layers:
+            return ()
+        return (self.layers[0].W.shape[0], *(layer.W.shape[1] for layer in self.layers))
+
+    def with_layer(self, index: int, layer: DenseLayer) -> Network:
+        """A copy with layer ``index`` replaced (shapes are checked again)."""
+        layers = list(self.layers)
+        layers[index] = layer
+        return Network(tuple(layers))
 
     @property
     def nnz(self) -> int:

@@ -1,0 +1,140 @@
+"""verify(): the realized values against Proposition 1, Theorems 1-2 and the general bounds."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from nettrim import load_digits_mlp
+from nettrim.guarantees import link_normalize, link_norms, theorem3_samples, verify
+from nettrim.network import Network
+from nettrim.schemes import net_trim
+
+DIMS = (10, 16, 12, 4)
+N_SAMPLES = 80
+SOLVER = "clarabel"
+
+
+def random_network(seed: int, dims=DIMS) -> tuple[Network, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in itertools.pairwise(dims)]
+    biases = [0.1 * rng.standard_normal(b) for b in dims[1:]]
+    return Network.from_arrays(weights, biases), rng.standard_normal((N_SAMPLES, dims[0]))
+
+
+def independent_parallel_bound(original, pruned, X) -> float:
+    """The any-network parallel bound, recomputed here from its definition."""
+    Y = original.record(X)
+    bound = 0.0
+    for l, layer in enumerate(pruned.layers):
+        e_l = np.linalg.norm(layer(Y[l]) - Y[l + 1])  # layer discrepancy <= e_l; use it
+        bound = e_l + np.linalg.norm(layer.W, 2) * bound
+    return bound
+
+
+def check_named(report, prefix):
+    matches = [c for c in report.checks if c.name.startswith(prefix)]
+    assert matches, f"no check named {prefix!r}"
+    return matches
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_bounds_hold_on_random_networks(seed, scheme):
+    net, X = random_network(seed)
+    result = net_trim(net, X, scheme=scheme, eps=0.15, solver=SOLVER, n_jobs=1)
+    report = verify(net, result, X)
+    assert report.ok, str(report)
+    D = np.linalg.norm(result.network(X) - net(X))
+    assert report.network_discrepancy[-1] == pytest.approx(D)
+    assert not report.link_normalized
+    # every realized-value check applies and holds
+    for check in report.checks:
+        if check.assumption == "none" or check.assumption.startswith("none"):
+            assert check.holds, check.line()
+    if scheme == "parallel":
+        (general,) = check_named(report, "parallel bound, any network")
+        # the bound chained with the realized e_l is at least the one with the layer's own
+        # discrepancies (e_l >= layer discrepancy), which still bounds D_L
+        assert general.bound >= independent_parallel_bound(net, result.network, X) * (1 - 1e-9)
+        assert independent_parallel_bound(net, result.network, X) * (1 + 1e-9) >= D
+        (thm1,) = check_named(report, "Theorem 1: ")
+        assert not thm1.applicable and "not applicable" in thm1.line()
+    else:
+        (thm2,) = check_named(report, "Theorem 2: ")
+        assert not thm2.applicable
+    # Proposition 1 against the nominal budget: the exact solver is feasible
+    for check in check_named(report, "Proposition 1 (nominal"):
+        assert check.applicable and check.holds, check.line()
+
+
+def test_verify_from_plain_network_matches_result():
+    net, X = random_network(3)
+    for scheme in ("parallel", "cascade"):
+        result = net_trim(net, X, scheme=scheme, eps=0.1, solver=SOLVER, n_jobs=1)
+        from_result = verify(net, result, X)
+        from_network = verify(net, result.network, X, scheme=scheme, eps=0.1)
+        for a, b in zip(from_result.checks, from_network.checks, strict=True):
+            assert a.name == b.name
+            assert a.bound == pytest.approx(b.bound, rel=1e-12)
+
+
+def test_link_normalization_preserves_predictions():
+    model = load_digits_mlp()
+    normalized = link_normalize(model.network)
+    np.testing.assert_allclose(link_norms(normalized.network), 1.0, rtol=1e-12)
+    X = model.X_test
+    np.testing.assert_array_equal(normalized.network.predict(X), model.network.predict(X))
+    # positive homogeneity: the logits scale by the product of the layer scales
+    np.testing.assert_allclose(
+        normalized.network(X) / normalized.output_scale, model.network(X), rtol=1e-9, atol=1e-9
+    )
+    assert normalized.output_scale == pytest.approx(1 / np.prod(normalized.scales))
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_theorems_hold_on_link_normalized_networks(scheme):
+    for seed in (0, 1):
+        net, X = random_network(seed)
+        normalized = link_normalize(net).network
+        result = net_trim(normalized, X, scheme=scheme, eps=0.1, solver=SOLVER, n_jobs=1)
+        report = verify(normalized, result, X)
+        assert report.link_normalized
+        name = "Theorem 1: " if scheme == "parallel" else "Theorem 2: "
+        (theorem,) = check_named(report, name)
+        assert theorem.applicable and theorem.holds, theorem.line()
+        assert report.ok, str(report)
+
+
+def test_bounds_hold_on_bundled_network_subsample():
+    model = load_digits_mlp()
+    X = model.X_calib[:120]
+    for scheme in ("parallel", "cascade"):
+        result = net_trim(model.network, X, scheme=scheme, eps=0.05, n_jobs=1)
+        report = verify(model.network, result, X)
+        for check in report.checks:
+            if check.assumption.startswith("none"):
+                assert check.holds, check.line()
+        assert report.ok, str(report)
+        text = str(report)
+        assert "link-normalized: no" in text and "Theorem 3" in text
+
+
+def test_theorem3_samples():
+    assert theorem3_samples(5, 100, mu=2.0) == pytest.approx(62 * 2 * np.log(100))
+    assert theorem3_samples(0, 2) == pytest.approx(7 * 2 * np.log(2))
+    with pytest.raises(ValueError, match="mu must be > 1"):
+        theorem3_samples(3, 10, mu=1.0)
+    with pytest.raises(ValueError, match="N must be >= 2"):
+        theorem3_samples(3, 1)
+
+
+def test_verify_rejects_mismatched_networks():
+    net, X = random_network(0)
+    other, _ = random_network(0, dims=(10, 16, 4))
+    with pytest.raises(ValueError, match="must match"):
+        verify(net, other, X)
+    with pytest.raises(ValueError, match="X has 3 columns"):
+        verify(net, net, X[:, :3])
+    report = verify(net, net, X)  # unpruned: zero discrepancy, every bound holds
+    assert report.ok and report.network_discrepancy[-1] == 0.0
