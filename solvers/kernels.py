@@ -16,64 +16,75 @@ from numba import njit
 
 
 @njit(cache=True)
-def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, out_A, col_sq):  # pragma: no cover
-    """``A = alpha XW + (1 - alpha) Z + U``; ``col_sq[j] = ||(A - Y)_{Omega_j}||^2``.
+def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, col_sq):  # pragma: no cover
+    """``col_sq[j] = ||(A - Y)_{Omega_j}||^2`` with ``A = alpha XW + (1 - alpha) Z + U``.
 
     ``A`` is the point the constraint set is projected from; the per-column squared
     distances to the targets give the ball's scaling (a reduction before the projection).
+    ``A`` itself is not stored: :func:`project_and_update` recomputes it, which costs less
+    memory traffic than writing and re-reading it.
     """
     n, m = XW.shape
     beta = 1.0 - alpha
     for j in range(m):
         col_sq[j] = 0.0
+    if all_active:
+        for i in range(n):
+            for j in range(m):
+                r = alpha * XW[i, j] + beta * Z[i, j] + U[i, j] - Y[i, j]
+                col_sq[j] += r * r
+        return
     for i in range(n):
         for j in range(m):
-            a = alpha * XW[i, j] + beta * Z[i, j] + U[i, j]
-            out_A[i, j] = a
-            if all_active or active[i, j]:
-                r = a - Y[i, j]
-                col_sq[j] += r * r
+            r = alpha * XW[i, j] + beta * Z[i, j] + U[i, j] - Y[i, j]
+            # branch-free mask: Omega is data-dependent and would defeat branch prediction
+            col_sq[j] += active[i, j] * (r * r)
 
 
 @njit(cache=True)
 def project_and_update(
-    A, XW, Y, active, upper, has_upper, all_active, ball_scale, Z, U, stats
+    XW, Y, active, upper, has_upper, all_active, alpha, ball_scale, Z, U, D, stats
 ):  # pragma: no cover
-    """Project ``A`` onto the constraint set into ``Z``; ``U = A - Z``; measure.
+    """Project ``A = alpha XW + (1 - alpha) Z + U`` onto the constraint set; update; measure.
 
-    On Omega: ``Z = Y + ball_scale[j] (A - Y)`` (the ball's projection, scale computed from
-    the reduction of :func:`relax_and_measure`). Off Omega: ``Z = min(A, V)``.
+    On Omega: ``Z = Y + ball_scale[j] (A - Y)`` (the ball's projection, its scale computed
+    from the reduction of :func:`relax_and_measure`). Off Omega: ``Z = min(A, V)``. Then
+    ``U = A - Z`` and ``D = Z - U`` (the next W-update's right-hand side, saving a pass).
 
     ``stats`` receives ``[||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2, ||Z||^2, ||U||^2]``.
     """
-    n, m = A.shape
-    # local accumulators: stores to ``stats`` inside the loop would block vectorization
-    acc_r = acc_dz = acc_xw = acc_z = acc_u = 0.0
+    n, m = XW.shape
+    beta = 1.0 - alpha
+    # per-column accumulators: a scalar float reduction would keep the loop from being
+    # vectorized (without reassociation), and these also keep the sums in a fixed order
+    acc = np.zeros((5, m))
     for i in range(n):
         for j in range(m):
-            a = A[i, j]
-            if all_active or active[i, j]:
-                y = Y[i, j]
-                z = y + ball_scale[j] * (a - y)
+            xw = XW[i, j]
+            z_old = Z[i, j]
+            a = alpha * xw + beta * z_old + U[i, j]
+            y = Y[i, j]
+            z_on = y + ball_scale[j] * (a - y)
+            if all_active:
+                z = z_on
             else:
                 v = upper[i, j] if has_upper else 0.0
-                z = min(a, v)
-            xw = XW[i, j]
-            dz = z - Z[i, j]
+                z_off = min(a, v)
+                on = active[i, j]
+                z = on * z_on + (1 - on) * z_off  # branch-free select; both are finite
+            dz = z - z_old
             r = xw - z
             u = a - z
             Z[i, j] = z
             U[i, j] = u
-            acc_r += r * r
-            acc_dz += dz * dz
-            acc_xw += xw * xw
-            acc_z += z * z
-            acc_u += u * u
-    stats[0] = acc_r
-    stats[1] = acc_dz
-    stats[2] = acc_xw
-    stats[3] = acc_z
-    stats[4] = acc_u
+            D[i, j] = z - u
+            acc[0, j] += r * r
+            acc[1, j] += dz * dz
+            acc[2, j] += xw * xw
+            acc[3, j] += z * z
+            acc[4, j] += u * u
+    for k in range(5):
+        stats[k] = acc[k].sum()
 
 
 @njit(cache=True)
@@ -85,7 +96,7 @@ def shrink_and_update(W, S, T, thresholds, alpha, stats):  # pragma: no cover
     """
     d, m = W.shape
     beta = 1.0 - alpha
-    acc_r = acc_ds = acc_w = acc_s = acc_t = 0.0
+    acc = np.zeros((5, m))  # per column, as in project_and_update
     for i in range(d):
         t = thresholds[i]
         for j in range(m):
@@ -96,16 +107,13 @@ def shrink_and_update(W, S, T, thresholds, alpha, stats):  # pragma: no cover
             r = w - s
             S[i, j] = s
             T[i, j] = b - s
-            acc_r += r * r
-            acc_ds += ds * ds
-            acc_w += w * w
-            acc_s += s * s
-            acc_t += (b - s) * (b - s)
-    stats[0] = acc_r
-    stats[1] = acc_ds
-    stats[2] = acc_w
-    stats[3] = acc_s
-    stats[4] = acc_t
+            acc[0, j] += r * r
+            acc[1, j] += ds * ds
+            acc[2, j] += w * w
+            acc[3, j] += s * s
+            acc[4, j] += (b - s) * (b - s)
+    for k in range(5):
+        stats[k] = acc[k].sum()
 
 
 @njit(cache=True)
@@ -121,12 +129,15 @@ def measure_point(XS, Y, active, upper, has_upper, all_active, col_sq):  # pragm
     for i in range(n):
         for j in range(m):
             x = XS[i, j]
-            if all_active or active[i, j]:
-                r = x - Y[i, j]
+            r = x - Y[i, j]
+            if all_active:
                 col_sq[j] += r * r
             else:
+                on = active[i, j]
+                col_sq[j] += on * (r * r)
                 v = upper[i, j] if has_upper else 0.0
-                worst = max(worst, x - v)
+                if not on:
+                    worst = max(worst, x - v)
     return worst
 
 
@@ -188,8 +199,8 @@ def warm_up(dtype=np.float64) -> None:
     upper = np.zeros((n, m), dtype)
     col = np.zeros(m, np.float64)
     stats = np.zeros(5, np.float64)
-    relax_and_measure(XW, Z, U, Y, active, 1.5, False, A, col)
-    project_and_update(A, XW, Y, active, upper, True, False, np.ones(m), Z, U, stats)
+    relax_and_measure(XW, Z, U, Y, active, 1.5, False, col)
+    project_and_update(XW, Y, active, upper, True, False, 1.5, np.ones(m), Z, U, A, stats)
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
     shrink_and_update(W, S, T, np.ones(d), 1.5, stats)
     measure_point(XW, Y, active, upper, True, False, col)

@@ -101,12 +101,29 @@ class ShiftedGramSolver:
         clone._X = self._X * np.asarray(factor, dtype=self.dtype)
         return clone
 
-    def solve(self, B: np.ndarray, r: float) -> np.ndarray:
-        """``(X^T X + r I)^{-1} B`` for ``B`` of shape ``(d, m)``."""
+    def solve(
+        self,
+        B: np.ndarray,
+        r: float,
+        *,
+        out: np.ndarray | None = None,
+        work: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``(X^T X + r I)^{-1} B`` for ``B`` of shape ``(d, m)``.
+
+        ``out`` (may not alias ``B``) and ``work`` (``(d, m)``, used when ``d <= n``)
+        are optional preallocated buffers.
+        """
         Q = self.eigenvectors
-        inv = (1.0 / (self.eigenvalues + r)).astype(self.dtype)
+        inv = (1.0 / (self.eigenvalues + r)).astype(self.dtype)[:, None]
         if not self.woodbury:
-            return Q @ (inv[:, None] * (Q.T @ B))
+            work = np.matmul(Q.T, B, out=work)
+            work *= inv
+            return np.matmul(Q, work, out=out)
         XB = self._X @ B
-        correction = self._X.T @ (Q @ (inv[:, None] * (Q.T @ XB)))
-        return (B - correction) / np.asarray(r, dtype=self.dtype)
+        small = Q.T @ XB
+        small *= inv
+        correction = self._X.T @ (Q @ small)
+        result = np.subtract(B, correction, out=out)
+        result /= np.asarray(r, dtype=self.dtype)
+        return result

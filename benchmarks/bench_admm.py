@@ -1,0 +1,433 @@
+"""The ADMM fast path against Clarabel and against the GEMM floor (issue: the fast path).
+
+Sections (all ratios measured side by side in one run, same BLAS threads):
+
+* ``digits``: the bundled 64-128-128-10 network's hidden layers (layer-wide and per-neuron
+  eps = 0.05): ADMM vs Clarabel on the straightforward cvxpy formulation of (P1) as
+  DESIGN §3 writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
+  eps, violation over max|Y|, speed-up.
+* ``floor``: a 1024 x 1024 layer with 8192 samples, float64 and float32: seconds per ADMM
+  iteration over the seconds of the products an iteration cannot avoid (two
+  ``n x d x m`` GEMMs and the solve's two ``d x d x m`` products).
+* ``large``: a 2048 x 2048 layer with 16384 samples in float32, solved to the default
+  tolerances: time, iterations, duality gap, peak memory (in a child process).
+* ``auto``: small layers where Clarabel and the ADMM are timed side by side, which sets
+  ``solver="auto"``'s size rule.
+
+``--quick`` runs small versions of ``digits``, ``floor`` and ``auto`` in well under a minute
+(for CI); the full run takes tens of minutes (Clarabel needs minutes per digits layer).
+Results: ``benchmarks/results/admm[_quick].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from machine import format_machine, machine_info, markdown_table, write_results
+from nettrim import load_digits_mlp, trim_layer
+from nettrim.layer import build_problem
+from nettrim.solvers import AdmmSettings, solve_admm
+from nettrim.solvers.kernels import warm_up
+from nettrim.solvers.linalg import ShiftedGramSolver
+
+EPS = 0.05
+#: Targets of the issue.
+TARGET_OBJECTIVE = 0.005
+TARGET_EXCESS = 1e-3
+TARGET_VIOLATION = 1e-3
+TARGET_SPEEDUP = 100.0
+TARGET_FLOOR = 1.5
+
+
+def straightforward_clarabel(X, Y, eps, per_neuron):
+    """(P1) in cvxpy exactly as DESIGN §3 writes it: dense X with ones, masks, Clarabel."""
+    import cvxpy as cp
+
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))])
+    mask = (Y > 0).astype(float)
+    W = cp.Variable((Xa.shape[1], Y.shape[1]))
+    R = cp.multiply(mask, Xa @ W - Y)
+    if per_neuron:
+        ball = cp.norm(R, 2, axis=0) <= eps * np.linalg.norm(Y, axis=0)
+    else:
+        ball = cp.norm(R, "fro") <= eps * np.linalg.norm(Y)
+    constraints = [ball, cp.multiply(1.0 - mask, Xa @ W) <= 0]
+    problem = cp.Problem(cp.Minimize(cp.sum(cp.abs(W))), constraints)
+    started = time.perf_counter()
+    problem.solve(solver=cp.CLARABEL)
+    seconds = time.perf_counter() - started
+    return float(problem.value), seconds, problem.status
+
+
+def digits_section(quick: bool) -> list[dict]:
+    model = load_digits_mlp()
+    acts = model.network.record(model.X_calib)
+    n = 150 if quick else len(model.X_calib)
+    layers = [0] if quick else [0, 1]
+    rows = []
+    for layer in layers:
+        X, Y = acts[layer][:n], acts[layer + 1][:n]
+        for per_neuron in (False, True):
+            ref_obj, ref_sec, ref_status = straightforward_clarabel(X, Y, EPS, per_neuron)
+            res = trim_layer(X, Y, eps=EPS, per_neuron=per_neuron, solver="admm")
+            info = res.info
+            eps_abs = EPS * np.linalg.norm(Y, axis=0) if per_neuron else EPS * np.linalg.norm(Y)
+            col = np.linalg.norm(np.where(Y > 0, X @ res.W + res.b - Y, 0.0), axis=0)
+            excess = (
+                float(np.max((col - eps_abs) / np.maximum(eps_abs, 1e-300)))
+                if per_neuron
+                else float((np.linalg.norm(col) - eps_abs) / eps_abs)
+            )
+            rows.append(
+                {
+                    "layer": layer,
+                    "shape": f"{X.shape[1]}x{Y.shape[1]}",
+                    "n": n,
+                    "eps": "per-neuron" if per_neuron else "layer-wide",
+                    "clarabel_status": ref_status,
+                    "clarabel_objective": ref_obj,
+                    "clarabel_seconds": ref_sec,
+                    "admm_status": res.status.value,
+                    "admm_objective": info.objective,
+                    "admm_seconds": info.seconds,
+                    "admm_iterations": info.iterations,
+                    "admm_rel_gap": info.gap / info.objective,
+                    "objective_ratio": info.objective / ref_obj,
+                    "excess_over_eps": max(0.0, excess),
+                    "violation_over_ymax": info.violation / float(Y.max()),
+                    "speedup": ref_sec / info.seconds,
+                    "nnz": res.nnz,
+                }
+            )
+            print(
+                f"  digits layer {layer} {rows[-1]['eps']}: speed-up {rows[-1]['speedup']:.0f}x",
+                file=sys.stderr,
+            )
+    return rows
+
+
+def _synthetic_layer(n, d, m, dtype, seed=0):
+    """A ReLU layer with correlated inputs and a 10%-dense planted weight matrix."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((d, d)) / np.sqrt(d)
+    X = np.maximum(rng.standard_normal((n, d)) @ (np.eye(d) + 0.5 * mixing), 0.0)
+    W = rng.standard_normal((d, m)) * (rng.random((d, m)) < 0.1) / np.sqrt(0.1 * d)
+    b = 0.1 * rng.standard_normal(m)
+    Y = np.maximum(X @ W + b, 0.0)
+    return X.astype(dtype), Y.astype(dtype)
+
+
+def _best_of(fn, repeats=3):
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def floor_section(quick: bool) -> list[dict]:
+    n, d, m = (2048, 256, 256) if quick else (8192, 1024, 1024)
+    iterations = 20 if quick else 40
+    rows = []
+    for dtype in (np.float64, np.float32):
+        X, Y = _synthetic_layer(n, d, m, dtype)
+        problem = build_problem(
+            X,
+            Y,
+            activation="relu",
+            eps=EPS,
+            relative=True,
+            per_neuron=False,
+            bias=True,
+            penalize_bias=True,
+            upper=None,
+            penalty=None,
+            active_tol=0.0,
+        )
+        warm_up(problem.dtype)
+        settings = AdmmSettings(max_iter=iterations, gap_tol=1e-12, polish=False)
+        res = solve_admm(problem, settings)
+        loop = res.info.seconds - res.info.extra["setup_seconds"]
+        per_iteration = loop / res.info.iterations
+        # the floor: the products of one iteration, same shapes, same BLAS threads
+        Xa = problem.X
+        gram = ShiftedGramSolver(Xa)
+        Q = gram.eigenvectors
+        A = np.ones((n, m), dtype)
+        B = np.ones((Xa.shape[1], m), dtype)
+        out_dm = np.empty((Xa.shape[1], m), dtype)
+        out_nm = np.empty((n, m), dtype)
+        gemm_t = _best_of(lambda Xa=Xa, A=A, out=out_dm: np.matmul(Xa.T, A, out=out))
+        gemm_n = _best_of(lambda Xa=Xa, B=B, out=out_nm: np.matmul(Xa, B, out=out))
+        gemm_q = _best_of(lambda Q=Q, B=B, out=out_dm: np.matmul(Q.T, B, out=out))
+        floor = gemm_t + gemm_n + 2 * gemm_q
+        rows.append(
+            {
+                "dtype": np.dtype(dtype).name,
+                "shape": f"n={n}, d={d}+1, m={m}",
+                "iterations": res.info.iterations,
+                "seconds_per_iteration": per_iteration,
+                "floor_seconds": floor,
+                "ratio_to_floor": per_iteration / floor,
+                "gemm_XtA": gemm_t,
+                "gemm_XW": gemm_n,
+                "gemm_QB": gemm_q,
+            }
+        )
+        print(f"  floor {rows[-1]['dtype']}: {rows[-1]['ratio_to_floor']:.2f}x", file=sys.stderr)
+    return rows
+
+
+def large_child() -> None:
+    """Run inside a child process: solve the 2048 x 2048 float32 layer and print JSON."""
+    n, d, m = 16384, 2048, 2048
+    X, Y = _synthetic_layer(n, d, m, np.float32, seed=1)
+    warm_up(np.float32)
+    started = time.perf_counter()
+    res = trim_layer(X, Y, eps=EPS, solver="admm")
+    wall = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "shape": f"n={n}, d={d}+1, m={m}, float32",
+                "status": res.status.value,
+                "message": res.info.message,
+                "seconds": wall,
+                "iterations": res.info.iterations,
+                "rel_gap": res.info.gap / res.info.objective,
+                "excess_over_eps": res.info.ball_excess / res.info.radius,
+                "violation_over_ymax": res.info.violation / float(Y.max()),
+                "sparsity": res.sparsity,
+                "peak_memory_gib": peak_kib / 2**20,
+                "max_iter": AdmmSettings().max_iter,
+            }
+        )
+    )
+
+
+def large_section() -> list[dict]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--large-child"], check=True, capture_output=True, text=True
+    )
+    return [json.loads(out.stdout.strip().splitlines()[-1])]
+
+
+def auto_section(quick: bool) -> list[dict]:
+    sizes = [(60, 10, 5), (100, 20, 10), (200, 20, 20), (400, 30, 30)]
+    if not quick:
+        sizes += [(800, 40, 40), (1257, 65, 64)]
+    rows = []
+    for n, d, m in sizes:
+        X, Y = _synthetic_layer(n, d, m, np.float64, seed=2)
+        times = {}
+        for solver in ("clarabel", "admm"):
+            started = time.perf_counter()
+            res = trim_layer(X, Y, eps=EPS, solver=solver)
+            times[solver] = (time.perf_counter() - started, res.info.objective)
+        rows.append(
+            {
+                "n": n,
+                "d_in": d,
+                "d_out": m,
+                "n*d_out": n * m,
+                "(d_in+1)*d_out": (d + 1) * m,
+                "clarabel_seconds": times["clarabel"][0],
+                "admm_seconds": times["admm"][0],
+                "clarabel_over_admm": times["clarabel"][0] / times["admm"][0],
+                "objective_ratio": times["admm"][1] / times["clarabel"][1],
+            }
+        )
+    return rows
+
+
+def _fmt(x, spec):
+    return format(x, spec) if isinstance(x, (int, float)) else str(x)
+
+
+def report(results: dict, quick: bool) -> str:
+    parts = [
+        f"# ADMM fast path ({'quick' if quick else 'full'} run)",
+        "",
+        format_machine(results["machine"]),
+        "",
+    ]
+    if "digits" in results:
+        parts += [
+            "## Digits hidden layers: ADMM vs Clarabel (straightforward cvxpy (P1))",
+            f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
+            f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|, "
+            f">= {TARGET_SPEEDUP:.0f}x faster",
+            "",
+        ]
+        parts.append(
+            markdown_table(
+                [
+                    "layer",
+                    "shape",
+                    "n",
+                    "eps",
+                    "Clarabel s",
+                    "ADMM s",
+                    "iters",
+                    "speed-up",
+                    "obj ratio",
+                    "rel gap",
+                    "excess/eps",
+                    "viol/max|Y|",
+                    "nnz",
+                ],
+                [
+                    [
+                        r["layer"],
+                        r["shape"],
+                        r["n"],
+                        r["eps"],
+                        _fmt(r["clarabel_seconds"], ".2f"),
+                        _fmt(r["admm_seconds"], ".3f"),
+                        r["admm_iterations"],
+                        _fmt(r["speedup"], ".0f") + "x",
+                        _fmt(r["objective_ratio"], ".5f"),
+                        _fmt(r["admm_rel_gap"], ".1e"),
+                        _fmt(r["excess_over_eps"], ".1e"),
+                        _fmt(r["violation_over_ymax"], ".1e"),
+                        r["nnz"],
+                    ]
+                    for r in results["digits"]
+                ],
+            )
+        )
+        parts.append("")
+    if "floor" in results:
+        parts += ["## Time per iteration vs the GEMM floor", ""]
+        parts.append(
+            markdown_table(
+                ["dtype", "shape", "iters", "s/iter", "floor s", "ratio"],
+                [
+                    [
+                        r["dtype"],
+                        r["shape"],
+                        r["iterations"],
+                        _fmt(r["seconds_per_iteration"], ".4f"),
+                        _fmt(r["floor_seconds"], ".4f"),
+                        _fmt(r["ratio_to_floor"], ".2f") + "x",
+                    ]
+                    for r in results["floor"]
+                ],
+            )
+        )
+        parts.append("")
+    if "large" in results:
+        parts += ["## Large layer, float32", ""]
+        parts.append(
+            markdown_table(
+                [
+                    "shape",
+                    "status",
+                    "stopped by",
+                    "seconds",
+                    "iters",
+                    "rel gap",
+                    "excess/eps",
+                    "viol/max|Y|",
+                    "sparsity",
+                    "peak GiB",
+                ],
+                [
+                    [
+                        r["shape"],
+                        r["status"],
+                        r["message"],
+                        _fmt(r["seconds"], ".1f"),
+                        r["iterations"],
+                        _fmt(r["rel_gap"], ".1e"),
+                        _fmt(r["excess_over_eps"], ".1e"),
+                        _fmt(r["violation_over_ymax"], ".1e"),
+                        _fmt(r["sparsity"], ".3f"),
+                        _fmt(r["peak_memory_gib"], ".2f"),
+                    ]
+                    for r in results["large"]
+                ],
+            )
+        )
+        parts.append("")
+    if "auto" in results:
+        parts += ["## Size rule of solver='auto': Clarabel vs ADMM on small layers", ""]
+        parts.append(
+            markdown_table(
+                [
+                    "n",
+                    "d_in",
+                    "d_out",
+                    "n*d_out",
+                    "(d_in+1)*d_out",
+                    "Clarabel s",
+                    "ADMM s",
+                    "Clarabel/ADMM",
+                    "obj ratio",
+                ],
+                [
+                    [
+                        r["n"],
+                        r["d_in"],
+                        r["d_out"],
+                        r["n*d_out"],
+                        r["(d_in+1)*d_out"],
+                        _fmt(r["clarabel_seconds"], ".3f"),
+                        _fmt(r["admm_seconds"], ".3f"),
+                        _fmt(r["clarabel_over_admm"], ".2f"),
+                        _fmt(r["objective_ratio"], ".5f"),
+                    ]
+                    for r in results["auto"]
+                ],
+            )
+        )
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small, fast versions (CI)")
+    parser.add_argument(
+        "--sections",
+        default="digits,floor,large,auto",
+        help="comma-separated subset of digits,floor,large,auto",
+    )
+    parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.large_child:
+        large_child()
+        return 0
+    sections = set(args.sections.split(","))
+    if args.quick:
+        sections.discard("large")
+    results: dict = {"machine": machine_info(), "quick": args.quick}
+    warm_up(np.float64)
+    warm_up(np.float32)
+    if "digits" in sections:
+        results["digits"] = digits_section(args.quick)
+    if "floor" in sections:
+        results["floor"] = floor_section(args.quick)
+    if "large" in sections:
+        results["large"] = large_section()
+    if "auto" in sections:
+        results["auto"] = auto_section(args.quick)
+    text = report(results, args.quick)
+    print(text)
+    name = "admm_quick" if args.quick else "admm"
+    if not args.quick and sections != {"digits", "floor", "large", "auto"}:
+        name = "admm_" + "_".join(sorted(sections))
+    write_results(name, results, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""The dual certificate: always a lower bound, tight at the optimum, same in both routes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nettrim.layer import build_problem
+from nettrim.solvers import DualCertifier, dual_bound, feasible_multiplier, solve_exact
+
+
+def layer_problem(seed, **kw):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((40, 6))
+    W = rng.standard_normal((6, 3)) * (rng.random((6, 3)) < 0.5)
+    Y = X @ W + 0.2
+    if kw.get("activation", "relu") == "relu":
+        Y = np.maximum(Y, 0.0)
+    options = dict(
+        activation="relu",
+        eps=0.1,
+        relative=True,
+        per_neuron=False,
+        bias=True,
+        penalize_bias=True,
+        upper=None,
+        penalty=None,
+        active_tol=0.0,
+    )
+    options.update(kw)
+    return build_problem(X, Y, **options)
+
+
+VARIANTS = {
+    "layer-wide": {},
+    "per-neuron": {"per_neuron": True},
+    "unpenalized bias": {"penalize_bias": False},
+    "penalized": {"penalty": 3.0},
+    "linear": {"activation": "linear"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_bound_below_optimum_for_random_multipliers(name):
+    p = layer_problem(0, **VARIANTS[name])
+    optimum = solve_exact(p, solver="clarabel").info.objective
+    rng = np.random.default_rng(1)
+    for _ in range(25):
+        Lam = rng.standard_normal(p.Y.shape) * rng.uniform(1e-2, 1e2)
+        assert dual_bound(p, Lam) <= optimum * (1 + 1e-8) + 1e-12
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_certifier_equals_reference(name):
+    p = layer_problem(2, **VARIANTS[name])
+    rng = np.random.default_rng(3)
+    U = rng.standard_normal(p.Y.shape)
+    assert DualCertifier(p).bound(U, 0.7) == pytest.approx(dual_bound(p, 0.7 * U), rel=1e-10)
+
+
+def test_feasible_multiplier_satisfies_dual_constraints():
+    p = layer_problem(4, penalize_bias=False, upper=np.full((40, 3), 0.5))
+    Lam = feasible_multiplier(p, np.random.default_rng(5).standard_normal(p.Y.shape) * 10)
+    assert np.all(Lam[~p.active] >= 0)
+    G = p.X.T @ Lam
+    assert np.abs(G[:-1]).max() <= 1 + 1e-12
+    np.testing.assert_allclose(G[-1], 0.0, atol=1e-10)  # the unpenalized bias row

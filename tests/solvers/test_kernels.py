@@ -1,0 +1,112 @@
+"""Each numba kernel against a plain NumPy reference of the same step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nettrim.solvers import kernels
+
+
+def random_state(seed, n=7, d=5, m=4, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    arrays = {k: rng.standard_normal((n, m)).astype(dtype) for k in ("XW", "Z", "U", "Y")}
+    arrays["active"] = rng.random((n, m)) < 0.5
+    arrays["upper"] = rng.standard_normal((n, m)).astype(dtype)
+    arrays["upper"][0, 0] = np.inf  # +inf imposes nothing
+    for k in ("W", "S", "T"):
+        arrays[k] = rng.standard_normal((d, m)).astype(dtype)
+    return arrays
+
+
+@pytest.mark.parametrize("all_active", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_relax_and_project_match_numpy(all_active, dtype):
+    a = random_state(0, dtype=dtype)
+    alpha = 1.6
+    active = np.ones_like(a["active"]) if all_active else a["active"]
+    A = alpha * a["XW"].astype(np.float64) + (1 - alpha) * a["Z"] + a["U"]
+    col_ref = np.sum(np.where(active, (A - a["Y"]) ** 2, 0.0), axis=0)
+    col = np.zeros(A.shape[1])
+    kernels.relax_and_measure(a["XW"], a["Z"], a["U"], a["Y"], a["active"], alpha, all_active, col)
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(col, col_ref, rtol=rtol)
+
+    scale = np.linspace(0.3, 1.0, A.shape[1])
+    Z_ref = np.where(active, a["Y"] + scale * (A - a["Y"]), np.minimum(A, a["upper"]))
+    U_ref = A - Z_ref
+    Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
+    stats = np.zeros(5)
+    kernels.project_and_update(
+        a["XW"], a["Y"], a["active"], a["upper"], True, all_active, alpha, scale, Z, U, D, stats
+    )
+    np.testing.assert_allclose(Z, Z_ref, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(U, U_ref, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(D, Z_ref - U_ref, rtol=rtol, atol=10 * rtol)
+    expected = [
+        np.sum((a["XW"] - Z_ref) ** 2),
+        np.sum((Z_ref - a["Z"]) ** 2),
+        np.sum(a["XW"].astype(np.float64) ** 2),
+        np.sum(Z_ref**2),
+        np.sum(U_ref**2),
+    ]
+    np.testing.assert_allclose(stats, expected, rtol=10 * rtol)
+
+
+def test_project_without_upper_uses_zero():
+    a = random_state(1)
+    Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
+    scale = np.ones(a["Z"].shape[1])
+    kernels.project_and_update(
+        a["XW"],
+        a["Y"],
+        a["active"],
+        np.zeros((1, 1)),
+        False,
+        False,
+        1.0,
+        scale,
+        Z,
+        U,
+        D,
+        np.zeros(5),
+    )
+    A = a["XW"] + a["U"]
+    np.testing.assert_allclose(Z[~a["active"]], np.minimum(A, 0.0)[~a["active"]])
+
+
+def test_shrink_matches_numpy():
+    a = random_state(2)
+    alpha = 1.4
+    thresholds = np.array([0.0, 0.5, 1.0, 0.2, 3.0])
+    B = alpha * a["W"] + (1 - alpha) * a["S"] + a["T"]
+    S_ref = np.sign(B) * np.maximum(np.abs(B) - thresholds[:, None], 0.0)
+    S, T = a["S"].copy(), a["T"].copy()
+    stats = np.zeros(5)
+    kernels.shrink_and_update(a["W"], S, T, thresholds, alpha, stats)
+    np.testing.assert_allclose(S, S_ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(T, B - S_ref, rtol=1e-12, atol=1e-15)
+    assert stats[0] == pytest.approx(np.sum((a["W"] - S_ref) ** 2))
+    assert stats[1] == pytest.approx(np.sum((S_ref - a["S"]) ** 2))
+    assert np.all(S[0] == B[0])  # zero threshold leaves the row (an unpenalized bias) alone
+
+
+def test_measure_point_and_dual_terms_match_numpy():
+    a = random_state(3)
+    col = np.zeros(a["Y"].shape[1])
+    worst = kernels.measure_point(a["XW"], a["Y"], a["active"], a["upper"], True, False, col)
+    R = np.where(a["active"], a["XW"] - a["Y"], 0.0)
+    np.testing.assert_allclose(col, np.sum(R**2, axis=0))
+    off = np.where(a["active"], -np.inf, a["XW"] - a["upper"])
+    assert worst == pytest.approx(max(0.0, off.max()))
+
+    L = np.zeros_like(a["U"])
+    kernels.clip_multiplier(a["U"], 2.0, a["active"], a["upper"], True, False, L)
+    L_ref = np.where(a["active"], 2.0 * a["U"], np.maximum(2.0 * a["U"], 0.0))
+    L_ref[~a["active"] & np.isposinf(a["upper"])] = 0.0
+    np.testing.assert_allclose(L, L_ref)
+    on, off_sum = kernels.dual_terms(L, a["Y"], a["active"], a["upper"], True, False, col)
+    assert on == pytest.approx(np.sum(np.where(a["active"], L * a["Y"], 0.0)))
+    finite = ~a["active"] & (L != 0)
+    assert off_sum == pytest.approx(np.sum(L[finite] * a["upper"][finite]))
+    np.testing.assert_allclose(col, np.sum(np.where(a["active"], L, 0.0) ** 2, axis=0))
