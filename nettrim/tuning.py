@@ -1,0 +1,444 @@
+"""Choosing eps: bisection (in log-space, with warm starts) to a target sparsity or discrepancy.
+
+Both figures grow with ``eps`` (a larger ball admits sparser weights and lets the outputs
+drift further), so a bracket ``[eps_lo, eps_hi]`` shrinks by bisection:
+
+* ``target_sparsity=s`` — the *smallest* ``eps`` whose pruned weights have sparsity ``>= s``
+  (the least discrepancy that reaches the sparsity);
+* ``target_discrepancy=d`` — the *largest* ``eps`` whose relative output discrepancy is
+  ``<= d`` (the sparsest weights within the discrepancy), measured on held-out inputs when
+  given (on the calibration inputs a layer's discrepancy is essentially ``eps`` itself).
+
+Each solve starts from the nearest solution found so far (``warm_start``; the ADMM uses it,
+the exact solvers ignore it). Sparsity is monotone in ``eps`` for exact solutions only up to
+ties and solver accuracy; the bisection returns the best point it *evaluated* that meets the
+target, and says when none did.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .executors import DEFAULT_BLAS_THREADS, JobRunner, process_pool, resolve, resolve_n_jobs
+from .layer import LayerResult, trim_layer
+from .network import DenseLayer, Network
+from .schemes import NetTrimResult, net_trim
+from .validation import as_float_dtype, check_matrix, check_same_rows, check_scalar
+
+#: Default bracket for the relative ``eps``. At ``eps >= 1`` zero weights are feasible (the
+#: program is degenerate), so the bracket stops below.
+DEFAULT_EPS_RANGE = (1e-3, 0.9)
+#: Bisection steps after the two ends are evaluated.
+DEFAULT_MAX_STEPS = 10
+#: Stop once the met value is this close to the target: absolute for sparsity (half a
+#: percentage point), relative for the discrepancy (2 percent of the target).
+SPARSITY_TOL = 0.005
+DISCREPANCY_RTOL = 0.02
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """The chosen ``eps`` and the solution at it.
+
+    Attributes
+    ----------
+    eps : float or tuple of float
+        The chosen relative budget (one per layer for per-layer tuning of a network).
+    value : float or tuple of float
+        The sparsity or relative discrepancy reached at ``eps``.
+    target : float
+    criterion : {"sparsity", "discrepancy"}
+    met : bool or tuple of bool
+        Whether the target was met (when not, the closest evaluated point is returned).
+    result : NetTrimResult or LayerResult
+        The solution at ``eps``.
+    history : tuple
+        ``(eps, value)`` for every solve, in order (per layer for per-layer tuning).
+    """
+
+    eps: Any
+    value: Any
+    target: float
+    criterion: str
+    met: Any
+    result: NetTrimResult | LayerResult
+    history: tuple
+
+
+def _check_target(target_sparsity, target_discrepancy) -> tuple[str, float]:
+    if (target_sparsity is None) == (target_discrepancy is None):
+        raise ValueError("give exactly one of target_sparsity or target_discrepancy")
+    if target_sparsity is not None:
+        return "sparsity", check_scalar("target_sparsity", target_sparsity, low=0.0, high=1.0)
+    return "discrepancy", check_scalar(
+        "target_discrepancy", target_discrepancy, low=0.0, low_inclusive=False
+    )
+
+
+def _check_range(eps_range) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in eps_range)
+    except (TypeError, ValueError):
+        raise TypeError(f"eps_range must be a pair (lo, hi), got {eps_range!r}") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"eps_range must satisfy 0 < lo < hi < inf, got {eps_range!r}")
+    return lo, hi
+
+
+def _bisect(
+    evaluate: Callable[[float, Any], tuple[float, Any]],
+    criterion: str,
+    target: float,
+    lo: float,
+    hi: float,
+    max_steps: int,
+    tol: float,
+) -> tuple[float, float, bool, Any, list]:
+    """Log-space bisection of an increasing ``value(eps)`` towards ``target``.
+
+    ``evaluate(eps, warm)`` returns ``(value, solution)``; ``warm`` is the solution at the
+    nearest evaluated ``eps``. Returns ``(eps, value, met, solution, history)``.
+    """
+    history: list[tuple[float, float]] = []
+    solved: dict[float, tuple[float, Any]] = {}
+
+    def run(eps: float):
+        warm = solved[min(solved, key=lambda e: abs(math.log(e / eps)))][1] if solved else None
+        value, solution = evaluate(eps, warm)
+        solved[eps] = (value, solution)
+        history.append((eps, value))
+        return value
+
+    def met(value: float) -> bool:
+        return value >= target if criterion == "sparsity" else value <= target
+
+    def close(value: float) -> bool:
+        if criterion == "sparsity":
+            return value - target <= tol
+        return target - value <= tol * target
+
+    # sparsity: want the smallest met eps (met at hi); discrepancy: the largest (met at lo)
+    good, bad = (hi, lo) if criterion == "sparsity" else (lo, hi)
+    if not met(run(good)):
+        return good, solved[good][0], False, solved[good][1], history
+    if met(run(bad)):
+        return bad, solved[bad][0], True, solved[bad][1], history
+    for _ in range(max_steps):
+        if close(solved[good][0]):
+            break
+        mid = math.sqrt(good * bad)
+        if met(run(mid)):
+            good = mid
+        else:
+            bad = mid
+    return good, solved[good][0], True, solved[good][1], history
+
+
+def layer_discrepancy(result: LayerResult, X: np.ndarray, Y: np.ndarray, activation: str) -> float:
+    """``||act(X W + b) - Y||_F / ||Y||_F`` for a pruned layer."""
+    layer = DenseLayer(result.W, result.b, activation)
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(layer(X) - Y)) / norm if norm > 0 else 0.0
+
+
+def tune_layer(
+    X,
+    Y,
+    *,
+    target_sparsity: float | None = None,
+    target_discrepancy: float | None = None,
+    activation: str = "relu",
+    X_val=None,
+    Y_val=None,
+    eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    tol: float | None = None,
+    **trim_options: Any,
+) -> TuningResult:
+    """The ``eps`` of :func:`~nettrim.trim_layer` that reaches a target for one layer.
+
+    Parameters
+    ----------
+    X, Y : array-like of shape (n, d_in), (n, d_out)
+        The layer's recorded input and output.
+    target_sparsity : float in [0, 1], optional
+        Fraction of zero weights to reach (smallest such ``eps``).
+    target_discrepancy : float > 0, optional
+        Relative output discrepancy ``||act(X W + b) - Y||_F / ||Y||_F`` not to exceed
+        (largest such ``eps``), on ``(X_val, Y_val)`` when given.
+    activation : {"relu", "linear"}
+    X_val, Y_val : array-like, optional
+        Held-out recordings for the discrepancy.
+    eps_range : (float, float)
+        Bracket for the relative ``eps``.
+    max_steps : int
+        Bisection steps after the two ends.
+    tol : float, optional
+        Stop once the met value is within ``tol`` of the target (absolute for sparsity,
+        relative for the discrepancy); ``SPARSITY_TOL`` / ``DISCREPANCY_RTOL`` by default.
+    **trim_options
+        Passed to :func:`~nettrim.trim_layer` (``solver``, ``per_neuron``, ...).
+
+    Returns
+    -------
+    TuningResult
+        ``result`` is the :class:`~nettrim.LayerResult` at the chosen ``eps``.
+    """
+    criterion, target = _check_target(target_sparsity, target_discrepancy)
+    lo, hi = _check_range(eps_range)
+    max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
+    tol = _default_tol(criterion, tol)
+    for key in ("eps", "warm_start", "activation"):
+        if key in trim_options:
+            raise TypeError(f"tune_layer sets {key!r} itself")
+    dtype = as_float_dtype(X, Y)
+    X, Y = check_matrix("X", X, dtype), check_matrix("Y", Y, dtype)
+    check_same_rows(("Y", "X"), (Y, X))
+    if (X_val is None) != (Y_val is None):
+        raise ValueError("give both X_val and Y_val, or neither")
+    if X_val is not None:
+        X_val, Y_val = check_matrix("X_val", X_val, dtype), check_matrix("Y_val", Y_val, dtype)
+        check_same_rows(("Y_val", "X_val"), (Y_val, X_val))
+    X_eval, Y_eval = (X, Y) if X_val is None else (X_val, Y_val)
+
+    def evaluate(eps: float, warm):
+        result = trim_layer(X, Y, activation=activation, eps=eps, warm_start=warm, **trim_options)
+        if result.W is None:
+            raise RuntimeError(
+                f"trim_layer at eps={eps:.4g} returned status {result.status.value!r}"
+            )
+        if criterion == "sparsity":
+            return result.sparsity, result
+        return layer_discrepancy(result, X_eval, Y_eval, activation), result
+
+    eps, value, met, result, history = _bisect(evaluate, criterion, target, lo, hi, max_steps, tol)
+    return TuningResult(eps, value, target, criterion, met, result, tuple(history))
+
+
+def _tune_layer_job(args: tuple) -> TuningResult:
+    """One layer's bisection inside a worker (arrays memory-mapped there)."""
+    X, Y, X_val, Y_val, kwargs = args
+    return tune_layer(resolve(X), resolve(Y), X_val=resolve(X_val), Y_val=resolve(Y_val), **kwargs)
+
+
+def tune_network(
+    network: Network,
+    X,
+    *,
+    target_sparsity: float | None = None,
+    target_discrepancy: float | None = None,
+    scheme: str = "parallel",
+    per_layer: bool = False,
+    X_val=None,
+    eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
+    max_steps: int = DEFAULT_MAX_STEPS,
+    tol: float | None = None,
+    executor: Executor | None = None,
+    n_jobs: int | None = None,
+    blas_threads: int | None = DEFAULT_BLAS_THREADS,
+    store_dir: str | os.PathLike | None = None,
+    **options: Any,
+) -> TuningResult:
+    """The ``eps`` of :func:`~nettrim.net_trim` that reaches a target for a network.
+
+    Parameters
+    ----------
+    network : Network
+    X : array-like of shape (n, d_0)
+        Calibration inputs.
+    target_sparsity : float in [0, 1], optional
+        Sparsity to reach: of the whole network, or of every layer when ``per_layer``.
+    target_discrepancy : float > 0, optional
+        Relative output discrepancy ``||Yhat^(L) - Y^(L)||_F / ||Y^(L)||_F`` not to exceed
+        (of every layer's own output when ``per_layer``), on ``X_val`` when given.
+    scheme : {"parallel", "cascade"}
+        Network-wide tuning bisects the parallel scheme's common ``eps`` or the cascade's
+        first-layer ``eps`` (``gamma`` fixed).
+    per_layer : bool
+        Parallel scheme only: one bisection per layer, each layer a job of its own on the
+        executor; the chosen ``eps`` is one per layer.
+    X_val : array-like, optional
+        Held-out inputs for the discrepancy.
+    eps_range, max_steps, tol
+        As in :func:`tune_layer`.
+    executor, n_jobs, blas_threads, store_dir
+        As in :func:`~nettrim.net_trim`; a process pool started here serves every step.
+    **options
+        Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``, ...).
+
+    Returns
+    -------
+    TuningResult
+        ``result`` is the :class:`~nettrim.schemes.NetTrimResult` at the chosen ``eps``.
+    """
+    criterion, target = _check_target(target_sparsity, target_discrepancy)
+    lo, hi = _check_range(eps_range)
+    max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
+    tol = _default_tol(criterion, tol)
+    if per_layer and scheme != "parallel":
+        raise ValueError(
+            "per_layer tuning needs scheme='parallel' (cascade layers depend on "
+            "the layers before them)"
+        )
+    for key in ("eps", "warm_start", "activations"):
+        if key in options:
+            raise TypeError(f"tune_network sets {key!r} itself")
+    dtype = as_float_dtype(X)
+    X = check_matrix("X", X, dtype)
+    if X_val is not None:
+        X_val = check_matrix("X_val", X_val, dtype)
+
+    owned = None
+    if executor is None and n_jobs != 1 and resolve_n_jobs(n_jobs) > 1:
+        owned = executor = process_pool(resolve_n_jobs(n_jobs), blas_threads=blas_threads)
+        n_jobs = None
+    try:
+        if per_layer:
+            return _tune_per_layer(
+                network,
+                X,
+                X_val,
+                criterion,
+                target,
+                lo,
+                hi,
+                max_steps,
+                tol,
+                executor,
+                n_jobs,
+                blas_threads,
+                store_dir,
+                options,
+            )
+        Y_eval = network(X if X_val is None else X_val)
+        norm = float(np.linalg.norm(Y_eval))
+
+        def evaluate(eps: float, warm):
+            result = net_trim(
+                network,
+                X,
+                scheme=scheme,
+                eps=eps,
+                warm_start=warm,
+                executor=executor,
+                n_jobs=n_jobs if executor is None else None,
+                blas_threads=blas_threads,
+                store_dir=store_dir,
+                **options,
+            )
+            if criterion == "sparsity":
+                return result.sparsity, result
+            out = result.network(X if X_val is None else X_val)
+            return float(np.linalg.norm(out - Y_eval)) / norm, result
+
+        eps, value, met, result, history = _bisect(
+            evaluate, criterion, target, lo, hi, max_steps, tol
+        )
+        return TuningResult(eps, value, target, criterion, met, result, tuple(history))
+    finally:
+        if owned is not None:
+            owned.shutdown(wait=True)
+
+
+def _tune_per_layer(
+    network,
+    X,
+    X_val,
+    criterion,
+    target,
+    lo,
+    hi,
+    max_steps,
+    tol,
+    executor,
+    n_jobs,
+    blas_threads,
+    store_dir,
+    options,
+) -> TuningResult:
+    trim_keys = {
+        "solver",
+        "per_neuron",
+        "active_tol",
+        "penalize_bias",
+        "tol",
+        "max_iter",
+        "solver_options",
+    }
+    unknown = set(options) - trim_keys
+    if unknown:
+        raise TypeError(
+            f"per-layer tuning passes only {sorted(trim_keys)} to trim_layer; got {sorted(unknown)}"
+        )
+    acts = network.record(X)
+    acts_val = network.record(X_val) if X_val is not None else None
+    key = "target_sparsity" if criterion == "sparsity" else "target_discrepancy"
+    with JobRunner(
+        executor, n_jobs, blas_threads=blas_threads, max_parallel=len(network), store_dir=store_dir
+    ) as runner:
+        shared = [runner.share(a) for a in acts]
+        shared_val = [runner.share(a) for a in acts_val] if acts_val is not None else None
+        tasks = []
+        for l, layer in enumerate(network.layers):
+            kwargs = {
+                key: target,
+                "activation": layer.activation,
+                "eps_range": (lo, hi),
+                "max_steps": max_steps,
+                "tol": tol,
+                "bias": layer.b is not None,
+                **options,
+            }
+            tasks.append(
+                (
+                    shared[l],
+                    shared[l + 1],
+                    None if shared_val is None else shared_val[l],
+                    None if shared_val is None else shared_val[l + 1],
+                    kwargs,
+                )
+            )
+        tuned = runner.map(_tune_layer_job, tasks)
+    layers = tuple(t.result for t in tuned)
+    pruned = Network(
+        tuple(
+            layer.with_weights(res.W, res.b)
+            for layer, res in zip(network.layers, layers, strict=True)
+        )
+    )
+    eps = tuple(t.eps for t in tuned)
+    per_neuron = bool(options.get("per_neuron", False))
+    radii = tuple(
+        e * (np.linalg.norm(a, axis=0) if per_neuron else float(np.linalg.norm(a)))
+        for e, a in zip(eps, acts[1:], strict=True)
+    )
+    result = NetTrimResult(
+        network=pruned,
+        layers=layers,
+        scheme="parallel",
+        eps=eps,
+        radii=radii,
+        per_neuron=per_neuron,
+    )
+    return TuningResult(
+        eps=eps,
+        value=tuple(t.value for t in tuned),
+        target=target,
+        criterion=criterion,
+        met=tuple(t.met for t in tuned),
+        result=result,
+        history=tuple(t.history for t in tuned),
+    )
+
+
+def _default_tol(criterion: str, tol: float | None) -> float:
+    if tol is None:
+        return SPARSITY_TOL if criterion == "sparsity" else DISCREPANCY_RTOL
+    return check_scalar("tol", tol, low=0.0)
