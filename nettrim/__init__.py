@@ -4,14 +4,17 @@ from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network
+from .pruning import prune_layer, prune_network
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .solvers import SolveInfo, Status
+from .solvers.gram import GramAccumulator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BundledModel",
     "DenseLayer",
+    "GramAccumulator",
     "LayerResult",
     "LayerSolveError",
     "NetTrimResult",
@@ -23,6 +26,8 @@ __all__ = [
     "link_normalize",
     "load_digits_mlp",
     "net_trim",
+    "prune_layer",
+    "prune_network",
     "theorem3_samples",
     "trim_layer",
     "verify",

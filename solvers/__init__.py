@@ -8,24 +8,36 @@ result type every backend returns.
 from .admm import AdmmSettings, scale_problem, solve_admm
 from .duality import DualCertifier, dual_bound, feasible_multiplier
 from .exact import EXACT_SOLVERS, solve_exact
+from .gram import GramAccumulator
+from .l0 import AdmmL0Settings, refit, solve_iht, solve_l0_admm, solve_p5_iht
 from .linalg import RangeReduction, reduce_to_range
 from .problem import NetTrimProblem
+from .projections import SparsityPattern, make_pattern, project
 from .result import STATUS_MESSAGES, SolveInfo, SolverResult, Status
 
 __all__ = [
     "EXACT_SOLVERS",
     "STATUS_MESSAGES",
+    "AdmmL0Settings",
     "AdmmSettings",
     "DualCertifier",
+    "GramAccumulator",
     "NetTrimProblem",
     "RangeReduction",
     "SolveInfo",
     "SolverResult",
+    "SparsityPattern",
     "Status",
     "dual_bound",
     "feasible_multiplier",
+    "make_pattern",
+    "project",
     "reduce_to_range",
+    "refit",
     "scale_problem",
     "solve_admm",
     "solve_exact",
+    "solve_iht",
+    "solve_l0_admm",
+    "solve_p5_iht",
 ]
