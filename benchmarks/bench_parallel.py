@@ -1,0 +1,139 @@
+"""Parallel efficiency of the parallel scheme: layer jobs on worker processes (issue 4).
+
+One network of four equal 256 x 256 layers (three ReLU, one linear; random weights, Gaussian
+inputs), pruned with the parallel scheme (ADMM, eps = 0.05) three ways in one run:
+
+* ``1 worker x 1 BLAS``: a process pool of one worker, BLAS limited to one thread;
+* ``2 workers x 1 BLAS``: a process pool of two workers, one BLAS thread each;
+* ``1 process x 2 BLAS``: in-process, BLAS allowed two threads.
+
+Pools are started and warmed up (numba kernels loaded, one small job) before the clock
+starts; each configuration runs ``--repeats`` times and the best time counts. The pruned
+weights of the two pools are compared bit for bit. Target: ``2 workers`` at least 1.6x
+faster than ``1 worker``.
+
+``--quick`` uses 128-wide layers and 600 samples (CI); the full run 256-wide layers and 2000
+samples. Results: ``benchmarks/results/parallel[_quick].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+from machine import format_machine, machine_info, markdown_table, write_results
+from nettrim import Network, net_trim
+from nettrim.executors import process_pool
+
+EPS = 0.05
+N_LAYERS = 4
+SEED = 0
+TARGET_SPEEDUP = 1.6
+FULL = {"width": 256, "samples": 2000, "repeats": 2}
+QUICK = {"width": 128, "samples": 600, "repeats": 1}
+
+
+def make_network(width: int, samples: int) -> tuple[Network, np.ndarray]:
+    """Four ``width x width`` layers with He-scaled random weights; Gaussian inputs."""
+    rng = np.random.default_rng(SEED)
+    weights = [rng.standard_normal((width, width)) * np.sqrt(2.0 / width) for _ in range(N_LAYERS)]
+    biases = [0.05 * rng.standard_normal(width) for _ in range(N_LAYERS)]
+    return Network.from_arrays(weights, biases), rng.standard_normal((samples, width))
+
+
+def timed(repeats: int, run) -> tuple[float, object]:
+    best, result = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--repeats", type=int, default=None)
+    args = parser.parse_args()
+    config = dict(QUICK if args.quick else FULL)
+    if args.repeats is not None:
+        config["repeats"] = args.repeats
+    info = machine_info()
+    net, X = make_network(config["width"], config["samples"])
+    small_net, small_X = make_network(16, 40)
+    options = {"scheme": "parallel", "eps": EPS, "solver": "admm"}
+
+    rows, times, results = [], {}, {}
+    load_before = os.getloadavg()
+    with process_pool(1, blas_threads=1) as one, process_pool(2, blas_threads=1) as two:
+        for pool in (one, two):  # start the workers and load the kernels off the clock
+            net_trim(small_net, small_X, executor=pool, **options)
+        for name, run in (
+            ("1 worker x 1 BLAS", lambda: net_trim(net, X, executor=one, **options)),
+            ("2 workers x 1 BLAS", lambda: net_trim(net, X, executor=two, **options)),
+            ("1 process x 2 BLAS", lambda: net_trim(net, X, n_jobs=1, blas_threads=2, **options)),
+        ):
+            seconds, result = timed(config["repeats"], run)
+            times[name], results[name] = seconds, result
+    load_after = os.getloadavg()
+
+    identical = all(
+        np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+        for a, b in zip(
+            results["1 worker x 1 BLAS"].layers, results["2 workers x 1 BLAS"].layers, strict=True
+        )
+    )
+    base = times["1 worker x 1 BLAS"]
+    two_workers = times["2 workers x 1 BLAS"]
+    for name, seconds in times.items():
+        rows.append(
+            [name, f"{seconds:.2f}", f"{base / seconds:.2f}", f"{results[name].sparsity:.1%}"]
+        )
+    speedup = base / two_workers
+    vs_blas = times["1 process x 2 BLAS"] / two_workers
+    met = speedup >= TARGET_SPEEDUP
+    headers = ["configuration", "seconds", "speed-up vs 1 worker", "sparsity"]
+    title = (
+        f"parallel scheme, {N_LAYERS} layers {config['width']}x{config['width']}, "
+        f"{config['samples']} samples, eps={EPS}, ADMM, best of {config['repeats']}"
+    )
+    summary = (
+        f"2 workers vs 1 worker (1 BLAS thread each): {speedup:.2f}x (target >= "
+        f"{TARGET_SPEEDUP}: {'met' if met else 'NOT met'}); 2 workers vs 1 process with "
+        f"2 BLAS threads: {vs_blas:.2f}x; weights bit-identical across pools: "
+        f"{'yes' if identical else 'NO'}; load average before/after: "
+        f"{load_before[0]:.2f}/{load_after[0]:.2f} on {info['cores']} cores "
+        "(other processes share this machine)"
+    )
+    table = markdown_table(headers, rows)
+    print(format_machine(info))
+    print(title)
+    print(table)
+    print(summary)
+    payload = {
+        "benchmark": "parallel",
+        "quick": args.quick,
+        "machine": info,
+        "config": config,
+        "eps": EPS,
+        "times": times,
+        "speedup_2_workers": speedup,
+        "speedup_vs_2_blas_threads": vs_blas,
+        "target_speedup": TARGET_SPEEDUP,
+        "target_met": met,
+        "bit_identical": identical,
+        "loadavg_before": load_before,
+        "loadavg_after": load_after,
+        "sparsity": {k: r.sparsity for k, r in results.items()},
+    }
+    markdown = "\n\n".join([f"# {title}", format_machine(info), table, summary])
+    name = "parallel_quick" if args.quick else "parallel"
+    paths = write_results(name, payload, markdown)
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
