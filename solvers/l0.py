@@ -38,17 +38,23 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
+from . import l0_kernels as kernels
 from .gram import DEFAULT_DAMPING, damping_amount
 from .projections import SparsityPattern, support_mask, top_mask
 from .result import SolveInfo, SolverResult, Status
 
-#: ``refit(method="auto")`` factorizes every distinct support exactly when the estimated
-#: cost ``sum_j |S_j|^3 / 3`` is below this many flops; batched CG otherwise.
-REFIT_EXACT_MAX_FLOPS = 5e8
+#: ``refit(method="auto")`` factorizes every support exactly when its estimated cost is below
+#: this many flop-equivalents or below that of the CG steps; batched CG otherwise.
+REFIT_EXACT_MAX_FLOPS = 1e9
+#: Per-support overhead of the exact refit in flop-equivalents (about 0.3 ms measured).
+REFIT_GROUP_OVERHEAD = 3e7
 #: Conjugate-gradient refit: iteration limit and relative residual target per column.
 REFIT_CG_MAX_ITER = 40
 REFIT_CG_TOL = 1e-6
+#: ``factorization="auto"`` uses a Cholesky inverse per penalty up to this many penalties.
+CHOLESKY_MAX_PENALTIES = 8
 #: Safety factor on the power-iteration estimate of ``lambda_max`` (it estimates from below).
 LIPSCHITZ_SAFETY = 1.02
 POWER_ITERATIONS = 100
@@ -76,6 +82,29 @@ class AdmmL0Settings:
         Iteration bounds.
     rho_max : float
         Cap on ``rho``.
+    refit_iter : int
+        Conjugate-gradient iterations of the final refit (when it is done by CG).
+    dtype : {"auto", "float32", "float64"}
+        Working precision of the iterations (``"auto"``: that of ``W0``). The refit's
+        result and every reported figure are float64 whatever it is.
+    factorization : {"auto", "eigh", "cholesky"}
+        How ``(G + rho I)^{-1}`` is formed. ``"eigh"``: one eigendecomposition, then each new
+        ``rho`` costs a product ``Q diag(1/(L + rho)) Q^T`` — the right choice for long runs
+        with many penalty changes. ``"cholesky"``: a Cholesky factorization and inverse per
+        ``rho`` (about ``d^3`` flops, a tenth of an eigendecomposition here) — cheaper when
+        ``rho`` takes few values. ``"auto"`` picks Cholesky when at most
+        :data:`CHOLESKY_MAX_PENALTIES` penalties can occur (``max_iter / update_every``).
+
+    Notes
+    -----
+    The defaults are a short run — 4 iterations (one penalty update) then 4 CG steps of
+    refit, about a dozen products with ``G`` in all — chosen on the benchmarks
+    (``benchmarks/bench_l0.py``): most of the gain over the baselines comes from the first
+    iterations and the refit, and this budget keeps the solve within 5x SparseGPT's time.
+    A short run may still be exploring, so the solver returns the better of its last
+    iterate and its start (see :func:`solve_l0_admm`). :meth:`thorough` runs the full
+    ALPS-style schedule (at least 30, up to 300 iterations, until the support settles): a
+    lower error at high sparsity for about 10x the time.
     """
 
     rho: float = 0.1
@@ -86,11 +115,39 @@ class AdmmL0Settings:
     fast_above: float = 0.1
     slow_above: float = 0.005
     stop_change: float = 3e-4
-    min_iter: int = 30
-    max_iter: int = 300
+    min_iter: int = 4
+    max_iter: int = 4
     rho_max: float = 1e6
-    refit_iter: int = REFIT_CG_MAX_ITER
-    dtype: str = "float64"
+    refit_iter: int = 4
+    dtype: str = "auto"
+    factorization: str = "auto"
+
+    @classmethod
+    def thorough(cls) -> AdmmL0Settings:
+        """The full schedule: at least 30 and up to 300 iterations, 20 CG steps of refit."""
+        return cls(min_iter=30, max_iter=300, refit_iter=20)
+
+
+def _dot(A: np.ndarray, B: np.ndarray) -> float:
+    """``<A, B>`` accumulated in float64 whatever the arrays' dtype (2-D arrays)."""
+    if A.dtype != B.dtype or A.ndim != 2 or A.dtype not in (np.float32, np.float64):
+        return float(np.einsum("ij,ij->", A, B, dtype=np.float64))
+    return float(kernels.dot64(np.ascontiguousarray(A), np.ascontiguousarray(B)))
+
+
+def _spd_inverse(G: np.ndarray, rho: float) -> np.ndarray:
+    """``(G + rho I)^{-1}`` of a symmetric positive semi-definite ``G`` (``rho > 0``) by a
+    Cholesky factorization and LAPACK's ``potri`` (about ``d^3`` flops)."""
+    potrf, potri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "potri"), (G,))
+    A = G + np.asarray(rho, G.dtype) * np.eye(G.shape[0], dtype=G.dtype)
+    factor, info = potrf(A, lower=False, overwrite_a=True, clean=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"G + rho I is not positive definite (potrf info {info})")
+    inv, info = potri(factor, lower=False, overwrite_c=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"potri failed (info {info})")
+    upper = np.triu(inv)
+    return upper + np.triu(inv, 1).T
 
 
 def _free_mask(mask_in: np.ndarray, n_free: int) -> np.ndarray:
@@ -101,19 +158,22 @@ def _free_mask(mask_in: np.ndarray, n_free: int) -> np.ndarray:
 
 
 def hard_threshold(
-    A: np.ndarray, pattern: SparsityPattern, n_free: int = 0
+    A: np.ndarray, pattern: SparsityPattern, n_free: int = 0, *, state: dict | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``(H_K(A), support)`` with the last ``n_free`` rows of ``A`` left as they are."""
+    """``(H_K(A), support)`` with the last ``n_free`` rows of ``A`` left as they are.
+
+    ``state`` is scratch an iterative solver carries between calls (speed only).
+    """
     d = A.shape[0] - n_free
     top = A[:d] if n_free else A
-    mask = _free_mask(support_mask(top * top, pattern), n_free)
+    mask = _free_mask(support_mask(top * top, pattern, state=state), n_free)
     return np.where(mask, A, np.zeros((), A.dtype)), mask
 
 
 def objective(G: np.ndarray, W0: np.ndarray, W: np.ndarray) -> float:
     """``f(W) = 1/2 tr((W0 - W)^T G (W0 - W))``."""
     E = W0 - W
-    return 0.5 * float(np.vdot(E, G @ E))
+    return 0.5 * _dot(E, G @ E)
 
 
 def lipschitz(G: np.ndarray, *, method: str = "eigh") -> float:
@@ -154,8 +214,8 @@ class _Scaled:
         self.G = Gs.astype(dtype, copy=False)
         self.W0 = (W0 * scale[:, None]).astype(dtype, copy=False)
         self.C = self.G @ self.W0  # the right-hand side G W0, scaled
-        self.base = 0.5 * float(np.vdot(self.W0, self.C))  # damped f(0)
-        self.lam_norm0 = float(np.vdot(W0, W0))
+        self.base = 0.5 * _dot(self.W0, self.C)  # damped f(0)
+        self.lam_norm0 = _dot(W0, W0)
 
     def unscale(self, B: np.ndarray) -> np.ndarray:
         return B.astype(np.float64, copy=False) / self.scale[:, None]
@@ -163,15 +223,29 @@ class _Scaled:
     def damped_objective(self, B: np.ndarray, R: np.ndarray) -> float:
         """Damped ``f`` at ``B`` supported where ``R = C - G B`` is the residual on the
         support (zero off it), without a product: ``<B, G B> = <B, C> - <B, R>``."""
-        bc = float(np.vdot(B, self.C))
-        return self.base - 0.5 * bc - 0.5 * float(np.vdot(B, R))
+        bc = _dot(B, self.C)
+        return self.base - 0.5 * bc - 0.5 * _dot(B, R)
 
     def undamped(self, f_damped: float, W: np.ndarray, W0: np.ndarray) -> float:
         """Undamped ``f`` from the damped one: subtract ``lam/2 ||W0 - W||_F^2``."""
         if not self.lam:
             return f_damped
         E = W0 - W
-        return max(f_damped - 0.5 * self.lam * float(np.vdot(E, E)), 0.0)
+        return max(f_damped - 0.5 * self.lam * _dot(E, E), 0.0)
+
+
+def _auto_refit(mask: np.ndarray, cg_iter: int) -> str:
+    """``"exact"`` when it is cheap in absolute terms or cheaper than ``cg_iter`` CG steps.
+
+    Estimated costs in flop-equivalents: exact = ``sum over distinct supports of |S|^3/3``
+    plus :data:`REFIT_GROUP_OVERHEAD` per support (gathers and LAPACK calls dominate for
+    small blocks); CG = ``(cg_iter + 1) * 2 d^2 m`` (one product per step).
+    """
+    d, m = mask.shape
+    counts = mask.sum(axis=0).astype(np.float64)
+    exact = float(np.sum(counts**3)) / 3.0 + REFIT_GROUP_OVERHEAD * m
+    cg = (cg_iter + 1) * 2.0 * d * d * m
+    return "exact" if exact <= max(REFIT_EXACT_MAX_FLOPS, cg) else "cg"
 
 
 def _refit_scaled(
@@ -182,20 +256,19 @@ def _refit_scaled(
     method: str,
     max_iter: int,
     tol: float,
+    GB: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """Solve ``Gs[S_j, S_j] b = C[S_j, j]`` for every column (zeros off ``S_j``).
 
     Returns ``(B, R, info)`` with ``R`` the residual ``C - Gs B`` on the support (zero off
     it) when the method tracks it (CG), else ``None``.
     """
-    counts = mask.sum(axis=0)
     if method == "auto":
-        cost = float(np.sum(counts.astype(np.float64) ** 3)) / 3.0
-        method = "exact" if cost <= REFIT_EXACT_MAX_FLOPS else "cg"
+        method = _auto_refit(mask, max_iter)
     if method == "exact":
         return _refit_exact(Gs, C, mask), None, {"refit": "exact"}
     if method == "cg":
-        return _refit_cg(Gs, C, mask, B, max_iter, tol)
+        return _refit_cg(Gs, C, mask, B, max_iter, tol, GB)
     raise ValueError(f"refit method must be 'auto', 'exact' or 'cg', got {method!r}")
 
 
@@ -232,32 +305,39 @@ def _refit_cg(
     B: np.ndarray | None,
     max_iter: int,
     tol: float,
+    GB: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Batched conjugate gradients on the masked systems, one column per system.
 
     CG decreases the quadratic monotonically, so the refit never worsens the start point.
+    ``GB`` is ``Gs @ B`` when the caller has it (``B`` must then be zero off ``mask``).
     """
     zero = np.zeros((), C.dtype)
-    X = np.zeros_like(C) if B is None else np.where(mask, B, zero).astype(C.dtype, copy=False)
-    R = np.where(mask, C - Gs @ X, zero)
+    if B is None:
+        X, GB = np.zeros_like(C), None
+    elif GB is None:
+        X = np.where(mask, B, zero).astype(C.dtype, copy=False)
+    else:
+        X = B.astype(C.dtype, copy=True)
+    R = np.where(mask, C - (Gs @ X if GB is None else GB), zero)
     target = tol * np.maximum(np.linalg.norm(np.where(mask, C, zero), axis=0), 1e-300)
-    rr = np.einsum("ij,ij->j", R, R)
+    rr = np.einsum("ij,ij->j", R, R, dtype=np.float64)
     P = R.copy()
+    AP = np.empty_like(P)
+    pap = np.empty(P.shape[1])
+    rr_new = np.empty(P.shape[1])
+    mask = np.ascontiguousarray(mask)
     done = 0
     for _ in range(max_iter):
         if np.all(np.sqrt(rr) <= target):
             break
-        AP = Gs @ P
-        np.multiply(AP, mask, out=AP)
-        pap = np.einsum("ij,ij->j", P, AP)
+        np.matmul(Gs, P, out=AP)
+        kernels.cg_curvature(P, AP, mask, pap)
         alpha = np.divide(rr, pap, out=np.zeros_like(rr), where=pap > 0)
-        X += alpha * P
-        R -= alpha * AP
-        rr_new = np.einsum("ij,ij->j", R, R)
+        kernels.cg_step(X, R, P, AP, alpha, rr_new)
         beta = np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0)
-        P *= beta
-        P += R
-        rr = rr_new
+        kernels.cg_direction(R, P, beta)
+        rr, rr_new = rr_new, rr
         done += 1
     worst = float(np.max(np.sqrt(rr) / target * tol)) if rr.size else 0.0
     return X, R, {"refit": "cg", "refit_iterations": done, "refit_residual": worst}
@@ -419,7 +499,10 @@ def solve_l0_admm(
     grew, ``rho`` was too large: it is divided by 5 and the iteration restarts. The
     eigendecomposition ``G = Q diag(L) Q^T`` is computed once; each new ``rho`` costs one
     product ``Q diag(1 / (L + rho)) Q^T``. The iteration stops when the support is stable
-    (``stop_change``) or at ``max_iter``; the final support is re-fitted (:func:`refit`).
+    (``stop_change``) or at ``max_iter``. Safeguard: of the last iterate ``D`` and the start
+    ``D0 = H_K(start)``, the one with the lower damped objective is kept (one extra product
+    ``G D0``; the other product starts the refit). The kept support is re-fitted
+    (:func:`refit`, batched CG from ``D`` for large layers).
 
     Parameters
     ----------
@@ -452,18 +535,38 @@ def solve_l0_admm(
     if pattern.kind == "outputs":
         return _solve_outputs_exactly("admm-l0", G, W0, pattern, n_free, damping, started)
     st = settings or AdmmL0Settings()
-    sc = _Scaled(G, W0, damping, np.dtype(st.dtype))
-    evals, Q = scipy.linalg.eigh(sc.G, check_finite=False)
-    evals = np.maximum(evals, 0.0)
+    dtype = np.dtype(W0.dtype if st.dtype == "auto" else st.dtype)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        dtype = np.dtype(np.float64)
+    sc = _Scaled(G, W0, damping, dtype)
+    factorization = st.factorization
+    if factorization == "auto":
+        penalties = st.max_iter // max(st.update_every, 1) + 1
+        factorization = "cholesky" if penalties <= CHOLESKY_MAX_PENALTIES else "eigh"
     kept = max(pattern.nnz, 1)
+    if factorization == "eigh":
+        evals, Q = scipy.linalg.eigh(sc.G, check_finite=False)
+        evals = np.maximum(evals, 0.0)
 
-    def inverse(rho: float) -> np.ndarray:
-        return (Q * (1.0 / (evals + rho)).astype(Q.dtype)) @ Q.T
+        def inverse(rho: float) -> np.ndarray:
+            return (Q * (1.0 / (evals + rho)).astype(Q.dtype)) @ Q.T
+
+    elif factorization == "cholesky":
+
+        def inverse(rho: float) -> np.ndarray:
+            return _spd_inverse(sc.G, rho)
+
+    else:
+        raise ValueError(
+            f"factorization must be 'auto', 'eigh' or 'cholesky', got {factorization!r}"
+        )
 
     start = sc.W0 if W_init is None else (W_init * sc.scale[:, None]).astype(sc.W0.dtype)
-    D0, mask0 = hard_threshold(start, pattern, n_free)
-    D, mask, Mu = D0, mask0, np.zeros_like(sc.W0)
-    B = D0
+    state: dict = {}
+    D0, mask0 = hard_threshold(start, pattern, n_free, state=state)
+    mask, Mu = mask0, np.zeros_like(sc.W0)
+    GD0 = sc.G @ D0
+    f0 = sc.base - _dot(D0, sc.C) + 0.5 * _dot(D0, GD0)
     rho = st.rho
     Minv = inverse(rho)
     grown = False
@@ -471,17 +574,19 @@ def solve_l0_admm(
     history: list[tuple[int, float, float]] = []
     status = Status.MAX_ITER if st.max_iter else Status.OPTIMAL
     it = 0
+    d_k = W0.shape[0] - n_free
+    rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
+    D = D0.copy()
     for it in range(1, st.max_iter + 1):
-        rhs = sc.C - Mu
-        rhs += rho * D
-        B = Minv @ rhs
-        V = Mu / rho
-        V += B
-        D, mask = hard_threshold(V, pattern, n_free)
-        Mu += rho * (B - D)
+        rho_t = sc.W0.dtype.type(rho)
+        kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
+        np.matmul(Minv, rhs, out=B)
+        kernels.admm_point(B, Mu, sc.W0.dtype.type(1.0 / rho), V, S)
+        mask = _free_mask(support_mask(S[:d_k], pattern, state=state), n_free)
+        changed = kernels.admm_dual(B, V, mask, last_mask, rho_t, D, Mu)
         if it % st.update_every and it != st.max_iter:
             continue
-        change = float(np.count_nonzero(mask != last_mask)) / kept
+        change = changed / kept
         last_mask = mask
         history.append((it, rho, change))
         if it >= st.min_iter and change < st.stop_change:
@@ -491,24 +596,34 @@ def solve_l0_admm(
             break
         rho, grown, restart = _admm_rho_step(st, rho, change, grown)
         if restart:
-            D, mask, Mu = D0, mask0, np.zeros_like(sc.W0)
+            D[...] = D0
+            Mu[...] = 0.0
+            mask = last_mask = mask0
         rho = min(rho, st.rho_max)
         Minv = inverse(rho)
     extra = {
         "rho": rho,
         "support_change": history[-1][2] if history else _NAN,
         "history": history,
+        "factorization": factorization,
+        "dtype": dtype.name,
     }
-    # the returned support is D's (in K); B restricted to it starts the refit
-    Bk = np.where(mask, B, np.zeros((), B.dtype)) if st.max_iter else D
+    # Safeguard: return the better (damped objective before refit) of the final iterate D
+    # and the start D0 -- a short run can still be exploring. Its product G D also starts
+    # the CG refit, so the check costs one product (G D0) in all.
+    GD = sc.G @ D if it else GD0
+    fD = sc.base - _dot(D, sc.C) + 0.5 * _dot(D, GD)
+    extra["objective_iterate"] = fD
+    extra["objective_start"] = f0
+    if f0 < fD:
+        D, mask, GD = D0, mask0, GD0
+        extra["kept_start"] = True
     R = None
     if refit_method != "none":
         iters = st.refit_iter if refit_iter is None else refit_iter
-        Bk, R, rinfo = _refit_scaled(sc.G, sc.C, mask, Bk, refit_method, iters, REFIT_CG_TOL)
+        D, R, rinfo = _refit_scaled(sc.G, sc.C, mask, D, refit_method, iters, REFIT_CG_TOL, GB=GD)
         extra.update(rinfo)
-    else:
-        Bk = D
-    return _finish("admm-l0", sc, G, W0, Bk, mask, R, status, it, started, extra)
+    return _finish("admm-l0", sc, G, W0, D, mask, R, status, it, started, extra)
 
 
 def solve_iht(
@@ -548,14 +663,14 @@ def solve_iht(
     start = sc.W0 if W_init is None else W_init * sc.scale[:, None]
     W, mask = hard_threshold(start, pattern, n_free)
     gW = sc.G @ (W - sc.W0)
-    fW = 0.5 * float(np.vdot(W - sc.W0, gW))
+    fW = 0.5 * _dot(W - sc.W0, gW)
     Y, gY, t = W, gW, 1.0
     W_prev = W
     status, quiet, restarts, it = Status.MAX_ITER, 0, 0, 0
     for it in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
         Z, zmask = hard_threshold(Y - gY / Lip, pattern, n_free)
         gZ = sc.G @ (Z - sc.W0)
-        fZ = 0.5 * float(np.vdot(Z - sc.W0, gZ))
+        fZ = 0.5 * _dot(Z - sc.W0, gZ)
         if fZ > fW and Y is not W:  # momentum overshot: restart from W
             restarts += 1
             Y, gY, t = W, gW, 1.0
@@ -595,7 +710,7 @@ def p5_loss(
     off = np.where(active, 0.0, np.maximum(Z - upper, 0.0))
     residual = float(np.sqrt(np.vdot(on, on)))
     violation = float(off.max(initial=0.0))
-    return residual**2 + float(np.vdot(off, off)), residual, violation, on + off
+    return residual**2 + _dot(off, off), residual, violation, on + off
 
 
 def solve_p5_iht(

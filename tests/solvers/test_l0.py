@@ -116,8 +116,33 @@ def test_admm_is_at_least_as_good_as_its_start_and_deterministic():
     b = solve_l0_admm(G.copy(), W0.copy(), K)
     assert np.array_equal(a.x, b.x)
     assert a.info.iterations >= 1
-    start = refit(G, W0, hard_threshold(W0 * np.sqrt(np.diag(G))[:, None], K)[1])
-    assert a.info.objective <= objective(G, W0, start) * (1 + 1e-9)
+    # the safeguard: never worse than the start H_K(S W0) (no damping: the exact objective)
+    for settings in (AdmmL0Settings(), AdmmL0Settings(rho=1.0), AdmmL0Settings.thorough()):
+        result = solve_l0_admm(G, W0, K, damping=0.0, settings=settings)
+        start = hard_threshold(W0 * np.sqrt(np.diag(G))[:, None], K)[1]
+        assert result.info.objective <= objective(G, W0, np.where(start, W0, 0.0)) * (1 + 1e-9)
+
+
+def test_thorough_schedule_reaches_a_lower_error_at_high_sparsity():
+    X = correlated(500, 24, 4)
+    W0 = np.random.default_rng(4).standard_normal((24, 10))
+    G = X.T @ X
+    K = make_pattern("unstructured", (24, 10), sparsity=0.8)
+    short = solve_l0_admm(G, W0, K)
+    long = solve_l0_admm(G, W0, K, settings=AdmmL0Settings.thorough())
+    assert long.info.objective <= short.info.objective * (1 + 1e-9)
+    assert long.status == "optimal"  # the support settled before 300 iterations
+
+
+@pytest.mark.parametrize("factorization", ["eigh", "cholesky"])
+def test_factorizations_agree(factorization):
+    X = correlated(300, 16, 6)
+    W0 = np.random.default_rng(6).standard_normal((16, 8))
+    K = make_pattern("2:4", (16, 8))
+    ref = solve_l0_admm(X.T @ X, W0, K, settings=AdmmL0Settings(factorization="eigh"))
+    got = solve_l0_admm(X.T @ X, W0, K, settings=AdmmL0Settings(factorization=factorization))
+    assert np.array_equal(ref.x != 0, got.x != 0)
+    np.testing.assert_allclose(got.x, ref.x, rtol=1e-7, atol=1e-9)  # two exact inverses
 
 
 def test_admm_float32_and_long_schedule():
@@ -126,7 +151,7 @@ def test_admm_float32_and_long_schedule():
     G = X.T @ X
     K = make_pattern("2:4", (24, 10))
     fast = solve_l0_admm(G, W0, K, settings=AdmmL0Settings(dtype="float32"))
-    full = solve_l0_admm(G, W0, K, settings=AdmmL0Settings(max_iter=300, min_iter=30))
+    full = solve_l0_admm(G, W0, K, settings=AdmmL0Settings.thorough())
     assert fast.x.dtype == np.float64
     assert full.info.extra["history"]  # the penalty schedule ran
     assert full.info.extra["rho"] > 0.1

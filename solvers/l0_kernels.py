@@ -1,0 +1,100 @@
+"""Fused element-wise steps of the L0 solvers (numba): one pass over memory each.
+
+Every kernel takes C-contiguous 2-D arrays of one float dtype (float32 or float64) and
+preallocated outputs; reductions run in a fixed order, so results are bit-reproducible.
+Pure-NumPy references live in ``tests/solvers/test_l0_kernels.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def admm_rhs(C, Mu, D, rho, out):  # pragma: no cover (compiled)
+    """``out = C - Mu + rho * D`` (the right-hand side of the B-step)."""
+    n, m = C.shape
+    for i in range(n):
+        for j in range(m):
+            out[i, j] = C[i, j] - Mu[i, j] + rho * D[i, j]
+
+
+@njit(cache=True)
+def admm_point(B, Mu, inv_rho, V, S):  # pragma: no cover (compiled)
+    """``V = B + Mu / rho`` and its scores ``S = V * V`` (the point the D-step projects)."""
+    n, m = B.shape
+    for i in range(n):
+        for j in range(m):
+            v = B[i, j] + Mu[i, j] * inv_rho
+            V[i, j] = v
+            S[i, j] = v * v
+
+
+@njit(cache=True)
+def admm_dual(B, V, mask, last, rho, D, Mu):  # pragma: no cover (compiled)
+    """``D = V on mask, 0 elsewhere``; ``Mu += rho (B - D)``; returns ``#(mask != last)``."""
+    n, m = B.shape
+    changed = 0
+    for i in range(n):
+        for j in range(m):
+            keep = mask[i, j]
+            d = V[i, j] if keep else 0.0
+            D[i, j] = d
+            Mu[i, j] += rho * (B[i, j] - d)
+            if keep != last[i, j]:
+                changed += 1
+    return changed
+
+
+@njit(cache=True)
+def cg_curvature(P, AP, mask, pap):  # pragma: no cover (compiled)
+    """``AP *= mask`` and ``pap[j] = sum_i P[i, j] AP[i, j]`` (in float64)."""
+    n, m = P.shape
+    pap[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = AP[i, j] if mask[i, j] else 0.0
+            AP[i, j] = a
+            pap[j] += P[i, j] * a
+
+
+@njit(cache=True)
+def cg_step(X, R, P, AP, alpha, rr):  # pragma: no cover (compiled)
+    """``X += alpha P``; ``R -= alpha AP``; ``rr[j] = sum_i R[i, j]^2`` (in float64)."""
+    n, m = X.shape
+    rr[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            a = alpha[j]
+            X[i, j] += a * P[i, j]
+            r = R[i, j] - a * AP[i, j]
+            R[i, j] = r
+            rr[j] += r * r
+
+
+@njit(cache=True)
+def cg_direction(R, P, beta):  # pragma: no cover (compiled)
+    """``P = R + beta P`` (column-wise ``beta``)."""
+    n, m = R.shape
+    for i in range(n):
+        for j in range(m):
+            P[i, j] = R[i, j] + beta[j] * P[i, j]
+
+
+def as_kernel_dtype(rho: float, like: np.ndarray):
+    """A scalar in the arrays' dtype (so numba compiles one signature per dtype)."""
+    return like.dtype.type(rho)
+
+
+@njit(cache=True)
+def dot64(A, B):  # pragma: no cover (compiled)
+    """``<A, B>`` accumulated in float64 (row by row, a fixed order)."""
+    n, m = A.shape
+    total = 0.0
+    for i in range(n):
+        row = 0.0
+        for j in range(m):
+            row += np.float64(A[i, j]) * np.float64(B[i, j])
+        total += row
+    return total

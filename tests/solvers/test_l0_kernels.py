@@ -1,0 +1,55 @@
+"""The fused L0 kernels against their NumPy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nettrim.solvers import l0_kernels as k
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_admm_kernels_match_numpy(dtype):
+    rng = np.random.default_rng(0)
+    C, Mu, D, B = (rng.standard_normal((7, 5)).astype(dtype) for _ in range(4))
+    rho = dtype(0.7)
+    out = np.empty_like(C)
+    k.admm_rhs(C, Mu, D, rho, out)
+    np.testing.assert_allclose(out, C - Mu + rho * D, rtol=1e-6)
+    V, S = np.empty_like(B), np.empty_like(B)
+    k.admm_point(B, Mu, dtype(1 / rho), V, S)
+    np.testing.assert_allclose(V, B + Mu / rho, rtol=1e-6)
+    np.testing.assert_allclose(S, V * V, rtol=1e-6)
+    mask = np.median(S) < S
+    last = rng.random(mask.shape) < 0.5
+    Mu_ref = Mu + rho * (B - np.where(mask, V, 0.0))
+    D_out, Mu_out = np.empty_like(B), Mu.copy()
+    changed = k.admm_dual(B, V, mask, last, rho, D_out, Mu_out)
+    assert changed == np.count_nonzero(mask != last)
+    np.testing.assert_allclose(D_out, np.where(mask, V, 0.0), rtol=1e-6)
+    np.testing.assert_allclose(Mu_out, Mu_ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cg_kernels_match_numpy(dtype):
+    rng = np.random.default_rng(1)
+    X, R, P, AP = (rng.standard_normal((6, 4)).astype(dtype) for _ in range(4))
+    mask = rng.random((6, 4)) < 0.6
+    AP_ref = AP * mask
+    pap = np.empty(4)
+    AP_out = AP.copy()
+    k.cg_curvature(P, AP_out, mask, pap)
+    np.testing.assert_allclose(AP_out, AP_ref, rtol=1e-6)
+    np.testing.assert_allclose(pap, np.sum(P * AP_ref, axis=0), rtol=1e-5)
+    alpha = rng.random(4)
+    rr = np.empty(4)
+    X_out, R_out = X.copy(), R.copy()
+    k.cg_step(X_out, R_out, P, AP_out, alpha, rr)
+    np.testing.assert_allclose(X_out, X + alpha * P, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(R_out, R - alpha * AP_ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rr, np.sum(R_out.astype(np.float64) ** 2, axis=0), rtol=1e-6)
+    beta = rng.random(4)
+    P_out = P.copy()
+    k.cg_direction(R_out, P_out, beta)
+    np.testing.assert_allclose(P_out, R_out + beta * P, rtol=1e-5, atol=1e-6)
+    assert k.dot64(X, R) == pytest.approx(float(np.sum(X.astype(float) * R)), rel=1e-6)
