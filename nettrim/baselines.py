@@ -166,21 +166,24 @@ def sparsegpt(
     Returns
     -------
     ndarray of shape (d, m)
-        The pruned weights, exactly in ``pattern``.
+        The pruned weights, exactly in ``pattern``, in ``W``'s dtype: like the reference
+        (float32 weights, float32 sweep) a float32 ``W`` is swept in float32; the
+        factorization of ``H`` is always float64.
     """
     if pattern.kind not in ("unstructured", "nm"):
         raise ValueError(
             f"SparseGPT is defined for unstructured and N:M sparsity, not {pattern.kind!r}"
         )
     d, m = W.shape
+    dtype = W.dtype if W.dtype in (np.float32, np.float64) else np.dtype(np.float64)
     H = np.array(G, dtype=np.float64, copy=True)
-    W = np.array(W, dtype=np.float64, copy=True)
+    W = np.array(W, dtype=dtype, copy=True)
     dead = np.diag(H) == 0
     H[dead, dead] = 1.0
     W[dead, :] = 0.0
     lam = damping * float(np.mean(np.diag(H)))
     H[np.diag_indices_from(H)] += lam
-    U = _inverse_hessian_factor(H)
+    U = _inverse_hessian_factor(H).astype(dtype)  # factored in float64, used in W's dtype
     diagU = np.diag(U).copy()
     ger = get_blas_funcs("ger", (W,))
     nm = pattern.kind == "nm"
@@ -208,7 +211,7 @@ def sparsegpt(
                     score = g**2 / diagU[i : i + group, None] ** 2
                     pruned[i : i + group] = ~top_mask(score, pattern.keep, axis=0)
                 w = W[i]
-                q = np.where(pruned[i], 0.0, w)
+                q = np.where(pruned[i], np.zeros((), dtype), w)
                 err = (w - q) / diagU[i]
                 Err1[i - i1] = err
                 W[i] = q

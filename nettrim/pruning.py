@@ -19,6 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from dataclasses import replace
 
 import numpy as np
 
@@ -51,7 +52,7 @@ METHOD_PATTERNS: dict[str, frozenset[str]] = {
 }
 #: Relative asymmetry ``max|G - G^T| / max|G|`` above which a Gram matrix is refused.
 SYMMETRY_RTOL = 1e-8
-DEFAULT_IHT_ITER = 300
+DEFAULT_IHT_ITER = 100
 DEFAULT_P5_ITER = 200
 _NAN = float("nan")
 
@@ -277,7 +278,8 @@ def prune_layer(
         elif method == "wanda":
             Wp = baselines.wanda(W0, np.sqrt(np.maximum(np.diag(G)[:d_in], 0.0)), K)
         else:
-            Wp = baselines.sparsegpt(G[:d_in, :d_in], W0, K, damping=damping)
+            Wp = baselines.sparsegpt(G[:d_in, :d_in], W0.astype(out_dtype), K, damping=damping)
+            Wp = Wp.astype(np.float64)
         return _baseline_result(method, G, W0, b0, Wp, out_dtype, started)
 
     common = dict(
@@ -286,14 +288,14 @@ def prune_layer(
     if method == "admm":
         st = settings or AdmmL0Settings()
         changes = {}
+        if st.dtype == "auto":  # W0 was converted to float64: keep the caller's precision
+            changes["dtype"] = np.dtype(out_dtype).name
         if max_iter is not None:
             changes["max_iter"] = max_iter
             changes["min_iter"] = min(st.min_iter, max_iter)
         if tol is not None:
             changes["stop_change"] = tol
         if changes:
-            from dataclasses import replace
-
             st = replace(st, **changes)
         result = solve_l0_admm(G, W0a, K, settings=st, **common)
     else:
