@@ -5,6 +5,7 @@ from .guarantees import VerificationReport, link_normalize, theorem3_samples, ve
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network
 from .pruning import prune_layer, prune_network
+from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .solvers import SolveInfo, Status
 from .solvers.gram import GramAccumulator
@@ -28,6 +29,7 @@ __all__ = [
     "net_trim",
     "prune_layer",
     "prune_network",
+    "reweighted_trim_layer",
     "theorem3_samples",
     "trim_layer",
     "verify",

@@ -212,8 +212,10 @@ def solve_exact(
             if rows.any():
                 constraints.append(X[rows] @ W[:, j] <= V[rows, j])
 
-    weights = problem.l1_weights.astype(np.float64)
-    objective = cp.sum(cp.multiply(weights[:, None], cp.abs(W)))
+    weights = problem.l1_weights.astype(np.float64)[:, None]
+    if problem.entry_weights is not None:  # reweighted L1: sum_ij c_i e_ij |W_ij|
+        weights = weights * np.asarray(problem.entry_weights, dtype=np.float64)
+    objective = cp.sum(cp.multiply(weights, cp.abs(W)))
     if problem.penalized and fits:
         objective = objective + 0.5 * problem.penalty * cp.sum([cp.sum_squares(e) for _, e in fits])
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)

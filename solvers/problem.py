@@ -49,6 +49,11 @@ class NetTrimProblem:
         ``c``: weight of each row in the L1 norm (0 leaves a row, e.g. a bias, unpenalized).
     penalty : float or None
         ``lam`` of (P3); ``None`` selects the constrained program.
+    entry_weights : ndarray, shape (d, m), or None
+        ``e``: optional non-negative per-entry weights multiplying the row weights, so the
+        norm becomes ``sum_ij c_i e_ij |W_ij|`` (reweighted L1, Candes-Wakin-Boyd). Only the
+        exact backends (:func:`~nettrim.solvers.solve_exact`) honour them; ``None`` (the
+        default) is the plain row-weighted norm.
     """
 
     X: np.ndarray
@@ -58,6 +63,7 @@ class NetTrimProblem:
     radius: float | np.ndarray
     l1_weights: np.ndarray
     penalty: float | None = None
+    entry_weights: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -113,7 +119,10 @@ class NetTrimProblem:
         return self.upper
 
     def l1(self, W: np.ndarray) -> float:
-        """The weighted L1 norm ``sum_i c_i ||W[i, :]||_1``."""
+        """The weighted L1 norm ``sum_i c_i ||W[i, :]||_1`` (``sum_ij c_i e_ij |W_ij|`` with
+        entry weights)."""
+        if self.entry_weights is not None:
+            return float(np.sum(np.abs(W) * self.entry_weights * self.l1_weights[:, None]))
         return float(np.abs(W).sum(axis=1) @ self.l1_weights)
 
     def column_residuals(self, W: np.ndarray) -> np.ndarray:
