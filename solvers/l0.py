@@ -97,10 +97,11 @@ class AdmmL0Settings:
 
     Notes
     -----
-    The defaults are a short run — 4 iterations (one penalty update) then 4 CG steps of
-    refit, about a dozen products with ``G`` in all — chosen on the benchmarks
-    (``benchmarks/bench_l0.py``): most of the gain over the baselines comes from the first
-    iterations and the refit, and this budget keeps the solve within 5x SparseGPT's time.
+    The defaults are a short run — 4 iterations (a penalty update after the 2nd; the 4th is
+    the last check) then 4 CG steps of refit, about a dozen products with ``G`` in all —
+    chosen on the benchmarks (``benchmarks/bench_l0.py``): most of the gain over the
+    baselines comes from the first iterations and the refit, and this budget keeps the
+    solve within 5x SparseGPT's time.
     A short run may still be exploring, so the solver returns the better of its last
     iterate and its start (see :func:`solve_l0_admm`). :meth:`thorough` runs the full
     ALPS-style schedule (at least 30, up to 300 iterations, until the support settles): a
@@ -108,7 +109,7 @@ class AdmmL0Settings:
     """
 
     rho: float = 0.1
-    update_every: int = 3
+    update_every: int = 2
     grow_fast: float = 1.3
     grow: float = 1.2
     grow_slow: float = 1.1
@@ -124,8 +125,9 @@ class AdmmL0Settings:
 
     @classmethod
     def thorough(cls) -> AdmmL0Settings:
-        """The full schedule: at least 30 and up to 300 iterations, 20 CG steps of refit."""
-        return cls(min_iter=30, max_iter=300, refit_iter=20)
+        """ALPS's full schedule: penalty updates every 3 iterations, at least 30 and up to 300
+        iterations (until the support settles), 20 CG steps of refit."""
+        return cls(update_every=3, min_iter=30, max_iter=300, refit_iter=20)
 
 
 def _dot(A: np.ndarray, B: np.ndarray) -> float:
@@ -212,12 +214,16 @@ class _Scaled:
         Gs = G / scale[:, None] / scale[None, :]
         Gs[np.diag_indices_from(Gs)] = diag / scale**2
         self.G = Gs.astype(dtype, copy=False)
-        self.W0 = (W0 * scale[:, None]).astype(dtype, copy=False)
+        # in the working precision directly (no float64 temporary of W0's size)
+        self.W0 = np.asarray(W0, dtype=dtype) * scale.astype(dtype)[:, None]
         self.C = self.G @ self.W0  # the right-hand side G W0, scaled
         self.base = 0.5 * _dot(self.W0, self.C)  # damped f(0)
         self.lam_norm0 = _dot(W0, W0)
 
-    def unscale(self, B: np.ndarray) -> np.ndarray:
+    def unscale(self, B: np.ndarray, dtype=np.float64) -> np.ndarray:
+        """``S^-1 B`` in ``dtype`` (computed in ``B``'s precision when it is ``dtype``)."""
+        if B.dtype == dtype:
+            return B / self.scale.astype(dtype)[:, None]
         return B.astype(np.float64, copy=False) / self.scale[:, None]
 
     def damped_objective(self, B: np.ndarray, R: np.ndarray) -> float:
@@ -411,11 +417,9 @@ def _finish(
     With the residual ``R`` of a CG refit the objective costs no product
     (:meth:`_Scaled.damped_objective`); otherwise one product with ``G``.
     """
-    W = np.where(mask, sc.unscale(B), 0.0)
-    if R is not None:
-        f = sc.undamped(sc.damped_objective(np.where(mask, B, 0.0), R), W, W0)
-    else:
-        f = objective(G, W0, W)
+    # every route leaves B exactly zero off the support (CG keeps its iterates there)
+    W = sc.unscale(B, W0.dtype if W0.dtype == B.dtype else np.float64)
+    f = sc.undamped(sc.damped_objective(B, R), W, W0) if R is not None else objective(G, W0, W)
     base = sc.base - 0.5 * sc.lam * sc.lam_norm0
     extra = dict(extra)
     extra["relative_error"] = f / base if base > 0 else 0.0
@@ -642,6 +646,9 @@ def solve_iht(
 ) -> SolverResult:
     """(P4) by iterative hard thresholding with momentum and restart, then a refit.
 
+    One product with ``G`` per iteration: the gradient at the extrapolated point is the
+    same extrapolation of the gradients (``grad f`` is affine).
+
     In scaled variables, with ``Lip = lambda_max(G)`` (exact, :func:`lipschitz`)::
 
         Z <- H_K(Y - G (Y - W0) / Lip)
@@ -665,7 +672,7 @@ def solve_iht(
     gW = sc.G @ (W - sc.W0)
     fW = 0.5 * _dot(W - sc.W0, gW)
     Y, gY, t = W, gW, 1.0
-    W_prev = W
+    W_prev, gW_prev = W, gW
     status, quiet, restarts, it = Status.MAX_ITER, 0, 0, 0
     for it in range(1, max_iter + 1):  # noqa: B007 (reported after the loop)
         Z, zmask = hard_threshold(Y - gY / Lip, pattern, n_free)
@@ -677,15 +684,17 @@ def solve_iht(
             continue
         decrease = (fW - fZ) / max(abs(fW), 1e-300)
         same = bool(np.array_equal(zmask, mask))
-        W_prev, W, gW, fW, mask = W, Z, gZ, fZ, zmask
+        W_prev, gW_prev = W, gW
+        W, gW, fW, mask = Z, gZ, fZ, zmask
         quiet = quiet + 1 if (same and decrease < tol) else 0
         if quiet >= 2:
             status = Status.OPTIMAL
             break
         if momentum:
             t_next = 0.5 * (1.0 + np.sqrt(1.0 + 4.0 * t * t))
-            Y = W + ((t - 1.0) / t_next) * (W - W_prev)
-            gY = sc.G @ (Y - sc.W0)
+            beta = (t - 1.0) / t_next
+            Y = W + beta * (W - W_prev)
+            gY = gW + beta * (gW - gW_prev)  # the gradient is affine: no product needed
             t = t_next
         else:
             Y, gY = W, gW
