@@ -81,7 +81,7 @@ class AdmmSettings:
     """
 
     rho: float = 1.0
-    ratio: float = 1.0
+    ratio: float = 0.1
     alpha: float = 1.6
     tol_abs: float = 1e-7
     tol_rel: float = 1e-5
@@ -91,7 +91,7 @@ class AdmmSettings:
     check_every: int = 20
     adaptive_rho: bool = True
     adapt_every: int = 20
-    adapt_factor: float = 3.0
+    adapt_factor: float = 2.0
     polish: bool = True
     infeasibility_tol: float = 1e-7
     time_limit: float | None = None
@@ -149,21 +149,26 @@ class _State:
         self.work = np.zeros((d, m), dtype)
         self.XW = np.zeros((n, m), dtype)
         self.col_sq = np.zeros(m, np.float64)
-        self.zstats = np.zeros(5, np.float64)
-        self.sstats = np.zeros(5, np.float64)
+        self.zstats = np.zeros((5, m), np.float64)  # per column, see kernels
+        self.sstats = np.zeros((5, m), np.float64)
 
 
-def _ball_scale(problem: NetTrimProblem, col_sq: np.ndarray, rho1: float) -> np.ndarray:
-    """Per-column factor of the projection (or prox) on Omega."""
-    m = col_sq.shape[0]
+def _ball_scale(
+    problem: NetTrimProblem, col_sq: np.ndarray, rho1: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """Per-column factor of the projection (or prox) on Omega (columns scaled by ``beta``).
+
+    (P3) on a column divided by ``beta_j`` has the penalty ``lam * beta_j`` relative to its
+    L1 weight ``beta_j``: its prox weighs ``lam * beta_j**2`` against ``rho1_j``.
+    """
     if problem.penalized:
-        return np.full(m, rho1 / (problem.penalty + rho1))
+        return rho1 / (problem.penalty * beta**2 + rho1)
     if problem.per_column:
         norms = np.sqrt(col_sq)
         return np.where(norms > problem.radius, problem.radius / np.maximum(norms, _TINY), 1.0)
     norm = float(np.sqrt(col_sq.sum()))
     radius = float(problem.radius)
-    return np.full(m, radius / norm if norm > radius else 1.0)
+    return np.full(col_sq.shape[0], radius / norm if norm > radius else 1.0)
 
 
 def _feasibility(problem: NetTrimProblem, figures: dict, feas_tol: float) -> bool:
@@ -265,6 +270,11 @@ def solve_admm(
         the number of penalty updates and the polish figures.
     """
     settings = settings or AdmmSettings()
+    if problem.entry_weights is not None:
+        raise ValueError(
+            "solve_admm does not take per-entry L1 weights (problem.entry_weights); "
+            "use solve_exact for reweighted L1"
+        )
     compile_started = time.perf_counter()
     kernels.warm_up(problem.dtype)
     compile_seconds = time.perf_counter() - compile_started
@@ -284,14 +294,38 @@ def solve_admm(
 
     measure = _Meter(sp, active, upper, has_upper, all_active)
     certifier = DualCertifier(sp)
-    rho1 = float(settings.rho)
+    # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
+    # when the constraint set does (per-column balls, P3), since the projection onto a
+    # layer-wide ball is the plain radial one only in an unweighted norm
+    separable = sp.per_column or sp.penalized
+    rho1 = np.full(m, float(settings.rho))
     rho2 = rho1 * float(settings.ratio)
+    # Separable programs are also solved column-normalized: column j in units of
+    # beta_j = ||y_j on Omega_j|| (W_j = beta_j W'_j, L1 weight beta_j), so that a neuron that
+    # is almost dead and one that is always on converge at the same pace. Measures and
+    # certificates stay in the problem's units (the multiplier maps as rho1_j / beta_j).
+    beta = np.ones(m)
+    if separable:
+        column_norms = sp.target_scale[1]
+        beta = np.where(column_norms > 0, column_norms, 1.0)
+        work = replace(
+            sp,
+            Y=sp.Y / beta.astype(dtype),
+            upper=None if sp.upper is None else sp.upper / beta.astype(dtype),
+            radius=sp.radius / beta if sp.per_column else sp.radius,
+        )
+        Y = work.Y
+        upper = work.upper if has_upper else upper
+    else:
+        work = sp
+    beta_w = beta.astype(dtype)
+    S_true = np.zeros((d, m), dtype)
     sp.target_scale  # noqa: B018 -- computed once here, as part of the set-up
     setup_seconds = time.perf_counter() - started
     st = _State(n, d, m, dtype)
     if warm_start is not None:
-        st.W[...] = warm_start
-        st.S[...] = warm_start
+        st.W[...] = warm_start / beta_w
+        st.S[...] = st.W
         np.matmul(X, st.W, out=st.XW)
         st.Z[...] = st.XW
     # Z <- Proj_C(X W): a feasible-set start (U = 0)
@@ -304,7 +338,7 @@ def solve_admm(
         has_upper,
         all_active,
         1.0,
-        _ball_scale(sp, st.col_sq, rho1),
+        _ball_scale(work, st.col_sq, rho1, beta),
         st.Z,
         st.U,
         st.D,
@@ -317,7 +351,7 @@ def solve_admm(
     message = f"reached max_iter={settings.max_iter}"
     n_updates = 0
     next_adapt = settings.adapt_every
-    U_prev = st.U.copy()
+    Lam_prev = np.zeros_like(st.U)
     n_checks = 0
     polish_info: dict = {}
     iteration = 0
@@ -339,29 +373,35 @@ def solve_admm(
             has_upper,
             all_active,
             settings.alpha,
-            _ball_scale(sp, st.col_sq, rho1),
+            _ball_scale(work, st.col_sq, rho1, beta),
             st.Z,
             st.U,
             st.D,
             st.zstats,
         )
-        thresholds = sp.l1_weights / rho2
-        kernels.shrink_and_update(st.W, st.S, st.T, thresholds, settings.alpha, st.sstats)
+        kernels.shrink_and_update(
+            st.W, st.S, st.T, sp.l1_weights, beta / rho2, settings.alpha, st.sstats
+        )
 
-        zs, ss = st.zstats, st.sstats
-        r1, s1 = np.sqrt(zs[0]), rho1 * np.sqrt(zs[1])
-        r2, s2 = np.sqrt(ss[0]), rho2 * np.sqrt(ss[1])
+        zc, sc = np.sqrt(st.zstats), np.sqrt(st.sstats)  # per-column norms
+        zt, stt = np.sqrt(st.zstats.sum(axis=1)), np.sqrt(st.sstats.sum(axis=1))
+        r1, s1 = zt[0], float(np.sqrt(np.sum((rho1 * zc[1]) ** 2)))
+        r2, s2 = stt[0], float(np.sqrt(np.sum((rho2 * sc[1]) ** 2)))
         eps_pri = settings.tol_abs * np.sqrt(n * m + d * m) + settings.tol_rel * max(
-            np.sqrt(zs[2] + ss[2]), np.sqrt(zs[3] + ss[3])
+            np.hypot(zt[2], stt[2]), np.hypot(zt[3], stt[3])
         )
         eps_dual = settings.tol_abs * np.sqrt(d * m) + settings.tol_rel * (
-            rho1 * np.sqrt(zs[4]) + rho2 * np.sqrt(ss[4])
+            float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
+            + float(np.sqrt(np.sum((rho2 * sc[4]) ** 2)))
         )
         residuals_met = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
 
         if iteration % settings.check_every == 0:
-            figures = measure(st.S)
-            lower = certifier.bound(st.U, rho1)
+            np.multiply(st.S, beta_w, out=S_true)
+            figures = measure(S_true)
+            lower = certifier.bound(
+                st.U, rho1 / beta, XS=measure.XS, column_residuals=figures["column_residuals"]
+            )
             objective = figures["objective"]
             gap = objective - lower
             feasible = _feasibility(sp, figures, settings.feas_tol)
@@ -370,7 +410,8 @@ def solve_admm(
                 print(
                     f"admm {iteration:6d}  obj {objective:.6e}  lb {lower:.6e}  "
                     f"gap {rel_gap:.2e}  excess {figures['ball_excess']:.2e}  "
-                    f"viol {figures['violation']:.2e}  rho {rho1:.2e},{rho2:.2e}"
+                    f"viol {figures['violation']:.2e}  "
+                    f"rho {np.median(rho1):.2e},{np.median(rho2):.2e}"
                 )
             history.append((iteration, objective, lower))
             if feasible and rel_gap <= settings.gap_tol:
@@ -383,10 +424,11 @@ def solve_admm(
                 break
             n_checks += 1
             if n_checks % FARKAS_EVERY == 0:
-                if _farkas_ray(sp, st.U - U_prev, settings.infeasibility_tol):
+                Lam = (rho1 / beta) * st.U
+                if _farkas_ray(sp, Lam - Lam_prev, settings.infeasibility_tol):
                     status, message = Status.INFEASIBLE, "a Farkas ray certifies infeasibility"
                     break
-                U_prev[...] = st.U
+                Lam_prev[...] = Lam
         if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
             message = f"reached time_limit={settings.time_limit}s"
             break
@@ -394,16 +436,24 @@ def solve_admm(
         # settle and the fixed-penalty convergence theory applies eventually
         if settings.adaptive_rho and iteration >= next_adapt:
             next_adapt = iteration + settings.adapt_every * (1 + n_updates)
-            f1 = _balance(r1, max(np.sqrt(zs[2]), np.sqrt(zs[3])), s1, rho1 * np.sqrt(zs[4]))
-            f2 = _balance(r2, max(np.sqrt(ss[2]), np.sqrt(ss[3])), s2, rho2 * np.sqrt(ss[4]))
-            if f1 > settings.adapt_factor or f1 < 1 / settings.adapt_factor:
-                st.U /= f1
-                rho1 *= f1
-                n_updates += 1
-            if f2 > settings.adapt_factor or f2 < 1 / settings.adapt_factor:
-                st.T /= f2
-                rho2 *= f2
-                n_updates += 1
+            if separable:
+                f1 = _balance(zc[0], np.maximum(zc[2], zc[3]), rho1 * zc[1], rho1 * zc[4])
+            else:
+                f1 = np.full(
+                    m,
+                    _balance(
+                        zt[0], max(zt[2], zt[3]), s1, float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
+                    ),
+                )
+            f2 = _balance(sc[0], np.maximum(sc[2], sc[3]), rho2 * sc[1], rho2 * sc[4])
+            changed = False
+            for f, rho, dual in ((f1, rho1, st.U), (f2, rho2, st.T)):
+                f = np.where((f > settings.adapt_factor) | (f < 1 / settings.adapt_factor), f, 1.0)
+                if np.any(f != 1.0):
+                    dual /= f.astype(dtype)  # keep the unscaled multiplier rho * dual fixed
+                    rho *= f
+                    changed = True
+            n_updates += changed
 
     if status is Status.INFEASIBLE:
         nan = float("nan")
@@ -421,12 +471,14 @@ def solve_admm(
         )
         return SolverResult(x=None, status=status, info=info)
 
-    S = st.S
+    S = st.S * beta_w
     figures = measure(S)
     if settings.polish and not _feasibility(sp, figures, settings.feas_tol):
         S, polish_info = polish_support(sp, S, feas_tol=settings.feas_tol)
         figures = measure(S)
-    lower = certifier.bound(st.U, rho1)
+    lower = certifier.bound(
+        st.U, rho1 / beta, XS=measure.XS, column_residuals=figures["column_residuals"]
+    )
     feasible = _feasibility(sp, figures, settings.feas_tol)
     if status is Status.OPTIMAL and not feasible:
         status = Status.INACCURATE
@@ -448,8 +500,8 @@ def solve_admm(
         message=message,
         extra={
             "setup_seconds": setup_seconds,
-            "rho": rho1,
-            "rho2": rho2,
+            "rho": float(np.median(rho1)),
+            "rho2": float(np.median(rho2)),
             "penalty_updates": n_updates,
             "sigma": sigma,
             "woodbury": gram.woodbury,
@@ -459,14 +511,19 @@ def solve_admm(
         },
         **final,
     )
-    return SolverResult(x=S.copy(), status=status, info=info)
+    return SolverResult(x=S, status=status, info=info)
 
 
-def _balance(r: float, r_scale: float, s: float, s_scale: float) -> float:
-    """OSQP's balancing factor ``sqrt((r / r_scale) / (s / s_scale))`` (1 when undefined)."""
-    if r <= _TINY or s <= _TINY or r_scale <= _TINY or s_scale <= _TINY:
-        return 1.0
-    return float(np.sqrt((r / r_scale) / (s / s_scale)))
+def _balance(r, r_scale, s, s_scale):
+    """OSQP's balancing factor ``sqrt((r / r_scale) / (s / s_scale))``, element-wise.
+
+    1 where it is undefined (a zero residual or scale).
+    """
+    r, r_scale, s, s_scale = (np.asarray(v, dtype=np.float64) for v in (r, r_scale, s, s_scale))
+    ok = (r > _TINY) & (s > _TINY) & (r_scale > _TINY) & (s_scale > _TINY)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = np.sqrt((r / r_scale) / (s / s_scale))
+    return np.where(ok, f, 1.0)[()]
 
 
 __all__ = ["AdmmSettings", "feasible_multiplier", "scale_problem", "solve_admm"]

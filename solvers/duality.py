@@ -12,8 +12,11 @@ per column; (P3) replaces it by ``||Lam_Omega||_F^2 / (2 lam)``. Rows with ``c_i
 
 Any multiplier is made dual-feasible by (1) clipping it at 0 on Omega^c (and to 0 where
 ``V = +inf``), (2) removing, column by column on Omega, its component along unpenalized
-rows, and (3) dividing it by ``max(1, max_ij |X^T Lam|_ij / c_i)``. By weak duality the
-dual objective of the result is a lower bound on the optimum, whatever the multiplier.
+rows, and (3) dividing each column ``j`` by ``s_j = max(1, max_i |X^T Lam|_ij / c_i)`` (the
+dual constraints are per column, so one bad column does not shrink the others). By weak
+duality the dual objective of the result is a lower bound on the optimum, whatever the
+multiplier. Where the objective separates by column (per-column balls, (P3)), each column
+is further scaled by its best factor in ``[0, 1]``.
 """
 
 from __future__ import annotations
@@ -24,10 +27,9 @@ from . import kernels
 from .problem import NetTrimProblem
 
 
-def feasible_multiplier(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
-    """A dual-feasible multiplier close to ``Lam`` (a new float64 array)."""
+def _clip_and_balance(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
+    """Steps (1) and (2): a new float64 multiplier, before the per-column scaling."""
     Lam = np.array(Lam, dtype=np.float64)
-    X = problem.X
     active = problem.active
     if active is not None:
         inactive = ~active
@@ -36,14 +38,24 @@ def feasible_multiplier(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
             Lam[inactive & np.isposinf(problem.upper)] = 0.0
     free_rows = np.flatnonzero(problem.l1_weights == 0)
     if free_rows.size:
-        _remove_free_components(X[:, free_rows].astype(np.float64), active, Lam)
-    G = X.T @ Lam.astype(X.dtype, copy=False)
-    penalized = problem.l1_weights > 0
-    if penalized.any():
-        ratio = np.abs(G[penalized]).max(axis=1) / problem.l1_weights[penalized]
-        scale = max(1.0, float(ratio.max(initial=0.0)))
-        Lam /= scale
+        _remove_free_components(problem.X[:, free_rows].astype(np.float64), active, Lam)
     return Lam
+
+
+def column_scales(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
+    """``s_j = max(1, max_i |X^T Lam|_ij / c_i)`` over the penalized rows, shape ``(m,)``."""
+    penalized = problem.l1_weights > 0
+    if not penalized.any():
+        return np.ones(Lam.shape[1])
+    G = problem.X.T @ Lam.astype(problem.X.dtype, copy=False)
+    ratio = np.abs(G[penalized]) / problem.l1_weights[penalized][:, None]
+    return np.maximum(1.0, ratio.max(axis=0))
+
+
+def feasible_multiplier(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
+    """A dual-feasible multiplier close to ``Lam`` (a new float64 array)."""
+    Lam = _clip_and_balance(problem, Lam)
+    return Lam / column_scales(problem, Lam)
 
 
 def _remove_free_components(F: np.ndarray, active: np.ndarray | None, Lam: np.ndarray) -> None:
@@ -96,24 +108,69 @@ def dual_objective(problem: NetTrimProblem, Lam: np.ndarray) -> float:
     return value - float(problem.radius) * float(np.linalg.norm(L_on))
 
 
-def dual_bound(problem: NetTrimProblem, Lam: np.ndarray) -> float:
+def combine_bound(
+    problem: NetTrimProblem,
+    on: np.ndarray,
+    off: np.ndarray,
+    on_sq: np.ndarray,
+    scales: np.ndarray,
+    radius: float | np.ndarray,
+) -> float:
+    """The bound from per-column terms of a clipped, balanced multiplier ``L``.
+
+    ``on_j = <L_{Omega_j}, y_j>``, ``off_j = <L_off_j, V_j>``, ``on_sq_j = ||L_{Omega_j}||^2``,
+    ``scales`` the ``s_j`` of :func:`column_scales`, ``radius`` the (possibly relaxed) radius.
+    """
+    linear = -(on + off) / scales
+    if problem.penalized:
+        quad = on_sq / (2.0 * problem.penalty * scales**2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.clip(np.where(quad > 0, linear / (2.0 * quad), 1.0), 0.0, 1.0)
+        t = np.where((quad <= 0) & (linear < 0), 0.0, t)
+        return float(np.sum(t * linear - t * t * quad))
+    norms = np.sqrt(on_sq) / scales
+    if problem.per_column:
+        return float(np.sum(np.maximum(0.0, linear - radius * norms)))
+    per_column_scaled = float(np.sum(linear)) - float(radius) * float(np.sqrt(np.sum(norms**2)))
+    s_max = float(scales.max(initial=1.0))
+    uniform = (-float(np.sum(on + off)) - float(radius) * float(np.sqrt(np.sum(on_sq)))) / s_max
+    return max(0.0, per_column_scaled, uniform)
+
+
+def dual_bound(
+    problem: NetTrimProblem,
+    Lam: np.ndarray,
+    *,
+    XS: np.ndarray | None = None,
+    column_residuals: np.ndarray | None = None,
+) -> float:
     """A certified lower bound on the optimal objective from any multiplier ``Lam``.
 
-    The dual function is evaluated at ``t * feasible_multiplier(Lam)`` with the best
-    ``t >= 0`` (for the constrained programs the dual is positively homogeneous, so ``t`` is
-    0 or 1; for (P3) it is a concave quadratic in ``t``).
+    NumPy reference of :class:`DualCertifier` (see there for ``XS`` and
+    ``column_residuals``, which relax the program to the one a given point satisfies).
     """
-    L = feasible_multiplier(problem, Lam)
-    if problem.penalized:
-        active = problem.active
-        L_on = L if active is None else np.where(active, L, 0.0)
-        quad = float(np.vdot(L_on, L_on)) / (2.0 * problem.penalty)
-        linear = dual_objective(problem, L) + quad
-        if quad <= 0:
-            return max(0.0, linear)
-        t = min(1.0, max(0.0, linear / (2.0 * quad)))  # t > 1 could break |X^T L| <= c
-        return t * linear - t * t * quad
-    return max(0.0, dual_objective(problem, L))
+    L = _clip_and_balance(problem, Lam)
+    scales = column_scales(problem, L)
+    active = problem.active
+    L_on = L if active is None else np.where(active, L, 0.0)
+    on = np.einsum("ij,ij->j", L_on, problem.Y)
+    on_sq = np.einsum("ij,ij->j", L_on, L_on)
+    off = np.zeros(L.shape[1])
+    if active is not None:
+        V = problem.upper_bounds()
+        if XS is not None:
+            V = np.maximum(V, XS)
+        mask = ~active & (L != 0)
+        off = np.where(mask, L * np.where(mask, V, 0.0), 0.0).sum(axis=0)
+    return combine_bound(problem, on, off, on_sq, scales, _radius(problem, column_residuals))
+
+
+def _radius(problem: NetTrimProblem, column_residuals: np.ndarray | None):
+    radius = np.asarray(problem.radius, dtype=np.float64)
+    if column_residuals is None or problem.penalized:
+        return radius
+    achieved = column_residuals if problem.per_column else np.sqrt(np.sum(column_residuals**2))
+    return np.maximum(radius, achieved)
 
 
 class DualCertifier:
@@ -127,39 +184,51 @@ class DualCertifier:
         self.problem = problem
         n, _, m = problem.shape
         self.L = np.zeros((n, m), problem.dtype)
-        self.col_sq = np.zeros(m, np.float64)
+        self.terms = np.zeros((3, m), np.float64)  # per column: on, off, on_sq
         self.all_active = problem.active is None
         self.active = np.ones((1, 1), np.bool_) if self.all_active else problem.active
         self.has_upper = problem.upper is not None
         self.upper = problem.upper if self.has_upper else np.zeros((1, 1), problem.dtype)
         self.free_rows = np.flatnonzero(problem.l1_weights == 0)
-        self.penalized_rows = problem.l1_weights > 0
 
-    def bound(self, U: np.ndarray, rho: float) -> float:
+    def bound(
+        self,
+        U: np.ndarray,
+        rho: float | np.ndarray,
+        *,
+        XS: np.ndarray | None = None,
+        column_residuals: np.ndarray | None = None,
+    ) -> float:
+        """The bound from the multiplier ``rho_j U[:, j]`` (``rho`` scalar or per column).
+
+        Given a point's product ``XS`` and its column residuals, the bound is taken for the
+        program that point satisfies exactly — radius ``max(radius, its residual)``, bound
+        ``max(V, XS)`` off Omega. That program contains the original one, so the bound is
+        still a lower bound on the original optimum, and the point's objective minus it is
+        never negative: a gap that certifies the point itself.
+        """
         p = self.problem
         L = self.L
+        rho = np.ascontiguousarray(
+            np.broadcast_to(np.asarray(rho, dtype=np.float64), (U.shape[1],))
+        )
         kernels.clip_multiplier(U, rho, self.active, self.upper, self.has_upper, self.all_active, L)
         if self.free_rows.size:
             Lam = L.astype(np.float64)
             _remove_free_components(p.X[:, self.free_rows].astype(np.float64), p.active, Lam)
             L[...] = Lam
-        scale = 1.0
-        if self.penalized_rows.any():
-            G = p.X.T @ L
-            ratio = np.abs(G[self.penalized_rows]).max(axis=1) / p.l1_weights[self.penalized_rows]
-            scale = max(1.0, float(ratio.max(initial=0.0)))
-        on, off = kernels.dual_terms(
-            L, p.Y, self.active, self.upper, self.has_upper, self.all_active, self.col_sq
+        scales = column_scales(p, L)
+        relax = XS is not None
+        kernels.dual_terms(
+            L,
+            p.Y,
+            self.active,
+            self.upper,
+            self.has_upper,
+            self.all_active,
+            XS if relax else self.upper,
+            relax,
+            self.terms,
         )
-        linear = -(on + off) / scale
-        if p.penalized:
-            quad = float(self.col_sq.sum()) / (2.0 * p.penalty * scale**2)
-            if quad <= 0:
-                return max(0.0, linear)
-            t = min(1.0, max(0.0, linear / (2.0 * quad)))
-            return t * linear - t * t * quad
-        if p.per_column:
-            ball = float(np.sqrt(self.col_sq) @ np.asarray(p.radius))
-        else:
-            ball = float(p.radius) * float(np.sqrt(self.col_sq.sum()))
-        return max(0.0, linear - ball / scale)
+        on, off, on_sq = self.terms
+        return combine_bound(p, on, off, on_sq, scales, _radius(p, column_residuals))

@@ -51,13 +51,14 @@ def project_and_update(
     from the reduction of :func:`relax_and_measure`). Off Omega: ``Z = min(A, V)``. Then
     ``U = A - Z`` and ``D = Z - U`` (the next W-update's right-hand side, saving a pass).
 
-    ``stats`` receives ``[||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2, ||Z||^2, ||U||^2]``.
+    ``stats`` ``(5, m)`` receives, per column, ``||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2,
+    ||Z||^2, ||U||^2`` (per-column sums vectorize, where a scalar float reduction would not
+    without reassociation, and they feed per-column penalties).
     """
     n, m = XW.shape
     beta = 1.0 - alpha
-    # per-column accumulators: a scalar float reduction would keep the loop from being
-    # vectorized (without reassociation), and these also keep the sums in a fixed order
-    acc = np.zeros((5, m))
+    acc = stats
+    acc[...] = 0.0
     for i in range(n):
         for j in range(m):
             xw = XW[i, j]
@@ -83,23 +84,24 @@ def project_and_update(
             acc[2, j] += xw * xw
             acc[3, j] += z * z
             acc[4, j] += u * u
-    for k in range(5):
-        stats[k] = acc[k].sum()
 
 
 @njit(cache=True)
-def shrink_and_update(W, S, T, thresholds, alpha, stats):  # pragma: no cover
-    """``B = alpha W + (1 - alpha) S + T``; ``S = soft(B, thresholds[i])``; ``T = B - S``.
+def shrink_and_update(W, S, T, row_weights, inv_rho, alpha, stats):  # pragma: no cover
+    """``B = alpha W + (1 - alpha) S + T``; ``S = soft(B, c_i / rho_j)``; ``T = B - S``.
 
-    ``thresholds[i]`` is the row's L1 weight over the penalty (0 leaves a row unshrunk).
-    ``stats`` receives ``[||W - S||^2, ||S - S_old||^2, ||W||^2, ||S||^2, ||T||^2]``.
+    ``row_weights[i] = c_i`` is the row's L1 weight (0 leaves a row, a bias, unshrunk);
+    ``inv_rho[j]`` the inverse penalty of column ``j``. ``stats`` ``(5, m)`` receives per
+    column ``||W - S||^2, ||S - S_old||^2, ||W||^2, ||S||^2, ||T||^2``.
     """
     d, m = W.shape
     beta = 1.0 - alpha
-    acc = np.zeros((5, m))  # per column, as in project_and_update
+    acc = stats
+    acc[...] = 0.0
     for i in range(d):
-        t = thresholds[i]
+        c = row_weights[i]
         for j in range(m):
+            t = c * inv_rho[j]
             w = W[i, j]
             b = alpha * w + beta * S[i, j] + T[i, j]
             s = max(b - t, 0.0) + min(b + t, 0.0)
@@ -112,8 +114,6 @@ def shrink_and_update(W, S, T, thresholds, alpha, stats):  # pragma: no cover
             acc[2, j] += w * w
             acc[3, j] += s * s
             acc[4, j] += (b - s) * (b - s)
-    for k in range(5):
-        stats[k] = acc[k].sum()
 
 
 @njit(cache=True)
@@ -143,11 +143,11 @@ def measure_point(XS, Y, active, upper, has_upper, all_active, col_sq):  # pragm
 
 @njit(cache=True)
 def combine_rhs(P, S, T, r, out):  # pragma: no cover
-    """``out = P + r (S - T)``: the right-hand side of the W-update."""
+    """``out = P + r_j (S - T)``: the right-hand side of the W-update (``r`` per column)."""
     d, m = P.shape
     for i in range(d):
         for j in range(m):
-            out[i, j] = P[i, j] + r * (S[i, j] - T[i, j])
+            out[i, j] = P[i, j] + r[j] * (S[i, j] - T[i, j])
 
 
 @njit(cache=True)
@@ -161,11 +161,11 @@ def difference(A, B, out):  # pragma: no cover
 
 @njit(cache=True)
 def clip_multiplier(U, rho, active, upper, has_upper, all_active, out):  # pragma: no cover
-    """``out = rho U``, then off Omega clipped at 0 (and 0 where ``V = +inf``)."""
+    """``out = rho_j U``, then off Omega clipped at 0 (and 0 where ``V = +inf``)."""
     n, m = U.shape
     for i in range(n):
         for j in range(m):
-            lam = rho * U[i, j]
+            lam = rho[j] * U[i, j]
             off_omega = not (all_active or active[i, j])
             if off_omega and (lam < 0.0 or (has_upper and upper[i, j] == np.inf)):
                 lam = 0.0
@@ -173,21 +173,26 @@ def clip_multiplier(U, rho, active, upper, has_upper, all_active, out):  # pragm
 
 
 @njit(cache=True)
-def dual_terms(L, Y, active, upper, has_upper, all_active, col_sq):  # pragma: no cover
-    """Returns ``(<L_Omega, Y_Omega>, <L_off, V_off>)``; ``col_sq[j] = ||L_{Omega_j}||^2``."""
+def dual_terms(L, Y, active, upper, has_upper, all_active, XS, relax, terms):  # pragma: no cover
+    """Per column ``j``: ``terms[0, j] = <L_{Omega_j}, y_j>``, ``terms[1, j] = <L_off, V>_j``,
+    ``terms[2, j] = ||L_{Omega_j}||^2``.
+
+    With ``relax``, ``V`` is replaced by ``max(V, XS)``: the bound off Omega that the point
+    with product ``XS`` satisfies exactly.
+    """
     n, m = L.shape
-    for j in range(m):
-        col_sq[j] = 0.0
-    on = off = 0.0
+    terms[...] = 0.0
     for i in range(n):
         for j in range(m):
             lam = L[i, j]
             if all_active or active[i, j]:
-                on += lam * Y[i, j]
-                col_sq[j] += lam * lam
-            elif has_upper and lam != 0.0:
-                off += lam * upper[i, j]
-    return on, off
+                terms[0, j] += lam * Y[i, j]
+                terms[2, j] += lam * lam
+            elif lam != 0.0:
+                v = upper[i, j] if has_upper else 0.0
+                if relax:
+                    v = max(v, XS[i, j])
+                terms[1, j] += lam * v
 
 
 def warm_up(dtype=np.float64) -> None:
@@ -198,13 +203,14 @@ def warm_up(dtype=np.float64) -> None:
     active = np.ones((n, m), np.bool_)
     upper = np.zeros((n, m), dtype)
     col = np.zeros(m, np.float64)
-    stats = np.zeros(5, np.float64)
+    stats = np.zeros((5, m), np.float64)
+    ones = np.ones(m)
     relax_and_measure(XW, Z, U, Y, active, 1.5, False, col)
-    project_and_update(XW, Y, active, upper, True, False, 1.5, np.ones(m), Z, U, A, stats)
+    project_and_update(XW, Y, active, upper, True, False, 1.5, ones, Z, U, A, stats)
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
-    shrink_and_update(W, S, T, np.ones(d), 1.5, stats)
+    shrink_and_update(W, S, T, np.ones(d), ones, 1.5, stats)
     measure_point(XW, Y, active, upper, True, False, col)
-    clip_multiplier(Z, 1.0, active, upper, True, False, A)
-    dual_terms(A, Y, active, upper, True, False, col)
-    combine_rhs(W, S, T, 1.0, W.copy())
+    clip_multiplier(Z, ones, active, upper, True, False, A)
+    dual_terms(A, Y, active, upper, True, False, XW, True, stats[:3])
+    combine_rhs(W, S, T, ones, W.copy())
     difference(Z, U, A)

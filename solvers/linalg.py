@@ -109,13 +109,15 @@ class ShiftedGramSolver:
         out: np.ndarray | None = None,
         work: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``(X^T X + r I)^{-1} B`` for ``B`` of shape ``(d, m)``.
+        """``(X^T X + r I)^{-1} B`` for ``B`` of shape ``(d, m)``; ``r`` scalar or ``(m,)``.
 
         ``out`` (may not alias ``B``) and ``work`` (``(d, m)``, used when ``d <= n``)
         are optional preallocated buffers.
         """
         Q = self.eigenvectors
-        inv = (1.0 / (self.eigenvalues + r)).astype(self.dtype)[:, None]
+        r = np.asarray(r, dtype=np.float64)
+        # one shift for all columns, or one per column: (X^T X + r_j I) w_j = b_j
+        inv = (1.0 / (self.eigenvalues[:, None] + r.reshape(1, -1))).astype(self.dtype)
         if not self.woodbury:
             work = np.matmul(Q.T, B, out=work)
             work *= inv
@@ -125,5 +127,5 @@ class ShiftedGramSolver:
         small *= inv
         correction = self._X.T @ (Q @ small)
         result = np.subtract(B, correction, out=out)
-        result /= np.asarray(r, dtype=self.dtype)
+        result /= r.astype(self.dtype).reshape(1, -1)
         return result

@@ -36,7 +36,7 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     Z_ref = np.where(active, a["Y"] + scale * (A - a["Y"]), np.minimum(A, a["upper"]))
     U_ref = A - Z_ref
     Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
-    stats = np.zeros(5)
+    stats = np.zeros((5, A.shape[1]))
     kernels.project_and_update(
         a["XW"], a["Y"], a["active"], a["upper"], True, all_active, alpha, scale, Z, U, D, stats
     )
@@ -44,13 +44,13 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     np.testing.assert_allclose(U, U_ref, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(D, Z_ref - U_ref, rtol=rtol, atol=10 * rtol)
     expected = [
-        np.sum((a["XW"] - Z_ref) ** 2),
-        np.sum((Z_ref - a["Z"]) ** 2),
-        np.sum(a["XW"].astype(np.float64) ** 2),
-        np.sum(Z_ref**2),
-        np.sum(U_ref**2),
+        np.sum((a["XW"] - Z_ref) ** 2, axis=0),
+        np.sum((Z_ref - a["Z"]) ** 2, axis=0),
+        np.sum(a["XW"].astype(np.float64) ** 2, axis=0),
+        np.sum(Z_ref**2, axis=0),
+        np.sum(U_ref**2, axis=0),
     ]
-    np.testing.assert_allclose(stats, expected, rtol=10 * rtol)
+    np.testing.assert_allclose(stats, expected, rtol=100 * rtol)
 
 
 def test_project_without_upper_uses_zero():
@@ -69,7 +69,7 @@ def test_project_without_upper_uses_zero():
         Z,
         U,
         D,
-        np.zeros(5),
+        np.zeros((5, scale.size)),
     )
     A = a["XW"] + a["U"]
     np.testing.assert_allclose(Z[~a["active"]], np.minimum(A, 0.0)[~a["active"]])
@@ -78,16 +78,18 @@ def test_project_without_upper_uses_zero():
 def test_shrink_matches_numpy():
     a = random_state(2)
     alpha = 1.4
-    thresholds = np.array([0.0, 0.5, 1.0, 0.2, 3.0])
+    weights = np.array([0.0, 0.5, 1.0, 0.2, 3.0])
+    inv_rho = np.array([1.0, 0.5, 2.0, 0.1])
+    thresholds = weights[:, None] * inv_rho[None, :]
     B = alpha * a["W"] + (1 - alpha) * a["S"] + a["T"]
-    S_ref = np.sign(B) * np.maximum(np.abs(B) - thresholds[:, None], 0.0)
+    S_ref = np.sign(B) * np.maximum(np.abs(B) - thresholds, 0.0)
     S, T = a["S"].copy(), a["T"].copy()
-    stats = np.zeros(5)
-    kernels.shrink_and_update(a["W"], S, T, thresholds, alpha, stats)
+    stats = np.zeros((5, inv_rho.size))
+    kernels.shrink_and_update(a["W"], S, T, weights, inv_rho, alpha, stats)
     np.testing.assert_allclose(S, S_ref, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(T, B - S_ref, rtol=1e-12, atol=1e-15)
-    assert stats[0] == pytest.approx(np.sum((a["W"] - S_ref) ** 2))
-    assert stats[1] == pytest.approx(np.sum((S_ref - a["S"]) ** 2))
+    np.testing.assert_allclose(stats[0], np.sum((a["W"] - S_ref) ** 2, axis=0))
+    np.testing.assert_allclose(stats[1], np.sum((S_ref - a["S"]) ** 2, axis=0))
     assert np.all(S[0] == B[0])  # zero threshold leaves the row (an unpenalized bias) alone
 
 
@@ -101,12 +103,19 @@ def test_measure_point_and_dual_terms_match_numpy():
     assert worst == pytest.approx(max(0.0, off.max()))
 
     L = np.zeros_like(a["U"])
-    kernels.clip_multiplier(a["U"], 2.0, a["active"], a["upper"], True, False, L)
-    L_ref = np.where(a["active"], 2.0 * a["U"], np.maximum(2.0 * a["U"], 0.0))
+    rho = np.array([2.0, 1.0, 0.5, 3.0])
+    kernels.clip_multiplier(a["U"], rho, a["active"], a["upper"], True, False, L)
+    L_ref = np.where(a["active"], rho * a["U"], np.maximum(rho * a["U"], 0.0))
     L_ref[~a["active"] & np.isposinf(a["upper"])] = 0.0
     np.testing.assert_allclose(L, L_ref)
-    on, off_sum = kernels.dual_terms(L, a["Y"], a["active"], a["upper"], True, False, col)
-    assert on == pytest.approx(np.sum(np.where(a["active"], L * a["Y"], 0.0)))
+    args = (L, a["Y"], a["active"], a["upper"], True, False)
+    terms = np.zeros((3, L.shape[1]))
+    kernels.dual_terms(*args, a["XW"], False, terms)
+    np.testing.assert_allclose(terms[0], np.sum(np.where(a["active"], L * a["Y"], 0.0), axis=0))
     finite = ~a["active"] & (L != 0)
-    assert off_sum == pytest.approx(np.sum(L[finite] * a["upper"][finite]))
-    np.testing.assert_allclose(col, np.sum(np.where(a["active"], L, 0.0) ** 2, axis=0))
+    V = np.where(finite, a["upper"], 0.0)
+    np.testing.assert_allclose(terms[1], np.sum(np.where(finite, L * V, 0.0), axis=0))
+    np.testing.assert_allclose(terms[2], np.sum(np.where(a["active"], L, 0.0) ** 2, axis=0))
+    kernels.dual_terms(*args, a["XW"], True, terms)
+    V_relaxed = np.where(finite, np.maximum(a["upper"], a["XW"]), 0.0)
+    np.testing.assert_allclose(terms[1], np.sum(np.where(finite, L * V_relaxed, 0.0), axis=0))
