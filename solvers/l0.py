@@ -319,20 +319,22 @@ def _refit_cg(
     ``GB`` is ``Gs @ B`` when the caller has it (``B`` must then be zero off ``mask``).
     """
     zero = np.zeros((), C.dtype)
+    mask = np.ascontiguousarray(mask)
     if B is None:
         X, GB = np.zeros_like(C), None
     elif GB is None:
         X = np.where(mask, B, zero).astype(C.dtype, copy=False)
     else:
         X = B.astype(C.dtype, copy=True)
-    R = np.where(mask, C - (Gs @ X if GB is None else GB), zero)
-    target = tol * np.maximum(np.linalg.norm(np.where(mask, C, zero), axis=0), 1e-300)
-    rr = np.einsum("ij,ij->j", R, R, dtype=np.float64)
-    P = R.copy()
+    if GB is None:
+        GB = Gs @ X
+    R, P = np.empty_like(C), np.empty_like(C)
+    rr, c_norm2 = np.empty(C.shape[1]), np.empty(C.shape[1])
+    kernels.cg_start(C, np.ascontiguousarray(GB, dtype=C.dtype), mask, R, P, rr, c_norm2)
+    target = tol * np.maximum(np.sqrt(c_norm2), 1e-300)
     AP = np.empty_like(P)
     pap = np.empty(P.shape[1])
     rr_new = np.empty(P.shape[1])
-    mask = np.ascontiguousarray(mask)
     done = 0
     for _ in range(max_iter):
         if np.all(np.sqrt(rr) <= target):

@@ -98,3 +98,22 @@ def dot64(A, B):  # pragma: no cover (compiled)
             row += np.float64(A[i, j]) * np.float64(B[i, j])
         total += row
     return total
+
+
+@njit(cache=True)
+def cg_start(C, GB, mask, R, P, rr, c_norm2):  # pragma: no cover (compiled)
+    """``R = P = mask * (C - GB)``, ``rr[j] = ||R[:, j]||^2``, ``c_norm2[j] = ||mask C||^2``."""
+    n, m = C.shape
+    rr[:] = 0.0
+    c_norm2[:] = 0.0
+    for i in range(n):
+        for j in range(m):
+            if mask[i, j]:
+                c = C[i, j]
+                r = c - GB[i, j]
+                rr[j] += r * r
+                c_norm2[j] += c * c
+            else:
+                r = 0.0
+            R[i, j] = r
+            P[i, j] = r

@@ -53,3 +53,18 @@ def test_cg_kernels_match_numpy(dtype):
     k.cg_direction(R_out, P_out, beta)
     np.testing.assert_allclose(P_out, R_out + beta * P, rtol=1e-5, atol=1e-6)
     assert k.dot64(X, R) == pytest.approx(float(np.sum(X.astype(float) * R)), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cg_start_matches_numpy(dtype):
+    rng = np.random.default_rng(2)
+    C, GB = (rng.standard_normal((5, 3)).astype(dtype) for _ in range(2))
+    mask = rng.random((5, 3)) < 0.5
+    R, P = np.empty_like(C), np.empty_like(C)
+    rr, c2 = np.empty(3), np.empty(3)
+    k.cg_start(C, GB, mask, R, P, rr, c2)
+    expected = np.where(mask, C - GB, 0.0)
+    np.testing.assert_allclose(R, expected, rtol=1e-6)
+    np.testing.assert_array_equal(P, R)
+    np.testing.assert_allclose(rr, np.sum(expected.astype(float) ** 2, axis=0), rtol=1e-5)
+    np.testing.assert_allclose(c2, np.sum(np.where(mask, C, 0.0) ** 2, axis=0), rtol=1e-5)
