@@ -344,7 +344,10 @@ def _check_eps(eps, d_out: int, per_neuron: bool) -> float | np.ndarray:
 
 
 def _check_upper(upper, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
-    upper = np.asarray(upper, dtype=dtype)
+    try:
+        upper = np.asarray(upper, dtype=dtype)
+    except (TypeError, ValueError):
+        raise TypeError(f"upper must be numeric and array-like, got {upper!r:.60}") from None
     try:
         upper = np.broadcast_to(upper, shape)
     except ValueError:

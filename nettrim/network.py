@@ -20,6 +20,9 @@ class DenseLayer:
 
     def __post_init__(self) -> None:
         W = np.asarray(self.W)
+        object.__setattr__(self, "W", W)  # lists are welcome; the layer holds an array
+        if self.b is not None:
+            object.__setattr__(self, "b", np.asarray(self.b))
         if W.ndim != 2:
             raise ValueError(f"W must be 2-D (d_in, d_out), got shape {W.shape}")
         if self.b is not None and np.shape(self.b) != (W.shape[1],):

@@ -83,6 +83,8 @@ def check_scalar(
     integer: bool = False,
 ) -> float:
     """A real (or integer) scalar within bounds, or an error naming ``name``."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()  # a 0-d array is a scalar
     if isinstance(value, bool) or not np.isscalar(value) or not np.isreal(value):
         raise TypeError(f"{name} must be a real number, got {value!r}")
     if integer and int(value) != value:

@@ -160,3 +160,16 @@ def test_tol_must_be_positive():
 def test_options_after_the_data_are_keyword_only():
     with pytest.raises(TypeError):
         trim_layer(X, Y, "relu")
+
+
+def test_upper_not_numeric_names_upper():
+    X = np.ones((4, 2))
+    Y = np.ones((4, 1))
+    with pytest.raises(TypeError, match="upper"):
+        trim_layer(X, Y, upper="abc")
+
+
+def test_zero_dim_array_eps_is_a_scalar():
+    from nettrim.validation import check_scalar
+
+    assert check_scalar("eps", np.array(0.1), low=0.0) == 0.1
