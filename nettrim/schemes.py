@@ -99,6 +99,8 @@ class NetTrimResult:
     per_neuron : bool
     seconds : float
         Wall time of the whole run (jobs, transfers and pool start included).
+    options : dict
+        The solver, ``neuron_block`` and the layer options the run used.
     """
 
     network: Network

@@ -138,3 +138,16 @@ def test_verify_rejects_mismatched_networks():
         verify(net, net, X[:, :3])
     report = verify(net, net, X)  # unpruned: zero discrepancy, every bound holds
     assert report.ok and report.network_discrepancy[-1] == 0.0
+
+
+def test_per_neuron_budgets_are_checked_per_column():
+    net, X = random_network(4)
+    for scheme in ("parallel", "cascade"):
+        result = net_trim(
+            net, X, scheme=scheme, eps=0.1, per_neuron=True, neuron_block=5, solver=SOLVER, n_jobs=1
+        )
+        report = verify(net, result, X)
+        assert report.ok, str(report)
+        for rep, radius in zip(report.layers, result.radii, strict=True):
+            assert rep.feasible
+            assert rep.radius == pytest.approx(np.linalg.norm(radius))
