@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
         help="calibration rows to use (default: all for the fast path, "
         f"{DEMO_EXACT_SUBSAMPLE} for the exact path)",
     )
+    demo.add_argument(
+        "--scheme",
+        default="parallel",
+        choices=("parallel", "cascade"),
+        help="Net-Trim scheme (default parallel)",
+    )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -64,7 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
     if n_calib is not None and n_calib < 1:
         print(f"nettrim demo: --n-calib must be >= 1, got {n_calib}", file=sys.stderr)
         return EXIT_USAGE
-    report = run_demo(eps=args.eps, n_calib=n_calib, solver=args.solver)
+    report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return EXIT_OK
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .datasets import load_digits_mlp
-from .layer import LayerResult, trim_layer
-from .network import DenseLayer, Network
+from .network import Network
+from .schemes import net_trim
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class LayerRow:
 class DemoReport:
     model: str
     eps: float
+    scheme: str
     n_calib: int
     n_calib_total: int
     rows: list[LayerRow]
@@ -42,6 +43,7 @@ class DemoReport:
         return {
             "model": self.model,
             "eps": self.eps,
+            "scheme": self.scheme,
             "n_calib": self.n_calib,
             "n_calib_total": self.n_calib_total,
             "layers": [row.__dict__ | {"shape": list(row.shape)} for row in self.rows],
@@ -53,7 +55,7 @@ class DemoReport:
 
     def format(self) -> str:
         lines = [
-            f"nettrim demo — {self.model}, parallel Net-Trim, eps = {self.eps} (relative, "
+            f"nettrim demo — {self.model}, {self.scheme} Net-Trim, eps = {self.eps} (relative, "
             f"layer-wide), {self.n_calib} of {self.n_calib_total} calibration samples",
             "",
             f"{'layer':>5} {'shape':>9} {'nnz before':>10} {'nnz after':>9} {'kept':>6} "
@@ -80,13 +82,17 @@ class DemoReport:
 
 
 def run_demo(
-    *, eps: float = 0.05, n_calib: int | None = None, solver: str = "auto", seed: int = 0
+    *,
+    eps: float = 0.05,
+    scheme: str = "parallel",
+    n_calib: int | None = None,
+    solver: str = "auto",
+    seed: int = 0,
 ) -> DemoReport:
-    """Prune every layer of the bundled network (parallel scheme) and measure the result.
+    """Prune every layer of the bundled network with :func:`~nettrim.net_trim`; measure it.
 
-    Each layer is fitted to the original network's recorded input and output on the
-    calibration split (or a seeded subsample of ``n_calib`` rows of it); accuracy and
-    discrepancy are measured on the held-out test split.
+    Layers are fitted on the calibration split (or a seeded subsample of ``n_calib`` rows
+    of it), in this process; accuracy and discrepancy are measured on the held-out split.
     """
     started = time.perf_counter()
     model = load_digits_mlp()
@@ -95,44 +101,29 @@ def run_demo(
     if n_calib is not None and n_calib < len(X):
         rows = np.sort(np.random.default_rng(seed).choice(len(X), n_calib, replace=False))
         X = X[rows]
-    activations = net.record(X)
-    results: list[LayerResult] = []
-    table: list[LayerRow] = []
-    for i, layer in enumerate(net.layers):
-        res = trim_layer(
-            activations[i],
-            activations[i + 1],
-            activation=layer.activation,
-            eps=eps,
-            solver=solver,
+    # in-process with BLAS on every core: three small layers do not pay for a pool
+    result = net_trim(net, X, scheme=scheme, eps=eps, solver=solver, n_jobs=1, blas_threads=None)
+    table = [
+        LayerRow(
+            index=i,
+            shape=layer.shape,
+            nnz_before=layer.nnz,
+            nnz_after=res.nnz,
+            residual=res.info.residual,
+            radius=res.info.radius,
+            status=res.status.value,
+            solver=res.info.solver,
+            seconds=res.info.seconds,
         )
-        if res.W is None:
-            raise RuntimeError(f"layer {i}: {res.status.message} ({res.info.message})")
-        results.append(res)
-        table.append(
-            LayerRow(
-                index=i,
-                shape=layer.shape,
-                nnz_before=layer.nnz,
-                nnz_after=res.nnz,
-                residual=res.info.residual,
-                radius=res.info.radius,
-                status=res.status.value,
-                solver=res.info.solver,
-                seconds=res.info.seconds,
-            )
-        )
-    pruned = Network(
-        tuple(
-            DenseLayer(r.W, r.b, layer.activation)
-            for r, layer in zip(results, net.layers, strict=True)
-        )
-    )
+        for i, (layer, res) in enumerate(zip(net.layers, result.layers, strict=True))
+    ]
+    pruned = result.network
     out_before = net.forward(model.X_test)
     out_after = pruned.forward(model.X_test)
     return DemoReport(
         model=model.name,
         eps=eps,
+        scheme=scheme,
         n_calib=len(X),
         n_calib_total=len(model.X_calib),
         rows=table,
