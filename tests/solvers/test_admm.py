@@ -79,7 +79,9 @@ def test_admm_matches_clarabel(name):
     assert fast.info.objective == pytest.approx(exact.info.objective, rel=2e-4)
     # the certificate is a true lower bound: never above the exact optimum (beyond rounding)
     assert fast.info.dual_bound <= exact.info.objective * (1 + 1e-7) + 1e-9
-    # and the gap bounds the distance of the objective to the optimum
+    # the gap is never negative (it certifies the returned point, feasible or not) ...
+    assert fast.info.gap >= -1e-9 * abs(fast.info.objective)
+    # ... and it bounds the distance of the objective to the optimum
     assert fast.info.objective - exact.info.objective <= fast.info.gap + 1e-6
     # returned weights are feasible to the tolerance asked
     y_max = np.abs(p.Y).max()
