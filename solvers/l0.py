@@ -98,7 +98,7 @@ class AdmmL0Settings:
     Notes
     -----
     The defaults are a short run — 4 iterations (a penalty update after the 2nd; the 4th is
-    the last check) then 4 CG steps of refit, about a dozen products with ``G`` in all —
+    the last check) then 3 CG steps of refit, ten products with ``G`` in all —
     chosen on the benchmarks (``benchmarks/bench_l0.py``): most of the gain over the
     baselines comes from the first iterations and the refit, and this budget keeps the
     solve within 5x SparseGPT's time.
@@ -119,7 +119,7 @@ class AdmmL0Settings:
     min_iter: int = 4
     max_iter: int = 4
     rho_max: float = 1e6
-    refit_iter: int = 4
+    refit_iter: int = 3
     dtype: str = "auto"
     factorization: str = "auto"
 
