@@ -18,7 +18,8 @@ Cases:
     test images); each layer sees the dense network's activations (float64, as trained).
 
 Timing: each method's solve on a Gram matrix computed once (its time is reported apart),
-best of ``--repeats`` rounds (5; the timed methods interleaved in each round so that load
+after a warm-up of every method on a tiny layer, best of ``--repeats`` rounds (5; 3 with
+``--quick``; the timed methods interleaved in each round so that load
 from other processes hits them alike; IHT and the thorough ADMM: one run), ``--threads`` BLAS
 threads (1 by default: the ratios are then not at the mercy of other processes on a shared
 machine). The ADMM runs its default short schedule (:class:`nettrim.solvers.AdmmL0Settings`:
@@ -108,6 +109,20 @@ def run_method(method: str, G: np.ndarray, W: np.ndarray, K, thorough: bool = Fa
         return solve_iht(G, W, K, max_iter=IHT_MAX_ITER).x
     settings = AdmmL0Settings.thorough() if thorough else AdmmL0Settings()
     return solve_l0_admm(G, W, K, settings=settings).x
+
+
+def warm_up() -> None:
+    """Run every method once on a tiny layer in both dtypes: numba kernels load (or
+    compile) and first-call costs are paid before anything is timed."""
+    rng = np.random.default_rng(SEED)
+    X = rng.standard_normal((64, 16))
+    for dtype in (np.float32, np.float64):
+        W = rng.standard_normal((16, 8)).astype(dtype)
+        G = X.T @ X
+        for pattern, sparsity in SETTINGS:
+            K = make_pattern(pattern, W.shape, sparsity=sparsity)
+            for method in METHODS:
+                run_method(method, G, W, K)
 
 
 def bench_case(name: str, case: dict, repeats: int, thorough: bool) -> list[dict]:
@@ -203,11 +218,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--repeats", type=int, default=None, help="timing repeats (best of)")
     args = parser.parse_args()
-    repeats = args.repeats or (1 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else 5)
     with threadpool_limits(args.threads):
         info = machine_info()
         info["blas_threads_used"] = args.threads
         print(format_machine(info) + f"; BLAS threads used: {args.threads}")
+        warm_up()
         if args.quick:
             cases = {"synthetic 256->1024 (quick)": synthetic_layer(256, 1024, 4096, 1024)}
         else:
