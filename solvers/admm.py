@@ -456,20 +456,14 @@ def solve_admm(
             n_updates += changed
 
     if status is Status.INFEASIBLE:
-        nan = float("nan")
-        info = SolveInfo(
+        return SolverResult.without_weights(
+            status,
             solver="admm",
-            objective=nan,
-            iterations=iteration,
             seconds=time.perf_counter() - started,
-            residual=nan,
-            radius=nan,
-            ball_excess=nan,
-            violation=nan,
-            compile_seconds=compile_seconds,
             message=message,
+            iterations=iteration,
+            compile_seconds=compile_seconds,
         )
-        return SolverResult(x=None, status=status, info=info)
 
     S = st.S * beta_w
     figures = measure(S)

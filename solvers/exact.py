@@ -92,20 +92,13 @@ def _column_reductions(problem: NetTrimProblem) -> list[RangeReduction | None]:
 def _no_weights(
     status: Status, solver: str, started: float, message: str, iterations: int = 0
 ) -> SolverResult:
-    """A result that carries no weights (infeasible program or failed backend)."""
-    nan = float("nan")
-    info = SolveInfo(
+    return SolverResult.without_weights(
+        status,
         solver=solver,
-        objective=nan,
-        iterations=iterations,
         seconds=time.perf_counter() - started,
-        residual=nan,
-        radius=nan,
-        ball_excess=nan,
-        violation=nan,
         message=message,
+        iterations=iterations,
     )
-    return SolverResult(x=None, status=status, info=info)
 
 
 def solve_exact(

@@ -106,3 +106,30 @@ class SolverResult:
     @property
     def success(self) -> bool:
         return self.status is Status.OPTIMAL
+
+    @classmethod
+    def without_weights(
+        cls,
+        status: Status,
+        *,
+        solver: str,
+        seconds: float,
+        message: str,
+        iterations: int = 0,
+        compile_seconds: float = 0.0,
+    ) -> SolverResult:
+        """The result of a solve that returns no weights (infeasible, or a failed backend)."""
+        nan = float("nan")
+        info = SolveInfo(
+            solver=solver,
+            objective=nan,
+            iterations=iterations,
+            seconds=seconds,
+            residual=nan,
+            radius=nan,
+            ball_excess=nan,
+            violation=nan,
+            compile_seconds=compile_seconds,
+            message=message,
+        )
+        return cls(x=None, status=status, info=info)
