@@ -65,13 +65,15 @@ _DEGRADED = (Status.INACCURATE, Status.MAX_ITER)
 class LayerSolveError(RuntimeError):
     """A layer's program came back infeasible or the solver failed: no weights to use."""
 
-    def __init__(self, layer: int, result: LayerResult, shape: tuple[int, int]) -> None:
+    def __init__(
+        self, layer: int, result: LayerResult, shape: tuple[int, int], hint: str = ""
+    ) -> None:
         self.layer = layer
         self.result = result
         super().__init__(
             f"layer {layer} ({shape[0]}x{shape[1]}): solver {result.info.solver!r} returned "
             f"status {result.status.value!r} ({result.status.message}); "
-            f"{result.info.message or 'no further detail'}"
+            f"{result.info.message or 'no further detail'}" + (f"; {hint}" if hint else "")
         )
 
 
@@ -405,9 +407,19 @@ def net_trim(
                     )
                     for cols in blocks(l)
                 ]
-                merged = _merge_blocks(
-                    l, [f.result() for f in futures], blocks(l), layer.W.shape, per_neuron
-                )
+                try:
+                    merged = _merge_blocks(
+                        l, [f.result() for f in futures], blocks(l), layer.W.shape, per_neuron
+                    )
+                except LayerSolveError as exc:
+                    if l != n_layers - 1 or kappa == 1.0:
+                        raise
+                    hint = (
+                        f"kappa={kappa:g} asks the last layer to beat the original weights' "
+                        "error on the pruned input by that factor, which no weights reach "
+                        "here; raise kappa"
+                    )
+                    raise LayerSolveError(l, exc.result, layer.W.shape, hint) from None
                 results.append(merged)
                 radii.append(radius)
                 rel_eps.append(relative_eps)

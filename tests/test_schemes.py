@@ -230,3 +230,11 @@ def test_bad_inputs(net_and_x):
         net_trim(net, X[:, :9])
     with pytest.raises(TypeError, match=r"network must be a nettrim\.Network"):
         net_trim([net], X)
+
+
+def test_too_small_kappa_names_the_last_layer_and_the_fix(net_and_x):
+    net, X = net_and_x
+    # kappa -> 0 demands an exact fit of the last layer on the pruned input: infeasible
+    with pytest.raises(LayerSolveError, match=r"layer 2 \(12x4\).*raise kappa") as err:
+        net_trim(net, X, scheme="cascade", eps=0.2, kappa=1e-3, solver=SOLVER, n_jobs=1)
+    assert err.value.layer == 2
