@@ -352,7 +352,7 @@ def net_trim(
                         per_neuron,
                     )
                 )
-                radii.append(_absolute_radius(acts[l + 1], eps_list[l], per_neuron, network[l]))
+                radii.append(_absolute_radius(acts[l + 1], eps_list[l], per_neuron))
                 rel_eps.append(eps_list[l])
         else:
             active_tol = float(options.get("active_tol", 0.0))
@@ -361,7 +361,7 @@ def net_trim(
                 layer, Y = network[l], acts[l + 1]
                 if l == 0:
                     upper, eps_l, relative = None, eps_list[0], True
-                    radius = _absolute_radius(Y, eps_l, per_neuron, layer)
+                    radius = _absolute_radius(Y, eps_l, per_neuron)
                     relative_eps = eps_l
                 else:
                     V = layer.preactivation(X_hat)
@@ -583,7 +583,8 @@ def _slice_warm(warm: list | None, l: int, cols: slice | None):
     return (np.asarray(W)[:, cols], None if b is None else np.asarray(b)[cols])
 
 
-def _absolute_radius(Y: np.ndarray, eps, per_neuron: bool, layer) -> Any:
+def _absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> Any:
+    """``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
     if per_neuron:
         return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
             Y, axis=0
