@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, Status, solve_exact
+from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, SolverResult, Status, solve_exact
 from .solvers.admm import AdmmSettings, solve_admm
 from .validation import (
     as_float_dtype,
@@ -250,19 +250,9 @@ def trim_layer(
         tol = check_scalar("tol", tol, low=0.0, low_inclusive=False)
     if max_iter is not None:
         max_iter = int(check_scalar("max_iter", max_iter, low=1, integer=True))
-    backend = _choose_solver(solver)
+    backend = resolve_solver(solver)
     initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], bias, dtype)
-    settings = None
-    if backend == "admm":
-        changes = dict(solver_options or {})
-        if tol is not None:
-            changes.setdefault("gap_tol", tol)
-        if max_iter is not None:
-            changes.setdefault("max_iter", max_iter)
-        try:
-            settings = AdmmSettings().updated(**changes)
-        except TypeError as exc:
-            raise ValueError(f"solver_options: {exc}") from None
+    settings = admm_settings(tol, max_iter, solver_options) if backend == "admm" else None
 
     problem = build_problem(
         X,
@@ -277,17 +267,16 @@ def trim_layer(
         penalty=penalty,
         active_tol=active_tol,
     )
-    if backend == "admm":
-        result = solve_admm(problem, settings, warm_start=initial, verbose=verbose)
-    else:
-        result = solve_exact(
-            problem,
-            solver=backend,
-            tol=tol,
-            max_iter=max_iter,
-            verbose=verbose,
-            solver_options=solver_options,
-        )
+    result = solve_program(
+        problem,
+        backend,
+        settings=settings,
+        tol=tol,
+        max_iter=max_iter,
+        solver_options=solver_options,
+        warm_start=initial,
+        verbose=verbose,
+    )
     program = "P3" if penalty is not None else ("P1" if activation == "relu" else "P2")
     W = b = None
     if result.x is not None:
@@ -296,8 +285,52 @@ def trim_layer(
     return LayerResult(W=W, b=b, status=result.status, info=result.info, program=program)
 
 
-def _choose_solver(solver: str) -> str:
+def solve_program(
+    problem: NetTrimProblem,
+    backend: str,
+    *,
+    settings: AdmmSettings | None,
+    tol: float | None,
+    max_iter: int | None,
+    solver_options: Mapping[str, Any] | None,
+    warm_start: np.ndarray | None,
+    verbose: bool,
+) -> SolverResult:
+    """Run ``backend`` (``"admm"`` with ``settings``, or an exact one) on ``problem``."""
+    if backend == "admm":
+        return solve_admm(problem, settings, warm_start=warm_start, verbose=verbose)
+    return solve_exact(
+        problem,
+        solver=backend,
+        tol=tol,
+        max_iter=max_iter,
+        verbose=verbose,
+        solver_options=solver_options,
+    )
+
+
+def resolve_solver(solver: str) -> str:
+    """The backend that ``solver`` (one of ``SOLVERS``) names: ``"auto"`` is ``AUTO_SOLVER``."""
     return AUTO_SOLVER if solver == "auto" else solver
+
+
+def admm_settings(
+    tol: float | None, max_iter: int | None, solver_options: Mapping[str, Any] | None
+) -> AdmmSettings:
+    """:class:`AdmmSettings` from ``trim_layer``'s ``tol``, ``max_iter``, ``solver_options``.
+
+    ``tol`` is the relative duality gap (``gap_tol``); ``solver_options`` names fields, and
+    an unknown name raises ``ValueError`` naming it.
+    """
+    changes = dict(solver_options or {})
+    if tol is not None:
+        changes.setdefault("gap_tol", tol)
+    if max_iter is not None:
+        changes.setdefault("max_iter", max_iter)
+    try:
+        return AdmmSettings().updated(**changes)
+    except TypeError as exc:
+        raise ValueError(f"solver_options: {exc}") from None
 
 
 def _check_warm_start(warm_start, d_in: int, d_out: int, bias: bool, dtype) -> np.ndarray | None:

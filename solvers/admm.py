@@ -270,11 +270,14 @@ def solve_admm(
         the number of penalty updates and the polish figures.
     """
     settings = settings or AdmmSettings()
+    weights = problem.weight_matrix()
     if problem.entry_weights is not None:
-        raise ValueError(
-            "solve_admm does not take per-entry L1 weights (problem.entry_weights); "
-            "use solve_exact for reweighted L1"
-        )
+        penalized_rows = problem.l1_weights > 0
+        if not (np.isfinite(weights).all() and (weights[penalized_rows] > 0).all()):
+            raise ValueError(
+                "problem.entry_weights must be finite and > 0 on every penalized row for "
+                "solve_admm (a zero weight leaves an entry free; use solve_exact for that)"
+            )
     compile_started = time.perf_counter()
     kernels.warm_up(problem.dtype)
     compile_seconds = time.perf_counter() - compile_started
@@ -379,9 +382,7 @@ def solve_admm(
             st.D,
             st.zstats,
         )
-        kernels.shrink_and_update(
-            st.W, st.S, st.T, sp.l1_weights, beta / rho2, settings.alpha, st.sstats
-        )
+        kernels.shrink_and_update(st.W, st.S, st.T, weights, beta / rho2, settings.alpha, st.sstats)
 
         zc, sc = np.sqrt(st.zstats), np.sqrt(st.sstats)  # per-column norms
         zt, stt = np.sqrt(st.zstats.sum(axis=1)), np.sqrt(st.sstats.sum(axis=1))

@@ -43,12 +43,20 @@ def _clip_and_balance(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
 
 
 def column_scales(problem: NetTrimProblem, Lam: np.ndarray) -> np.ndarray:
-    """``s_j = max(1, max_i |X^T Lam|_ij / c_i)`` over the penalized rows, shape ``(m,)``."""
+    """``s_j = max(1, max_i |X^T Lam|_ij / c_ij)`` over the penalized rows, shape ``(m,)``.
+
+    ``c_ij = c_i e_ij`` with per-entry weights; an entry weight of 0 on a penalized row
+    would make its dual constraint an equality, which no scaling meets: the column's scale
+    is then infinite and it contributes nothing to the bound (still a valid bound).
+    """
     penalized = problem.l1_weights > 0
     if not penalized.any():
         return np.ones(Lam.shape[1])
     G = problem.X.T @ Lam.astype(problem.X.dtype, copy=False)
-    ratio = np.abs(G[penalized]) / problem.l1_weights[penalized][:, None]
+    weights = problem.weight_matrix()[penalized]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(weights > 0, np.abs(G[penalized]) / weights, np.inf)
+    ratio = np.where((weights == 0) & (G[penalized] == 0), 0.0, ratio)
     return np.maximum(1.0, ratio.max(axis=0))
 
 

@@ -87,20 +87,22 @@ def project_and_update(
 
 
 @njit(cache=True)
-def shrink_and_update(W, S, T, row_weights, inv_rho, alpha, stats):  # pragma: no cover
-    """``B = alpha W + (1 - alpha) S + T``; ``S = soft(B, c_i / rho_j)``; ``T = B - S``.
+def shrink_and_update(W, S, T, weights, inv_rho, alpha, stats):  # pragma: no cover
+    """``B = alpha W + (1 - alpha) S + T``; ``S = soft(B, c_ij / rho_j)``; ``T = B - S``.
 
-    ``row_weights[i] = c_i`` is the row's L1 weight (0 leaves a row, a bias, unshrunk);
-    ``inv_rho[j]`` the inverse penalty of column ``j``. ``stats`` ``(5, m)`` receives per
+    ``weights`` holds the L1 weights: ``(d, 1)`` for one weight ``c_i`` per row (0 leaves a
+    row, a bias, unshrunk) or ``(d, m)`` for per-entry weights (reweighted L1);
+    ``inv_rho[j]`` is the inverse penalty of column ``j``. ``stats`` ``(5, m)`` receives per
     column ``||W - S||^2, ||S - S_old||^2, ||W||^2, ||S||^2, ||T||^2``.
     """
     d, m = W.shape
     beta = 1.0 - alpha
     acc = stats
     acc[...] = 0.0
+    step = 1 if weights.shape[1] == m else 0  # 0 broadcasts the row weight over columns
     for i in range(d):
-        c = row_weights[i]
         for j in range(m):
+            c = weights[i, j * step]
             t = c * inv_rho[j]
             w = W[i, j]
             b = alpha * w + beta * S[i, j] + T[i, j]
@@ -208,7 +210,7 @@ def warm_up(dtype=np.float64) -> None:
     relax_and_measure(XW, Z, U, Y, active, 1.5, False, col)
     project_and_update(XW, Y, active, upper, True, False, 1.5, ones, Z, U, A, stats)
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
-    shrink_and_update(W, S, T, np.ones(d), ones, 1.5, stats)
+    shrink_and_update(W, S, T, np.ones((d, 1)), ones, 1.5, stats)
     measure_point(XW, Y, active, upper, True, False, col)
     clip_multiplier(Z, ones, active, upper, True, False, A)
     dual_terms(A, Y, active, upper, True, False, XW, True, stats[:3])

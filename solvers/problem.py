@@ -51,8 +51,8 @@ class NetTrimProblem:
         ``lam`` of (P3); ``None`` selects the constrained program.
     entry_weights : ndarray, shape (d, m), or None
         ``e``: optional non-negative per-entry weights multiplying the row weights, so the
-        norm becomes ``sum_ij c_i e_ij |W_ij|`` (reweighted L1, Candes-Wakin-Boyd). Only the
-        exact backends (:func:`~nettrim.solvers.solve_exact`) honour them; ``None`` (the
+        norm becomes ``sum_ij c_i e_ij |W_ij|`` (reweighted L1, Candes-Wakin-Boyd). Every
+        backend honours them (the ADMM needs them ``> 0`` on penalized rows); ``None`` (the
         default) is the plain row-weighted norm.
     """
 
@@ -117,6 +117,14 @@ class NetTrimProblem:
         if self.upper is None:
             return np.zeros_like(self.Y)
         return self.upper
+
+    def weight_matrix(self) -> np.ndarray:
+        """The L1 weights as a float64 array: ``c_i e_ij`` ``(d, m)`` with entry weights,
+        else ``c`` as one column ``(d, 1)``."""
+        rows = np.asarray(self.l1_weights, dtype=np.float64)[:, None]
+        if self.entry_weights is None:
+            return np.ascontiguousarray(rows)
+        return np.ascontiguousarray(rows * np.asarray(self.entry_weights, dtype=np.float64))
 
     def l1(self, W: np.ndarray) -> float:
         """The weighted L1 norm ``sum_i c_i ||W[i, :]||_1`` (``sum_ij c_i e_ij |W_ij|`` with

@@ -12,10 +12,10 @@ from nettrim.reweighted import reweighted_trim_layer
 from nettrim.solvers import solve_exact
 
 
-def planted(seed: int = 0):
+def planted(seed: int = 0, *, n: int = 150, density: float = 0.3):
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((150, 16))
-    W = rng.standard_normal((16, 4)) * (rng.random((16, 4)) < 0.3)
+    X = rng.standard_normal((n, 16))
+    W = rng.standard_normal((16, 4)) * (rng.random((16, 4)) < density)
     return X, np.maximum(X @ W, 0.0)
 
 
@@ -50,7 +50,7 @@ def test_entry_weights_enter_the_exact_objective():
 def test_reweighting_is_sparser_at_the_same_eps():
     X, Y = planted(2)
     plain = trim_layer(X, Y, eps=0.1, bias=False, solver="clarabel")
-    result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3)
+    result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="clarabel")
     assert result.nnz <= plain.nnz
     assert result.info.extra["nnz_history"][0] == plain.nnz
     assert result.info.extra["rounds"] >= 1
@@ -60,12 +60,37 @@ def test_reweighting_is_sparser_at_the_same_eps():
     assert result.program == "P1"
 
 
+def test_admm_rounds_match_the_exact_rounds():
+    """The fast path: warm-started ADMM rounds reach the sparsity of the exact rounds."""
+    X, Y = planted(1, n=40, density=0.5)  # too few samples for L1 to find the support
+    exact = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="clarabel")
+    fast = reweighted_trim_layer(
+        X, Y, eps=0.1, bias=False, rounds=3, solver="admm", solver_options={"gap_tol": 1e-5}
+    )
+    assert fast.status == "optimal"
+    assert fast.info.solver == "admm+reweighted"
+    assert fast.info.extra["rounds"] == 3
+    plain = trim_layer(X, Y, eps=0.1, bias=False, solver="admm")
+    # reweighting sparsifies on the fast path too, and as far as on the exact one
+    assert fast.nnz < plain.nnz
+    assert fast.nnz <= exact.nnz + 1
+    assert fast.info.residual <= fast.info.radius * (1 + 1e-3)
+    assert fast.info.violation <= 1e-3 * Y.max()
+    # deterministic
+    again = reweighted_trim_layer(
+        X, Y, eps=0.1, bias=False, rounds=3, solver="admm", solver_options={"gap_tol": 1e-5}
+    )
+    np.testing.assert_array_equal(again.W, fast.W)
+
+
 def test_rounds_zero_and_bad_arguments():
     X, Y = planted(3)
     plain = trim_layer(X, Y, eps=0.1, solver="clarabel")
-    same = reweighted_trim_layer(X, Y, eps=0.1, rounds=0)
+    same = reweighted_trim_layer(X, Y, eps=0.1, rounds=0, solver="clarabel")
     np.testing.assert_array_equal(same.W, plain.W)
     with pytest.raises(ValueError, match="solver must be one of"):
-        reweighted_trim_layer(X, Y, solver="admm")
+        reweighted_trim_layer(X, Y, solver="cplex")
+    with pytest.raises(ValueError, match="solver_options"):
+        reweighted_trim_layer(X, Y, solver_options={"no_such_setting": 1})
     with pytest.raises(ValueError, match="delta must be > 0"):
         reweighted_trim_layer(X, Y, delta=0.0)

@@ -122,6 +122,28 @@ def test_cascade_keeps_original_weights_feasible(net_and_x):
     assert result.gamma == (gamma, gamma) and result.kappa == kappa
 
 
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_reweighting_is_sparser_under_the_same_budgets(net_and_x, scheme):
+    net, X = net_and_x
+    plain = net_trim(net, X, scheme=scheme, eps=EPS, solver=SOLVER, n_jobs=1)
+    sparser = net_trim(net, X, scheme=scheme, eps=EPS, solver=SOLVER, n_jobs=1, reweight_rounds=2)
+    assert sparser.nnz < plain.nnz
+    assert sparser.options["reweight_rounds"] == 2
+    X_hat = X
+    for l, layer in enumerate(sparser.network.layers):
+        assert sparser.layers[l].info.solver == f"{SOLVER}+reweighted"
+        # the first layer's budget is the same; Proposition 1 holds for the sparser weights
+        Y = net.record(X)[l + 1]
+        inputs = net.record(X)[l] if scheme == "parallel" else X_hat
+        omega = Y > 0 if layer.activation == "relu" else np.ones_like(Y, bool)
+        R = np.where(omega, layer.preactivation(inputs) - Y, 0.0)
+        assert np.linalg.norm(R) <= sparser.radii[l] * (1 + FEAS_RTOL)
+        X_hat = layer(X_hat)
+    assert sparser.radii[0] == plain.radii[0]
+    with pytest.raises(ValueError, match="reweight_rounds must be >= 0"):
+        net_trim(net, X, solver=SOLVER, reweight_rounds=-1)
+
+
 def test_per_neuron_blocks_match_one_block(net_and_x):
     net, X = net_and_x
     blocks = net_trim(net, X, eps=EPS, per_neuron=True, neuron_block=5, solver=SOLVER, n_jobs=1)

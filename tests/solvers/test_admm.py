@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -52,6 +53,12 @@ CASES = {
         shape=(10, 16, 3), kw=dict(activation="linear", per_neuron=True), relu=False
     ),
     "relu penalized": dict(shape=(60, 8, 4), kw=dict(penalty=5.0)),
+    # reweighted L1: per-entry weights, a wide spread as in a late reweighting round
+    "relu entry weights": dict(shape=(70, 9, 4), kw={}, entry_weights=True),
+    "relu entry weights per-neuron": dict(
+        shape=(70, 9, 4), kw=dict(per_neuron=True), entry_weights=True
+    ),
+    "relu entry weights n<d": dict(shape=(12, 18, 3), kw={}, entry_weights=True),
 }
 
 
@@ -71,6 +78,9 @@ def test_admm_matches_clarabel(name):
     if kw.get("upper") == "random":
         kw["upper"] = np.abs(np.random.default_rng(1).standard_normal(Y.shape)) * 0.2
     p = problem(X, Y, **kw)
+    if case.get("entry_weights"):
+        d = p.X.shape[1]
+        p = replace(p, entry_weights=np.exp(np.random.default_rng(2).uniform(-3, 3, (d, d_out))))
     exact = solve_exact(p, solver="clarabel")
     fast = solve_admm(p, TIGHT)
     assert exact.status == "optimal"
@@ -105,9 +115,12 @@ def test_default_settings_give_a_certified_gap():
     assert result.info.ball_excess <= 1e-3 * result.info.radius
 
 
-def test_dual_bound_never_exceeds_optimum_from_any_multiplier():
+@pytest.mark.parametrize("entry_weights", [False, True])
+def test_dual_bound_never_exceeds_optimum_from_any_multiplier(entry_weights):
     X, Y = make_layer(5, 50, 8, 4)
     p = problem(X, Y, upper=np.full(Y.shape, 0.1))
+    if entry_weights:
+        p = replace(p, entry_weights=np.random.default_rng(3).uniform(0.1, 10.0, (9, 4)))
     exact = solve_exact(p, solver="clarabel")
     rng = np.random.default_rng(0)
     for _ in range(20):

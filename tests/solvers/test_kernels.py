@@ -75,12 +75,15 @@ def test_project_without_upper_uses_zero():
     np.testing.assert_allclose(Z[~a["active"]], np.minimum(A, 0.0)[~a["active"]])
 
 
-def test_shrink_matches_numpy():
+@pytest.mark.parametrize("per_entry", [False, True])
+def test_shrink_matches_numpy(per_entry):
     a = random_state(2)
     alpha = 1.4
-    weights = np.array([0.0, 0.5, 1.0, 0.2, 3.0])
+    weights = np.array([0.0, 0.5, 1.0, 0.2, 3.0])[:, None]
+    if per_entry:  # reweighted L1: one weight per entry, the bias row still 0
+        weights = weights * np.random.default_rng(7).uniform(0.1, 4.0, (5, 4))
     inv_rho = np.array([1.0, 0.5, 2.0, 0.1])
-    thresholds = weights[:, None] * inv_rho[None, :]
+    thresholds = weights * inv_rho[None, :]
     B = alpha * a["W"] + (1 - alpha) * a["S"] + a["T"]
     S_ref = np.sign(B) * np.maximum(np.abs(B) - thresholds, 0.0)
     S, T = a["S"].copy(), a["T"].copy()
