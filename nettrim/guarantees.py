@@ -408,21 +408,20 @@ def verify(
             g = gammas[l - 1] if gammas else 1.0
             gamma_eff.append(max(g, e**2 / base**2) if base > 0 else (g if e == 0 else np.inf))
 
-    checks = _checks(
-        scheme,
-        layers,
-        D,
-        radii,
-        off_nominal,
-        gammas,
-        gamma_eff,
-        kappa,
-        normalized,
-        pruned_within,
-        norms,
-        rtol,
-        feas_tol,
+    figures = _Figures(
+        scheme=scheme,
+        layers=layers,
+        D=D,
+        radii=radii,
+        off_nominal=off_nominal,
+        gammas=gammas,
+        gamma_eff=gamma_eff,
+        kappa=kappa,
+        norms=norms,
+        normalized=normalized,
+        pruned_within=pruned_within,
     )
+    checks = _checks(figures, rtol, feas_tol)
     notes = [
         "Theorem 3 (sample complexity) assumes Gaussian inputs, no bias and eps = 0; it is "
         "not checked from data: column 'T3 P' is (11 s + 7) mu log N for the densest pruned "
@@ -472,32 +471,42 @@ def _le(realized: float, bound: float, rtol: float) -> bool:
     return realized <= bound * (1 + rtol) + 1e-300
 
 
-def _checks(
-    scheme,
-    layers,
-    D,
-    radii,
-    off_nominal,
-    gammas,
-    gamma_eff,
-    kappa,
-    normalized,
-    pruned_within,
-    norms,
-    rtol,
-    feas_tol,
-) -> list[Check]:
+@dataclass(frozen=True)
+class _Figures:
+    """What :func:`verify` measured, which :func:`_checks` compares with the bounds.
+
+    ``D[l]`` is the network discrepancy after layer ``l``; ``radii`` the nominal absolute
+    budgets (``None`` where unknown); ``off_nominal[l]`` is ``||(V_l)_+ on Omega^c||``;
+    ``gamma_eff`` the cascade's realized ``gamma~_l``; ``norms`` the original's link norms,
+    ``normalized`` whether they are all 1, ``pruned_within`` whether the pruned network's
+    are at most 1.
+    """
+
+    scheme: str
+    layers: list[LayerReport]
+    D: list[float]
+    radii: list[Any]
+    off_nominal: list[float]
+    gammas: tuple[float, ...]
+    gamma_eff: list[float]
+    kappa: float
+    norms: tuple[float, ...]
+    normalized: bool
+    pruned_within: bool
+
+
+def _checks(fig: _Figures, rtol: float, feas_tol: float) -> list[Check]:
     """The checks; those against nominal budgets allow the solver's ``feas_tol`` slack."""
     checks: list[Check] = []
-    known = all(r is not None for r in radii)
-    feasible = known and all(rep.feasible for rep in layers)
+    known = all(r is not None for r in fig.radii)
+    feasible = known and all(rep.feasible for rep in fig.layers)
     feas_text = "every layer's solve feasible (residual <= radius, Omega^c inequalities met)"
     norm_text = (
         "link-normalized original (||W~_l||_1 = 1 for every layer; got "
-        + ", ".join(f"{c:.4g}" for c in norms)
+        + ", ".join(f"{c:.4g}" for c in fig.norms)
         + ")"
     )
-    for rep in layers:
+    for rep in fig.layers:
         checks.append(
             Check(
                 name=f"Proposition 1 (realized), layer {rep.layer}",
@@ -508,7 +517,7 @@ def _checks(
                 holds=_le(rep.discrepancy, rep.realized_bound, rtol),
             )
         )
-        if known and (scheme == "parallel" or rep.layer == 0):
+        if known and (fig.scheme == "parallel" or rep.layer == 0):
             checks.append(
                 Check(
                     name=f"Proposition 1 (nominal eps), layer {rep.layer}",
@@ -519,9 +528,9 @@ def _checks(
                     holds=_le(rep.discrepancy, rep.radius, feas_tol),
                 )
             )
-    if scheme == "parallel":
+    if fig.scheme == "parallel":
         chained = 0.0
-        for rep in layers:
+        for rep in fig.layers:
             chained = rep.realized_bound + rep.spectral_norm * chained
         checks.append(
             Check(
@@ -529,52 +538,52 @@ def _checks(
                 assumption="none",
                 assumption_holds=True,
                 bound=chained,
-                realized=D[-1],
-                holds=_le(D[-1], chained, rtol),
+                realized=fig.D[-1],
+                holds=_le(fig.D[-1], chained, rtol),
             )
         )
-        thm1 = float(sum(rep.realized_bound for rep in layers))
+        thm1 = float(sum(rep.realized_bound for rep in fig.layers))
         checks.append(
             Check(
                 name="Theorem 1: D_L <= sum_l e_l",
                 assumption=norm_text + " and pruned ||What~_l||_1 <= 1",
-                assumption_holds=normalized and pruned_within,
+                assumption_holds=fig.normalized and fig.pruned_within,
                 bound=thm1,
-                realized=D[-1],
-                holds=_le(D[-1], thm1, rtol),
+                realized=fig.D[-1],
+                holds=_le(fig.D[-1], thm1, rtol),
                 note=""
-                if normalized
+                if fig.normalized
                 else "Theorem 1 not applicable; see the bound for any network",
             )
         )
         if known:
-            nominal = float(sum(np.linalg.norm(np.atleast_1d(r)) for r in radii))
+            nominal = float(sum(np.linalg.norm(np.atleast_1d(r)) for r in fig.radii))
             checks.append(
                 Check(
                     name="Theorem 1 (nominal): D_L <= sum_l eps_l",
                     assumption=norm_text + "; " + feas_text,
-                    assumption_holds=normalized and pruned_within and feasible,
+                    assumption_holds=fig.normalized and fig.pruned_within and feasible,
                     bound=nominal,
-                    realized=D[-1],
-                    holds=_le(D[-1], nominal, feas_tol),
+                    realized=fig.D[-1],
+                    holds=_le(fig.D[-1], nominal, feas_tol),
                 )
             )
     else:
-        last = layers[-1]
+        last = fig.layers[-1]
         checks.append(
             Check(
                 name="cascade bound, any network: D_L <= e_L (e_L on the pruned input)",
                 assumption="none",
                 assumption_holds=True,
                 bound=last.realized_bound,
-                realized=D[-1],
-                holds=_le(D[-1], last.realized_bound, rtol),
+                realized=fig.D[-1],
+                holds=_le(fig.D[-1], last.realized_bound, rtol),
             )
         )
         if known:
-            for l, rep in enumerate(layers):
-                radius = float(np.linalg.norm(np.atleast_1d(radii[l])))
-                bound = math.hypot(radius, off_nominal[l])
+            for l, rep in enumerate(fig.layers):
+                radius = float(np.linalg.norm(np.atleast_1d(fig.radii[l])))
+                bound = math.hypot(radius, fig.off_nominal[l])
                 checks.append(
                     Check(
                         name=f"cascade bound (nominal): D_{l + 1}^2 <= eps_{l + 1}^2 + "
@@ -582,40 +591,42 @@ def _checks(
                         assumption="the layer's solve is feasible",
                         assumption_holds=bool(rep.feasible),
                         bound=bound,
-                        realized=D[l],
-                        holds=_le(D[l], bound, feas_tol),
+                        realized=fig.D[l],
+                        holds=_le(fig.D[l], bound, feas_tol),
                     )
                 )
-        thm2 = layers[0].realized_bound * math.sqrt(float(np.prod(gamma_eff)) if gamma_eff else 1.0)
+        thm2 = fig.layers[0].realized_bound * math.sqrt(
+            float(np.prod(fig.gamma_eff)) if fig.gamma_eff else 1.0
+        )
         checks.append(
             Check(
                 name="Theorem 2: D_L <= e_1 sqrt(prod gamma~_l)",
                 assumption=norm_text,
-                assumption_holds=normalized,
+                assumption_holds=fig.normalized,
                 bound=thm2,
-                realized=D[-1],
-                holds=_le(D[-1], thm2, rtol),
-                note=("gamma~ = " + ", ".join(f"{g:.4g}" for g in gamma_eff))
+                realized=fig.D[-1],
+                holds=_le(fig.D[-1], thm2, rtol),
+                note=("gamma~ = " + ", ".join(f"{g:.4g}" for g in fig.gamma_eff))
                 + (
                     ""
-                    if normalized
+                    if fig.normalized
                     else "; Theorem 2 not applicable, see the bound for any network"
                 ),
             )
         )
         if known:
-            nominal = float(np.linalg.norm(np.atleast_1d(radii[0]))) * math.sqrt(
-                float(np.prod(gammas)) if gammas else 1.0
+            nominal = float(np.linalg.norm(np.atleast_1d(fig.radii[0]))) * math.sqrt(
+                float(np.prod(fig.gammas)) if fig.gammas else 1.0
             )
             checks.append(
                 Check(
                     name="Theorem 2 (nominal): D_L <= eps_1 sqrt(prod gamma_l)",
                     assumption=norm_text + "; " + feas_text,
-                    assumption_holds=normalized and feasible,
+                    assumption_holds=fig.normalized and feasible,
                     bound=nominal,
-                    realized=D[-1],
-                    holds=_le(D[-1], nominal, feas_tol),
-                    note=f"kappa = {kappa:g} <= 1 only tightens it",
+                    realized=fig.D[-1],
+                    holds=_le(fig.D[-1], nominal, feas_tol),
+                    note=f"kappa = {fig.kappa:g} <= 1 only tightens it",
                 )
             )
     return checks

@@ -72,73 +72,89 @@ class TuningResult:
     history: tuple
 
 
-def _check_target(target_sparsity, target_discrepancy) -> tuple[str, float]:
-    if (target_sparsity is None) == (target_discrepancy is None):
-        raise ValueError("give exactly one of target_sparsity or target_discrepancy")
-    if target_sparsity is not None:
-        return "sparsity", check_scalar("target_sparsity", target_sparsity, low=0.0, high=1.0)
-    return "discrepancy", check_scalar(
-        "target_discrepancy", target_discrepancy, low=0.0, low_inclusive=False
-    )
+@dataclass(frozen=True)
+class _Bisection:
+    """A checked bisection: the criterion and target, the bracket, the steps, the tolerance."""
 
+    criterion: str
+    target: float
+    lo: float
+    hi: float
+    max_steps: int
+    tol: float
 
-def _check_range(eps_range) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in eps_range)
-    except (TypeError, ValueError):
-        raise TypeError(f"eps_range must be a pair (lo, hi), got {eps_range!r}") from None
-    if not (0 < lo < hi and math.isfinite(hi)):
-        raise ValueError(f"eps_range must satisfy 0 < lo < hi < inf, got {eps_range!r}")
-    return lo, hi
-
-
-def _bisect(
-    evaluate: Callable[[float, Any], tuple[float, Any]],
-    criterion: str,
-    target: float,
-    lo: float,
-    hi: float,
-    max_steps: int,
-    tol: float,
-) -> tuple[float, float, bool, Any, list]:
-    """Log-space bisection of an increasing ``value(eps)`` towards ``target``.
-
-    ``evaluate(eps, warm)`` returns ``(value, solution)``; ``warm`` is the solution at the
-    nearest evaluated ``eps``. Returns ``(eps, value, met, solution, history)``.
-    """
-    history: list[tuple[float, float]] = []
-    solved: dict[float, tuple[float, Any]] = {}
-
-    def run(eps: float):
-        warm = solved[min(solved, key=lambda e: abs(math.log(e / eps)))][1] if solved else None
-        value, solution = evaluate(eps, warm)
-        solved[eps] = (value, solution)
-        history.append((eps, value))
-        return value
-
-    def met(value: float) -> bool:
-        return value >= target if criterion == "sparsity" else value <= target
-
-    def close(value: float) -> bool:
-        if criterion == "sparsity":
-            return value - target <= tol
-        return target - value <= tol * target
-
-    # sparsity: want the smallest met eps (met at hi); discrepancy: the largest (met at lo)
-    good, bad = (hi, lo) if criterion == "sparsity" else (lo, hi)
-    if not met(run(good)):
-        return good, solved[good][0], False, solved[good][1], history
-    if met(run(bad)):
-        return bad, solved[bad][0], True, solved[bad][1], history
-    for _ in range(max_steps):
-        if close(solved[good][0]):
-            break
-        mid = math.sqrt(good * bad)
-        if met(run(mid)):
-            good = mid
+    @classmethod
+    def check(cls, target_sparsity, target_discrepancy, eps_range, max_steps, tol) -> _Bisection:
+        """Validate the public arguments (one place for tune_layer and tune_network)."""
+        if (target_sparsity is None) == (target_discrepancy is None):
+            raise ValueError("give exactly one of target_sparsity or target_discrepancy")
+        if target_sparsity is not None:
+            criterion = "sparsity"
+            target = check_scalar("target_sparsity", target_sparsity, low=0.0, high=1.0)
         else:
-            bad = mid
-    return good, solved[good][0], True, solved[good][1], history
+            criterion = "discrepancy"
+            target = check_scalar(
+                "target_discrepancy", target_discrepancy, low=0.0, low_inclusive=False
+            )
+        try:
+            lo, hi = (float(v) for v in eps_range)
+        except (TypeError, ValueError):
+            raise TypeError(f"eps_range must be a pair (lo, hi), got {eps_range!r}") from None
+        if not (0 < lo < hi and math.isfinite(hi)):
+            raise ValueError(f"eps_range must satisfy 0 < lo < hi < inf, got {eps_range!r}")
+        max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
+        if tol is None:
+            tol = SPARSITY_TOL if criterion == "sparsity" else DISCREPANCY_RTOL
+        else:
+            tol = check_scalar("tol", tol, low=0.0)
+        return cls(criterion, target, lo, hi, max_steps, tol)
+
+    def met(self, value: float) -> bool:
+        return value >= self.target if self.criterion == "sparsity" else value <= self.target
+
+    def close(self, value: float) -> bool:
+        """Whether a met ``value`` is within ``tol`` of the target (no need to go on)."""
+        if self.criterion == "sparsity":
+            return value - self.target <= self.tol
+        return self.target - value <= self.tol * self.target
+
+    def run(self, evaluate: Callable[[float, Any], tuple[float, Any]]) -> TuningResult:
+        """Log-space bisection of an increasing ``value(eps)`` towards the target.
+
+        ``evaluate(eps, warm)`` returns ``(value, solution)``; ``warm`` is the solution at
+        the nearest evaluated ``eps``.
+        """
+        history: list[tuple[float, float]] = []
+        solved: dict[float, tuple[float, Any]] = {}
+
+        def run(eps: float) -> float:
+            warm = solved[min(solved, key=lambda e: abs(math.log(e / eps)))][1] if solved else None
+            value, solution = evaluate(eps, warm)
+            solved[eps] = (value, solution)
+            history.append((eps, value))
+            return value
+
+        def result(eps: float, met: bool) -> TuningResult:
+            value, solution = solved[eps]
+            return TuningResult(
+                eps, value, self.target, self.criterion, met, solution, tuple(history)
+            )
+
+        # sparsity: want the smallest met eps (met at hi); discrepancy: the largest (met at lo)
+        good, bad = (self.hi, self.lo) if self.criterion == "sparsity" else (self.lo, self.hi)
+        if not self.met(run(good)):
+            return result(good, False)
+        if self.met(run(bad)):
+            return result(bad, True)
+        for _ in range(self.max_steps):
+            if self.close(solved[good][0]):
+                break
+            mid = math.sqrt(good * bad)
+            if self.met(run(mid)):
+                good = mid
+            else:
+                bad = mid
+        return result(good, True)
 
 
 def layer_discrepancy(result: LayerResult, X: np.ndarray, Y: np.ndarray, activation: str) -> float:
@@ -191,10 +207,7 @@ def tune_layer(
     TuningResult
         ``result`` is the :class:`~nettrim.LayerResult` at the chosen ``eps``.
     """
-    criterion, target = _check_target(target_sparsity, target_discrepancy)
-    lo, hi = _check_range(eps_range)
-    max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
-    tol = _default_tol(criterion, tol)
+    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
     for key in ("eps", "warm_start", "activation"):
         if key in trim_options:
             raise TypeError(f"tune_layer sets {key!r} itself")
@@ -214,12 +227,11 @@ def tune_layer(
             raise RuntimeError(
                 f"trim_layer at eps={eps:.4g} returned status {result.status.value!r}"
             )
-        if criterion == "sparsity":
+        if bisection.criterion == "sparsity":
             return result.sparsity, result
         return layer_discrepancy(result, X_eval, Y_eval, activation), result
 
-    eps, value, met, result, history = _bisect(evaluate, criterion, target, lo, hi, max_steps, tol)
-    return TuningResult(eps, value, target, criterion, met, result, tuple(history))
+    return bisection.run(evaluate)
 
 
 def _tune_layer_job(args: tuple) -> TuningResult:
@@ -278,10 +290,7 @@ def tune_network(
     TuningResult
         ``result`` is the :class:`~nettrim.schemes.NetTrimResult` at the chosen ``eps``.
     """
-    criterion, target = _check_target(target_sparsity, target_discrepancy)
-    lo, hi = _check_range(eps_range)
-    max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
-    tol = _default_tol(criterion, tol)
+    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
     if per_layer and scheme != "parallel":
         raise ValueError(
             "per_layer tuning needs scheme='parallel' (cascade layers depend on "
@@ -301,22 +310,14 @@ def tune_network(
         n_jobs = None
     try:
         if per_layer:
-            return _tune_per_layer(
-                network,
-                X,
-                X_val,
-                criterion,
-                target,
-                lo,
-                hi,
-                max_steps,
-                tol,
+            with JobRunner(
                 executor,
                 n_jobs,
-                blas_threads,
-                store_dir,
-                options,
-            )
+                blas_threads=blas_threads,
+                max_parallel=len(network),
+                store_dir=store_dir,
+            ) as runner:
+                return _tune_per_layer(network, X, X_val, bisection, options, runner)
         Y_eval = network(X if X_val is None else X_val)
         norm = float(np.linalg.norm(Y_eval))
 
@@ -333,36 +334,26 @@ def tune_network(
                 store_dir=store_dir,
                 **options,
             )
-            if criterion == "sparsity":
+            if bisection.criterion == "sparsity":
                 return result.sparsity, result
             out = result.network(X if X_val is None else X_val)
             return float(np.linalg.norm(out - Y_eval)) / norm, result
 
-        eps, value, met, result, history = _bisect(
-            evaluate, criterion, target, lo, hi, max_steps, tol
-        )
-        return TuningResult(eps, value, target, criterion, met, result, tuple(history))
+        return bisection.run(evaluate)
     finally:
         if owned is not None:
             owned.shutdown(wait=True)
 
 
 def _tune_per_layer(
-    network,
-    X,
-    X_val,
-    criterion,
-    target,
-    lo,
-    hi,
-    max_steps,
-    tol,
-    executor,
-    n_jobs,
-    blas_threads,
-    store_dir,
-    options,
+    network: Network,
+    X: np.ndarray,
+    X_val: np.ndarray | None,
+    bisection: _Bisection,
+    options: dict,
+    runner: JobRunner,
 ) -> TuningResult:
+    """One bisection per layer, each a job on ``runner``; parallel scheme."""
     trim_keys = {
         "solver",
         "per_neuron",
@@ -379,33 +370,30 @@ def _tune_per_layer(
         )
     acts = network.record(X)
     acts_val = network.record(X_val) if X_val is not None else None
-    key = "target_sparsity" if criterion == "sparsity" else "target_discrepancy"
-    with JobRunner(
-        executor, n_jobs, blas_threads=blas_threads, max_parallel=len(network), store_dir=store_dir
-    ) as runner:
-        shared = [runner.share(a) for a in acts]
-        shared_val = [runner.share(a) for a in acts_val] if acts_val is not None else None
-        tasks = []
-        for l, layer in enumerate(network.layers):
-            kwargs = {
-                key: target,
-                "activation": layer.activation,
-                "eps_range": (lo, hi),
-                "max_steps": max_steps,
-                "tol": tol,
-                "bias": layer.b is not None,
-                **options,
-            }
-            tasks.append(
-                (
-                    shared[l],
-                    shared[l + 1],
-                    None if shared_val is None else shared_val[l],
-                    None if shared_val is None else shared_val[l + 1],
-                    kwargs,
-                )
+    key = f"target_{bisection.criterion}"
+    shared = [runner.share(a) for a in acts]
+    shared_val = [runner.share(a) for a in acts_val] if acts_val is not None else None
+    tasks = []
+    for l, layer in enumerate(network.layers):
+        kwargs = {
+            key: bisection.target,
+            "activation": layer.activation,
+            "eps_range": (bisection.lo, bisection.hi),
+            "max_steps": bisection.max_steps,
+            "tol": bisection.tol,
+            "bias": layer.b is not None,
+            **options,
+        }
+        tasks.append(
+            (
+                shared[l],
+                shared[l + 1],
+                None if shared_val is None else shared_val[l],
+                None if shared_val is None else shared_val[l + 1],
+                kwargs,
             )
-        tuned = runner.map(_tune_layer_job, tasks)
+        )
+    tuned = runner.map(_tune_layer_job, tasks)
     layers = tuple(t.result for t in tuned)
     pruned = Network(
         tuple(
@@ -430,15 +418,9 @@ def _tune_per_layer(
     return TuningResult(
         eps=eps,
         value=tuple(t.value for t in tuned),
-        target=target,
-        criterion=criterion,
+        target=bisection.target,
+        criterion=bisection.criterion,
         met=tuple(t.met for t in tuned),
         result=result,
         history=tuple(t.history for t in tuned),
     )
-
-
-def _default_tol(criterion: str, tol: float | None) -> float:
-    if tol is None:
-        return SPARSITY_TOL if criterion == "sparsity" else DISCREPANCY_RTOL
-    return check_scalar("tol", tol, low=0.0)
