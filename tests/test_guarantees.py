@@ -1,25 +1,15 @@
 """verify(): the realized values against Proposition 1, Theorems 1-2 and the general bounds."""
 
-import itertools
-
 import numpy as np
 import pytest
 
 from nettrim import load_digits_mlp
 from nettrim.guarantees import link_normalize, link_norms, theorem3_samples, verify
-from nettrim.network import Network
 from nettrim.schemes import net_trim
 
 DIMS = (10, 16, 12, 4)
 N_SAMPLES = 80
 SOLVER = "clarabel"
-
-
-def random_network(seed: int, dims=DIMS) -> tuple[Network, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in itertools.pairwise(dims)]
-    biases = [0.1 * rng.standard_normal(b) for b in dims[1:]]
-    return Network.from_arrays(weights, biases), rng.standard_normal((N_SAMPLES, dims[0]))
 
 
 def independent_parallel_bound(original, pruned, X) -> float:
@@ -40,8 +30,8 @@ def check_named(report, prefix):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("scheme", ["parallel", "cascade"])
-def test_bounds_hold_on_random_networks(seed, scheme):
-    net, X = random_network(seed)
+def test_bounds_hold_on_random_networks(seed, scheme, random_network):
+    net, X = random_network(DIMS, seed, n=N_SAMPLES)
     result = net_trim(net, X, scheme=scheme, eps=0.15, solver=SOLVER, n_jobs=1)
     report = verify(net, result, X)
     assert report.ok, str(report)
@@ -68,8 +58,8 @@ def test_bounds_hold_on_random_networks(seed, scheme):
         assert check.applicable and check.holds, check.line()
 
 
-def test_verify_from_plain_network_matches_result():
-    net, X = random_network(3)
+def test_verify_from_plain_network_matches_result(random_network):
+    net, X = random_network(DIMS, 3, n=N_SAMPLES)
     for scheme in ("parallel", "cascade"):
         result = net_trim(net, X, scheme=scheme, eps=0.1, solver=SOLVER, n_jobs=1)
         from_result = verify(net, result, X)
@@ -93,9 +83,9 @@ def test_link_normalization_preserves_predictions():
 
 
 @pytest.mark.parametrize("scheme", ["parallel", "cascade"])
-def test_theorems_hold_on_link_normalized_networks(scheme):
+def test_theorems_hold_on_link_normalized_networks(scheme, random_network):
     for seed in (0, 1):
-        net, X = random_network(seed)
+        net, X = random_network(DIMS, seed, n=N_SAMPLES)
         normalized = link_normalize(net).network
         result = net_trim(normalized, X, scheme=scheme, eps=0.1, solver=SOLVER, n_jobs=1)
         report = verify(normalized, result, X)
@@ -129,9 +119,9 @@ def test_theorem3_samples():
         theorem3_samples(3, 1)
 
 
-def test_verify_rejects_mismatched_networks():
-    net, X = random_network(0)
-    other, _ = random_network(0, dims=(10, 16, 4))
+def test_verify_rejects_mismatched_networks(random_network):
+    net, X = random_network(DIMS, 0, n=N_SAMPLES)
+    other, _ = random_network((10, 16, 4), 0, n=N_SAMPLES)
     with pytest.raises(ValueError, match="must match"):
         verify(net, other, X)
     with pytest.raises(ValueError, match="X has 3 columns"):
@@ -140,8 +130,8 @@ def test_verify_rejects_mismatched_networks():
     assert report.ok and report.network_discrepancy[-1] == 0.0
 
 
-def test_per_neuron_budgets_are_checked_per_column():
-    net, X = random_network(4)
+def test_per_neuron_budgets_are_checked_per_column(random_network):
+    net, X = random_network(DIMS, 4, n=N_SAMPLES)
     for scheme in ("parallel", "cascade"):
         result = net_trim(
             net, X, scheme=scheme, eps=0.1, per_neuron=True, neuron_block=5, solver=SOLVER, n_jobs=1

@@ -8,24 +8,14 @@ import pytest
 
 import nettrim.layer
 from nettrim import LayerResult, SolveInfo, Status, trim_layer
-from nettrim.layer import build_problem
 
 # Clarabel meets the ball to ~1e-7 relative after solve_exact's rounding (see
 # tests/solvers/test_exact.py); 1e-6 leaves a margin.
 BALL_RTOL = 1e-6
 
 
-def planted(seed=0, n=80, d_in=6, d_out=3, activation="relu", bias=0.3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, d_in))
-    W = rng.standard_normal((d_in, d_out)) * (rng.random((d_in, d_out)) < 0.6)
-    b = bias * rng.standard_normal(d_out)
-    Z = X @ W + b
-    return X, W, b, (np.maximum(Z, 0.0) if activation == "relu" else Z)
-
-
-def test_shapes_and_proposition_1():
-    X, _, _, Y = planted()
+def test_shapes_and_proposition_1(planted_layer):
+    X, _, _, Y = planted_layer()
     res = trim_layer(X, Y, eps=0.1, solver="clarabel")
     assert res.status == Status.OPTIMAL and res.success
     assert res.W.shape == (6, 3) and res.b.shape == (3,)
@@ -37,8 +27,8 @@ def test_shapes_and_proposition_1():
     assert res.info.objective == pytest.approx(np.abs(res.W).sum() + np.abs(res.b).sum(), rel=1e-12)
 
 
-def test_without_bias():
-    X, _, _, Y = planted(bias=0.0)  # a layer without bias, so the program is feasible
+def test_without_bias(planted_layer):
+    X, _, _, Y = planted_layer(bias=0.0)  # a layer without bias, so the program is feasible
     res = trim_layer(X, Y, eps=0.1, bias=False, solver="clarabel")
     assert res.status == Status.OPTIMAL
     assert res.b is None
@@ -47,8 +37,8 @@ def test_without_bias():
     assert np.linalg.norm(Y - recon) <= 0.1 * np.linalg.norm(Y) * (1 + BALL_RTOL)
 
 
-def test_penalize_bias_false_leaves_the_bias_out_of_the_objective():
-    X, _, _, Y = planted(1, bias=3.0)  # a large bias, so penalizing it matters
+def test_penalize_bias_false_leaves_the_bias_out_of_the_objective(planted_layer, layer_program):
+    X, _, _, Y = planted_layer(1, bias=3.0)  # a large bias, so penalizing it matters
     kwargs = dict(eps=0.1, solver="clarabel")
     free = trim_layer(X, Y, penalize_bias=False, **kwargs)
     paid = trim_layer(X, Y, penalize_bias=True, **kwargs)
@@ -61,24 +51,12 @@ def test_penalize_bias_false_leaves_the_bias_out_of_the_objective():
     # weight part, and the bias it uses is larger.
     assert free.info.objective <= np.abs(paid.W).sum() * (1 + 1e-6)
     assert np.abs(free.b).sum() > np.abs(paid.b).sum()
-    problem = build_problem(
-        X,
-        Y,
-        activation="relu",
-        eps=0.1,
-        relative=True,
-        per_neuron=False,
-        bias=True,
-        penalize_bias=False,
-        upper=None,
-        penalty=None,
-        active_tol=0.0,
-    )
+    problem = layer_program(X, Y, penalize_bias=False)
     np.testing.assert_array_equal(problem.l1_weights, [1, 1, 1, 1, 1, 1, 0])
 
 
-def test_relative_and_absolute_eps():
-    X, _, _, Y = planted(2)
+def test_relative_and_absolute_eps(planted_layer):
+    X, _, _, Y = planted_layer(2)
     rel = trim_layer(X, Y, eps=0.1, solver="clarabel")
     assert rel.info.radius == pytest.approx(0.1 * np.linalg.norm(Y), rel=1e-12)
     absolute = trim_layer(X, Y, eps=0.1 * np.linalg.norm(Y), relative=False, solver="clarabel")
@@ -89,8 +67,8 @@ def test_relative_and_absolute_eps():
     assert small.info.residual <= 0.5 * (1 + BALL_RTOL)
 
 
-def test_per_neuron_relative_eps():
-    X, _, _, Y = planted(3)
+def test_per_neuron_relative_eps(planted_layer):
+    X, _, _, Y = planted_layer(3)
     eps = np.array([0.05, 0.1, 0.2])
     res = trim_layer(X, Y, eps=eps, per_neuron=True, solver="clarabel")
     assert res.status == Status.OPTIMAL
@@ -104,8 +82,8 @@ def test_per_neuron_relative_eps():
     assert np.all(columns <= 0.1 * np.linalg.norm(Y, axis=0) * (1 + BALL_RTOL))
 
 
-def test_active_tol_keeps_small_entries_out_of_omega():
-    X, W0, b0, Y = planted(4, n=60, d_in=4, d_out=2)
+def test_active_tol_keeps_small_entries_out_of_omega(planted_layer):
+    X, W0, b0, Y = planted_layer(4, n=60, d_in=4, d_out=2)
     noisy = Y.copy()
     zeros = np.argwhere(Y == 0)[::3]
     noisy[tuple(zeros.T)] = 1e-5  # rounding noise where the true output is 0
@@ -121,8 +99,8 @@ def test_active_tol_keeps_small_entries_out_of_omega():
     assert trim_layer(X, noisy, eps=0.0, solver="clarabel").status == Status.INFEASIBLE
 
 
-def test_program_names():
-    X, W0, b0, Y = planted(5, n=40, d_in=4, d_out=2)
+def test_program_names(planted_layer):
+    X, W0, b0, Y = planted_layer(5, n=40, d_in=4, d_out=2)
     assert trim_layer(X, Y, eps=0.1, solver="clarabel").program == "P1"
     linear = trim_layer(X, X @ W0 + b0, activation="linear", eps=0.1, solver="clarabel")
     assert linear.program == "P2"
@@ -137,8 +115,8 @@ def test_program_names():
     assert osqp.info.objective == pytest.approx(penalized.info.objective, rel=1e-4)
 
 
-def test_float32_end_to_end():
-    X, _, _, Y = planted(6, n=50, d_in=4, d_out=2)
+def test_float32_end_to_end(planted_layer):
+    X, _, _, Y = planted_layer(6, n=50, d_in=4, d_out=2)
     res = trim_layer(X.astype(np.float32), Y.astype(np.float32), eps=0.1, solver="clarabel")
     assert res.status == Status.OPTIMAL
     assert res.W.dtype == np.float32 and res.b.dtype == np.float32
@@ -174,16 +152,16 @@ def test_sparsity_and_nnz():
     assert "none" in repr(empty)
 
 
-def test_sparsity_of_a_solve_matches_its_weights():
-    X, _, _, Y = planted(7)
+def test_sparsity_of_a_solve_matches_its_weights(planted_layer):
+    X, _, _, Y = planted_layer(7)
     res = trim_layer(X, Y, eps=0.2, solver="clarabel")
     assert res.nnz == np.count_nonzero(res.W)
     assert res.sparsity == pytest.approx(1 - res.nnz / res.W.size)
     assert 0 < res.sparsity < 1
 
 
-def test_infeasible_layer_returns_no_weights():
-    X, _, _, Y = planted(8, n=60, d_in=4, d_out=2)
+def test_infeasible_layer_returns_no_weights(planted_layer):
+    X, _, _, Y = planted_layer(8, n=60, d_in=4, d_out=2)
     res = trim_layer(X, Y, eps=1e-3, upper=np.where(Y > 0, 0.0, -1.0), solver="clarabel")
     assert res.status == "infeasible"
     assert res.W is None and res.b is None

@@ -7,33 +7,17 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nettrim.layer import build_problem, trim_layer
+from nettrim.layer import trim_layer
 from nettrim.reweighted import reweighted_trim_layer
 from nettrim.solvers import solve_exact
 
-
-def planted(seed: int = 0, *, n: int = 150, density: float = 0.3):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, 16))
-    W = rng.standard_normal((16, 4)) * (rng.random((16, 4)) < density)
-    return X, np.maximum(X @ W, 0.0)
+#: A bias-free ReLU layer, 150 samples of 16 inputs, 4 outputs, 30% of the weights non-zero.
+LAYER = {"n": 150, "d_in": 16, "d_out": 4, "density": 0.3, "bias": 0.0}
 
 
-def test_entry_weights_enter_the_exact_objective():
-    X, Y = planted(1)
-    problem = build_problem(
-        X,
-        Y,
-        activation="relu",
-        eps=0.2,
-        relative=True,
-        per_neuron=False,
-        bias=False,
-        penalize_bias=True,
-        upper=None,
-        penalty=None,
-        active_tol=0.0,
-    )
+def test_entry_weights_enter_the_exact_objective(planted_layer, layer_program):
+    X, _, _, Y = planted_layer(1, **LAYER)
+    problem = layer_program(X, Y, eps=0.2, bias=False)
     weights = np.ones((16, 4))
     weights[0, :] = 1e4  # a prohibitive price on input 0
     result = solve_exact(replace(problem, entry_weights=weights))
@@ -47,8 +31,8 @@ def test_entry_weights_enter_the_exact_objective():
     assert problem.l1(plain.x) == pytest.approx(float(np.abs(plain.x).sum()), rel=1e-12)
 
 
-def test_reweighting_is_sparser_at_the_same_eps():
-    X, Y = planted(2)
+def test_reweighting_is_sparser_at_the_same_eps(planted_layer):
+    X, _, _, Y = planted_layer(2, **LAYER)
     plain = trim_layer(X, Y, eps=0.1, bias=False, solver="clarabel")
     result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="clarabel")
     assert result.nnz <= plain.nnz
@@ -60,9 +44,10 @@ def test_reweighting_is_sparser_at_the_same_eps():
     assert result.program == "P1"
 
 
-def test_admm_rounds_match_the_exact_rounds():
+def test_admm_rounds_match_the_exact_rounds(planted_layer):
     """The fast path: warm-started ADMM rounds reach the sparsity of the exact rounds."""
-    X, Y = planted(1, n=40, density=0.5)  # too few samples for L1 to find the support
+    # too few samples for L1 to find the support
+    X, _, _, Y = planted_layer(1, **{**LAYER, "n": 40, "density": 0.5})
     exact = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="clarabel")
     fast = reweighted_trim_layer(
         X, Y, eps=0.1, bias=False, rounds=3, solver="admm", solver_options={"gap_tol": 1e-5}
@@ -83,8 +68,8 @@ def test_admm_rounds_match_the_exact_rounds():
     np.testing.assert_array_equal(again.W, fast.W)
 
 
-def test_rounds_zero_and_bad_arguments():
-    X, Y = planted(3)
+def test_rounds_zero_and_bad_arguments(planted_layer):
+    X, _, _, Y = planted_layer(3, **LAYER)
     plain = trim_layer(X, Y, eps=0.1, solver="clarabel")
     same = reweighted_trim_layer(X, Y, eps=0.1, rounds=0, solver="clarabel")
     np.testing.assert_array_equal(same.W, plain.W)

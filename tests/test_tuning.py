@@ -1,13 +1,10 @@
 """Choosing eps by bisection: targets met, the chosen point the right end of the bracket."""
 
-import itertools
-
 import numpy as np
 import pytest
 
 import nettrim.tuning as tuning
 from nettrim.executors import process_pool
-from nettrim.network import Network
 from nettrim.tuning import tune_layer, tune_network
 
 DIMS = (10, 16, 12, 4)
@@ -15,16 +12,9 @@ N_SAMPLES = 80
 SOLVER = "clarabel"
 
 
-def random_network(seed: int = 0) -> tuple[Network, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in itertools.pairwise(DIMS)]
-    biases = [0.1 * rng.standard_normal(b) for b in DIMS[1:]]
-    return Network.from_arrays(weights, biases), rng.standard_normal((N_SAMPLES, DIMS[0]))
-
-
 @pytest.fixture(scope="module")
-def net_and_x():
-    return random_network(0)
+def net_and_x(random_network):
+    return random_network(DIMS, 0, n=N_SAMPLES)
 
 
 def test_tune_layer_to_sparsity(net_and_x):

@@ -5,30 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nettrim.layer import build_problem
 from nettrim.solvers import DualCertifier, dual_bound, feasible_multiplier, solve_exact
 
 
-def layer_problem(seed, **kw):
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((40, 6))
-    W = rng.standard_normal((6, 3)) * (rng.random((6, 3)) < 0.5)
-    Y = X @ W + 0.2
-    if kw.get("activation", "relu") == "relu":
-        Y = np.maximum(Y, 0.0)
-    options = dict(
-        activation="relu",
-        eps=0.1,
-        relative=True,
-        per_neuron=False,
-        bias=True,
-        penalize_bias=True,
-        upper=None,
-        penalty=None,
-        active_tol=0.0,
-    )
-    options.update(kw)
-    return build_problem(X, Y, **options)
+@pytest.fixture(scope="module")
+def layer_problem(planted_layer, layer_program):
+    """A small planted layer's program (40 samples, 6 inputs, 3 outputs) with options."""
+
+    def make(seed, **kw):
+        activation = kw.get("activation", "relu")
+        X, _, _, Y = planted_layer(seed, n=40, d_in=6, d_out=3, density=0.5, activation=activation)
+        return layer_program(X, Y, **kw)
+
+    return make
 
 
 VARIANTS = {
@@ -41,7 +30,7 @@ VARIANTS = {
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_bound_below_optimum_for_random_multipliers(name):
+def test_bound_below_optimum_for_random_multipliers(name, layer_problem):
     p = layer_problem(0, **VARIANTS[name])
     optimum = solve_exact(p, solver="clarabel").info.objective
     rng = np.random.default_rng(1)
@@ -51,14 +40,14 @@ def test_bound_below_optimum_for_random_multipliers(name):
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_certifier_equals_reference(name):
+def test_certifier_equals_reference(name, layer_problem):
     p = layer_problem(2, **VARIANTS[name])
     rng = np.random.default_rng(3)
     U = rng.standard_normal(p.Y.shape)
     assert DualCertifier(p).bound(U, 0.7) == pytest.approx(dual_bound(p, 0.7 * U), rel=1e-10)
 
 
-def test_feasible_multiplier_satisfies_dual_constraints():
+def test_feasible_multiplier_satisfies_dual_constraints(layer_problem):
     p = layer_problem(4, penalize_bias=False, upper=np.full((40, 3), 0.5))
     Lam = feasible_multiplier(p, np.random.default_rng(5).standard_normal(p.Y.shape) * 10)
     assert np.all(Lam[~p.active] >= 0)
