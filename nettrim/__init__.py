@@ -3,7 +3,7 @@
 from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .layer import LayerResult, trim_layer
-from .network import DenseLayer, Network
+from .network import DenseLayer, Network, NetworkFileError
 from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
@@ -20,6 +20,7 @@ __all__ = [
     "LayerSolveError",
     "NetTrimResult",
     "Network",
+    "NetworkFileError",
     "SolveInfo",
     "Status",
     "VerificationReport",

@@ -1,13 +1,47 @@
-"""Dense networks as plain arrays: layers, the forward pass, and recording activations."""
+"""Dense networks as plain arrays: layers, the forward pass, recording activations, and
+the network file (one ``.npz`` archive, read without pickles).
+
+The network file holds, for a network of ``L`` layers:
+
+* ``W0, ..., W{L-1}``: the weights, float32 or float64, ``W{l}`` of shape
+  ``(d_l, d_{l+1})`` (samples are rows: scikit-learn's ``coefs_`` layout, the transpose of
+  PyTorch's ``nn.Linear.weight``);
+* ``b0, ..., b{L-1}``: the biases, shape ``(d_{l+1},)``; a missing ``b{l}`` is a layer
+  without bias;
+* ``activations``: a string array of ``L`` names, ``"relu"`` or ``"linear"``;
+* ``format`` (``"nettrim.network"``) and ``format_version`` (an integer), written by
+  :meth:`Network.save`. A file written by hand (``np.savez``) may leave both out; it is then
+  read as version 1.
+
+Nothing else may be in the archive: an unknown entry is refused rather than ignored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO
 
 import numpy as np
 
 ACTIVATIONS = ("relu", "linear")
+#: The ``format`` entry of a network file and the version this code writes (and the newest
+#: it reads).
+FILE_FORMAT = "nettrim.network"
+FILE_VERSION = 1
+_LAYER_KEY = re.compile(r"([Wb])(0|[1-9][0-9]*)")
+_META_KEYS = ("activations", "format", "format_version")
+_WEIGHT_DTYPES = (np.float32, np.float64)
+
+
+class NetworkFileError(ValueError):
+    """A network file that cannot be read as a :class:`Network`; the message names the file
+    and what is wrong with it."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +167,110 @@ class Network:
     def size(self) -> int:
         return sum(layer.W.size for layer in self.layers)
 
+    def save(self, path: str | os.PathLike, *, compressed: bool = True) -> None:
+        """Write the network to one ``.npz`` file, atomically.
+
+        The archive is written to a temporary file in the same directory, then renamed over
+        ``path``: ``path`` holds either its old content or the whole new network, never a
+        part (see the module docstring for the layout). :meth:`load` reads it back with the
+        same arrays, bit for bit.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file to write (written as given: no ``.npz`` is appended).
+        compressed : bool
+            Deflate the arrays (``np.savez_compressed``): a pruned network's zeros cost
+            almost nothing on disk.
+
+        Raises
+        ------
+        ValueError
+            When the network has no layers or weights :meth:`load` would refuse (not
+            float32/float64, not finite).
+        OSError
+            When the file cannot be written (nothing is left behind then).
+        """
+        arrays: dict[str, np.ndarray] = {
+            "format": np.array(FILE_FORMAT),
+            "format_version": np.array(FILE_VERSION),
+            "activations": np.array(self.activations, dtype=str),
+        }
+        for l, layer in enumerate(self.layers):
+            arrays[f"W{l}"] = layer.W
+            if layer.b is not None:
+                arrays[f"b{l}"] = layer.b
+        # write only what load() reads back
+        _network_from_arrays(arrays, f"cannot save to {os.fspath(path)}")
+        savez = np.savez_compressed if compressed else np.savez
+        write_atomically(path, lambda fh: savez(fh, **arrays))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Network:
+        """Read a network file written by :meth:`save` (or by hand with ``np.savez``).
+
+        Read with ``allow_pickle=False``, so a file cannot run code; every entry is checked
+        (names, dtypes, shapes, finite values, the shapes chaining from layer to layer,
+        the activations) before a network is built.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        Network
+
+        Raises
+        ------
+        NetworkFileError
+            When the file is no ``.npz`` archive or does not hold a valid network; the
+            message names the file and the entry.
+        OSError
+            When the file cannot be opened (missing, unreadable).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> net = Network.from_arrays([np.eye(3), np.ones((3, 2))], [np.zeros(3), None])
+        >>> path = os.path.join(tempfile.mkdtemp(), "net.npz")
+        >>> net.save(path)
+        >>> Network.load(path).dims, Network.load(path).activations
+        ((3, 3, 2), ('relu', 'linear'))
+        """
+        name = os.fspath(path)
+        try:
+            archive = np.load(name, allow_pickle=False)
+        except (FileNotFoundError, PermissionError, IsADirectoryError):
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            # np.load takes what is neither .npy nor .npz for a pickle, which it refuses
+            detail = "" if isinstance(exc, ValueError) else f" ({exc})"
+            raise NetworkFileError(
+                f"{name}: not a .npz archive{detail}; a network file is a .npz with "
+                "W0, b0, W1, b1, ... and activations"
+            ) from None
+        if isinstance(archive, np.ndarray):
+            raise NetworkFileError(
+                f"{name}: holds a single array (.npy); a network file is a .npz archive "
+                "with W0, b0, W1, b1, ... and activations"
+            )
+        with archive:
+            arrays = {}
+            for key in archive.files:
+                try:
+                    arrays[key] = archive[key]
+                except ValueError as exc:  # object arrays need pickles, which are refused
+                    raise NetworkFileError(
+                        f"{name}: entry {key!r} cannot be read without pickles ({exc}); "
+                        "store plain numeric arrays and a string array of activations"
+                    ) from None
+                except (OSError, EOFError, zipfile.BadZipFile) as exc:
+                    raise NetworkFileError(f"{name}: entry {key!r} is damaged ({exc})") from None
+                if not isinstance(arrays[key], np.ndarray):  # a zip member that is no .npy
+                    raise NetworkFileError(f"{name}: entry {key!r} is not a NumPy array")
+        return _network_from_arrays(arrays, name)
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         for layer in self.layers:
             X = layer(X)
@@ -160,3 +298,165 @@ class Network:
                 f"pass one label per sample, shape ({len(predicted)},)"
             )
         return float(np.mean(predicted == labels))
+
+
+def _network_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Network:
+    """The network a file's arrays describe, or a :class:`NetworkFileError` naming
+    ``source`` and the entry at fault."""
+
+    def fail(message: str) -> NetworkFileError:
+        return NetworkFileError(f"{source}: {message}")
+
+    _check_format(arrays, fail)
+    indices: dict[str, set[int]] = {"W": set(), "b": set()}
+    unknown = []
+    for key in arrays:
+        match = _LAYER_KEY.fullmatch(key)
+        if match:
+            indices[match[1]].add(int(match[2]))
+        elif key not in _META_KEYS:
+            unknown.append(key)
+    if unknown:
+        raise fail(
+            f"unexpected entries {', '.join(map(repr, sorted(unknown)))}; a network file "
+            f"holds only W0, b0, W1, b1, ..., {', '.join(_META_KEYS)}"
+        )
+    n_layers = len(indices["W"])
+    if n_layers == 0:
+        raise fail("no weights (W0, W1, ...): a network needs at least one layer")
+    missing = sorted(set(range(n_layers)) - indices["W"])
+    if missing:
+        raise fail(
+            f"W{missing[0]} is missing (the file has {', '.join(_names('W', indices['W']))}); "
+            "layers are numbered from 0 without gaps"
+        )
+    stray = sorted(indices["b"] - indices["W"])
+    if stray:
+        raise fail(f"b{stray[0]} has no W{stray[0]}: a bias belongs to a layer's weights")
+    activations = _check_activations(arrays, n_layers, fail)
+    weights, biases = [], []
+    for l in range(n_layers):
+        W = _check_array(f"W{l}", arrays[f"W{l}"], 2, fail)
+        if l > 0 and W.shape[0] != weights[-1].shape[1]:
+            raise fail(
+                f"W{l} has shape {W.shape}: {W.shape[0]} inputs, but W{l - 1} has "
+                f"{weights[-1].shape[1]} outputs; layer {l}'s inputs are layer {l - 1}'s outputs"
+            )
+        b = None
+        if f"b{l}" in arrays:
+            b = _check_array(f"b{l}", arrays[f"b{l}"], 1, fail)
+            if b.shape != (W.shape[1],):
+                raise fail(
+                    f"b{l} has shape {b.shape} but W{l} has {W.shape[1]} outputs; "
+                    f"b{l} must have shape ({W.shape[1]},)"
+                )
+        weights.append(W)
+        biases.append(b)
+    return Network.from_arrays(weights, biases, activations)
+
+
+def _names(prefix: str, indices: set[int]) -> list[str]:
+    return [f"{prefix}{i}" for i in sorted(indices)]
+
+
+def _check_format(arrays: Mapping[str, np.ndarray], fail: Callable[[str], Exception]) -> None:
+    if "format" in arrays:
+        value = arrays["format"]
+        if value.shape != () or value.dtype.kind != "U" or str(value) != FILE_FORMAT:
+            raise fail(f"format is {_show(value)}, not {FILE_FORMAT!r}: not a network file")
+    if "format_version" in arrays:
+        value = arrays["format_version"]
+        if value.shape != () or value.dtype.kind not in "iu":
+            raise fail(f"format_version must be one integer, got {_show(value)}")
+        if not 1 <= int(value) <= FILE_VERSION:
+            raise fail(
+                f"format_version is {int(value)}; this nettrim reads format versions "
+                f"1 to {FILE_VERSION} (was the file written by a newer nettrim?)"
+            )
+
+
+def _check_activations(
+    arrays: Mapping[str, np.ndarray], n_layers: int, fail: Callable[[str], Exception]
+) -> list[str]:
+    if "activations" not in arrays:
+        raise fail(
+            "no activations entry; store one name per layer, e.g. "
+            "activations=np.array(['relu', ..., 'linear'])"
+        )
+    value = arrays["activations"]
+    if value.dtype.kind == "S":
+        value = np.char.decode(value, "ascii", errors="replace")
+    if value.dtype.kind != "U" or value.ndim != 1:
+        raise fail(f"activations must be a 1-D array of strings, got {_show(value)}")
+    if len(value) != n_layers:
+        raise fail(
+            f"activations has {len(value)} names but the file has {n_layers} layers "
+            f"(W0 to W{n_layers - 1}); give one per layer"
+        )
+    names = [str(a) for a in value]
+    for l, name in enumerate(names):
+        if name not in ACTIVATIONS:
+            raise fail(
+                f"activations[{l}] is {name!r}; known activations: "
+                f"{', '.join(map(repr, ACTIVATIONS))}"
+            )
+    return names
+
+
+def _check_array(
+    key: str, value: np.ndarray, ndim: int, fail: Callable[[str], Exception]
+) -> np.ndarray:
+    if value.dtype.type not in _WEIGHT_DTYPES:
+        raise fail(
+            f"{key} has dtype {value.dtype}; weights and biases must be float32 or float64 "
+            "(convert with .astype(np.float32))"
+        )
+    if value.ndim != ndim:
+        expected = "(d_in, d_out)" if ndim == 2 else "(d_out,)"
+        raise fail(f"{key} must be {ndim}-D {expected}, got shape {value.shape}")
+    if 0 in value.shape:
+        raise fail(f"{key} is empty (shape {value.shape})")
+    if not np.isfinite(value).all():
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        raise fail(f"{key} holds {bad} NaN or infinite value(s); all must be finite")
+    return value
+
+
+def _show(value: np.ndarray) -> str:
+    """A short description of a file entry for a message."""
+    if value.size <= 4 and value.dtype.kind in "iufUSb":
+        return f"{value.tolist()!r} (dtype {value.dtype}, shape {value.shape})"
+    return f"an array of dtype {value.dtype} and shape {value.shape}"
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(fh)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    ``os.replace`` is atomic on POSIX and Windows within a directory, so a reader (or a
+    crash, or Ctrl-C) sees either the old ``path`` or the complete new file, never a part;
+    on any failure the temporary file is removed and ``path`` is left as it was.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the directory of ``path`` does not exist.
+    IsADirectoryError
+        When ``path`` is a directory.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot write {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temporary, "xb") as fh:  # created with the usual permissions (umask)
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
