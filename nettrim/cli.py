@@ -1,28 +1,73 @@
-"""The ``nettrim`` command line. Results on stdout, progress and errors on stderr.
+"""The ``nettrim`` command line. Results on stdout; progress, warnings and errors on stderr.
 
-Exit codes: 0 success, 1 a failed check, 2 bad usage.
+Verbs: ``demo`` (prune the bundled network), ``prune`` (prune a network file on recorded
+inputs), ``verify`` (check a pruned network file against its original).
+
+Exit codes: 0 success, 1 a failed run or check (a layer's program infeasible, a guarantee
+that does not hold), 2 bad usage (arguments, unreadable or invalid files), 130 interrupted.
+No verb writes a partial file: outputs are written to a temporary file and renamed, and a
+run that fails writes nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+import numpy as np
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 #: Calibration rows the demo uses with the exact (interior-point) path, which needs minutes
 #: on the full 1257 rows; the fast path uses them all.
 DEMO_EXACT_SUBSAMPLE = 300
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = b"PK"
+
+
+class UsageError(Exception):
+    """Bad arguments or input files: reported as one line on stderr, exit code 2."""
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    """``"0.05"`` or ``"0.05,0.1,0.02"`` (argparse type: one value or one per layer)."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number or comma-separated numbers, got {text!r}"
+        ) from None
+    return values
+
+
+def _solver_choices() -> tuple[str, ...]:
+    from .solvers import EXACT_SOLVERS
+
+    return ("auto", "admm", *(s for s, kinds in EXACT_SOLVERS.items() if "constrained" in kinds))
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="nettrim",
         description="Post-training pruning of neural networks by Net-Trim and L0 programs.",
     )
+    parser.add_argument("--version", action="version", version=f"nettrim {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
+    _add_demo(sub)
+    _add_prune(sub)
+    _add_verify(sub)
+    return parser
+
+
+def _add_demo(sub) -> None:
     demo = sub.add_parser(
         "demo",
         help="prune the bundled digits network and print a per-layer report",
@@ -51,15 +96,129 @@ def _parser() -> argparse.ArgumentParser:
         help="Net-Trim scheme (default parallel)",
     )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
-    return parser
+
+
+def _add_scheme_options(
+    parser: argparse.ArgumentParser, *, eps_default: Any, json_help: str
+) -> None:
+    """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
+    JSON report."""
+    parser.add_argument(
+        "--inputs",
+        required=True,
+        metavar="X.npy",
+        help="calibration inputs: one .npy array (np.save), one sample per row",
+    )
+    parser.add_argument(
+        "--scheme",
+        default="parallel",
+        choices=("parallel", "cascade"),
+        help="Net-Trim scheme (default parallel)",
+    )
+    parser.add_argument(
+        "--eps",
+        type=_numbers,
+        default=eps_default,
+        metavar="E[,E...]",
+        help="relative budget: one value, or one per layer (parallel); the first layer's "
+        "(cascade)" + (" (default 0.05)" if eps_default else ""),
+    )
+    parser.add_argument(
+        "--gamma",
+        type=_numbers,
+        default=None,
+        metavar="G[,G...]",
+        help="cascade: gamma_l >= 1 for the layers after the first, one value or one per "
+        "layer (default 1.1)",
+    )
+    parser.add_argument(
+        "--kappa",
+        type=float,
+        default=None,
+        metavar="K",
+        help="cascade: kappa in (0, 1] multiplies the last layer's budget (default 1)",
+    )
+    parser.add_argument(
+        "--active-tol",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="Omega = {Y > active-tol}: raise it (e.g. 1e-6) for activations recorded in "
+        "float32 (default 0)",
+    )
+    parser.add_argument(
+        "--json", metavar="REPORT.json", default=None, help=f"also write {json_help}"
+    )
+
+
+def _add_prune(sub) -> None:
+    from .layer import DEFAULT_EPS
+
+    prune = sub.add_parser(
+        "prune",
+        help="prune a network file (.npz) on recorded inputs",
+        description="Prune every layer of a network file with Net-Trim on calibration inputs, "
+        "write the pruned network (same file format) and print a per-layer summary: "
+        "non-zeros, sparsity, the realized discrepancy against its budget, the status. "
+        "The network file is a .npz with W0, b0, W1, b1, ... (W of shape (d_in, d_out)) "
+        "and activations (see docs/cli.md).",
+        epilog="example: nettrim prune net.npz --inputs X.npy --out pruned.npz "
+        "--scheme cascade --eps 0.05 --json report.json",
+    )
+    prune.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
+    prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
+    _add_scheme_options(
+        prune,
+        eps_default=(DEFAULT_EPS,),
+        json_help="a JSON report: every layer's figures and the verify checks",
+    )
+    prune.add_argument("--per-neuron", action="store_true", help="one budget per output neuron")
+    prune.add_argument(
+        "--reweight-rounds",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="reweighted-L1 rounds per layer after the plain solve: sparser, the same "
+        "guarantees (default 0)",
+    )
+    prune.add_argument(
+        "--solver", default="auto", choices=_solver_choices(), help="layer solver (default auto)"
+    )
+    prune.add_argument(
+        "--n-jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="worker processes, one BLAS thread each (default: every core); 1 runs "
+        "in this process with BLAS on every core",
+    )
+
+
+def _add_verify(sub) -> None:
+    verify = sub.add_parser(
+        "verify",
+        help="check a pruned network against its original (Net-Trim guarantees)",
+        description="Measure a pruned network file against the original on the calibration "
+        "inputs it was pruned with and check Proposition 1, Theorems 1-2 and the bounds for "
+        "any network. Give the --scheme, --eps, --gamma, --kappa used for pruning to also "
+        "check the nominal budgets. Exit code 1 when a check whose assumptions hold fails.",
+        epilog="example: nettrim verify net.npz pruned.npz --inputs X.npy --scheme cascade "
+        "--eps 0.05",
+    )
+    verify.add_argument("original", metavar="ORIGINAL.npz", help="the network before pruning")
+    verify.add_argument("pruned", metavar="PRUNED.npz", help="the pruned network")
+    _add_scheme_options(verify, eps_default=None, json_help="the report as JSON")
+
+
+# ---------------------------------------------------------------------------------------
+# demo
 
 
 def _demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     if args.eps < 0:
-        print(f"nettrim demo: --eps must be >= 0, got {args.eps}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--eps must be >= 0, got {args.eps}")
     n_calib = args.n_calib
     if n_calib is None and args.solver in ("clarabel", "scs"):
         n_calib = DEMO_EXACT_SUBSAMPLE
@@ -68,18 +227,367 @@ def _demo(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if n_calib is not None and n_calib < 1:
-        print(f"nettrim demo: --n-calib must be >= 1, got {n_calib}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"--n-calib must be >= 1, got {n_calib}")
     report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------------------
+# prune and verify
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from .executors import DEFAULT_BLAS_THREADS
+    from .guarantees import verify
+    from .schemes import LayerSolveError, net_trim
+
+    network = _read_network(args.network)
+    X = _read_inputs(args.inputs, network.dims[0])
+    _check_destination("--out", args.out, (args.network, args.inputs))
+    if args.json is not None:
+        _check_destination("--json", args.json, (args.network, args.inputs, args.out))
+    options = _scheme_options(args, len(network))
+    rounds = _check_number("--reweight-rounds", args.reweight_rounds, low=0)
+    if args.n_jobs is not None and args.n_jobs != -1:
+        _check_number("--n-jobs", args.n_jobs, low=1)
+    print(
+        f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
+        f"eps {_format_eps(options['eps'])}, solver {args.solver}",
+        file=sys.stderr,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = net_trim(
+                network,
+                X,
+                per_neuron=args.per_neuron,
+                reweight_rounds=rounds,
+                solver=args.solver,
+                n_jobs=args.n_jobs,
+                blas_threads=None if args.n_jobs == 1 else DEFAULT_BLAS_THREADS,
+                **options,
+            )
+        except LayerSolveError as exc:
+            _report_warnings("prune", caught)
+            print(f"nettrim prune: {exc}; nothing written", file=sys.stderr)
+            return EXIT_FAILED
+        except (ValueError, TypeError) as exc:  # what the checks above did not catch
+            raise UsageError(str(exc)) from None
+    _report_warnings("prune", caught)
+    report = verify(network, result, X, active_tol=options["active_tol"])
+    rows = _layer_rows(network, result, report, X)
+    result.network.save(args.out)
+    if args.json is not None:
+        _write_json(
+            args.json,
+            {
+                "command": "prune",
+                "network": args.network,
+                "inputs": args.inputs,
+                "out": args.out,
+                "samples": X.shape[0],
+                "scheme": result.scheme,
+                "options": {
+                    **options,
+                    "per_neuron": args.per_neuron,
+                    "reweight_rounds": rounds,
+                    "solver": args.solver,
+                    "n_jobs": args.n_jobs,
+                },
+                "layers": rows,
+                "nnz_before": network.nnz,
+                "nnz_after": result.nnz,
+                "size": network.size,
+                "sparsity": result.sparsity,
+                "relative_discrepancy": report.relative_discrepancy,
+                "seconds": result.seconds,
+                "verify": report.to_dict(),
+            },
+        )
+    print(_format_prune(network, result, report, rows, args.out))
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .guarantees import verify
+
+    original = _read_network(args.original)
+    pruned = _read_network(args.pruned)
+    if original.dims != pruned.dims or original.activations != pruned.activations:
+        raise UsageError(
+            f"{args.pruned} has dims {_dims(pruned)} and activations {list(pruned.activations)} "
+            f"but {args.original} has {_dims(original)} and {list(original.activations)}; "
+            "a pruned network keeps its original's shapes"
+        )
+    X = _read_inputs(args.inputs, original.dims[0])
+    if args.json is not None:
+        _check_destination("--json", args.json, (args.original, args.pruned, args.inputs))
+    options = _scheme_options(args, len(original))
+    try:
+        report = verify(original, pruned, X, **options)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json is not None:
+        _write_json(
+            args.json,
+            {
+                "command": "verify",
+                "original": args.original,
+                "pruned": args.pruned,
+                "inputs": args.inputs,
+                "samples": X.shape[0],
+                "options": options,
+                "ok": report.ok,
+                "report": report.to_dict(),
+            },
+        )
+    print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _read_network(path: str):
+    from .network import Network, NetworkFileError
+
+    try:
+        return Network.load(path)
+    except NetworkFileError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_inputs(path: str, width: int) -> np.ndarray:
+    """The calibration inputs: a 2-D finite numeric ``.npy`` array with ``width`` columns."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head.startswith(_ZIP_MAGIC):
+        raise UsageError(
+            f"{path} is a .npz archive; --inputs takes one array saved with np.save (.npy)"
+        )
+    if head != _NPY_MAGIC:
+        raise UsageError(f"{path} is not a .npy file; save the inputs with np.save")
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UsageError(f"{path}: cannot be read without pickles ({exc})") from None
+    if X.dtype.kind not in "biuf":
+        raise UsageError(f"{path} has dtype {X.dtype}; the inputs must be real numbers")
+    if X.ndim != 2:
+        hint = f" (one sample? use X.reshape(1, {width}))" if X.shape == (width,) else ""
+        raise UsageError(
+            f"{path} has shape {X.shape}; the inputs must be 2-D, one sample per row, "
+            f"{width} columns{hint}"
+        )
+    if X.shape[0] == 0:
+        raise UsageError(f"{path} has no rows; give at least one sample")
+    if X.shape[1] != width:
+        hint = " (samples as columns? save X.T)" if X.shape[0] == width else ""
+        raise UsageError(
+            f"{path} has {X.shape[1]} columns but the network's first layer takes {width} "
+            f"inputs; one sample per row{hint}"
+        )
+    X = X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
+    if not np.isfinite(X).all():
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise UsageError(f"{path} holds {bad} NaN or infinite value(s); all must be finite")
+    return X
+
+
+def _check_destination(option: str, path: str, sources: Sequence[str]) -> None:
+    """Fail before the work, not after it, when ``path`` cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise UsageError(f"{option} {path}: directory {directory} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"{option} {path} is a directory; give a file name")
+    if not os.access(directory, os.W_OK):
+        raise UsageError(f"{option} {path}: directory {directory} is not writable")
+    for source in sources:
+        if os.path.realpath(path) == os.path.realpath(source):
+            raise UsageError(f"{option} {path} would overwrite {source}; write elsewhere")
+
+
+def _check_number(option: str, value, **bounds) -> Any:
+    from .validation import check_scalar
+
+    try:
+        return check_scalar(option, value, integer=isinstance(value, int), **bounds)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
+    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked."""
+    options: dict[str, Any] = {
+        "scheme": args.scheme,
+        "active_tol": _check_number("--active-tol", args.active_tol, low=0.0),
+    }
+    eps = None
+    if args.eps is not None:
+        eps = [_check_number("--eps", e, low=0.0) for e in args.eps]
+        if len(eps) > 1 and args.scheme == "cascade":
+            raise UsageError(
+                "--scheme cascade takes one --eps (the first layer's); --gamma sets the "
+                "later layers' budgets"
+            )
+        if len(eps) not in (1, n_layers):
+            raise UsageError(
+                f"--eps has {len(eps)} values but the network has {n_layers} layers; give "
+                "one, or one per layer"
+            )
+        eps = eps[0] if len(eps) == 1 else eps
+    options["eps"] = eps
+    if args.scheme == "parallel":
+        for option, value in (("--gamma", args.gamma), ("--kappa", args.kappa)):
+            if value is not None:
+                raise UsageError(f"{option} applies to --scheme cascade only")
+        return options
+    if args.gamma is not None:
+        gamma = [_check_number("--gamma", g, low=1.0) for g in args.gamma]
+        if len(gamma) not in (1, n_layers - 1):
+            raise UsageError(
+                f"--gamma has {len(gamma)} values; give one, or one per layer after the first "
+                f"({n_layers - 1})"
+            )
+        options["gamma"] = gamma[0] if len(gamma) == 1 else gamma
+    if args.kappa is not None:
+        options["kappa"] = _check_number("--kappa", args.kappa, low=0.0, low_inclusive=False)
+        if options["kappa"] > 1.0:
+            raise UsageError(f"--kappa must be in (0, 1], got {args.kappa}")
+    return options
+
+
+def _report_warnings(verb: str, caught: Sequence[warnings.WarningMessage]) -> None:
+    for warning in caught:
+        print(f"nettrim {verb}: warning: {warning.message}", file=sys.stderr)
+
+
+def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
+    """Per layer: the counts, and the realized discrepancy against the budget (absolute,
+    and relative to ``||Y^(l)||_F``)."""
+    outputs = network.record(X)[1:]
+    rows = []
+    for l, (layer, res, rep, Y) in enumerate(
+        zip(network.layers, result.layers, report.layers, outputs, strict=True)
+    ):
+        norm = float(np.linalg.norm(Y))
+        radius = float(np.linalg.norm(np.atleast_1d(result.radii[l])))
+        rows.append(
+            {
+                "layer": l,
+                "shape": list(layer.shape),
+                "activation": layer.activation,
+                "nnz_before": layer.nnz,
+                "nnz_after": res.nnz,
+                "sparsity": res.sparsity,
+                "residual": res.info.residual,
+                "radius": radius,
+                "relative_residual": res.info.residual / norm if norm > 0 else math.nan,
+                "eps": radius / norm if norm > 0 else math.nan,
+                "output_discrepancy": rep.discrepancy,
+                "status": res.status.value,
+                "solver": res.info.solver,
+                "iterations": res.info.iterations,
+                "seconds": res.info.seconds,
+                "dual_bound": res.info.dual_bound,
+                "gap": res.info.gap,
+            }
+        )
+    return rows
+
+
+def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str) -> str:
+    lines = [
+        f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim"
+        + (", per neuron" if result.per_neuron else ""),
+        "",
+        f"{'layer':>5} {'shape':>11} {'nnz before':>10} {'nnz after':>9} {'sparsity':>8} "
+        f"{'discrep.':>9} {'eps':>9} {'status':>10} {'seconds':>8}",
+    ]
+    for row in rows:
+        shape = "x".join(map(str, row["shape"]))
+        lines.append(
+            f"{row['layer']:>5} {shape:>11} {row['nnz_before']:>10} {row['nnz_after']:>9} "
+            f"{row['sparsity']:>8.1%} {row['relative_residual']:>9.4g} {row['eps']:>9.4g} "
+            f"{row['status']:>10} {row['seconds']:>8.2f}"
+        )
+    failed = report.failed()
+    verdict = (
+        f"OK ({sum(c.assumption_holds for c in report.checks)} applicable checks hold)"
+        if report.ok
+        else "FAILED: " + "; ".join(c.name for c in failed)
+    )
+    lines += [
+        "",
+        "discrep. = ||(X W + b - Y)_Omega||_F / ||Y||_F, the pruned layer's realized "
+        "discrepancy on its input; eps = its budget, relative to ||Y||_F",
+        f"weights kept: {result.nnz} of {network.size} ({result.nnz / network.size:.1%}); "
+        f"relative output discrepancy on the inputs: {report.relative_discrepancy:.4g}",
+        f"guarantees (nettrim verify): {verdict}",
+        f"total seconds: {result.seconds:.1f}; wrote {out}",
+    ]
+    return "\n".join(lines)
+
+
+def _describe(network) -> str:
+    return f"{_dims(network)} network ({len(network)} layers, {network.nnz} non-zero weights)"
+
+
+def _dims(network) -> str:
+    return "-".join(map(str, network.dims))
+
+
+def _format_eps(eps) -> str:
+    return ",".join(f"{e:g}" for e in eps) if isinstance(eps, list) else f"{eps:g}"
+
+
+def _write_json(path: str, document: dict[str, Any]) -> None:
+    from .network import write_atomically
+
+    text = json.dumps(_jsonable(document), indent=2, allow_nan=False) + "\n"
+    write_atomically(path, lambda fh: fh.write(text.encode()))
+
+
+def _jsonable(value):
+    """Plain JSON: NumPy scalars and arrays as numbers and lists, NaN and infinities as
+    ``null`` (strict JSON has neither)."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "demo": _demo,
+    "prune": _prune,
+    "verify": _verify,
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``nettrim <command> ...``; returns the exit code (argparse exits by itself with
+    code 2 on malformed arguments and 0 on ``--help``)."""
     args = _parser().parse_args(argv)
-    if args.command == "demo":
-        return _demo(args)
-    return EXIT_USAGE  # unreachable: argparse rejects unknown commands
+    try:
+        return _COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"nettrim {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"nettrim {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,10 +1,22 @@
-"""The command line: `nettrim demo` output, exit codes, --help."""
+"""The command line: `nettrim demo`, `nettrim prune` and `nettrim verify` end to end, exit
+codes, one-line errors, no file written on failure, --help."""
 
+import dataclasses
+import functools
 import json
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
-from nettrim.cli import EXIT_OK, EXIT_USAGE, main
+import nettrim
+import nettrim.guarantees
+import nettrim.schemes
+from nettrim import Network, net_trim, verify
+from nettrim.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from nettrim.guarantees import Check
 from nettrim.solvers import EXACT_SOLVERS, AdmmSettings
 
 # The exact backends meet the ball to ~1e-7 relative (tests/solvers/test_exact.py); the
@@ -69,7 +81,9 @@ def test_demo_bad_usage_exits_2(capsys, args, message):
     assert captured.out == ""
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["demo", "--help"], ["prune", "--help"], ["verify", "--help"]]
+)
 def test_help_exits_0(capsys, argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -81,3 +95,268 @@ def test_unknown_command_exits_2(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["frobnicate"])
     assert exc.value.code == 2
+
+
+# ---------------------------------------------------------------------------------------
+# nettrim prune / nettrim verify
+
+DIMS = (8, 12, 6, 3)
+N_SAMPLES = 60
+
+
+def _strict_json(path) -> dict:
+    """Parse ``path`` as strict JSON (NaN and Infinity are not JSON)."""
+
+    def refuse(name):
+        raise AssertionError(f"non-standard JSON constant {name} in {path}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.fixture
+def files(tmp_path, random_network):
+    """A small random network and its calibration inputs, as a user would have them."""
+    net, X = random_network(DIMS, 0, n=N_SAMPLES)
+    net.save(tmp_path / "net.npz")
+    np.save(tmp_path / "X.npy", X)
+    return {
+        "dir": tmp_path,
+        "net": str(tmp_path / "net.npz"),
+        "X": str(tmp_path / "X.npy"),
+        "out": str(tmp_path / "pruned.npz"),
+        "network": net,
+        "inputs": X,
+    }
+
+
+def _prune(files, *options) -> list[str]:
+    return ["prune", files["net"], "--inputs", files["X"], "--out", files["out"], *options]
+
+
+def _assert_same_weights(a: Network, b: Network) -> None:
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        np.testing.assert_array_equal(la.W, lb.W)
+        np.testing.assert_array_equal(la.b, lb.b)
+
+
+def test_prune_writes_what_net_trim_returns(capsys, files):
+    report_path = files["dir"] / "report.json"
+    code = main(_prune(files, "--n-jobs", "1", "--json", str(report_path)))
+    captured = capsys.readouterr()
+    assert code == EXIT_OK, captured.err
+    pruned = Network.load(files["out"])
+    # an independent route: the library call with the same settings (in-process, so the
+    # same BLAS threads, hence bit-identical)
+    expected = net_trim(files["network"], files["inputs"], eps=0.05, n_jobs=1, blas_threads=None)
+    _assert_same_weights(pruned, expected.network)
+    assert pruned.activations == files["network"].activations
+    # the summary: one row per layer, the totals, the verdict
+    assert "weights kept" in captured.out and "guarantees (nettrim verify): OK" in captured.out
+    assert f"wrote {files['out']}" in captured.out
+    report = _strict_json(report_path)
+    assert report["nnz_after"] == pruned.nnz < report["nnz_before"] == files["network"].nnz
+    assert report["verify"]["ok"] is True
+    feas_tol = AdmmSettings().feas_tol
+    for row, layer in zip(report["layers"], pruned.layers, strict=True):
+        assert row["nnz_after"] == layer.nnz
+        assert row["status"] == "optimal"
+        assert row["eps"] == pytest.approx(0.05, rel=1e-12)
+        assert row["residual"] <= row["radius"] * (1 + feas_tol)
+    assert sorted(p.name for p in files["dir"].iterdir()) == [
+        "X.npy", "net.npz", "pruned.npz", "report.json"
+    ]  # fmt: skip
+
+
+def test_prune_passes_every_scheme_option(capsys, files):
+    argv = _prune(files, "--scheme", "cascade", "--eps", "0.1", "--gamma", "1.2")
+    argv += ["--kappa", "0.9", "--per-neuron", "--reweight-rounds", "1", "--n-jobs", "1"]
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    expected = net_trim(
+        files["network"],
+        files["inputs"],
+        scheme="cascade",
+        eps=0.1,
+        gamma=1.2,
+        kappa=0.9,
+        per_neuron=True,
+        reweight_rounds=1,
+        n_jobs=1,
+        blas_threads=None,
+    )
+    _assert_same_weights(Network.load(files["out"]), expected.network)
+    assert "cascade Net-Trim, per neuron" in capsys.readouterr().out
+
+
+def test_prune_per_layer_eps_and_exact_solver(capsys, files):
+    argv = _prune(files, "--eps", "0.1,0.05,0.02", "--solver", "clarabel", "--n-jobs", "1")
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    expected = net_trim(
+        files["network"], files["inputs"], eps=[0.1, 0.05, 0.02], solver="clarabel", n_jobs=1
+    )
+    _assert_same_weights(Network.load(files["out"]), expected.network)
+
+
+def test_verify_verb(capsys, files):
+    assert main(_prune(files, "--n-jobs", "1")) == EXIT_OK
+    capsys.readouterr()
+    report_path = files["dir"] / "verify.json"
+    argv = ["verify", files["net"], files["out"], "--inputs", files["X"], "--eps", "0.05"]
+    assert main([*argv, "--json", str(report_path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("verify (parallel scheme)") and "OK" in out.splitlines()[0]
+    report = _strict_json(report_path)
+    direct = verify(files["network"], Network.load(files["out"]), files["inputs"], eps=0.05)
+    assert report["ok"] is direct.ok is True
+    assert report["report"]["network_discrepancy"] == pytest.approx(direct.network_discrepancy)
+    assert any(
+        c["name"].startswith("Proposition 1 (nominal eps)") for c in report["report"]["checks"]
+    )
+
+
+def test_verify_exits_1_when_a_check_fails(capsys, files, monkeypatch):
+    assert main(_prune(files, "--n-jobs", "1")) == EXIT_OK
+    capsys.readouterr()
+    real_verify = nettrim.guarantees.verify
+    failing = Check("planted failure", "none", True, bound=1.0, realized=2.0, holds=False)
+
+    def verify_with_a_failure(*args, **kwargs):
+        report = real_verify(*args, **kwargs)
+        return dataclasses.replace(report, checks=(*report.checks, failing))
+
+    monkeypatch.setattr(nettrim.guarantees, "verify", verify_with_a_failure)
+    code = main(["verify", files["net"], files["out"], "--inputs", files["X"]])
+    assert code == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "FAILED" in out.splitlines()[0] and "planted failure" in out
+
+
+def test_verify_refuses_networks_of_different_shapes(capsys, files, random_network):
+    other, _ = random_network((8, 12, 3), 1)
+    other.save(files["dir"] / "other.npz")
+    argv = ["verify", files["net"], str(files["dir"] / "other.npz"), "--inputs", files["X"]]
+    assert main(argv) == EXIT_USAGE
+    assert "a pruned network keeps its original's shapes" in capsys.readouterr().err
+
+
+def _bad_files(d):
+    """Invalid inputs a user may hand over, written under ``d``."""
+    np.savez(d / "tanh.npz", W0=np.ones((8, 3)), activations=np.array(["tanh"]))
+    (d / "garbage.npz").write_bytes(b"not an archive")
+    np.savez(d / "inputs.npz", X=np.ones((5, 8)))
+    np.save(d / "objects.npy", np.array([1, "a", None], dtype=object), allow_pickle=True)
+    np.save(d / "narrow.npy", np.ones((5, 5)))
+    np.save(d / "transposed.npy", np.ones((8, 20)))
+    np.save(d / "one.npy", np.ones(8))
+    np.save(d / "nan.npy", np.full((5, 8), np.nan))
+    np.save(d / "text.npy", np.full((5, 8), "x"))
+    np.save(d / "empty.npy", np.ones((0, 8)))
+
+
+BAD_USAGE = [
+    ({"net": "missing.npz"}, [], "cannot read missing.npz: No such file or directory"),
+    ({"net": "garbage.npz"}, [], "garbage.npz: not a .npz archive"),
+    ({"net": "tanh.npz"}, [], "activations[0] is 'tanh'; known activations"),
+    ({"X": "missing.npy"}, [], "cannot read missing.npy"),
+    ({"X": "inputs.npz"}, [], "is a .npz archive; --inputs takes one array"),
+    ({"X": "objects.npy"}, [], "cannot be read without pickles"),
+    ({"X": "narrow.npy"}, [], "has 5 columns but the network's first layer takes 8 inputs"),
+    ({"X": "transposed.npy"}, [], "(samples as columns? save X.T)"),
+    ({"X": "one.npy"}, [], "use X.reshape(1, 8)"),
+    ({"X": "nan.npy"}, [], "holds 40 NaN or infinite value(s)"),
+    ({"X": "text.npy"}, [], "the inputs must be real numbers"),
+    ({"X": "empty.npy"}, [], "has no rows"),
+    ({"out": "no/such/dir/pruned.npz"}, [], "does not exist"),
+    ({"out": "net.npz"}, [], "would overwrite"),
+    ({"out": "."}, [], "is a directory"),
+    ({}, ["--json", "net.npz"], "--json net.npz would overwrite"),
+    ({}, ["--eps", "-1"], "--eps must be >= 0.0"),
+    ({}, ["--eps", "nan"], "--eps must be finite"),
+    ({}, ["--eps", "0.1,0.2"], "--eps has 2 values but the network has 3 layers"),
+    ({}, ["--scheme", "cascade", "--eps", "0.1,0.1,0.1"], "takes one --eps"),
+    ({}, ["--gamma", "1.2"], "--gamma applies to --scheme cascade only"),
+    ({}, ["--kappa", "0.5"], "--kappa applies to --scheme cascade only"),
+    ({}, ["--scheme", "cascade", "--gamma", "0.5"], "--gamma must be >= 1.0"),
+    ({}, ["--scheme", "cascade", "--gamma", "1.1,1.1,1.1"], "--gamma has 3 values"),
+    ({}, ["--scheme", "cascade", "--kappa", "1.5"], "--kappa must be in (0, 1]"),
+    ({}, ["--scheme", "cascade", "--kappa", "0"], "--kappa must be > 0.0"),
+    ({}, ["--n-jobs", "0"], "--n-jobs must be >= 1"),
+    ({}, ["--reweight-rounds", "-1"], "--reweight-rounds must be >= 0"),
+    ({}, ["--active-tol", "-1"], "--active-tol must be >= 0.0"),
+]
+
+
+@pytest.mark.parametrize(("paths", "options", "message"), BAD_USAGE, ids=lambda v: str(v)[:40])
+def test_prune_bad_usage_is_one_line_exit_2_and_writes_nothing(
+    capsys, files, monkeypatch, paths, options, message
+):
+    _bad_files(files["dir"])
+    monkeypatch.chdir(files["dir"])  # relative names, as typed in a shell
+    before = sorted(p.name for p in files["dir"].iterdir())
+    argv = ["prune", paths.get("net", "net.npz"), "--inputs", paths.get("X", "X.npy")]
+    argv += ["--out", paths.get("out", "pruned.npz"), *options]
+    assert main(argv) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and captured.err.startswith("nettrim prune: ")
+    assert message in captured.err
+    assert sorted(p.name for p in files["dir"].iterdir()) == before  # nothing written
+    assert Network.load("net.npz").dims == DIMS  # the input is intact
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--eps", "abc"], ["--solver", "cplex"], ["--scheme", "serial"], ["--n-jobs", "two"]],
+)
+def test_prune_malformed_arguments_exit_2(capsys, files, options):
+    with pytest.raises(SystemExit) as exc:
+        main(_prune(files, *options))
+    assert exc.value.code == EXIT_USAGE
+    assert "usage: nettrim prune" in capsys.readouterr().err
+    assert not os.path.exists(files["out"])
+
+
+def test_infeasible_layer_exits_1_and_keeps_the_old_output(capsys, files):
+    old = b"the previous pruned network"
+    with open(files["out"], "wb") as fh:
+        fh.write(old)
+    # kappa = 0.001 asks the last layer for a thousandth of the original weights' error on
+    # the pruned input: no weights of a 6 -> 3 linear layer reach that on 60 samples
+    argv = _prune(files, "--scheme", "cascade", "--kappa", "0.001", "--n-jobs", "1")
+    assert main(argv) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "layer 2" in captured.err and "raise kappa; nothing written" in captured.err
+    with open(files["out"], "rb") as fh:
+        assert fh.read() == old
+    assert sorted(p.name for p in files["dir"].iterdir()) == ["X.npy", "net.npz", "pruned.npz"]
+
+
+def test_interrupt_exits_130_and_writes_nothing(capsys, files, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nettrim.schemes, "net_trim", interrupted)
+    assert main(_prune(files, "--n-jobs", "1")) == EXIT_INTERRUPTED
+    assert "interrupted" in capsys.readouterr().err
+    assert not os.path.exists(files["out"])
+
+
+def test_command_line_in_a_fresh_process(files):
+    """The installed entry point (``python -m nettrim``): a run, then bad input without a
+    traceback."""
+    run = functools.partial(subprocess.run, capture_output=True, text=True, timeout=300)
+    ok = run([sys.executable, "-m", "nettrim", *_prune(files, "--n-jobs", "1")])
+    assert ok.returncode == EXIT_OK, ok.stderr
+    assert Network.load(files["out"]).dims == DIMS
+    bad = run([sys.executable, "-m", "nettrim", "prune", files["X"], "--inputs", files["X"],
+               "--out", str(files["dir"] / "x.npz")])  # fmt: skip
+    assert bad.returncode == EXIT_USAGE
+    assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
+    assert "holds a single array (.npy)" in bad.stderr
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"nettrim {nettrim.__version__}"
