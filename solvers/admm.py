@@ -39,6 +39,11 @@ from .result import SolveInfo, SolverResult, Status
 _TINY = 1e-30
 #: The infeasibility test (one extra product) runs at every this many certificate checks.
 FARKAS_EVERY = 5
+#: Choices of ``AdmmSettings.precision``.
+PRECISIONS = ("auto", "float32", "float64")
+#: ``precision="auto"`` iterates in float32 only when both tolerances are at least this:
+#: float32 iterates carry relative errors near 1e-6, a thousand times below it.
+MIXED_PRECISION_MIN_TOL = 1e-4
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,16 @@ class AdmmSettings:
         Tolerance of the Farkas-ray test that declares the program infeasible.
     time_limit : float or None
         Seconds after which the solve stops with status ``max_iter``.
+    precision : {"auto", "float32", "float64"}
+        Precision of the iterations. The returned weights are always measured, polished
+        and certified in the problem's own precision, so float32 iterations on a float64
+        problem cost accuracy only below the float32 rounding level (about 1e-6 relative),
+        far under the default tolerances, and halve the time of every product. ``"auto"``
+        iterates in float32 when ``gap_tol`` and ``feas_tol`` are at least
+        ``MIXED_PRECISION_MIN_TOL``, every radius is positive (``eps = 0`` asks for
+        exact fits) and there are at least as many samples as rows (the Woodbury form of
+        the solve cancels digits that float32 does not have), else in the problem's
+        precision.
     """
 
     rho: float = 1.0
@@ -95,6 +110,7 @@ class AdmmSettings:
     polish: bool = True
     infeasibility_tol: float = 1e-7
     time_limit: float | None = None
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         positive = ("rho", "ratio", "tol_rel", "gap_tol", "feas_tol", "infeasibility_tol")
@@ -108,6 +124,10 @@ class AdmmSettings:
         for name in ("max_iter", "check_every", "adapt_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"AdmmSettings.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"AdmmSettings.precision must be one of {PRECISIONS}, got {self.precision!r}"
+            )
         if self.adapt_factor < 1:
             raise ValueError(f"AdmmSettings.adapt_factor must be >= 1, got {self.adapt_factor!r}")
 
@@ -119,6 +139,35 @@ class AdmmSettings:
                 f"unknown ADMM setting(s) {sorted(unknown)}; known: {sorted(asdict(self))}"
             )
         return replace(self, **changes)
+
+
+def working_dtype(problem: NetTrimProblem, settings: AdmmSettings) -> np.dtype:
+    """The dtype the iterations run in (see ``AdmmSettings.precision``)."""
+    if settings.precision != "auto":
+        return np.dtype(settings.precision)
+    loose = min(settings.gap_tol, settings.feas_tol) >= MIXED_PRECISION_MIN_TOL
+    # a zero radius on a column with targets asks for an exact fit (dead neurons, with
+    # nothing on Omega, have a zero radius that asks nothing)
+    targets = problem.target_scale[1] if problem.per_column else problem.target_scale[0]
+    exact_fit = not problem.penalized and bool(
+        np.any((np.asarray(problem.radius) <= 0) & (np.asarray(targets) > 0))
+    )
+    # with fewer samples than rows the solve takes the Woodbury form, which subtracts two
+    # nearly equal terms and divides by the (small) shift: float32 cannot afford that
+    n, d, _ = problem.shape
+    return np.dtype(np.float32) if loose and not exact_fit and n >= d else problem.dtype
+
+
+def _cast(problem: NetTrimProblem, dtype: np.dtype) -> NetTrimProblem:
+    """The same program with its float arrays in ``dtype`` (itself when already so)."""
+    if problem.dtype == dtype:
+        return problem
+    return replace(
+        problem,
+        X=problem.X.astype(dtype),
+        Y=problem.Y.astype(dtype),
+        upper=None if problem.upper is None else problem.upper.astype(dtype),
+    )
 
 
 def scale_problem(problem: NetTrimProblem, sigma: float) -> NetTrimProblem:
@@ -278,25 +327,31 @@ def solve_admm(
                 "problem.entry_weights must be finite and > 0 on every penalized row for "
                 "solve_admm (a zero weight leaves an entry free; use solve_exact for that)"
             )
+    dtype = working_dtype(problem, settings)
     compile_started = time.perf_counter()
-    kernels.warm_up(problem.dtype)
+    kernels.warm_up(dtype)
+    if problem.dtype != dtype:
+        kernels.warm_up(problem.dtype)  # measures and certificates
     compile_seconds = time.perf_counter() - compile_started
     started = time.perf_counter()
 
     n, d, m = problem.shape
-    dtype = problem.dtype
-    gram = ShiftedGramSolver(problem.X)
+    # ``sp`` (the problem's precision) measures, certifies and polishes the returned
+    # weights; ``it`` (its copy in the working precision) runs the iterations
+    it = _cast(problem, dtype)
+    gram = ShiftedGramSolver(it.X)
     sigma = float(np.sqrt(gram.lambda_max)) or 1.0
     sp = scale_problem(problem, sigma)
+    it = scale_problem(it, sigma) if it is not problem else sp
     gram = gram.scaled(1.0 / sigma)
-    X, Y = sp.X, sp.Y
+    X, Y = it.X, it.Y
     all_active = sp.active is None
     active = np.ones((1, 1), np.bool_) if all_active else sp.active
     has_upper = sp.upper is not None
-    upper = sp.upper if has_upper else np.zeros((1, 1), dtype)
-
-    measure = _Meter(sp, active, upper, has_upper, all_active)
+    no_upper = np.zeros((1, 1), problem.dtype)
+    measure = _Meter(sp, active, sp.upper if has_upper else no_upper, has_upper, all_active)
     certifier = DualCertifier(sp)
+    upper = it.upper if has_upper else no_upper.astype(dtype)
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
     # layer-wide ball is the plain radial one only in an unweighted norm
@@ -312,17 +367,18 @@ def solve_admm(
         column_norms = sp.target_scale[1]
         beta = np.where(column_norms > 0, column_norms, 1.0)
         work = replace(
-            sp,
-            Y=sp.Y / beta.astype(dtype),
-            upper=None if sp.upper is None else sp.upper / beta.astype(dtype),
-            radius=sp.radius / beta if sp.per_column else sp.radius,
+            it,
+            Y=it.Y / beta.astype(dtype),
+            upper=None if it.upper is None else it.upper / beta.astype(dtype),
+            radius=it.radius / beta if it.per_column else it.radius,
         )
         Y = work.Y
         upper = work.upper if has_upper else upper
     else:
-        work = sp
+        work = it
     beta_w = beta.astype(dtype)
-    S_true = np.zeros((d, m), dtype)
+    beta_true = beta.astype(problem.dtype)
+    S_true = np.zeros((d, m), problem.dtype)
     sp.target_scale  # noqa: B018 -- computed once here, as part of the set-up
     setup_seconds = time.perf_counter() - started
     st = _State(n, d, m, dtype)
@@ -354,7 +410,7 @@ def solve_admm(
     message = f"reached max_iter={settings.max_iter}"
     n_updates = 0
     next_adapt = settings.adapt_every
-    Lam_prev = np.zeros_like(st.U)
+    Lam_prev = np.zeros(st.U.shape)
     n_checks = 0
     polish_info: dict = {}
     iteration = 0
@@ -398,10 +454,13 @@ def solve_admm(
         residuals_met = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
 
         if iteration % settings.check_every == 0:
-            np.multiply(st.S, beta_w, out=S_true)
+            np.multiply(st.S, beta_true, out=S_true)
             figures = measure(S_true)
             lower = certifier.bound(
-                st.U, rho1 / beta, XS=measure.XS, column_residuals=figures["column_residuals"]
+                st.U.astype(problem.dtype, copy=False),
+                rho1 / beta,
+                XS=measure.XS,
+                column_residuals=figures["column_residuals"],
             )
             objective = figures["objective"]
             gap = objective - lower
@@ -466,13 +525,16 @@ def solve_admm(
             compile_seconds=compile_seconds,
         )
 
-    S = st.S * beta_w
+    S = np.multiply(st.S, beta_true, dtype=problem.dtype)
     figures = measure(S)
     if settings.polish and not _feasibility(sp, figures, settings.feas_tol):
         S, polish_info = polish_support(sp, S, feas_tol=settings.feas_tol)
         figures = measure(S)
     lower = certifier.bound(
-        st.U, rho1 / beta, XS=measure.XS, column_residuals=figures["column_residuals"]
+        st.U.astype(problem.dtype, copy=False),
+        rho1 / beta,
+        XS=measure.XS,
+        column_residuals=figures["column_residuals"],
     )
     feasible = _feasibility(sp, figures, settings.feas_tol)
     if status is Status.OPTIMAL and not feasible:
@@ -500,6 +562,7 @@ def solve_admm(
             "penalty_updates": n_updates,
             "sigma": sigma,
             "woodbury": gram.woodbury,
+            "precision": dtype.name,
             "feasible": feasible,
             "history": history,
             **polish_info,
@@ -521,4 +584,11 @@ def _balance(r, r_scale, s, s_scale):
     return np.where(ok, f, 1.0)[()]
 
 
-__all__ = ["AdmmSettings", "feasible_multiplier", "scale_problem", "solve_admm"]
+__all__ = [
+    "MIXED_PRECISION_MIN_TOL",
+    "AdmmSettings",
+    "feasible_multiplier",
+    "scale_problem",
+    "solve_admm",
+    "working_dtype",
+]

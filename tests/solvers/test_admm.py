@@ -10,6 +10,7 @@ import pytest
 
 from nettrim.layer import build_problem
 from nettrim.solvers import AdmmSettings, Status, dual_bound, solve_admm, solve_exact
+from nettrim.solvers.admm import working_dtype
 
 # ADMM stops at a certified relative gap of 1e-3 by default; tests ask for 1e-5 so the
 # objective can be compared with Clarabel's (itself accurate to ~1e-8) at 1e-4.
@@ -181,6 +182,48 @@ def test_float32_path():
     assert r32.info.objective == pytest.approx(r64.info.objective, rel=5e-3)
 
 
+def test_float32_iterations_on_a_float64_problem():
+    """precision="auto": float32 iterations, float64 weights measured and certified in float64."""
+    X, Y = make_layer(8, 300, 24, 16)
+    p = problem(X, Y)
+    mixed = solve_admm(p)
+    full = solve_admm(p, AdmmSettings(precision="float64"))
+    assert mixed.info.extra["precision"] == "float32"
+    assert full.info.extra["precision"] == "float64"
+    assert mixed.x.dtype == np.float64
+    assert mixed.status == "optimal"
+    # the figures are those of the returned float64 weights, measured in float64
+    figures = p.evaluate(mixed.x)
+    assert mixed.info.objective == pytest.approx(figures["objective"], rel=1e-12)
+    assert mixed.info.residual == pytest.approx(figures["residual"], rel=1e-9)
+    assert mixed.info.ball_excess <= 1e-3 * mixed.info.radius
+    assert mixed.info.violation <= 1e-3 * np.abs(Y).max()
+    # both certified within the default gap of the same optimum
+    assert mixed.info.objective == pytest.approx(full.info.objective, rel=2e-3)
+    assert mixed.info.dual_bound <= full.info.objective * (1 + 1e-9)
+    assert full.info.dual_bound <= mixed.info.objective * (1 + 1e-9)
+
+
+@pytest.mark.parametrize(
+    ("settings", "eps", "expected"),
+    [
+        (AdmmSettings(), 0.1, "float32"),
+        (AdmmSettings(gap_tol=1e-5), 0.1, "float64"),  # tighter than float32 can certify
+        (AdmmSettings(feas_tol=1e-6), 0.1, "float64"),
+        (AdmmSettings(), 0.0, "float64"),  # eps = 0 asks for an exact fit
+        (AdmmSettings(precision="float32", gap_tol=1e-5), 0.1, "float32"),
+    ],
+)
+def test_auto_precision_rule(settings, eps, expected):
+    X, Y = make_layer(11, 60, 8, 3)
+    few = problem(X[:5], Y[:5], eps=eps)  # n < d: the Woodbury solve needs float64
+    assert working_dtype(few, settings) == np.dtype(settings.precision.replace("auto", "float64"))
+    p = problem(X, Y, eps=eps)
+    assert working_dtype(p, settings) == np.dtype(expected)
+    p32 = problem(X.astype(np.float32), Y.astype(np.float32), eps=eps)
+    assert working_dtype(p32, settings) == np.float32 or settings.precision == "float64"
+
+
 def test_warm_start_from_the_solution_stops_quickly():
     # primal weights and the penalties they were found with (the multiplier restarts at 0)
     X, Y = make_layer(9, 200, 20, 10)
@@ -201,7 +244,8 @@ def test_max_iter_status():
 
 
 @pytest.mark.parametrize(
-    "field, value", [("alpha", 2.0), ("rho", 0.0), ("max_iter", 0), ("gap_tol", -1.0)]
+    "field, value",
+    [("alpha", 2.0), ("rho", 0.0), ("max_iter", 0), ("gap_tol", -1.0), ("precision", "half")],
 )
 def test_bad_settings_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
