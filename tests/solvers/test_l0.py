@@ -107,11 +107,17 @@ def test_solvers_beat_magnitude_and_stay_in_the_set(pattern, budget, solver):
     )
 
 
-def test_admm_is_at_least_as_good_as_its_start_and_deterministic():
+@pytest.fixture(scope="module")
+def correlated_layer():
+    """``(G, W0, K)``: the Gram matrix of 500 correlated samples of 24 inputs, a dense
+    (24, 10) layer, and an 80% unstructured sparsity budget."""
     X = correlated(500, 24, 4)
     W0 = np.random.default_rng(4).standard_normal((24, 10))
-    G = X.T @ X
-    K = make_pattern("unstructured", (24, 10), sparsity=0.8)
+    return X.T @ X, W0, make_pattern("unstructured", (24, 10), sparsity=0.8)
+
+
+def test_admm_is_at_least_as_good_as_its_start_and_deterministic(correlated_layer):
+    G, W0, K = correlated_layer
     a = solve_l0_admm(G, W0, K)
     b = solve_l0_admm(G.copy(), W0.copy(), K)
     assert np.array_equal(a.x, b.x)
@@ -123,11 +129,8 @@ def test_admm_is_at_least_as_good_as_its_start_and_deterministic():
         assert result.info.objective <= objective(G, W0, np.where(start, W0, 0.0)) * (1 + 1e-9)
 
 
-def test_thorough_schedule_reaches_a_lower_error_at_high_sparsity():
-    X = correlated(500, 24, 4)
-    W0 = np.random.default_rng(4).standard_normal((24, 10))
-    G = X.T @ X
-    K = make_pattern("unstructured", (24, 10), sparsity=0.8)
+def test_thorough_schedule_reaches_a_lower_error_at_high_sparsity(correlated_layer):
+    G, W0, K = correlated_layer
     short = solve_l0_admm(G, W0, K)
     long = solve_l0_admm(G, W0, K, settings=AdmmL0Settings.thorough())
     assert long.info.objective <= short.info.objective * (1 + 1e-9)
