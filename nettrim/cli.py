@@ -103,6 +103,8 @@ def _add_scheme_options(
 ) -> None:
     """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
     JSON report."""
+    from .schemes import CASCADE_BOUNDS
+
     parser.add_argument(
         "--inputs",
         required=True,
@@ -137,6 +139,12 @@ def _add_scheme_options(
         default=None,
         metavar="K",
         help="cascade: kappa in (0, 1] multiplies the last layer's budget (default 1)",
+    )
+    parser.add_argument(
+        "--cascade-bound",
+        choices=CASCADE_BOUNDS,
+        default=None,
+        help="cascade: the bound off Omega, max(V, 0) ('relaxed', default) or the paper's V",
     )
     parser.add_argument(
         "--active-tol",
@@ -443,7 +451,11 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
         eps = eps[0] if len(eps) == 1 else eps
     options["eps"] = eps
     if args.scheme == "parallel":
-        for option, value in (("--gamma", args.gamma), ("--kappa", args.kappa)):
+        for option, value in (
+            ("--gamma", args.gamma),
+            ("--kappa", args.kappa),
+            ("--cascade-bound", args.cascade_bound),
+        ):
             if value is not None:
                 raise UsageError(f"{option} applies to --scheme cascade only")
         return options
@@ -459,6 +471,8 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
         options["kappa"] = _check_number("--kappa", args.kappa, low=0.0, low_inclusive=False)
         if options["kappa"] > 1.0:
             raise UsageError(f"--kappa must be in (0, 1], got {args.kappa}")
+    if args.cascade_bound is not None:
+        options["cascade_bound"] = args.cascade_bound
     return options
 
 

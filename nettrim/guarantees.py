@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from .network import DenseLayer, Network
-from .schemes import DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetTrimResult
+from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetTrimResult
+from .solvers import AdmmSettings
 from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
 
 #: Relative slack for comparing a realized value with a bound computed from the same
@@ -245,6 +246,14 @@ class VerificationReport:
         return "\n".join(lines)
 
 
+def _solver_feas_tol(result: NetTrimResult) -> float:
+    """The feasibility tolerance the result's solves were held to (the loosest layer's)."""
+    if not any(layer.info.solver.startswith("admm") for layer in result.layers):
+        return FEAS_TOL
+    options = result.options.get("solver_options") or {}
+    return max(FEAS_TOL, float(options.get("feas_tol", AdmmSettings().feas_tol)))
+
+
 def verify(
     original: Network,
     pruned: Network | NetTrimResult,
@@ -254,10 +263,11 @@ def verify(
     eps: float | list | None = None,
     gamma: float | list | None = None,
     kappa: float | None = None,
+    cascade_bound: str | None = None,
     active_tol: float = 0.0,
     mu: float = DEFAULT_MU,
     rtol: float = BOUND_RTOL,
-    feas_tol: float = FEAS_TOL,
+    feas_tol: float | None = None,
     link_tol: float = LINK_TOL,
 ) -> VerificationReport:
     """Check Proposition 1 and Theorems 1-2 (and the bounds for any network) on ``X``.
@@ -277,16 +287,19 @@ def verify(
         Nominal relative budgets when ``pruned`` is a plain Network: one per layer or one
         for all (parallel), the first layer's (cascade). Without them only the realized
         bounds are checked.
-    gamma, kappa : optional
-        The cascade's factors (net_trim's defaults when not given).
+    gamma, kappa, cascade_bound : optional
+        The cascade's factors and its bound off Omega (net_trim's defaults when not given;
+        taken from ``pruned`` when it is a NetTrimResult).
     active_tol : float
         Omega is ``Y > active_tol`` (as passed to the pruning).
     mu : float
         Theorem 3's ``mu`` for the per-layer sample counts.
     rtol : float
         Relative slack for realized-vs-bound comparisons (rounding only).
-    feas_tol : float
-        Relative slack when deciding whether a solve was feasible.
+    feas_tol : float, optional
+        Relative slack when deciding whether a solve was feasible. Default: ``FEAS_TOL``,
+        or the ADMM's own ``feas_tol`` when ``pruned`` is a NetTrimResult solved by it
+        (its weights are feasible to that tolerance, not to the exact solvers').
     link_tol : float
         Tolerance on ``||W~_l||_1 = 1``.
 
@@ -314,6 +327,9 @@ def verify(
         scheme = result.scheme
         gammas = tuple(result.gamma)
         kappa = result.kappa
+        cascade_bound = result.options.get("cascade_bound", "paper")
+        if feas_tol is None:
+            feas_tol = _solver_feas_tol(result)
     else:
         scheme = check_choice("scheme", scheme or "parallel", SCHEMES)
         gammas = ()
@@ -325,6 +341,10 @@ def verify(
                 else tuple(float(v) for v in g)
             )
         kappa = DEFAULT_KAPPA if kappa is None else check_scalar("kappa", kappa, low=0.0)
+        cascade_bound = check_choice(
+            "cascade_bound", cascade_bound or CASCADE_BOUNDS[0], CASCADE_BOUNDS
+        )
+    feas_tol = FEAS_TOL if feas_tol is None else check_scalar("feas_tol", feas_tol, low=0.0)
     dtype = as_float_dtype(X)
     X = check_matrix("X", X, dtype)
     if X.shape[1] != original.dims[0]:
@@ -354,6 +374,8 @@ def verify(
         V = None
         if scheme == "cascade" and l > 0 and layer.activation == "relu":
             V = layer.preactivation(inp)
+            if cascade_bound == "relaxed":
+                V = np.maximum(V, 0.0)  # the bound the layer was solved with
         if layer.activation == "relu":
             omega = out > active_tol
             R = np.where(omega, Z_hat - out, 0.0)

@@ -41,6 +41,8 @@ SCHEMES = ("parallel", "cascade")
 #: The reference code's cascade inflation factor.
 DEFAULT_GAMMA = 1.1
 DEFAULT_KAPPA = 1.0
+#: Bounds off Omega of the cascade's ReLU layers: ``"relaxed"`` ``max(V, 0)``, ``"paper"`` ``V``.
+CASCADE_BOUNDS = ("relaxed", "paper")
 #: Output columns per job in per-neuron mode. Fixed (not derived from ``n_jobs``) so the
 #: jobs, and therefore the results, are the same whatever runs them.
 DEFAULT_NEURON_BLOCK = 64
@@ -216,6 +218,7 @@ def net_trim(
     eps: float | Sequence[float] = DEFAULT_EPS,
     gamma: float | Sequence[float] = DEFAULT_GAMMA,
     kappa: float = DEFAULT_KAPPA,
+    cascade_bound: str = "relaxed",
     per_neuron: bool = False,
     solver: str = "auto",
     executor: Executor | None = None,
@@ -248,6 +251,15 @@ def net_trim(
         Cascade only: ``gamma_l >= 1`` for layers ``2..L`` (one value, or ``L - 1``).
     kappa : float
         Cascade only: ``kappa in (0, 1]`` multiplies the last layer's radius.
+    cascade_bound : {"relaxed", "paper"}
+        Cascade only: the bound on a ReLU layer's pre-activations off Omega. ``"paper"`` is
+        the paper's ``V = Yhat~ W~`` (the original weights on the pruned input);
+        ``"relaxed"`` (default) is ``max(V, 0)``. Both keep the original weights feasible
+        and bound the pruned outputs off Omega by ``relu(V)``, so Theorem 2 and the
+        non-normalized bound hold unchanged; the relaxed one no longer forces a neuron the
+        recordings never activate to stay strictly negative, which is sparser (such a
+        neuron can be pruned entirely) and several times faster for the ADMM (see
+        ``docs/networks.md``).
     per_neuron : bool
         One ball per output neuron; each layer's columns are then split into blocks of
         ``neuron_block`` columns that run as separate jobs.
@@ -310,6 +322,7 @@ def net_trim(
     eps_list = _check_eps(eps, n_layers, scheme, per_neuron, network)
     gammas = _check_gamma(gamma, n_layers) if scheme == "cascade" else ()
     kappa = check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0)
+    cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
     options = _check_layer_options(layer_options)
     reweight_rounds = int(check_scalar("reweight_rounds", reweight_rounds, low=0, integer=True))
     if reweight_rounds:
@@ -400,7 +413,9 @@ def net_trim(
                         radius = math.sqrt(factor) * float(np.linalg.norm(R))
                         norm = float(np.linalg.norm(Y))
                         relative_eps = radius / norm if norm > 0 else 0.0
-                    upper = V if layer.activation == "relu" else None
+                    upper = None
+                    if layer.activation == "relu":
+                        upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
                     eps_l, relative = radius, False
                 shared_X, shared_Y, shared_V = (
                     runner.share(X_hat),
@@ -462,7 +477,12 @@ def net_trim(
         kappa=kappa,
         per_neuron=bool(per_neuron),
         seconds=time.perf_counter() - start,
-        options={"solver": solver, "neuron_block": neuron_block, **options},
+        options={
+            "solver": solver,
+            "neuron_block": neuron_block,
+            **({"cascade_bound": cascade_bound} if scheme == "cascade" else {}),
+            **options,
+        },
     )
 
 

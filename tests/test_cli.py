@@ -170,6 +170,7 @@ def test_prune_writes_what_net_trim_returns(capsys, files):
 def test_prune_passes_every_scheme_option(capsys, files):
     argv = _prune(files, "--scheme", "cascade", "--eps", "0.1", "--gamma", "1.2")
     argv += ["--kappa", "0.9", "--per-neuron", "--reweight-rounds", "1", "--n-jobs", "1"]
+    argv += ["--cascade-bound", "paper"]
     assert main(argv) == EXIT_OK, capsys.readouterr().err
     expected = net_trim(
         files["network"],
@@ -178,6 +179,7 @@ def test_prune_passes_every_scheme_option(capsys, files):
         eps=0.1,
         gamma=1.2,
         kappa=0.9,
+        cascade_bound="paper",
         per_neuron=True,
         reweight_rounds=1,
         n_jobs=1,
@@ -275,6 +277,7 @@ BAD_USAGE = [
     ({}, ["--scheme", "cascade", "--eps", "0.1,0.1,0.1"], "takes one --eps"),
     ({}, ["--gamma", "1.2"], "--gamma applies to --scheme cascade only"),
     ({}, ["--kappa", "0.5"], "--kappa applies to --scheme cascade only"),
+    ({}, ["--cascade-bound", "paper"], "--cascade-bound applies to --scheme cascade only"),
     ({}, ["--scheme", "cascade", "--gamma", "0.5"], "--gamma must be >= 1.0"),
     ({}, ["--scheme", "cascade", "--gamma", "1.1,1.1,1.1"], "--gamma has 3 values"),
     ({}, ["--scheme", "cascade", "--kappa", "1.5"], "--kappa must be in (0, 1]"),

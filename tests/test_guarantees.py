@@ -141,3 +141,21 @@ def test_per_neuron_budgets_are_checked_per_column(random_network):
         for rep, radius in zip(report.layers, result.radii, strict=True):
             assert rep.feasible
             assert rep.radius == pytest.approx(np.linalg.norm(radius))
+
+
+@pytest.mark.parametrize("bound", ["relaxed", "paper"])
+def test_admm_results_are_judged_at_the_admm_tolerance(random_network, bound):
+    """The ADMM's weights are feasible to its feas_tol (1e-3): verify holds them to that."""
+    net, X = random_network(DIMS, 5, n=N_SAMPLES)
+    result = net_trim(net, X, scheme="cascade", eps=0.1, cascade_bound=bound, n_jobs=1)
+    report = verify(net, result, X)
+    assert report.ok, str(report)
+    assert all(rep.feasible for rep in report.layers), str(report)
+    # held to the exact solvers' 1e-5 instead, some ADMM layers fall outside
+    strict = verify(net, result, X, feas_tol=1e-12)
+    assert not all(rep.feasible for rep in strict.layers)
+    # a plain network says nothing of its solver: the bound must be named, else the default
+    plain = verify(net, result.network, X, scheme="cascade", eps=0.1, cascade_bound=bound)
+    assert [rep.violation for rep in plain.layers] == [rep.violation for rep in report.layers]
+    with pytest.raises(ValueError, match="cascade_bound must be"):
+        verify(net, result.network, X, scheme="cascade", cascade_bound="tight")

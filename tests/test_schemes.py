@@ -86,12 +86,22 @@ def test_process_pool_is_bit_identical(net_and_x, pool):
     assert_same_result(local, remote)
 
 
-def test_cascade_keeps_original_weights_feasible(net_and_x):
+@pytest.mark.parametrize("bound", ["relaxed", "paper"])
+def test_cascade_keeps_original_weights_feasible(net_and_x, bound):
     net, X = net_and_x
     gamma, kappa = 1.2, 0.9
     result = net_trim(
-        net, X, scheme="cascade", eps=EPS, gamma=gamma, kappa=kappa, solver=SOLVER, n_jobs=1
+        net,
+        X,
+        scheme="cascade",
+        eps=EPS,
+        gamma=gamma,
+        kappa=kappa,
+        cascade_bound=bound,
+        solver=SOLVER,
+        n_jobs=1,
     )
+    assert result.options["cascade_bound"] == bound
     acts = net.record(X)
     X_hat = X
     for l, layer in enumerate(net.layers):
@@ -116,7 +126,10 @@ def test_cascade_keeps_original_weights_feasible(net_and_x):
             Z = pruned.preactivation(X_hat)
             assert np.linalg.norm(np.where(omega, Z - Y, 0.0)) <= result.radii[l] * (1 + FEAS_RTOL)
             if layer.activation == "relu":
-                assert np.all(np.where(omega, -np.inf, Z - V) <= 1e-7 * np.abs(Y).max())
+                bound_off = np.maximum(V, 0.0) if bound == "relaxed" else V
+                assert np.all(np.where(omega, -np.inf, Z - bound_off) <= 1e-7 * np.abs(Y).max())
+                # either way the pruned outputs off Omega stay within relu(V) (Theorem 2)
+                assert np.all(np.where(omega, 0.0, np.maximum(Z, 0) - np.maximum(V, 0)) <= 1e-7)
         X_hat = pruned(X_hat)
     np.testing.assert_allclose(result.network(X), X_hat)
     assert result.gamma == (gamma, gamma) and result.kappa == kappa
@@ -142,6 +155,23 @@ def test_reweighting_is_sparser_under_the_same_budgets(net_and_x, scheme):
     assert sparser.radii[0] == plain.radii[0]
     with pytest.raises(ValueError, match="reweight_rounds must be >= 0"):
         net_trim(net, X, solver=SOLVER, reweight_rounds=-1)
+
+
+def test_relaxed_cascade_bound_is_sparser_on_the_bundled_network():
+    """max(V, 0) off Omega: a superset of the paper's feasible set, same guarantees."""
+    model = load_digits_mlp()
+    X = model.X_calib[:300]
+    runs = {
+        bound: net_trim(model.network, X, scheme="cascade", eps=0.1, cascade_bound=bound, n_jobs=1)
+        for bound in ("relaxed", "paper")
+    }
+    relaxed, paper = runs["relaxed"], runs["paper"]
+    assert relaxed.nnz < paper.nnz
+    # the same first layer (no bound there) and the same budgets after it
+    np.testing.assert_array_equal(relaxed.layers[0].W, paper.layers[0].W)
+    assert relaxed.radii[0] == paper.radii[0]
+    for result in runs.values():
+        assert all(layer.status == "optimal" for layer in result.layers)
 
 
 def test_per_neuron_blocks_match_one_block(net_and_x):
@@ -225,6 +255,7 @@ def test_infeasible_layer_raises_naming_it(net_and_x, monkeypatch):
         ({"eps": -0.1}, ValueError, "eps must be >= 0"),
         ({"scheme": "cascade", "gamma": 0.5}, ValueError, "gamma must be >= 1"),
         ({"scheme": "cascade", "kappa": 1.5}, ValueError, "kappa must be <= 1"),
+        ({"scheme": "cascade", "cascade_bound": "tight"}, ValueError, "cascade_bound must be"),
         ({"scheme": "serial"}, ValueError, "scheme must be one of"),
         ({"upper": 0.0}, TypeError, "sets 'upper'"),
         ({"frobnicate": 1}, TypeError, "unknown layer option 'frobnicate'"),
