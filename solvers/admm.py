@@ -39,6 +39,9 @@ from .result import SolveInfo, SolverResult, Status
 _TINY = 1e-30
 #: The infeasibility test (one extra product) runs at every this many certificate checks.
 FARKAS_EVERY = 5
+#: Columns are set aside (``freeze_columns``) once at least this fraction of those still
+#: iterating are done: fewer, larger compactions.
+FREEZE_FRACTION = 0.1
 #: Choices of ``AdmmSettings.precision``.
 PRECISIONS = ("auto", "float32", "float64")
 #: ``precision="auto"`` iterates in float32 only when both tolerances are at least this:
@@ -93,6 +96,11 @@ class AdmmSettings:
         exact fits) and there are at least as many samples as rows (the Woodbury form of
         the solve cancels digits that float32 does not have), else in the problem's
         precision.
+    freeze_columns : bool
+        Separable programs (per-column balls, (P3)): at a check, set aside the columns that
+        are feasible with a certified gap of their own and iterate on the others only, so
+        a layer costs the sum of its columns' iterations, not its slowest column's times
+        the width.
     """
 
     rho: float = 1.0
@@ -111,6 +119,7 @@ class AdmmSettings:
     infeasibility_tol: float = 1e-7
     time_limit: float | None = None
     precision: str = "auto"
+    freeze_columns: bool = True
 
     def __post_init__(self) -> None:
         positive = ("rho", "ratio", "tol_rel", "gap_tol", "feas_tol", "infeasibility_tol")
@@ -181,6 +190,9 @@ def scale_problem(problem: NetTrimProblem, sigma: float) -> NetTrimProblem:
         upper=None if problem.upper is None else problem.upper * inv,
         radius=radius,
         penalty=None if problem.penalty is None else problem.penalty * sigma**2,
+        violation_scale=None
+        if problem.violation_scale is None
+        else problem.violation_scale / sigma,
     )
 
 
@@ -200,6 +212,13 @@ class _State:
         self.col_sq = np.zeros(m, np.float64)
         self.zstats = np.zeros((5, m), np.float64)  # per column, see kernels
         self.sstats = np.zeros((5, m), np.float64)
+
+    def restrict(self, keep: np.ndarray) -> _State:
+        """The state of the columns ``keep`` alone (copies)."""
+        clone = object.__new__(_State)
+        for name, value in vars(self).items():
+            clone.__dict__[name] = np.ascontiguousarray(value[..., keep])
+        return clone
 
 
 def _ball_scale(
@@ -227,12 +246,14 @@ def _feasibility(problem: NetTrimProblem, figures: dict, feas_tol: float) -> boo
 class _Meter:
     """Objective and feasibility of a point ``S`` from one product and one fused pass."""
 
-    def __init__(self, problem: NetTrimProblem, active, upper, has_upper, all_active):
+    def __init__(self, problem: NetTrimProblem):
         n, _, m = problem.shape
         self.problem = problem
         self.XS = np.zeros((n, m), problem.dtype)
         self.col_sq = np.zeros(m, np.float64)
-        self.args = (problem.Y, active, upper, has_upper, all_active, self.col_sq)
+        self.col_worst = np.zeros(m, np.float64)
+        self.weights = problem.weight_matrix()
+        self.args = (*problem.kernel_arrays(), self.col_sq, self.col_worst)
 
     def __call__(self, S: np.ndarray) -> dict:
         p = self.problem
@@ -240,7 +261,8 @@ class _Meter:
         violation = max(0.0, float(kernels.measure_point(self.XS, *self.args)))
         col = np.sqrt(self.col_sq)
         residual = float(np.sqrt(self.col_sq.sum()))
-        l1 = p.l1(S)
+        column_l1 = (np.abs(S) * self.weights).sum(axis=0, dtype=np.float64)
+        l1 = float(column_l1.sum())
         if p.penalized:
             objective, radius, excess = l1 + 0.5 * p.penalty * residual**2, np.nan, np.nan
         elif p.per_column:
@@ -256,6 +278,10 @@ class _Meter:
             "ball_excess": excess,
             "violation": violation,
             "column_residuals": col,
+            "column_objectives": column_l1 + 0.5 * p.penalty * self.col_sq
+            if p.penalized
+            else column_l1,
+            "column_violations": self.col_worst,
         }
 
 
@@ -344,25 +370,17 @@ def solve_admm(
     sp = scale_problem(problem, sigma)
     it = scale_problem(it, sigma) if it is not problem else sp
     gram = gram.scaled(1.0 / sigma)
-    X, Y = it.X, it.Y
-    all_active = sp.active is None
-    active = np.ones((1, 1), np.bool_) if all_active else sp.active
-    has_upper = sp.upper is not None
-    no_upper = np.zeros((1, 1), problem.dtype)
-    measure = _Meter(sp, active, sp.upper if has_upper else no_upper, has_upper, all_active)
-    certifier = DualCertifier(sp)
-    upper = it.upper if has_upper else no_upper.astype(dtype)
+    X = it.X
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
     # layer-wide ball is the plain radial one only in an unweighted norm
     separable = sp.per_column or sp.penalized
-    rho1 = np.full(m, float(settings.rho))
-    rho2 = rho1 * float(settings.ratio)
     # Separable programs are also solved column-normalized: column j in units of
     # beta_j = ||y_j on Omega_j|| (W_j = beta_j W'_j, L1 weight beta_j), so that a neuron that
     # is almost dead and one that is always on converge at the same pace. Measures and
     # certificates stay in the problem's units (the multiplier maps as rho1_j / beta_j).
     beta = np.ones(m)
+    work = it
     if separable:
         column_norms = sp.target_scale[1]
         beta = np.where(column_norms > 0, column_norms, 1.0)
@@ -372,106 +390,103 @@ def solve_admm(
             upper=None if it.upper is None else it.upper / beta.astype(dtype),
             radius=it.radius / beta if it.per_column else it.radius,
         )
-        Y = work.Y
-        upper = work.upper if has_upper else upper
-    else:
-        work = it
-    beta_w = beta.astype(dtype)
-    beta_true = beta.astype(problem.dtype)
-    S_true = np.zeros((d, m), problem.dtype)
-    sp.target_scale  # noqa: B018 -- computed once here, as part of the set-up
+    rho1 = np.full(m, float(settings.rho))
+    c = _Columns(
+        index=np.arange(m),
+        sp=sp,
+        it=it,
+        work=work,
+        beta=beta,
+        rho1=rho1,
+        rho2=rho1 * float(settings.ratio),
+        weights=weights,
+        st=_State(n, d, m, dtype),
+    )
+    y_max = sp.target_scale[2] or 1.0  # the violation's scale (and its set-up cost)
+    radius_max = (float(np.max(sp.radius, initial=0.0)) if not sp.penalized else 0.0) or 1.0
     setup_seconds = time.perf_counter() - started
-    st = _State(n, d, m, dtype)
+    st = c.st
     if warm_start is not None:
-        st.W[...] = warm_start / beta_w
+        st.W[...] = warm_start / c.beta_w
         st.S[...] = st.W
         np.matmul(X, st.W, out=st.XW)
         st.Z[...] = st.XW
     # Z <- Proj_C(X W): a feasible-set start (U = 0)
-    kernels.relax_and_measure(st.XW, st.Z, st.U, Y, active, 1.0, all_active, st.col_sq)
-    kernels.project_and_update(
-        st.XW,
-        Y,
-        active,
-        upper,
-        has_upper,
-        all_active,
-        1.0,
-        _ball_scale(work, st.col_sq, rho1, beta),
-        st.Z,
-        st.U,
-        st.D,
-        st.zstats,
-    )
+    c.relax(st.XW, 1.0)
+    c.project(st.XW, 1.0)
     st.U[...] = 0.0
     st.D[...] = st.Z
 
+    # columns set aside (separable programs): their weights and multipliers
+    S_done = np.zeros((d, m), problem.dtype) if separable else None
+    Lam_done = np.zeros((n, m)) if separable else None
+    column_iterations = 0
+    objective_done = lower_done = 0.0  # their objective and bound, in the totals below
     status = Status.MAX_ITER
     message = f"reached max_iter={settings.max_iter}"
     n_updates = 0
     next_adapt = settings.adapt_every
-    Lam_prev = np.zeros(st.U.shape)
     n_checks = 0
     polish_info: dict = {}
     iteration = 0
     history = []
     for iteration in range(1, settings.max_iter + 1):
-        r = rho2 / rho1
+        st, k = c.st, c.index.size
+        column_iterations += k
+        checking = iteration % settings.check_every == 0
+        adapting = settings.adaptive_rho and iteration >= next_adapt
+        r = c.rho2 / c.rho1
         np.matmul(X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
         kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
         gram.solve(st.rhs, r, out=st.W, work=st.work)
         np.matmul(X, st.W, out=st.XW)
-        kernels.relax_and_measure(
-            st.XW, st.Z, st.U, Y, active, settings.alpha, all_active, st.col_sq
+        c.relax(st.XW, settings.alpha)
+        c.project(st.XW, settings.alpha, with_stats=checking or adapting)
+        kernels.shrink_and_update(
+            st.W, st.S, st.T, c.weights, c.beta / c.rho2, settings.alpha, st.sstats
         )
-        kernels.project_and_update(
-            st.XW,
-            Y,
-            active,
-            upper,
-            has_upper,
-            all_active,
-            settings.alpha,
-            _ball_scale(work, st.col_sq, rho1, beta),
-            st.Z,
-            st.U,
-            st.D,
-            st.zstats,
-        )
-        kernels.shrink_and_update(st.W, st.S, st.T, weights, beta / rho2, settings.alpha, st.sstats)
 
+        if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
+            message = f"reached time_limit={settings.time_limit}s"
+            break
+        if not (checking or adapting):
+            continue  # the residual figures below serve only those two
         zc, sc = np.sqrt(st.zstats), np.sqrt(st.sstats)  # per-column norms
         zt, stt = np.sqrt(st.zstats.sum(axis=1)), np.sqrt(st.sstats.sum(axis=1))
-        r1, s1 = zt[0], float(np.sqrt(np.sum((rho1 * zc[1]) ** 2)))
-        r2, s2 = stt[0], float(np.sqrt(np.sum((rho2 * sc[1]) ** 2)))
-        eps_pri = settings.tol_abs * np.sqrt(n * m + d * m) + settings.tol_rel * max(
+        r1, s1 = zt[0], float(np.sqrt(np.sum((c.rho1 * zc[1]) ** 2)))
+        r2, s2 = stt[0], float(np.sqrt(np.sum((c.rho2 * sc[1]) ** 2)))
+        eps_pri = settings.tol_abs * np.sqrt(n * k + d * k) + settings.tol_rel * max(
             np.hypot(zt[2], stt[2]), np.hypot(zt[3], stt[3])
         )
-        eps_dual = settings.tol_abs * np.sqrt(d * m) + settings.tol_rel * (
-            float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
-            + float(np.sqrt(np.sum((rho2 * sc[4]) ** 2)))
+        eps_dual = settings.tol_abs * np.sqrt(d * k) + settings.tol_rel * (
+            float(np.sqrt(np.sum((c.rho1 * zc[4]) ** 2)))
+            + float(np.sqrt(np.sum((c.rho2 * sc[4]) ** 2)))
         )
         residuals_met = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
 
-        if iteration % settings.check_every == 0:
-            np.multiply(st.S, beta_true, out=S_true)
-            figures = measure(S_true)
-            lower = certifier.bound(
-                st.U.astype(problem.dtype, copy=False),
-                rho1 / beta,
-                XS=measure.XS,
+        if checking:
+            # checks measure in the working precision (its rounding is far below the
+            # tolerances); the returned weights are measured again in the problem's
+            S_true = c.weights_working()
+            figures = c.measure(S_true)
+            bounds = c.certifier.bound(
+                st.U,
+                c.rho1 / c.beta,
+                XS=c.measure.XS,
                 column_residuals=figures["column_residuals"],
+                per_column=separable,
             )
-            objective = figures["objective"]
+            lower = float(np.sum(bounds)) + lower_done
+            objective = figures["objective"] + objective_done
             gap = objective - lower
-            feasible = _feasibility(sp, figures, settings.feas_tol)
+            feasible = _feasibility(c.it, figures, settings.feas_tol)
             rel_gap = gap / max(abs(objective), _TINY)
             if verbose:
                 print(
                     f"admm {iteration:6d}  obj {objective:.6e}  lb {lower:.6e}  "
-                    f"gap {rel_gap:.2e}  excess {figures['ball_excess']:.2e}  "
-                    f"viol {figures['violation']:.2e}  "
-                    f"rho {np.median(rho1):.2e},{np.median(rho2):.2e}"
+                    f"gap {rel_gap:.2e}  excess/radius {figures['ball_excess'] / radius_max:.2e}"
+                    f"  viol/max|Y| {figures['violation'] / y_max:.2e}  "
+                    f"rho {np.median(c.rho1):.2e},{np.median(c.rho2):.2e}  columns {k}"
                 )
             history.append((iteration, objective, lower))
             if feasible and rel_gap <= settings.gap_tol:
@@ -484,23 +499,29 @@ def solve_admm(
                 break
             n_checks += 1
             if n_checks % FARKAS_EVERY == 0:
-                Lam = (rho1 / beta) * st.U
-                if _farkas_ray(sp, Lam - Lam_prev, settings.infeasibility_tol):
+                Lam = c.multiplier()
+                if _farkas_ray(c.sp, Lam - c.Lam_prev, settings.infeasibility_tol):
                     status, message = Status.INFEASIBLE, "a Farkas ray certifies infeasibility"
                     break
-                Lam_prev[...] = Lam
-        if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
-            message = f"reached time_limit={settings.time_limit}s"
-            break
+                c.Lam_prev[...] = Lam
+            if separable and settings.freeze_columns:
+                done = _columns_done(c.it, figures, bounds, settings)
+                if done.sum() >= max(1.0, FREEZE_FRACTION * k):
+                    objective_done += float(np.sum(figures["column_objectives"][done]))
+                    lower_done += float(np.sum(bounds[done]))
+                    S_done[:, c.index[done]] = c.weights_true()[:, done]
+                    Lam_done[:, c.index[done]] = c.multiplier()[:, done]
+                    c = c.restrict(~done)
         # penalties adapt ever more rarely (interval grows with each change), so they
         # settle and the fixed-penalty convergence theory applies eventually
-        if settings.adaptive_rho and iteration >= next_adapt:
+        if adapting and c.index.size == k:
             next_adapt = iteration + settings.adapt_every * (1 + n_updates)
+            rho1, rho2 = c.rho1, c.rho2
             if separable:
                 f1 = _balance(zc[0], np.maximum(zc[2], zc[3]), rho1 * zc[1], rho1 * zc[4])
             else:
                 f1 = np.full(
-                    m,
+                    k,
                     _balance(
                         zt[0], max(zt[2], zt[3]), s1, float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
                     ),
@@ -525,17 +546,18 @@ def solve_admm(
             compile_seconds=compile_seconds,
         )
 
-    S = np.multiply(st.S, beta_true, dtype=problem.dtype)
+    if c.index.size == m:  # nothing set aside: the state is the whole program's
+        S, Lam = c.weights_true(), c.multiplier()
+    else:
+        S, Lam = S_done, Lam_done
+        S[:, c.index] = c.weights_true()
+        Lam[:, c.index] = c.multiplier()
+    measure, certifier = _Meter(sp), DualCertifier(sp)
     figures = measure(S)
     if settings.polish and not _feasibility(sp, figures, settings.feas_tol):
         S, polish_info = polish_support(sp, S, feas_tol=settings.feas_tol)
         figures = measure(S)
-    lower = certifier.bound(
-        st.U.astype(problem.dtype, copy=False),
-        rho1 / beta,
-        XS=measure.XS,
-        column_residuals=figures["column_residuals"],
-    )
+    lower = certifier.bound(Lam, 1.0, XS=measure.XS, column_residuals=figures["column_residuals"])
     feasible = _feasibility(sp, figures, settings.feas_tol)
     if status is Status.OPTIMAL and not feasible:
         status = Status.INACCURATE
@@ -557,12 +579,13 @@ def solve_admm(
         message=message,
         extra={
             "setup_seconds": setup_seconds,
-            "rho": float(np.median(rho1)),
-            "rho2": float(np.median(rho2)),
+            "rho": float(np.median(c.rho1)),
+            "rho2": float(np.median(c.rho2)),
             "penalty_updates": n_updates,
             "sigma": sigma,
             "woodbury": gram.woodbury,
             "precision": dtype.name,
+            "column_iterations": column_iterations / max(m, 1),
             "feasible": feasible,
             "history": history,
             **polish_info,
@@ -570,6 +593,82 @@ def solve_admm(
         **final,
     )
     return SolverResult(x=S, status=status, info=info)
+
+
+class _Columns:
+    """What a solve keeps per column, restricted together when columns are set aside.
+
+    All three programs are scaled: ``sp`` in the problem's precision (the infeasibility
+    test), ``it`` in the working precision (the checks' measures and certificates), ``work``
+    that one column-normalized for separable programs (the kernels).
+    """
+
+    def __init__(self, *, index, sp, it, work, beta, rho1, rho2, weights, st):
+        self.index, self.sp, self.it, self.work, self.st = index, sp, it, work, st
+        self.beta, self.rho1, self.rho2, self.weights = beta, rho1, rho2, weights
+        self.beta_w = beta.astype(work.dtype)
+        self.beta_true = beta.astype(sp.dtype)
+        self.measure = _Meter(it)
+        self.certifier = DualCertifier(it)
+        self.Lam_prev = np.zeros(st.U.shape)
+        self.kernel_args = work.kernel_arrays()
+
+    def relax(self, XW: np.ndarray, alpha: float) -> None:
+        st = self.st
+        Y, active, _, _, all_active = self.kernel_args
+        kernels.relax_and_measure(XW, st.Z, st.U, Y, active, alpha, all_active, st.col_sq)
+
+    def project(self, XW: np.ndarray, alpha: float, with_stats: bool = True) -> None:
+        st = self.st
+        scale = _ball_scale(self.work, st.col_sq, self.rho1, self.beta)
+        kernels.project_and_update(
+            XW, *self.kernel_args, alpha, scale, st.Z, st.U, st.D, st.zstats, with_stats
+        )
+
+    def weights_true(self) -> np.ndarray:
+        """``S`` in the problem's units and precision."""
+        return np.multiply(self.st.S, self.beta_true, dtype=self.sp.dtype)
+
+    def weights_working(self) -> np.ndarray:
+        """``S`` in the problem's units, working precision."""
+        return self.st.S * self.beta_w
+
+    def multiplier(self) -> np.ndarray:
+        """The multiplier ``Lam = (rho1_j / beta_j) U`` of ``Z = X W``, float64."""
+        return (self.rho1 / self.beta) * self.st.U
+
+    def restrict(self, keep: np.ndarray) -> _Columns:
+        weights = self.weights
+        if weights.shape[1] > 1:
+            weights = np.ascontiguousarray(weights[:, keep])
+        sp = self.sp.columns(keep)
+        clone = _Columns(
+            index=self.index[keep],
+            sp=sp,
+            it=sp if self.it is self.sp else self.it.columns(keep),
+            work=self.work.columns(keep),
+            beta=self.beta[keep],
+            rho1=self.rho1[keep],
+            rho2=self.rho2[keep],
+            weights=weights,
+            st=self.st.restrict(keep),
+        )
+        clone.Lam_prev = np.ascontiguousarray(self.Lam_prev[:, keep])
+        return clone
+
+
+def _columns_done(
+    problem: NetTrimProblem, figures: dict, bounds: np.ndarray, settings: AdmmSettings
+) -> np.ndarray:
+    """Columns of a separable program that are feasible with a certified gap of their own."""
+    _, targets, y_max = problem.target_scale
+    tol = settings.feas_tol
+    done = figures["column_violations"] <= tol * y_max
+    if not problem.penalized:
+        allowed = problem.radius * (1 + tol) + tol**2 * targets
+        done &= figures["column_residuals"] <= allowed
+    objective = figures["column_objectives"]
+    return done & (objective - bounds <= settings.gap_tol * np.maximum(np.abs(objective), _TINY))
 
 
 def _balance(r, r_scale, s, s_scale):

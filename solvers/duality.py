@@ -129,20 +129,40 @@ def combine_bound(
     ``on_j = <L_{Omega_j}, y_j>``, ``off_j = <L_off_j, V_j>``, ``on_sq_j = ||L_{Omega_j}||^2``,
     ``scales`` the ``s_j`` of :func:`column_scales`, ``radius`` the (possibly relaxed) radius.
     """
+    if problem.penalized or problem.per_column:
+        return float(np.sum(column_bounds(problem, on, off, on_sq, scales, radius)))
+    linear = -(on + off) / scales
+    norms = np.sqrt(on_sq) / scales
+    per_column_scaled = float(np.sum(linear)) - float(radius) * float(np.sqrt(np.sum(norms**2)))
+    s_max = float(scales.max(initial=1.0))
+    uniform = (-float(np.sum(on + off)) - float(radius) * float(np.sqrt(np.sum(on_sq)))) / s_max
+    return max(0.0, per_column_scaled, uniform)
+
+
+def column_bounds(
+    problem: NetTrimProblem,
+    on: np.ndarray,
+    off: np.ndarray,
+    on_sq: np.ndarray,
+    scales: np.ndarray,
+    radius: float | np.ndarray,
+) -> np.ndarray:
+    """Per-column lower bounds of a separable program (per-column balls, or (P3)).
+
+    Such a program is one independent program per column, and so is its dual: entry ``j``
+    bounds column ``j``'s optimal objective, each column scaled by its best factor in
+    ``[0, 1]`` (arguments as in :func:`combine_bound`).
+    """
     linear = -(on + off) / scales
     if problem.penalized:
         quad = on_sq / (2.0 * problem.penalty * scales**2)
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.clip(np.where(quad > 0, linear / (2.0 * quad), 1.0), 0.0, 1.0)
         t = np.where((quad <= 0) & (linear < 0), 0.0, t)
-        return float(np.sum(t * linear - t * t * quad))
-    norms = np.sqrt(on_sq) / scales
-    if problem.per_column:
-        return float(np.sum(np.maximum(0.0, linear - radius * norms)))
-    per_column_scaled = float(np.sum(linear)) - float(radius) * float(np.sqrt(np.sum(norms**2)))
-    s_max = float(scales.max(initial=1.0))
-    uniform = (-float(np.sum(on + off)) - float(radius) * float(np.sqrt(np.sum(on_sq)))) / s_max
-    return max(0.0, per_column_scaled, uniform)
+        return t * linear - t * t * quad
+    if not problem.per_column:
+        raise ValueError("column_bounds needs a separable program (per-column balls or P3)")
+    return np.maximum(0.0, linear - radius * np.sqrt(on_sq) / scales)
 
 
 def dual_bound(
@@ -193,10 +213,7 @@ class DualCertifier:
         n, _, m = problem.shape
         self.L = np.zeros((n, m), problem.dtype)
         self.terms = np.zeros((3, m), np.float64)  # per column: on, off, on_sq
-        self.all_active = problem.active is None
-        self.active = np.ones((1, 1), np.bool_) if self.all_active else problem.active
-        self.has_upper = problem.upper is not None
-        self.upper = problem.upper if self.has_upper else np.zeros((1, 1), problem.dtype)
+        _, self.active, self.upper, self.has_upper, self.all_active = problem.kernel_arrays()
         self.free_rows = np.flatnonzero(problem.l1_weights == 0)
 
     def bound(
@@ -206,7 +223,8 @@ class DualCertifier:
         *,
         XS: np.ndarray | None = None,
         column_residuals: np.ndarray | None = None,
-    ) -> float:
+        per_column: bool = False,
+    ) -> float | np.ndarray:
         """The bound from the multiplier ``rho_j U[:, j]`` (``rho`` scalar or per column).
 
         Given a point's product ``XS`` and its column residuals, the bound is taken for the
@@ -214,6 +232,9 @@ class DualCertifier:
         ``max(V, XS)`` off Omega. That program contains the original one, so the bound is
         still a lower bound on the original optimum, and the point's objective minus it is
         never negative: a gap that certifies the point itself.
+
+        With ``per_column`` (separable programs only) the bounds of the columns, one each
+        (:func:`column_bounds`), instead of their sum.
         """
         p = self.problem
         L = self.L
@@ -239,4 +260,5 @@ class DualCertifier:
             self.terms,
         )
         on, off, on_sq = self.terms
-        return combine_bound(p, on, off, on_sq, scales, _radius(p, column_residuals))
+        combine = column_bounds if per_column else combine_bound
+        return combine(p, on, off, on_sq, scales, _radius(p, column_residuals))

@@ -43,7 +43,7 @@ def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, col_sq):  # pragma
 
 @njit(cache=True)
 def project_and_update(
-    XW, Y, active, upper, has_upper, all_active, alpha, ball_scale, Z, U, D, stats
+    XW, Y, active, upper, has_upper, all_active, alpha, ball_scale, Z, U, D, stats, with_stats
 ):  # pragma: no cover
     """Project ``A = alpha XW + (1 - alpha) Z + U`` onto the constraint set; update; measure.
 
@@ -53,7 +53,8 @@ def project_and_update(
 
     ``stats`` ``(5, m)`` receives, per column, ``||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2,
     ||Z||^2, ||U||^2`` (per-column sums vectorize, where a scalar float reduction would not
-    without reassociation, and they feed per-column penalties).
+    without reassociation, and they feed per-column penalties); only ``with_stats``, as they
+    cost a third of the pass and serve only the iterations that check or adapt.
     """
     n, m = XW.shape
     beta = 1.0 - alpha
@@ -79,6 +80,8 @@ def project_and_update(
             Z[i, j] = z
             U[i, j] = u
             D[i, j] = z - u
+            if not with_stats:
+                continue
             acc[0, j] += r * r
             acc[1, j] += dz * dz
             acc[2, j] += xw * xw
@@ -119,15 +122,18 @@ def shrink_and_update(W, S, T, weights, inv_rho, alpha, stats):  # pragma: no co
 
 
 @njit(cache=True)
-def measure_point(XS, Y, active, upper, has_upper, all_active, col_sq):  # pragma: no cover
+def measure_point(
+    XS, Y, active, upper, has_upper, all_active, col_sq, col_worst
+):  # pragma: no cover
     """Feasibility of a point from its product ``XS = X S``, in one pass.
 
-    ``col_sq[j] = ||(XS - Y)_{Omega_j}||^2``; returns the largest ``(XS - V)_+`` off Omega.
+    ``col_sq[j] = ||(XS - Y)_{Omega_j}||^2``, ``col_worst[j]`` the largest ``(XS - V)_+``
+    off Omega in column ``j``; returns the largest over all columns.
     """
     n, m = XS.shape
     for j in range(m):
         col_sq[j] = 0.0
-    worst = 0.0
+        col_worst[j] = 0.0
     for i in range(n):
         for j in range(m):
             x = XS[i, j]
@@ -139,7 +145,10 @@ def measure_point(XS, Y, active, upper, has_upper, all_active, col_sq):  # pragm
                 col_sq[j] += on * (r * r)
                 v = upper[i, j] if has_upper else 0.0
                 if not on:
-                    worst = max(worst, x - v)
+                    col_worst[j] = max(col_worst[j], x - v)
+    worst = 0.0
+    for j in range(m):
+        worst = max(worst, col_worst[j])
     return worst
 
 
@@ -208,10 +217,10 @@ def warm_up(dtype=np.float64) -> None:
     stats = np.zeros((5, m), np.float64)
     ones = np.ones(m)
     relax_and_measure(XW, Z, U, Y, active, 1.5, False, col)
-    project_and_update(XW, Y, active, upper, True, False, 1.5, ones, Z, U, A, stats)
+    project_and_update(XW, Y, active, upper, True, False, 1.5, ones, Z, U, A, stats, True)
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
     shrink_and_update(W, S, T, np.ones((d, 1)), ones, 1.5, stats)
-    measure_point(XW, Y, active, upper, True, False, col)
+    measure_point(XW, Y, active, upper, True, False, col, col.copy())
     clip_multiplier(Z, ones, active, upper, True, False, A)
     dual_terms(A, Y, active, upper, True, False, XW, True, stats[:3])
     combine_rhs(W, S, T, ones, W.copy())

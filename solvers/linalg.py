@@ -88,6 +88,17 @@ class ShiftedGramSolver:
         self.eigenvectors = np.ascontiguousarray(evecs.astype(self.dtype))
         self._X = X
 
+    def _inverse_spectrum(self, r: np.ndarray) -> np.ndarray:
+        """``1 / (lam + r_j)``, shape ``(k, m)``; kept while ``r`` does not change (penalties
+        change rarely, and it is as large as ``W``)."""
+        cached = self.__dict__.get("_inverse_cache")
+        if cached is not None and cached[0].shape == r.shape and np.array_equal(cached[0], r):
+            return cached[1]
+        # one shift for all columns, or one per column: (X^T X + r_j I) w_j = b_j
+        inv = (1.0 / (self.eigenvalues[:, None] + r.reshape(1, -1))).astype(self.dtype)
+        self.__dict__["_inverse_cache"] = (r.copy(), inv)
+        return inv
+
     @property
     def lambda_max(self) -> float:
         """Largest eigenvalue of ``X^T X`` (the squared spectral norm of ``X``)."""
@@ -98,6 +109,7 @@ class ShiftedGramSolver:
         clone = object.__new__(ShiftedGramSolver)
         clone.__dict__.update(self.__dict__)
         clone.eigenvalues = self.eigenvalues * factor**2
+        clone.__dict__.pop("_inverse_cache", None)
         clone._X = self._X * np.asarray(factor, dtype=self.dtype)
         return clone
 
@@ -116,8 +128,7 @@ class ShiftedGramSolver:
         """
         Q = self.eigenvectors
         r = np.asarray(r, dtype=np.float64)
-        # one shift for all columns, or one per column: (X^T X + r_j I) w_j = b_j
-        inv = (1.0 / (self.eigenvalues[:, None] + r.reshape(1, -1))).astype(self.dtype)
+        inv = self._inverse_spectrum(r)
         if not self.woodbury:
             work = np.matmul(Q.T, B, out=work)
             work *= inv

@@ -22,7 +22,7 @@ layer-wide ball.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -54,6 +54,10 @@ class NetTrimProblem:
         norm becomes ``sum_ij c_i e_ij |W_ij|`` (reweighted L1, Candes-Wakin-Boyd). Every
         backend honours them (the ADMM needs them ``> 0`` on penalized rows); ``None`` (the
         default) is the plain row-weighted norm.
+    violation_scale : float or None
+        The scale of the tolerance on the violation off Omega (``feas_tol`` times it);
+        ``None`` means ``max |Y|``. A program cut out of a larger one (some of its columns)
+        keeps the larger one's scale.
     """
 
     X: np.ndarray
@@ -64,6 +68,7 @@ class NetTrimProblem:
     l1_weights: np.ndarray
     penalty: float | None = None
     entry_weights: np.ndarray | None = None
+    violation_scale: float | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -89,10 +94,14 @@ class NetTrimProblem:
 
     @cached_property
     def target_scale(self) -> tuple[float, np.ndarray, float]:
-        """``(||Y_Omega||_F, per-column ||y_j on Omega_j||, max |Y|)`` (computed once)."""
+        """``(||Y_Omega||_F, per-column ||y_j on Omega_j||, max |Y|)`` (computed once; the
+        last is ``violation_scale`` when set)."""
         Y_on = self.Y if self.active is None else np.where(self.active, self.Y, 0.0)
         cols = np.sqrt(np.einsum("ij,ij->j", Y_on, Y_on, dtype=np.float64))
-        return float(np.sqrt(np.sum(cols**2))), cols, float(np.abs(self.Y).max(initial=0.0))
+        y_max = self.violation_scale
+        if y_max is None:
+            y_max = float(np.abs(self.Y).max(initial=0.0))
+        return float(np.sqrt(np.sum(cols**2))), cols, float(y_max)
 
     def is_feasible(self, column_residuals: np.ndarray, violation: float, feas_tol: float) -> bool:
         """Whether a point with these figures satisfies the constraints to ``feas_tol``.
@@ -117,6 +126,41 @@ class NetTrimProblem:
         if self.upper is None:
             return np.zeros_like(self.Y)
         return self.upper
+
+    def columns(self, keep: np.ndarray) -> NetTrimProblem:
+        """The program of the columns ``keep`` (a boolean mask or indices) alone.
+
+        Only a separable program (per-column balls, or (P3)) splits this way exactly; the
+        violation keeps this program's scale (``violation_scale``).
+        """
+        if not (self.per_column or self.penalized):
+            raise ValueError("only a separable program (per-column balls or P3) splits by column")
+
+        def pick(A):
+            return None if A is None else np.ascontiguousarray(A[:, keep])
+
+        return replace(
+            self,
+            Y=pick(self.Y),
+            active=pick(self.active),
+            upper=pick(self.upper),
+            radius=np.asarray(self.radius)[keep] if self.per_column else self.radius,
+            entry_weights=pick(self.entry_weights),
+            violation_scale=self.target_scale[2],
+        )
+
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
+        """``(Y, active, upper, has_upper, all_active)`` as the numba kernels take them:
+        1 x 1 placeholders stand for an absent Omega (every entry active) or ``V``."""
+        all_active = self.active is None
+        has_upper = self.upper is not None
+        return (
+            self.Y,
+            np.ones((1, 1), np.bool_) if all_active else self.active,
+            self.upper if has_upper else np.zeros((1, 1), self.dtype),
+            has_upper,
+            all_active,
+        )
 
     def weight_matrix(self) -> np.ndarray:
         """The L1 weights as a float64 array: ``c_i e_ij`` ``(d, m)`` with entry weights,

@@ -37,9 +37,15 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     U_ref = A - Z_ref
     Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
     stats = np.zeros((5, A.shape[1]))
-    kernels.project_and_update(
-        a["XW"], a["Y"], a["active"], a["upper"], True, all_active, alpha, scale, Z, U, D, stats
-    )
+    args = (a["XW"], a["Y"], a["active"], a["upper"], True, all_active, alpha, scale)
+    kernels.project_and_update(*args, Z, U, D, stats, True)
+    # without the statistics: the same update, the statistics left at zero
+    Z2, U2, D2, stats2 = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"]), np.ones_like(stats)
+    kernels.project_and_update(*args, Z2, U2, D2, stats2, False)
+    np.testing.assert_array_equal(Z2, Z)
+    np.testing.assert_array_equal(U2, U)
+    np.testing.assert_array_equal(D2, D)
+    assert not stats2.any()
     np.testing.assert_allclose(Z, Z_ref, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(U, U_ref, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(D, Z_ref - U_ref, rtol=rtol, atol=10 * rtol)
@@ -70,6 +76,7 @@ def test_project_without_upper_uses_zero():
         U,
         D,
         np.zeros((5, scale.size)),
+        True,
     )
     A = a["XW"] + a["U"]
     np.testing.assert_allclose(Z[~a["active"]], np.minimum(A, 0.0)[~a["active"]])
@@ -99,10 +106,14 @@ def test_shrink_matches_numpy(per_entry):
 def test_measure_point_and_dual_terms_match_numpy():
     a = random_state(3)
     col = np.zeros(a["Y"].shape[1])
-    worst = kernels.measure_point(a["XW"], a["Y"], a["active"], a["upper"], True, False, col)
+    col_worst = np.zeros_like(col)
+    worst = kernels.measure_point(
+        a["XW"], a["Y"], a["active"], a["upper"], True, False, col, col_worst
+    )
     R = np.where(a["active"], a["XW"] - a["Y"], 0.0)
     np.testing.assert_allclose(col, np.sum(R**2, axis=0))
     off = np.where(a["active"], -np.inf, a["XW"] - a["upper"])
+    np.testing.assert_allclose(col_worst, np.maximum(0.0, off.max(axis=0)))
     assert worst == pytest.approx(max(0.0, off.max()))
 
     L = np.zeros_like(a["U"])
