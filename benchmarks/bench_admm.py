@@ -32,7 +32,7 @@ import numpy as np
 
 from machine import RESULTS_DIR, format_machine, machine_info, markdown_table, write_results
 from nettrim import load_digits_mlp, trim_layer
-from nettrim.layer import build_problem
+from nettrim.layer import AUTO_EXACT_MAX_ENTRIES, build_problem, resolve_solver
 from nettrim.solvers import AdmmSettings, solve_admm
 from nettrim.solvers.kernels import warm_up
 from nettrim.solvers.linalg import ShiftedGramSolver
@@ -431,10 +431,25 @@ def report(results: dict, quick: bool) -> str:
                 ],
             )
         )
+    if "auto" in results:
+        parts += ["", _size_rule_line(results["auto"])]
     verdicts = _verdicts(results)
     if verdicts:
         parts += ["", "## Targets", "", *verdicts]
     return "\n".join(parts)
+
+
+def _size_rule_line(rows: list[dict]) -> str:
+    """Whether ``solver="auto"``'s rule picks the faster solver on every measured size."""
+    agree = []
+    for r in rows:
+        faster = "clarabel" if r["clarabel_over_admm"] < 1 else "admm"
+        picked = resolve_solver("auto", (r["n"], r["d_out"]))
+        agree.append(faster == picked)
+    return (
+        f"solver='auto' runs Clarabel up to n*d_out = {AUTO_EXACT_MAX_ENTRIES} and the ADMM "
+        f"above: the faster of the two on {sum(agree)} of {len(agree)} sizes measured here"
+    )
 
 
 def main(argv=None) -> int:

@@ -21,11 +21,13 @@ from .validation import (
 ACTIVATIONS = ("relu", "linear")
 SOLVERS = ("auto", "admm", *EXACT_SOLVERS)
 DEFAULT_EPS = 0.05
-#: What ``solver="auto"`` runs. The ADMM was faster than Clarabel at every layer size
-#: measured, down to 60 samples x 10 inputs x 5 outputs (benchmarks/results/admm.md,
-#: "size rule" table), so no size goes to the exact path; use ``solver="clarabel"`` for an
-#: interior-point certificate.
+#: What ``solver="auto"`` runs: Clarabel for layers of at most ``AUTO_EXACT_MAX_ENTRIES``
+#: output entries ``n * d_out``, the ADMM above. Measured side by side
+#: (benchmarks/results/admm.md, "size rule" table): Clarabel was faster at 60 samples x 5
+#: outputs (300 entries), the ADMM from 100 x 10 (1000 entries) up.
 AUTO_SOLVER = "admm"
+AUTO_EXACT_SOLVER = "clarabel"
+AUTO_EXACT_MAX_ENTRIES = 500
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,9 @@ def trim_layer(
         frameworks may need e.g. ``1e-6`` to keep rounding noise out of Omega).
     solver : {"auto", "admm", "clarabel", "scs", "osqp"}
         Backend. ``"admm"`` is the fast path (:func:`nettrim.solvers.solve_admm`); the
-        others go through cvxpy, ``"osqp"`` for (P3) only. ``"auto"`` is the ADMM (it was
-        faster than Clarabel at every size measured; see ``AUTO_SOLVER``).
+        others go through cvxpy, ``"osqp"`` for (P3) only. ``"auto"``: Clarabel for tiny
+        layers (``n * d_out <= AUTO_EXACT_MAX_ENTRIES``), the ADMM for the rest (the
+        size rule the benchmark measured).
     tol : float, optional
         Backend tolerance; for the ADMM the relative duality gap at which it stops
         (``AdmmSettings.gap_tol``). Backend default when ``None``.
@@ -250,7 +253,7 @@ def trim_layer(
         tol = check_scalar("tol", tol, low=0.0, low_inclusive=False)
     if max_iter is not None:
         max_iter = int(check_scalar("max_iter", max_iter, low=1, integer=True))
-    backend = resolve_solver(solver)
+    backend = resolve_solver(solver, Y.shape)
     initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], bias, dtype)
     settings = admm_settings(tol, max_iter, solver_options) if backend == "admm" else None
 
@@ -309,9 +312,16 @@ def solve_program(
     )
 
 
-def resolve_solver(solver: str) -> str:
-    """The backend that ``solver`` (one of ``SOLVERS``) names: ``"auto"`` is ``AUTO_SOLVER``."""
-    return AUTO_SOLVER if solver == "auto" else solver
+def resolve_solver(solver: str, shape: tuple[int, int]) -> str:
+    """The backend that ``solver`` (one of ``SOLVERS``) names for outputs of ``shape``.
+
+    ``"auto"`` is ``AUTO_EXACT_SOLVER`` up to ``AUTO_EXACT_MAX_ENTRIES`` entries ``n * d_out``
+    and ``AUTO_SOLVER`` above.
+    """
+    if solver != "auto":
+        return solver
+    n, d_out = shape
+    return AUTO_EXACT_SOLVER if n * d_out <= AUTO_EXACT_MAX_ENTRIES else AUTO_SOLVER
 
 
 def admm_settings(

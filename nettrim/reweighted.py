@@ -153,7 +153,7 @@ def reweighted_trim_layer(
         penalty=penalty,
         active_tol=active_tol,
     )
-    backend = resolve_solver(solver)
+    backend = resolve_solver(solver, Ya.shape)
     settings = admm_settings(tol, max_iter, solver_options) if backend == "admm" else None
     current = np.vstack([first.W, first.b[None, :]]) if bias else first.W
     status, history, done = first.status, [first.nnz], 0

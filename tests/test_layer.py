@@ -177,3 +177,16 @@ def test_docstring_example_runs():
     outcome = runner.summarize(verbose=False)
     assert outcome.failed == 0
     assert outcome.attempted >= 6
+
+
+def test_auto_runs_clarabel_on_tiny_layers_and_the_admm_above():
+    from nettrim.layer import AUTO_EXACT_MAX_ENTRIES
+
+    rng = np.random.default_rng(5)
+    for n, m, expected in ((50, 4, "clarabel"), (200, 5, "admm")):
+        X = rng.standard_normal((n, 6))
+        Y = np.maximum(X @ rng.standard_normal((6, m)), 0.0)
+        assert (n * m <= AUTO_EXACT_MAX_ENTRIES) == (expected == "clarabel")
+        result = trim_layer(X, Y, eps=0.1)
+        assert result.info.solver == expected
+        assert result.status == "optimal"
