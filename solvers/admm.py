@@ -281,7 +281,7 @@ class _Meter:
             "column_objectives": column_l1 + 0.5 * p.penalty * self.col_sq
             if p.penalized
             else column_l1,
-            "column_violations": self.col_worst,
+            "column_violations": self.col_worst.copy(),
         }
 
 
