@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -106,6 +107,8 @@ def digits_section(quick: bool, layers: list[int]) -> list[dict]:
                     "violation_over_ymax": info.violation / float(Y.max()),
                     "speedup": ref_sec / info.seconds,
                     "nnz": res.nnz,
+                    "column_iterations": info.extra.get("column_iterations", float("nan")),
+                    "load": os.getloadavg()[0],
                 }
             )
             print(
@@ -194,6 +197,7 @@ def large_child() -> None:
     n, d, m = 16384, 2048, 2048
     X, Y = _synthetic_layer(n, d, m, np.float32, seed=1)
     warm_up(np.float32)
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     res = trim_layer(X, Y, eps=EPS, solver="admm")
     wall = time.perf_counter() - started
@@ -212,6 +216,9 @@ def large_child() -> None:
                 "sparsity": res.sparsity,
                 "peak_memory_gib": peak_kib / 2**20,
                 "max_iter": AdmmSettings().max_iter,
+                "blas_threads": BLAS_THREADS[0],
+                "load_before": load_before,
+                "load_after": os.getloadavg()[0],
             }
         )
     )
@@ -325,6 +332,7 @@ def report(results: dict, quick: bool) -> str:
                     "excess/eps",
                     "viol/max|Y|",
                     "nnz",
+                    "load",
                 ],
                 [
                     [
@@ -341,6 +349,7 @@ def report(results: dict, quick: bool) -> str:
                         _fmt(r["excess_over_eps"], ".1e"),
                         _fmt(r["violation_over_ymax"], ".1e"),
                         r["nnz"],
+                        _fmt(r.get("load", "n/a"), ".2f"),
                     ]
                     for r in results["digits"]
                 ],
@@ -381,6 +390,8 @@ def report(results: dict, quick: bool) -> str:
                     "viol/max|Y|",
                     "sparsity",
                     "peak GiB",
+                    "BLAS threads",
+                    "load before/after",
                 ],
                 [
                     [
@@ -394,6 +405,9 @@ def report(results: dict, quick: bool) -> str:
                         _fmt(r["violation_over_ymax"], ".1e"),
                         _fmt(r["sparsity"], ".3f"),
                         _fmt(r["peak_memory_gib"], ".2f"),
+                        r.get("blas_threads", 1),
+                        f"{_fmt(r.get('load_before', 'n/a'), '.2f')}/"
+                        f"{_fmt(r.get('load_after', 'n/a'), '.2f')}",
                     ]
                     for r in results["large"]
                 ],
@@ -475,13 +489,13 @@ def main(argv=None) -> int:
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(args.blas_threads)
+    BLAS_THREADS[0] = args.blas_threads
     if args.large_child:
         large_child()
         return 0
     sections = set(args.sections.split(","))
     if args.quick:
         sections.discard("large")
-    BLAS_THREADS[0] = args.blas_threads
     results: dict = {"machine": machine_info(), "quick": args.quick}
     warm_up(np.float64)
     warm_up(np.float32)
