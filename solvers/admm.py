@@ -329,7 +329,8 @@ def solve_admm(
     Parameters
     ----------
     problem : NetTrimProblem
-        The program; ``X`` float32 or float64 sets the working precision.
+        The program, float32 or float64 (``settings.precision`` sets the precision of the
+        iterations; the result is measured and certified in the problem's).
     settings : AdmmSettings, optional
         Penalties, tolerances, limits (defaults when ``None``).
     warm_start : ndarray of shape (d, m), optional
@@ -342,7 +343,9 @@ def solve_admm(
     SolverResult
         ``x = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
         dual bound and gap of the certificate; ``info.extra`` holds the final penalties,
-        the number of penalty updates and the polish figures.
+        the number of penalty updates, the working precision, the mean iterations per
+        column (``column_iterations``: fewer than ``iterations`` when columns were set
+        aside) and the polish figures.
     """
     settings = settings or AdmmSettings()
     weights = problem.weight_matrix()
