@@ -44,6 +44,22 @@ def test_reweighting_is_sparser_at_the_same_eps(planted_layer):
     assert result.program == "P1"
 
 
+def test_round_weights_keep_the_previous_l1_norm(planted_layer):
+    """A round's weights are scaled so the previous solution keeps its L1 norm.
+
+    The previous solution is feasible, so the round's optimal weighted objective is at most
+    the plain L1 optimum (unscaled weights ``1 / (|W| + delta)`` would give about the count
+    of non-zeros instead, whatever the scale of the weights: 0.01 makes the two differ).
+    """
+    X, _, _, Y = planted_layer(2, **LAYER)
+    Y = 0.01 * Y
+    plain = trim_layer(X, Y, eps=0.1, bias=False, solver="clarabel")
+    one = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=1, solver="clarabel")
+    assert one.info.extra["rounds"] == 1
+    assert one.info.extra["weighted_objective"] <= plain.info.objective * (1 + 1e-6)
+    assert one.nnz <= plain.nnz
+
+
 def test_admm_rounds_match_the_exact_rounds(planted_layer):
     """The fast path: warm-started ADMM rounds reach the sparsity of the exact rounds."""
     # too few samples for L1 to find the support
