@@ -7,10 +7,17 @@ splits it deterministically (stratified, seeded: 3500 train / 1500 test), trains
 scikit-learn ``MLPClassifier(hidden_layer_sizes=(300, 100))`` with ReLU (seeded) once, and
 caches the weights as ``.npz`` under ``benchmarks/.cache/``. Later calls load the cache.
 
+``load_mnist_mlp(validation=700)`` is the same recipe on a smaller training set: the 3500
+training images split again (stratified, its own seed) into 2800 to train a *second*
+network on and 700 validation images; the 1500 test images are not touched. Settings of
+the pruning (eps, reweighting rounds, ...) are chosen on that network and its validation
+images, then reported once on the benchmark network and the test images.
+
 Usage::
 
     from benchmarks.mnist_mlp import load_mnist_mlp      # or: python benchmarks/mnist_mlp.py
     network, X_train, y_train, X_test, y_test = load_mnist_mlp()
+    network, X_fit, y_fit, X_val, y_val = load_mnist_mlp(validation=700)
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ N_TRAIN = 3500
 N_TEST = 1500
 HIDDEN = (300, 100)
 SEED = 0
+#: Seed of the validation split carved from the training images (``validation=``).
+VALIDATION_SEED = 1
 MAX_ITER = 200
 CACHE_DIR = Path(__file__).resolve().parent / ".cache"
 _DATA_FILE = "mnist_5k.csv.gz"
@@ -80,9 +89,10 @@ def stratified_split(y: np.ndarray, n_test: int, seed: int) -> tuple[np.ndarray,
     return train_idx, test_idx
 
 
-def _cache_path() -> Path:
+def _cache_path(n_train: int = N_TRAIN) -> Path:
     tag = "-".join(map(str, HIDDEN))
-    return CACHE_DIR / f"mnist_mlp_{tag}_seed{SEED}_it{MAX_ITER}_n{N_TRAIN}.npz"
+    suffix = "" if n_train == N_TRAIN else f"_val{VALIDATION_SEED}"
+    return CACHE_DIR / f"mnist_mlp_{tag}_seed{SEED}_it{MAX_ITER}_n{n_train}{suffix}.npz"
 
 
 def _train(X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -110,7 +120,7 @@ def _train(X: np.ndarray, y: np.ndarray) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def load_mnist_mlp(
-    *, retrain: bool = False
+    *, retrain: bool = False, validation: int = 0
 ) -> tuple[Network, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The trained 784-300-100-10 MLP and its data splits.
 
@@ -118,23 +128,38 @@ def load_mnist_mlp(
     ----------
     retrain : bool
         Train again even when the cache exists (and overwrite it).
+    validation : int
+        When positive: hold this many of the training images out (stratified split,
+        ``VALIDATION_SEED``), train the network on the rest, and return the held-out images
+        in place of the test set (which is then not used at all). For choosing settings
+        without looking at the test set.
 
     Returns
     -------
     network : nettrim.Network
         Three dense layers, ``W`` of shapes (784, 300), (300, 100), (100, 10) (samples are
         rows, scikit-learn's ``coefs_`` layout); ReLU, ReLU, linear (the logits).
-    X_train : ndarray of shape (3500, 784)
+    X_train : ndarray of shape (3500 - validation, 784)
         Training images, pixels in ``[0, 1]`` (float64): the calibration set.
-    y_train : ndarray of shape (3500,)
-    X_test : ndarray of shape (1500, 784)
-        Held-out images.
-    y_test : ndarray of shape (1500,)
+    y_train : ndarray of shape (3500 - validation,)
+    X_test : ndarray of shape (1500, 784), or (validation, 784)
+        Held-out images: the test set, or the validation images.
+    y_test : ndarray of shape (1500,), or (validation,)
     """
     X, y = load_mnist_5k()
     train_idx, test_idx = stratified_split(y, N_TEST, SEED)
     X_train, y_train, X_test, y_test = X[train_idx], y[train_idx], X[test_idx], y[test_idx]
-    path = _cache_path()
+    if validation:
+        if not 0 < validation < len(y_train):
+            raise ValueError(f"validation must be in (0, {len(y_train)}), got {validation}")
+        fit_idx, val_idx = stratified_split(y_train, validation, VALIDATION_SEED)
+        X_train, y_train, X_test, y_test = (
+            X_train[fit_idx],
+            y_train[fit_idx],
+            X_train[val_idx],
+            y_train[val_idx],
+        )
+    path = _cache_path(len(y_train))
     if retrain or not path.is_file():
         weights, biases = _train(X_train, y_train)
         CACHE_DIR.mkdir(parents=True, exist_ok=True)
@@ -152,8 +177,12 @@ def load_mnist_mlp(
 
 
 if __name__ == "__main__":
-    net, Xtr, ytr, Xte, yte = load_mnist_mlp(retrain="--retrain" in sys.argv[1:])
+    held_out = 700 if "--validation" in sys.argv[1:] else 0
+    net, Xtr, ytr, Xte, yte = load_mnist_mlp(
+        retrain="--retrain" in sys.argv[1:], validation=held_out
+    )
+    kind = "validation" if held_out else "test"
     shapes = ", ".join(f"{layer.W.shape}" for layer in net.layers)
-    print(f"layers {shapes}; train {Xtr.shape}, test {Xte.shape}")
+    print(f"layers {shapes}; train {Xtr.shape}, {kind} {Xte.shape}")
     train_acc, test_acc = net.accuracy(Xtr, ytr), net.accuracy(Xte, yte)
-    print(f"train accuracy {train_acc:.4f}, test accuracy {test_acc:.4f}")
+    print(f"train accuracy {train_acc:.4f}, {kind} accuracy {test_acc:.4f}")
