@@ -19,7 +19,8 @@ the guarantees of Net-Trim (Proposition 1 and the network bounds) hold unchanged
 
 Per-entry weights live in :attr:`nettrim.solvers.NetTrimProblem.entry_weights`. Every
 backend honours them: the ADMM (the default, through ``solver="auto"``) warm-starts each
-round from the previous one, so a round costs a fraction of the first solve; the exact
+round from the previous one (a round still costs one to two plain solves: the new
+thresholds move the support); the exact
 backends (Clarabel, SCS, OSQP for the penalized form) are the small-layer, certified path.
 """
 
