@@ -18,8 +18,11 @@ Every ``check_every`` iterations the returned point ``S`` itself is measured (ba
 violation off Omega, L1 norm) and the multiplier ``Lam = rho1 U`` is turned into a dual
 certificate (:mod:`.duality`): the solve stops when ``S`` is feasible to ``feas_tol`` and
 the relative duality gap is below ``gap_tol``, or when the primal and dual residuals are
-below ``tol_abs``/``tol_rel`` (Boyd et al. 2011, §3.3). A diverging multiplier that is a
-Farkas ray proves the program infeasible.
+below ``tol_abs``/``tol_rel`` (Boyd et al. 2011, §3.3). A certified ``S`` whose only fault
+is a small violation off Omega (a max over every entry, which lags the gap by a third of
+the iterations) is repaired on its support (:func:`.polish.repair_violations`) and
+returned when the repaired point is feasible with a certified gap. A diverging multiplier
+that is a Farkas ray proves the program infeasible.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import numpy as np
 from . import kernels
 from .duality import DualCertifier, feasible_multiplier
 from .linalg import ShiftedGramSolver
-from .polish import polish_support
+from .polish import polish_support, repair_violations
 from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
 
@@ -47,6 +50,17 @@ PRECISIONS = ("auto", "float32", "float64")
 #: ``precision="auto"`` iterates in float32 only when both tolerances are at least this:
 #: float32 iterates carry relative errors near 1e-6, a thousand times below it.
 MIXED_PRECISION_MIN_TOL = 1e-4
+#: Checks of mixed-precision iterations take this much (relative to the targets' norm) off
+#: the ball's tolerance: a float32 measure of a residual errs by about 1e-6 of the targets.
+MIXED_ROUNDING = 1e-5
+#: A certified point is repaired (:func:`.polish.repair_violations`) when its ball is met
+#: and its violation off Omega is at most this many times the tolerance.
+REPAIR_MAX_VIOLATION = 10.0
+#: ... and, for a layer-wide ball, its gap at most this fraction of ``gap_tol``: the repair
+#: adds to the L1 norm and moves every column. (Separable programs try at any certified gap:
+#: the columns still iterating are few by then, and an attempt is cheap.)
+REPAIR_GAP_FRACTION = 0.8
+REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
 
 
 @dataclass(frozen=True)
@@ -80,8 +94,10 @@ class AdmmSettings:
     adapt_factor : float
         A penalty changes only when the balancing factor exceeds this (or its inverse).
     polish : bool
-        When ``S`` is still outside the constraints at the end, refit it on its support
-        (see :mod:`.polish`) until it is inside to ``feas_tol``.
+        Work on the support of ``S`` (see :mod:`.polish`): during the solve, repair a
+        certified point whose violations off Omega lag (it stops there when the repaired
+        point is feasible with a certified gap); at the end, when ``S`` is still outside the
+        constraints, refit it until it is inside to ``feas_tol``.
     infeasibility_tol : float
         Tolerance of the Farkas-ray test that declares the program infeasible.
     time_limit : float or None
@@ -239,8 +255,12 @@ def _ball_scale(
     return np.full(col_sq.shape[0], radius / norm if norm > radius else 1.0)
 
 
-def _feasibility(problem: NetTrimProblem, figures: dict, feas_tol: float) -> bool:
-    return problem.is_feasible(figures["column_residuals"], figures["violation"], feas_tol)
+def _feasibility(
+    problem: NetTrimProblem, figures: dict, feas_tol: float, rounding: float = 0.0
+) -> bool:
+    return problem.is_feasible(
+        figures["column_residuals"], figures["violation"], feas_tol, rounding
+    )
 
 
 class _Meter:
@@ -407,6 +427,9 @@ def solve_admm(
     )
     y_max = sp.target_scale[2] or 1.0  # the violation's scale (and its set-up cost)
     radius_max = (float(np.max(sp.radius, initial=0.0)) if not sp.penalized else 0.0) or 1.0
+    # checks in a lower working precision ask the ball a little more, so that the returned
+    # weights, measured again in the problem's precision, meet feas_tol without a polish
+    rounding = MIXED_ROUNDING if dtype != problem.dtype else 0.0
     setup_seconds = time.perf_counter() - started
     st = c.st
     if warm_start is not None:
@@ -431,6 +454,9 @@ def solve_admm(
     next_adapt = settings.adapt_every
     n_checks = 0
     polish_info: dict = {}
+    S_repaired = None
+    n_repaired = 0  # columns finished by a repair (those still iterating when it succeeds)
+    all_set_aside = False
     iteration = 0
     history = []
     for iteration in range(1, settings.max_iter + 1):
@@ -482,7 +508,7 @@ def solve_admm(
             lower = float(np.sum(bounds)) + lower_done
             objective = figures["objective"] + objective_done
             gap = objective - lower
-            feasible = _feasibility(c.it, figures, settings.feas_tol)
+            feasible = _feasibility(c.it, figures, settings.feas_tol, rounding)
             rel_gap = gap / max(abs(objective), _TINY)
             if verbose:
                 print(
@@ -500,6 +526,23 @@ def solve_admm(
                 # with a feasible point are the classical ADMM optimality test
                 status, message = Status.OPTIMAL, "primal and dual residuals converged"
                 break
+            if (
+                settings.polish
+                and rel_gap <= (1.0 if separable else REPAIR_GAP_FRACTION) * settings.gap_tol
+                and _repairable(c.it, figures, settings.feas_tol)
+            ):
+                # certified, and outside the constraints only by violations off Omega that
+                # lag the gap: repaired on the support, the point may be done already
+                repaired = _repair(c, settings)
+                if repaired is not None:
+                    S_fix, objective_fix, bound_fix, feasible_fix = repaired
+                    total = objective_done + objective_fix
+                    if feasible_fix and total - lower_done - bound_fix <= (
+                        settings.gap_tol * max(abs(total), _TINY)
+                    ):
+                        S_repaired, n_repaired = S_fix, c.index.size
+                        status, message = Status.OPTIMAL, REPAIRED_MESSAGE
+                        break
             n_checks += 1
             if n_checks % FARKAS_EVERY == 0:
                 Lam = c.multiplier()
@@ -508,12 +551,17 @@ def solve_admm(
                     break
                 c.Lam_prev[...] = Lam
             if separable and settings.freeze_columns:
-                done = _columns_done(c.it, figures, bounds, settings)
+                done = _columns_done(c.it, figures, bounds, settings, rounding)
                 if done.sum() >= max(1.0, FREEZE_FRACTION * k):
                     objective_done += float(np.sum(figures["column_objectives"][done]))
                     lower_done += float(np.sum(bounds[done]))
                     S_done[:, c.index[done]] = c.weights_true()[:, done]
                     Lam_done[:, c.index[done]] = c.multiplier()[:, done]
+                    if done.all():  # every column is set aside: the whole program is done
+                        all_set_aside = True
+                        status, message = Status.OPTIMAL, "every column feasible with a "
+                        message += "certified duality gap of its own"
+                        break
                     c = c.restrict(~done)
         # penalties adapt ever more rarely (interval grows with each change), so they
         # settle and the fixed-penalty convergence theory applies eventually
@@ -549,7 +597,15 @@ def solve_admm(
             compile_seconds=compile_seconds,
         )
 
-    if c.index.size == m:  # nothing set aside: the state is the whole program's
+    if S_repaired is not None and c.index.size == m:
+        S, Lam = S_repaired, c.multiplier()
+    elif S_repaired is not None:
+        S, Lam = S_done, Lam_done
+        S[:, c.index] = S_repaired
+        Lam[:, c.index] = c.multiplier()
+    elif all_set_aside:
+        S, Lam = S_done, Lam_done
+    elif c.index.size == m:  # nothing set aside: the state is the whole program's
         S, Lam = c.weights_true(), c.multiplier()
     else:
         S, Lam = S_done, Lam_done
@@ -584,6 +640,7 @@ def solve_admm(
             "setup_seconds": setup_seconds,
             "rho": float(np.median(c.rho1)),
             "rho2": float(np.median(c.rho2)),
+            "repaired_columns": n_repaired,
             "penalty_updates": n_updates,
             "sigma": sigma,
             "woodbury": gram.woodbury,
@@ -616,16 +673,27 @@ class _Columns:
         self.Lam_prev = np.zeros(st.U.shape)
         self.kernel_args = work.kernel_arrays()
 
+    # scalars and factors reach the kernels in the working precision: a float64 operand
+    # would promote every float32 element and halve the SIMD width (twice the time)
     def relax(self, XW: np.ndarray, alpha: float) -> None:
         st = self.st
         Y, active, _, _, all_active = self.kernel_args
+        alpha = XW.dtype.type(alpha)
         kernels.relax_and_measure(XW, st.Z, st.U, Y, active, alpha, all_active, st.col_sq)
 
     def project(self, XW: np.ndarray, alpha: float, with_stats: bool = True) -> None:
         st = self.st
-        scale = _ball_scale(self.work, st.col_sq, self.rho1, self.beta)
+        scale = _ball_scale(self.work, st.col_sq, self.rho1, self.beta).astype(XW.dtype)
         kernels.project_and_update(
-            XW, *self.kernel_args, alpha, scale, st.Z, st.U, st.D, st.zstats, with_stats
+            XW,
+            *self.kernel_args,
+            XW.dtype.type(alpha),
+            scale,
+            st.Z,
+            st.U,
+            st.D,
+            st.zstats,
+            with_stats,
         )
 
     def weights_true(self) -> np.ndarray:
@@ -661,17 +729,46 @@ class _Columns:
 
 
 def _columns_done(
-    problem: NetTrimProblem, figures: dict, bounds: np.ndarray, settings: AdmmSettings
+    problem: NetTrimProblem,
+    figures: dict,
+    bounds: np.ndarray,
+    settings: AdmmSettings,
+    rounding: float,
 ) -> np.ndarray:
     """Columns of a separable program that are feasible with a certified gap of their own."""
-    _, targets, y_max = problem.target_scale
-    tol = settings.feas_tol
-    done = figures["column_violations"] <= tol * y_max
-    if not problem.penalized:
-        allowed = problem.radius * (1 + tol) + tol**2 * targets
-        done &= figures["column_residuals"] <= allowed
+    done = problem.feasible_columns(
+        figures["column_residuals"], figures["column_violations"], settings.feas_tol, rounding
+    )
     objective = figures["column_objectives"]
     return done & (objective - bounds <= settings.gap_tol * np.maximum(np.abs(objective), _TINY))
+
+
+def _repairable(problem: NetTrimProblem, figures: dict, feas_tol: float) -> bool:
+    """Whether only a violation off Omega, not too large, keeps a point from feasibility."""
+    return (
+        problem.is_feasible(figures["column_residuals"], 0.0, feas_tol)
+        and figures["violation"] <= REPAIR_MAX_VIOLATION * feas_tol * problem.target_scale[2]
+    )
+
+
+def _repair(c: _Columns, settings: AdmmSettings) -> tuple[np.ndarray, float, float, bool] | None:
+    """:func:`.polish.repair_violations` on the current ``S`` (of the columns iterating).
+
+    Measured and certified in the problem's precision, with the bound of the relaxed
+    program at the repaired point (as in the checks). Returns the repaired weights, their
+    objective, the dual bound and whether they are feasible; ``None`` when nothing moved.
+    """
+    S = c.weights_true()
+    repaired = repair_violations(c.sp, S, feas_tol=settings.feas_tol)
+    if repaired is S:
+        return None
+    meter = _Meter(c.sp)
+    figures = meter(repaired)
+    bound = DualCertifier(c.sp).bound(
+        c.st.U, c.rho1 / c.beta, XS=meter.XS, column_residuals=figures["column_residuals"]
+    )
+    feasible = _feasibility(c.sp, figures, settings.feas_tol)
+    return repaired, float(figures["objective"]), float(bound), feasible
 
 
 def _balance(r, r_scale, s, s_scale):

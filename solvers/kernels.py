@@ -216,8 +216,11 @@ def warm_up(dtype=np.float64) -> None:
     col = np.zeros(m, np.float64)
     stats = np.zeros((5, m), np.float64)
     ones = np.ones(m)
-    relax_and_measure(XW, Z, U, Y, active, 1.5, False, col)
-    project_and_update(XW, Y, active, upper, True, False, 1.5, ones, Z, U, A, stats, True)
+    alpha = np.dtype(dtype).type(1.5)  # the solver passes scalars in the working precision
+    relax_and_measure(XW, Z, U, Y, active, alpha, False, col)
+    project_and_update(
+        XW, Y, active, upper, True, False, alpha, ones.astype(dtype), Z, U, A, stats, True
+    )
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
     shrink_and_update(W, S, T, np.ones((d, 1)), ones, 1.5, stats)
     measure_point(XW, Y, active, upper, True, False, col, col.copy())

@@ -11,6 +11,7 @@ so the L1 norm changes as little as possible and the support never grows.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 from .problem import NetTrimProblem
 
@@ -99,3 +100,95 @@ def polish_support(
             low = mid
     point = S + np.asarray(high, S.dtype) * (refit - S)
     return point, {"polished": True, "polish_step": high}
+
+
+#: Rounds of :func:`repair_violations` (each holds the entries violated so far at their bound).
+REPAIR_ROUNDS = 3
+#: Entries violated by more than this fraction of the tolerance are moved to their bound.
+REPAIR_THRESHOLD = 0.5
+#: Ridge of the repair's Gram matrix, relative to its mean diagonal.
+REPAIR_RIDGE = 1e-10
+_TINY = 1e-300
+
+
+def repair_violations(
+    problem: NetTrimProblem,
+    S: np.ndarray,
+    *,
+    feas_tol: float,
+    rounds: int = REPAIR_ROUNDS,
+) -> np.ndarray:
+    """A small change of ``S`` on its support that puts its violations off Omega at ``V``.
+
+    The ADMM's point ``S`` is exactly sparse; near convergence its duality gap is small
+    long before its largest violation off Omega, a max over ``n x m`` entries, is below
+    ``feas_tol * max|Y|`` (the iterate ``Z`` meets the bounds, ``X S`` only in the limit).
+    Per column, the entries violated by more than ``REPAIR_THRESHOLD`` of the tolerance
+    are held at their bound by the change ``delta`` of the column on its support that moves
+    its outputs least (:func:`_least_output_change`); ``rounds`` times, since moving a
+    column may push other entries over. The caller measures the result and keeps it only
+    when it is feasible with a certified gap. The support never grows.
+    """
+    if problem.active is None:
+        return S
+    X = problem.X
+    V = problem.upper_bounds()
+    threshold = REPAIR_THRESHOLD * feas_tol * problem.target_scale[2]
+    X64 = X.astype(np.float64, copy=False)
+    gram = X64.T @ X64
+    ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
+    per_column_ball = problem.per_column and not problem.penalized
+    S = S.copy()
+    XS = X @ S
+    held = np.zeros(XS.shape, dtype=bool)
+    for _ in range(rounds):
+        excess = XS - V
+        over = ~problem.active & (excess > threshold)
+        if not over.any():
+            break
+        held |= over
+        if per_column_ball:
+            R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
+            residual_sq = np.einsum("ij,ij->j", R, R)
+            slope = X64.T @ R  # the gradient of half the squared residual, per column
+        for j in np.flatnonzero(over.any(axis=0)):
+            rows, support = np.flatnonzero(held[:, j]), np.flatnonzero(S[:, j])
+            if support.size == 0:
+                continue
+            G = gram[np.ix_(support, support)]
+            A, target = X64[np.ix_(rows, support)], V[rows, j] - XS[rows, j]
+            delta = _least_output_change(G, ridge, A, target)
+            if per_column_ball:
+                # ||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta (G over
+                # every row, Omega's part and more); past the radius, ask the first-order
+                # term for what the ball needs, as one more row
+                g, curvature = slope[support, j], float(delta @ G @ delta)
+                budget = float(problem.radius[j]) ** 2 - residual_sq[j] - curvature
+                if 2 * float(g @ delta) > budget:
+                    A, target = np.vstack([A, g]), np.append(target, 0.5 * budget)
+                    delta = _least_output_change(G, ridge, A, target)
+            S[support, j] += delta.astype(S.dtype, copy=False)
+        XS = X @ S  # one product for every column moved this round
+    return S
+
+
+def _least_output_change(
+    gram: np.ndarray, ridge: float, A: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """``delta`` with ``A delta = target`` that changes the outputs ``X delta`` least.
+
+    ``min ||X delta||^2 s.t. A delta = target`` with ``G = X^T X`` on the support (plus a
+    ridge that keeps it definite): ``delta = G^-1 A^T (A G^-1 A^T)^-1 target``, the last
+    system solved by least squares (its rows may be dependent or outnumber the support).
+    Moving the outputs least keeps the ball's residual and the other entries where they
+    were, where a least change of ``delta`` itself would not.
+    """
+    G = gram + ridge * np.eye(gram.shape[0])
+    GA = cho_solve(cho_factor(G), A.T)
+    K = A @ GA
+    if K.shape[0] <= K.shape[1]:
+        try:
+            return GA @ cho_solve(cho_factor(K), target)
+        except np.linalg.LinAlgError:
+            pass  # dependent rows: least squares below
+    return GA @ np.linalg.lstsq(K, target, rcond=None)[0]

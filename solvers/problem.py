@@ -103,23 +103,56 @@ class NetTrimProblem:
             y_max = float(np.abs(self.Y).max(initial=0.0))
         return float(np.sqrt(np.sum(cols**2))), cols, float(y_max)
 
-    def is_feasible(self, column_residuals: np.ndarray, violation: float, feas_tol: float) -> bool:
+    def is_feasible(
+        self,
+        column_residuals: np.ndarray,
+        violation: float,
+        feas_tol: float,
+        rounding: float = 0.0,
+    ) -> bool:
         """Whether a point with these figures satisfies the constraints to ``feas_tol``.
 
-        Ball: ``residual <= radius * (1 + feas_tol) + feas_tol**2 * ||Y_Omega||`` (per column
-        with per-column balls; the second term gives ``eps = 0`` a tolerance). Off Omega:
-        ``violation <= feas_tol * max|Y|``.
+        Ball: ``residual <= radius + max(feas_tol * radius, feas_tol**2 * ||Y_Omega||)`` (per
+        column with per-column balls): relative to the radius, with an absolute floor that
+        gives ``eps = 0`` (and radii below ``feas_tol * ||Y_Omega||``) a tolerance without
+        loosening the relative one (less ``rounding``, see :meth:`allowed_residuals`). Off
+        Omega: ``violation <= feas_tol * max|Y|``.
         """
-        total, cols, y_max = self.target_scale
-        if violation > feas_tol * y_max:
+        if violation > feas_tol * self.target_scale[2]:
             return False
         if self.penalized:
             return True
+        allowed = self.allowed_residuals(feas_tol, rounding)
         if self.per_column:
-            allowed = self.radius * (1 + feas_tol) + feas_tol**2 * cols
             return bool(np.all(column_residuals <= allowed))
-        residual = float(np.sqrt(np.sum(np.square(column_residuals))))
-        return residual <= float(self.radius) * (1 + feas_tol) + feas_tol**2 * total
+        return float(np.sqrt(np.sum(np.square(column_residuals)))) <= allowed
+
+    def allowed_residuals(self, feas_tol: float, rounding: float = 0.0) -> float | np.ndarray:
+        """The ball's residual allowed by :meth:`is_feasible` (per column with per-column
+        balls; ``inf`` for (P3)).
+
+        ``rounding`` (relative to the targets' norm) is taken off the tolerance, at most
+        half of it: a measure in a lower precision than the problem's asks that much more.
+        """
+        if self.penalized:
+            return np.inf
+        total, cols, _ = self.target_scale
+        radius, scale = (self.radius, cols) if self.per_column else (float(self.radius), total)
+        slack = np.maximum(feas_tol * radius, feas_tol**2 * scale)
+        return radius + slack - np.minimum(rounding * scale, 0.5 * slack)
+
+    def feasible_columns(
+        self,
+        column_residuals: np.ndarray,
+        column_violations: np.ndarray,
+        feas_tol: float,
+        rounding: float = 0.0,
+    ) -> np.ndarray:
+        """Per column, whether it is feasible to ``feas_tol`` (separable programs only)."""
+        ok = np.asarray(column_violations) <= feas_tol * self.target_scale[2]
+        if not self.penalized:
+            ok &= np.asarray(column_residuals) <= self.allowed_residuals(feas_tol, rounding)
+        return ok
 
     def upper_bounds(self) -> np.ndarray:
         """``V`` as a full ``(n, m)`` array (zeros when none was given)."""
@@ -139,15 +172,20 @@ class NetTrimProblem:
         def pick(A):
             return None if A is None else np.ascontiguousarray(A[:, keep])
 
-        return replace(
+        _, cols, y_max = self.target_scale
+        part = replace(
             self,
             Y=pick(self.Y),
             active=pick(self.active),
             upper=pick(self.upper),
             radius=np.asarray(self.radius)[keep] if self.per_column else self.radius,
             entry_weights=pick(self.entry_weights),
-            violation_scale=self.target_scale[2],
+            violation_scale=y_max,
         )
+        # the target norms of the kept columns are known: spare a pass over Y
+        cols = cols[keep]
+        part.__dict__["target_scale"] = (float(np.sqrt(np.sum(cols**2))), cols, y_max)
+        return part
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
         """``(Y, active, upper, has_upper, all_active)`` as the numba kernels take them:

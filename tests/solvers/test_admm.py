@@ -234,10 +234,13 @@ def test_freezing_columns_of_separable_programs(kw):
     assert frozen.status == plain.status == "optimal"
     assert frozen.info.extra["column_iterations"] < frozen.info.iterations
     assert plain.info.extra["column_iterations"] == plain.info.iterations
-    for result in (frozen, plain):  # each certifies itself against the other's objective
+    # each certifies itself, and its bound lies below the exact optimum (not always below
+    # the other's objective: a point feasible to feas_tol may undercut the optimum a little)
+    exact = solve_exact(p, solver="clarabel")
+    for result in (frozen, plain):
         assert result.info.gap <= 1e-3 * result.info.objective * (1 + 1e-9)
-        other = plain if result is frozen else frozen
-        assert result.info.dual_bound <= other.info.objective * (1 + 1e-9)
+        assert result.info.dual_bound <= exact.info.objective * (1 + 1e-7)
+        assert result.info.objective == pytest.approx(exact.info.objective, rel=2e-3)
     # the figures are those of the assembled weights
     figures = p.evaluate(frozen.x)
     assert frozen.info.objective == pytest.approx(figures["objective"], rel=1e-9)

@@ -105,3 +105,34 @@ def test_linear_program_fits_every_entry():
     )
     assert figures["residual"] == pytest.approx(math.sqrt(4.5), **EXACT)
     assert figures["violation"] == 0.0
+
+
+def test_feasibility_tolerance_is_relative_with_an_absolute_floor():
+    # Y_Omega has norm sqrt(1 + 0.25 + 9 + 1) = sqrt(11.25); radius 1 (layer-wide)
+    problem = _problem()
+    total = problem.target_scale[0]
+    assert total == pytest.approx(math.sqrt(11.25), **EXACT)
+    tol = 1e-3
+    # the relative tolerance decides while it is the larger: 1e-3 of the radius, no more
+    assert problem.allowed_residuals(tol) == pytest.approx(1.0 + tol, **EXACT)
+    assert problem.is_feasible(np.array([1.0 + 0.999 * tol, 0.0]), 0.0, tol)
+    assert not problem.is_feasible(np.array([1.0 + 1.001 * tol, 0.0]), 0.0, tol)
+    # eps = 0: the absolute floor tol**2 * ||Y_Omega|| gives exact fits a tolerance
+    exact_fit = _problem(radius=0.0)
+    assert exact_fit.allowed_residuals(tol) == pytest.approx(tol**2 * total, **EXACT)
+    assert exact_fit.is_feasible(np.array([0.9 * tol**2 * total, 0.0]), 0.0, tol)
+    # rounding is taken off the tolerance, never more than half of it
+    assert problem.allowed_residuals(tol, 1e-5) == pytest.approx(1.0 + tol - 1e-5 * total)
+    assert problem.allowed_residuals(tol, 1.0) == pytest.approx(1.0 + tol / 2)
+    # violations: feas_tol * max|Y| = 3e-3
+    assert problem.is_feasible(np.zeros(2), 2.9e-3, tol)
+    assert not problem.is_feasible(np.zeros(2), 3.1e-3, tol)
+
+
+def test_feasible_columns_per_column():
+    problem = _problem(radius=np.array([0.5, 1.0]))
+    tol = 1e-3
+    ok = problem.feasible_columns(np.array([0.5006, 1.002]), np.array([0.0, 0.0]), tol)
+    np.testing.assert_array_equal(ok, [False, False])
+    ok = problem.feasible_columns(np.array([0.4, 0.9]), np.array([0.0, 0.004]), tol)
+    np.testing.assert_array_equal(ok, [True, False])

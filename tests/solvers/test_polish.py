@@ -1,0 +1,82 @@
+"""Work on the support of a point: the violation repair and its use by the ADMM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_admm import make_layer, problem  # tests/solvers is on sys.path (rootdir-less)
+
+from nettrim.solvers import AdmmSettings, solve_admm, solve_exact
+from nettrim.solvers.admm import REPAIRED_MESSAGE
+from nettrim.solvers.polish import REPAIR_THRESHOLD, _least_output_change, repair_violations
+
+
+def _violations(p, S):
+    """Per column, the largest ``(X S - V)_+`` off Omega."""
+    excess = np.where(p.active, -np.inf, p.X @ S - p.upper_bounds())
+    return np.maximum(excess.max(axis=0), 0.0)
+
+
+def test_least_output_change_meets_the_rows_and_moves_the_outputs_least():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 8))
+    A = X[:3]
+    target = rng.standard_normal(3)
+    gram = X.T @ X
+    delta = _least_output_change(gram, 0.0, A, target)
+    np.testing.assert_allclose(A @ delta, target, rtol=1e-10, atol=1e-10)
+    # any other solution differs by a null-space vector of A and moves X delta more
+    null = np.linalg.svd(A)[2][3:].T
+    for _ in range(5):
+        other = delta + null @ rng.standard_normal(null.shape[1])
+        assert np.linalg.norm(X @ other) > np.linalg.norm(X @ delta)
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_repair_removes_violations_on_the_support(per_neuron):
+    X, Y = make_layer(5, 200, 12, 6)
+    p = problem(X, Y, per_neuron=per_neuron)
+    # a late iterate (the regime the ADMM repairs in): violations of a few times feas_tol
+    early = solve_admm(p, AdmmSettings(max_iter=220, polish=False)).x
+    before = _violations(p, early)
+    tol = 1e-3
+    assert tol * np.abs(Y).max() < before.max() < 10 * tol * np.abs(Y).max()
+    repaired = repair_violations(p, early, feas_tol=tol)
+    assert repaired is not early and early is not None
+    # the support never grows, and columns without violations do not move
+    assert not np.any((repaired != 0) & (early == 0))
+    quiet = before <= REPAIR_THRESHOLD * tol * np.abs(Y).max()
+    np.testing.assert_array_equal(repaired[:, quiet], early[:, quiet])
+    after = _violations(p, repaired)
+    assert after.max() < before.max()
+    if per_neuron:  # the extra row keeps every ball it can: none grows past its radius
+        residuals = p.column_residuals(repaired)
+        grown = residuals > np.maximum(p.column_residuals(early), p.radius) * (1 + 1e-6)
+        assert not grown.any()
+
+
+def test_repair_leaves_programs_without_inequalities_alone():
+    X, Y = make_layer(6, 60, 6, 3, relu=False)
+    p = problem(X, Y, activation="linear")
+    S = solve_admm(p, AdmmSettings(max_iter=20, polish=False)).x
+    assert repair_violations(p, S, feas_tol=1e-3) is S
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_admm_stops_at_a_repaired_point_that_is_certified(per_neuron):
+    """A repaired result is feasible, certified, and as good as the unrepaired solve."""
+    X, Y = make_layer(3, 400, 30, 20)
+    p = problem(X, Y, per_neuron=per_neuron)
+    repaired = solve_admm(p)
+    assert repaired.info.message == REPAIRED_MESSAGE
+    assert repaired.info.extra["repaired_columns"] > 0
+    plain = solve_admm(p, AdmmSettings(polish=False))  # no repair: iterates to the end
+    assert plain.info.extra["repaired_columns"] == 0
+    assert repaired.info.iterations < plain.info.iterations
+    exact = solve_exact(p, solver="clarabel")
+    figures = p.evaluate(repaired.x)
+    assert p.is_feasible(p.column_residuals(repaired.x), figures["violation"], 1e-3)
+    assert repaired.info.gap <= 1e-3 * repaired.info.objective
+    assert repaired.info.dual_bound <= exact.info.objective * (1 + 1e-7)
+    assert repaired.info.objective == pytest.approx(exact.info.objective, rel=1e-3)
+    assert repaired.info.objective == pytest.approx(figures["objective"], rel=1e-12)
