@@ -525,7 +525,7 @@ def report(payload: dict, name: str) -> None:
     load = payload["load_average"]
     load_line = (
         f"load average before/after: {load[0]:.2f}/{load[1]:.2f} on "
-        f"{info['cores']} cores (other processes share this machine)"
+        f"{info['cores']} cores (1-minute averages; the run's own processes count in the second)"
     )
     print(title)
     print(load_line)

@@ -108,7 +108,7 @@ def main() -> None:
         f"2 BLAS threads: {vs_blas:.2f}x; weights bit-identical across pools: "
         f"{'yes' if identical else 'NO'}; load average before/after: "
         f"{load_before[0]:.2f}/{load_after[0]:.2f} on {info['cores']} cores "
-        "(other processes share this machine)"
+        "(1-minute averages; the run's own processes count in the second)"
     )
     table = markdown_table(headers, rows)
     print(format_machine(info))
