@@ -69,6 +69,7 @@ REPAIR_MAX_VIOLATION = 10.0
 #: the columns still iterating are few by then, and an attempt is cheap.)
 REPAIR_GAP_FRACTION = 0.8
 REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
+COLUMNS_DONE_MESSAGE = "every column feasible with a certified duality gap of its own"
 
 
 @dataclass(frozen=True)
@@ -574,8 +575,7 @@ def solve_admm(
                     Lam_done[:, c.index[done]] = c.multiplier()[:, done]
                     if done.all():  # every column is set aside: the whole program is done
                         all_set_aside = True
-                        status, message = Status.OPTIMAL, "every column feasible with a "
-                        message += "certified duality gap of its own"
+                        status, message = Status.OPTIMAL, COLUMNS_DONE_MESSAGE
                         break
                     c = c.restrict(~done)
         # penalties adapt ever more rarely (interval grows with each change), so they
