@@ -125,7 +125,9 @@ def repair_violations(
     ``feas_tol * max|Y|`` (the iterate ``Z`` meets the bounds, ``X S`` only in the limit).
     Per column, the entries violated by more than ``REPAIR_THRESHOLD`` of the tolerance
     are held at their bound by the change ``delta`` of the column on its support that moves
-    its outputs least (:func:`_least_output_change`); ``rounds`` times, since moving a
+    its outputs least (:func:`_least_output_change`); with a per-column ball, one more row
+    asks the first-order change of the column's residual for what its ball needs, so the
+    repair does not trade violations for ball excess. ``rounds`` times, since moving a
     column may push other entries over. The caller measures the result and keeps it only
     when it is feasible with a certified gap. The support never grows.
     """
@@ -135,7 +137,7 @@ def repair_violations(
     V = problem.upper_bounds()
     threshold = REPAIR_THRESHOLD * feas_tol * problem.target_scale[2]
     X64 = X.astype(np.float64, copy=False)
-    gram = X64.T @ X64
+    gram = problem.gram
     ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
     per_column_ball = problem.per_column and not problem.penalized
     S = S.copy()

@@ -103,6 +103,12 @@ class NetTrimProblem:
             y_max = float(np.abs(self.Y).max(initial=0.0))
         return float(np.sqrt(np.sum(cols**2))), cols, float(y_max)
 
+    @cached_property
+    def gram(self) -> np.ndarray:
+        """``X^T X`` in float64 (computed once; shared by the programs of :meth:`columns`)."""
+        X = self.X.astype(np.float64, copy=False)
+        return X.T @ X
+
     def is_feasible(
         self,
         column_residuals: np.ndarray,
@@ -185,6 +191,8 @@ class NetTrimProblem:
         # the target norms of the kept columns are known: spare a pass over Y
         cols = cols[keep]
         part.__dict__["target_scale"] = (float(np.sqrt(np.sum(cols**2))), cols, y_max)
+        if "gram" in self.__dict__:  # same X
+            part.__dict__["gram"] = self.gram
         return part
 
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:

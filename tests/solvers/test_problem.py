@@ -136,3 +136,23 @@ def test_feasible_columns_per_column():
     np.testing.assert_array_equal(ok, [False, False])
     ok = problem.feasible_columns(np.array([0.4, 0.9]), np.array([0.0, 0.004]), tol)
     np.testing.assert_array_equal(ok, [True, False])
+
+
+def test_columns_carry_the_figures_they_share():
+    problem = _problem(radius=np.array([0.5, 1.0]))
+    np.testing.assert_allclose(problem.gram, X.T @ X, rtol=1e-14)
+    part = problem.columns([1])
+    fresh = NetTrimProblem(
+        X=X,
+        Y=Y[:, [1]],
+        active=ACTIVE[:, [1]],
+        upper=None,
+        radius=np.array([1.0]),
+        l1_weights=WEIGHTS,
+        violation_scale=float(np.abs(Y).max()),
+    )
+    assert part.gram is problem.gram  # same X: carried, not recomputed
+    total, cols, y_max = part.target_scale
+    fresh_total, fresh_cols, fresh_max = fresh.target_scale
+    assert total == pytest.approx(fresh_total, **EXACT) and y_max == fresh_max
+    np.testing.assert_allclose(cols, fresh_cols, rtol=1e-14)
