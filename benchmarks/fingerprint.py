@@ -86,7 +86,7 @@ def _trim_cases() -> Iterator[tuple[str, Callable]]:
 
 
 def _l0_cases() -> Iterator[tuple[str, Callable]]:
-    X, W, b, Y, _ = _relu_layer(2, n=300, d_in=16, d_out=8)
+    X, W, b, _, _ = _relu_layer(2, n=300, d_in=16, d_out=8)
     for method in ("admm", "iht", "magnitude", "wanda", "sparsegpt"):
         for pattern in ("unstructured", "2:4"):
             yield (
@@ -108,6 +108,11 @@ def _l0_cases() -> Iterator[tuple[str, Callable]]:
 
 def _weights(result) -> tuple:
     return (result.W, result.b)
+
+
+def _network_of(result):
+    """The pruned network of a scheme's result (an object with ``.network``, or a tuple)."""
+    return result[0] if isinstance(result, tuple) else result.network
 
 
 def _network_cases() -> Iterator[tuple[str, Callable, Callable]]:
