@@ -13,6 +13,7 @@ not described. The ``.npz`` network file holds the description as the string ent
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
@@ -21,17 +22,17 @@ from .layouts import LAYOUT_VERSION, check_layout, decode, encode, smallest
 
 
 def encode_entries(
-    arrays: Mapping[str, np.ndarray], names: Iterable[str], layout: str
+    arrays: Mapping[str, np.ndarray], names: Iterable[str], layout: str, *, entry_bytes: int
 ) -> tuple[dict[str, np.ndarray], str | None]:
     """``arrays`` with each weight in ``names`` stored in ``layout`` (``"auto"``: the
-    smallest layout of each weight), and the JSON description (``None`` when every weight
-    stays dense)."""
+    smallest layout of each weight, counting ``entry_bytes`` per stored array), and the JSON
+    description (``None`` when every weight stays dense)."""
     check_layout(layout)
     out = dict(arrays)
     described = {}
     for name in names:
         W = out.pop(name)
-        encoded = smallest(W) if layout == "auto" else encode(W, layout)
+        encoded = smallest(W, entry_bytes=entry_bytes) if layout == "auto" else encode(W, layout)
         if encoded.layout == "dense":
             out[name] = W
             continue
@@ -100,3 +101,24 @@ def _parse(description: str, fail: Callable[[str], Exception]) -> dict:
                 f"positive integer sizes, got {entry!r}"
             )
     return layouts
+
+
+def stored_layouts(path: str | os.PathLike) -> list[str]:
+    """The layout each layer's weight is stored in, in a network file nettrim wrote
+    (``.npz`` or ``.safetensors``), read from the file's description without loading it."""
+    name = os.fspath(path)
+    if name.lower().endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(name, framework="numpy") as fh:
+            metadata = fh.metadata() or {}
+        description = metadata.get("sparse")
+        n_layers = len(json.loads(metadata["activations"]))
+        key = "layers.{}.weight"
+    else:
+        with np.load(name, allow_pickle=False) as archive:
+            description = str(archive["sparse"]) if "sparse" in archive.files else None
+            n_layers = len(archive["activations"])
+        key = "W{}"
+    layouts = json.loads(description)["layouts"] if description else {}
+    return [layouts.get(key.format(l), {"layout": "dense"})["layout"] for l in range(n_layers)]

@@ -154,9 +154,14 @@ def _unpack(packed: np.ndarray, count: int, m: int) -> np.ndarray:
     return bits.astype(np.int64) @ (1 << np.arange(width - 1, -1, -1))
 
 
-def smallest(W: np.ndarray) -> Encoded:
+def smallest(W: np.ndarray, *, entry_bytes: int = 0) -> Encoded:
     """The layout of ``W`` with the fewest bytes: dense, N:M (``M`` in :data:`NM_GROUPS`,
-    ``N`` the most non-zeros in a group), bitmask or CSR; on a tie the earlier one."""
+    ``N`` the most non-zeros in a group), bitmask or CSR; on a tie the earlier one.
+
+    ``entry_bytes`` is what a file spends on each stored array besides its data (its name
+    and header; a sparse layout spends it once more to be described): a small weight whose
+    parts would cost more than its zeros stays dense.
+    """
     W = np.asarray(W)
     T = W.T
     mask = kept(T)
@@ -168,7 +173,10 @@ def smallest(W: np.ndarray) -> Encoded:
             if 0 < n < m:
                 candidates.append(encode(W, f"{n}:{m}"))
     candidates += [encode(W, "bitmask"), encode(W, "csr")]
-    return min(candidates, key=lambda e: e.nbytes)  # min keeps the first of equals
+    # min keeps the first of equals
+    return min(
+        candidates, key=lambda e: e.nbytes + entry_bytes * (len(e.parts) + (e.layout != "dense"))
+    )
 
 
 def decode(

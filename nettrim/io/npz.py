@@ -14,13 +14,16 @@ from .entries import decode_entries, encode_entries
 
 #: The entry that describes the sparse layouts of an ``.npz`` network file.
 SPARSE_ENTRY = "sparse"
+#: What an ``.npz`` spends on an entry besides its data: the ``.npy`` header (128 bytes) and
+#: the zip's local and central headers with the name twice.
+ENTRY_BYTES = 240
 _WEIGHT = re.compile(r"W(0|[1-9][0-9]*)")
 
 
 def encode_npz(arrays: Mapping[str, np.ndarray], layout: str) -> dict[str, np.ndarray]:
     """The entries of a network file with its 2-D weights ``W{l}`` in ``layout``."""
     names = [key for key, value in arrays.items() if _WEIGHT.fullmatch(key) and value.ndim == 2]
-    out, description = encode_entries(arrays, names, layout)
+    out, description = encode_entries(arrays, names, layout, entry_bytes=ENTRY_BYTES)
     if description is not None:
         out[SPARSE_ENTRY] = np.array(description)
     return out

@@ -42,6 +42,9 @@ _KEY = re.compile(
     r"(?P<prefix>(?:[A-Za-z_][A-Za-z0-9_]*\.)*)(?P<index>0|[1-9][0-9]*)\."
     r"(?P<kind>weight|bias)(?:\.(?P<part>[a-z]+))?"
 )
+#: What a safetensors file spends on a tensor besides its data: its JSON header entry
+#: (name, dtype, shape, offsets).
+ENTRY_BYTES = 100
 _META = ("format", "format_version", "activations", "orientation", "sparse")
 
 
@@ -85,7 +88,7 @@ def save_safetensors(
             arrays[f"b{l}"] = tensors[f"layers.{l}.bias"] = layer.b
     _network_from_arrays(arrays, f"cannot save to {name}")  # write only what load reads
     weights = [f"layers.{l}.weight" for l in range(len(network))]
-    tensors, description = encode_entries(tensors, weights, layout)
+    tensors, description = encode_entries(tensors, weights, layout, entry_bytes=ENTRY_BYTES)
     if orientation == "torch":
         tensors.update({key: tensors[key].T for key in weights if key in tensors})
     metadata = {
