@@ -349,3 +349,14 @@ def test_bad_orientation_flag_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="orientation must be 'nettrim'"):
         save_safetensors(pruned_network(), tmp_path / "x.safetensors", orientation="pytorch")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_a_damaged_sparse_part_names_the_file_and_the_weight(tmp_path):
+    net = Network.from_arrays([sparse_matrix((300, 40), 0.01)], [None], ["linear"])
+    net.save(tmp_path / "net.npz", layout="csr")
+    with np.load(tmp_path / "net.npz", allow_pickle=False) as data:
+        arrays = dict(data)
+    arrays["W0.indices"] = arrays["W0.indices"] + 300
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(NetworkFileError, match=r"bad\.npz: W0 \(csr\): indices must lie in"):
+        Network.load(tmp_path / "bad.npz")

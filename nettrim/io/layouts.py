@@ -150,6 +150,10 @@ def _pack(positions: np.ndarray, m: int) -> np.ndarray:
 
 def _unpack(packed: np.ndarray, count: int, m: int) -> np.ndarray:
     width = _bits(m)
+    if 8 % width == 0:  # 1, 2, 4 or 8 bits: whole positions per byte, read by shifts
+        shifts = np.arange(8 - width, -1, -width, dtype=np.uint8)
+        fields = (packed[:, None] >> shifts) & np.uint8((1 << width) - 1)
+        return fields.ravel()[:count]
     bits = np.unpackbits(packed, count=count * width).reshape(count, width)
     return bits.astype(np.int64) @ (1 << np.arange(width - 1, -1, -1))
 
@@ -249,11 +253,12 @@ def _decode_nm(T, positions, values, n: int, m: int, fail) -> None:
     if len(values) != count:
         raise fail(f"values has {len(values)} entries; {n}:{m} of this shape holds {count}")
     packed = _uint8(positions, "positions", math.ceil(count * _bits(m) / 8), fail)
-    slots = _unpack(packed, count, m).reshape(d_out, d_in // m, n)
-    if np.any(slots >= m) or np.any(np.diff(slots, axis=2) <= 0):
+    slots = _unpack(packed, count, m).reshape(-1, n)
+    if np.any(slots >= m) or np.any(np.diff(slots.astype(np.int16), axis=1) <= 0):
         raise fail(f"positions must lie in [0, {m}) and increase within each group")
-    groups = T.reshape(d_out, d_in // m, m)  # a view: writes land in T
-    np.put_along_axis(groups, slots, values.reshape(d_out, d_in // m, n), axis=2)
+    # the kept entries of every group, in increasing position: row-major order, as values
+    kept_mask = (slots[:, :, None] == np.arange(m, dtype=slots.dtype)).any(axis=1)
+    T.reshape(-1)[kept_mask.ravel()] = values
 
 
 def _uint8(part: np.ndarray, name: str, size: int, fail) -> np.ndarray:
