@@ -87,7 +87,7 @@ def two_four_layer(quick: bool) -> tuple[str, Network, np.ndarray]:
     else:
         from mnist_mlp import load_mnist_mlp
 
-        net, X_train, _, X_test, _ = load_mnist_mlp()
+        net, _, _, X_test, _ = load_mnist_mlp()
         W, b, name, X = net[0].W, net[0].b, "mnist layer 0 (784x300)", X_test
     result = prune_layer(None, W, b, gram=np.eye(784), pattern="2:4", method="magnitude")
     return f"{name}, 2:4 by magnitude", Network((DenseLayer(result.W, b, "relu"),)), X
@@ -156,8 +156,8 @@ def crossover(grid, repeats: int) -> list[dict]:
                 for sparsity in grid:
                     W = np.where(rng.random(CROSSOVER_SHAPE) >= sparsity, base, 0).astype(dtype)
                     Ws = to_sparse(Network((DenseLayer(W, None, "linear"),)))[0].W
-                    dense_s = best_time(lambda W=W: X @ W, repeats)
-                    sparse_s = best_time(lambda Ws=Ws: X @ Ws, repeats)
+                    dense_s = best_time(lambda X=X, W=W: X @ W, repeats)
+                    sparse_s = best_time(lambda X=X, Ws=Ws: X @ Ws, repeats)
                     points.append({"sparsity": sparsity, "dense_s": dense_s, "sparse_s": sparse_s})
             rows.append(
                 {
