@@ -242,8 +242,7 @@ class Network:
         Parameters
         ----------
         path : str or os.PathLike
-
-        A path ending in ``.safetensors`` is read by :func:`nettrim.io.load_safetensors`.
+            A path ending in ``.safetensors`` is read by :func:`nettrim.io.load_safetensors`.
 
         Returns
         -------
