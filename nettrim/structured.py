@@ -1,7 +1,7 @@
 """Structured pruning that shrinks: remove the hidden neurons a pruned network no longer uses.
 
-Between layers ``l`` and ``l + 1`` (``Y_l = act_l(Y_{l-1} W_l + b_l)``, then
-``Y_{l-1} W_l ...``), hidden neuron ``j`` can go when
+Between layers ``l`` and ``l + 1`` (``Y_l = act_l(Y_{l-1} W_l + b_l)`` feeds
+``Y_l W_{l+1} + b_{l+1}``), hidden neuron ``j`` (column ``j`` of ``Y_l``) can go when
 
 * its weights ``W_l[:, j]`` are all zero (``pattern="outputs"`` removed it): its output is
   the constant ``c_j = act_l(b_j)`` (``relu(b_j)`` for a ReLU layer, ``0`` without bias),
