@@ -2,13 +2,18 @@
 
 from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
+from .io import load_safetensors, save_safetensors
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
+from .onnx import OnnxImportError, from_onnx
 from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
+from .sklearn import from_sklearn, to_sklearn
 from .solvers import SolveInfo, Status
 from .solvers.gram import GramAccumulator
+from .sparse import to_dense, to_sparse
+from .structured import ShrinkResult, shrink
 
 __version__ = "0.1.0"
 
@@ -21,17 +26,27 @@ __all__ = [
     "NetTrimResult",
     "Network",
     "NetworkFileError",
+    "OnnxImportError",
+    "ShrinkResult",
     "SolveInfo",
     "Status",
     "VerificationReport",
     "__version__",
+    "from_onnx",
+    "from_sklearn",
     "link_normalize",
     "load_digits_mlp",
+    "load_safetensors",
     "net_trim",
     "prune_layer",
     "prune_network",
     "reweighted_trim_layer",
+    "save_safetensors",
+    "shrink",
     "theorem3_samples",
+    "to_dense",
+    "to_sklearn",
+    "to_sparse",
     "trim_layer",
     "verify",
 ]

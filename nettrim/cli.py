@@ -164,12 +164,13 @@ def _add_prune(sub) -> None:
 
     prune = sub.add_parser(
         "prune",
-        help="prune a network file (.npz) on recorded inputs",
+        help="prune a network file (.npz or .safetensors) on recorded inputs",
         description="Prune every layer of a network file with Net-Trim on calibration inputs, "
         "write the pruned network (same file format) and print a per-layer summary: "
         "non-zeros, sparsity, the realized discrepancy against its budget, the status. "
         "The network file is a .npz with W0, b0, W1, b1, ... (W of shape (d_in, d_out)) "
-        "and activations (see docs/cli.md).",
+        "and activations (see docs/cli.md), or a .safetensors file (docs/files.md); the "
+        "output's extension chooses its format.",
         epilog="example: nettrim prune net.npz --inputs X.npy --out pruned.npz "
         "--scheme cascade --eps 0.05 --json report.json",
     )
@@ -181,6 +182,12 @@ def _add_prune(sub) -> None:
         json_help="a JSON report: every layer's figures and the verify checks",
     )
     prune.add_argument("--per-neuron", action="store_true", help="one budget per output neuron")
+    prune.add_argument(
+        "--dense",
+        action="store_true",
+        help="write the pruned weights dense (default: each in its smallest sparse layout, "
+        "CSR, bitmask or N:M; see docs/files.md)",
+    )
     prune.add_argument(
         "--reweight-rounds",
         type=int,
@@ -286,7 +293,7 @@ def _prune(args: argparse.Namespace) -> int:
     _report_warnings("prune", caught)
     report = verify(network, result, X, active_tol=options["active_tol"])
     rows = _layer_rows(network, result, report, X)
-    result.network.save(args.out)
+    written = _write_network(result.network, args.out, network, args.network, dense=args.dense)
     if args.json is not None:
         _write_json(
             args.json,
@@ -312,9 +319,11 @@ def _prune(args: argparse.Namespace) -> int:
                 "relative_discrepancy": report.relative_discrepancy,
                 "seconds": result.seconds,
                 "verify": report.to_dict(),
+                "file": written,
             },
         )
     print(_format_prune(network, result, report, rows, args.out))
+    print(_format_written(written))
     return EXIT_OK
 
 
@@ -360,10 +369,44 @@ def _read_network(path: str):
 
     try:
         return Network.load(path)
-    except NetworkFileError as exc:
+    except (NetworkFileError, ValueError) as exc:  # ValueError: a .safetensors orientation
         raise UsageError(str(exc)) from None
+    except ImportError as exc:
+        raise UsageError(f"cannot read {path}: {exc} (pip install nettrim[safetensors])") from None
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _write_network(network, path: str, original, source: str, *, dense: bool) -> dict[str, Any]:
+    """Write ``network`` (``.npz`` or ``.safetensors`` by extension; sparse layouts unless
+    ``dense``) and return the file's bytes and stored parameters (non-zero weights plus
+    biases) before (``original``, read from ``source``) and after."""
+    from .io.entries import stored_layouts
+
+    try:
+        network.save(path, layout="dense" if dense else "auto")
+    except ImportError as exc:
+        raise UsageError(f"cannot write {path}: {exc} (pip install nettrim[safetensors])") from None
+    return {
+        "bytes_before": os.path.getsize(source),
+        "bytes_after": os.path.getsize(path),
+        "parameters_before": _parameters(original),
+        "parameters_after": _parameters(network),
+        "layouts": stored_layouts(path),
+    }
+
+
+def _parameters(network) -> int:
+    return network.nnz + sum(0 if layer.b is None else layer.b.size for layer in network.layers)
+
+
+def _format_written(written: dict[str, Any]) -> str:
+    return (
+        f"file: {written['bytes_before']:,} -> {written['bytes_after']:,} bytes "
+        f"({written['bytes_after'] / written['bytes_before']:.1%}); stored parameters "
+        f"{written['parameters_before']:,} -> {written['parameters_after']:,}; layouts "
+        f"{', '.join(written['layouts'])}"
+    )
 
 
 def _read_inputs(path: str, width: int) -> np.ndarray:

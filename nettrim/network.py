@@ -13,12 +13,15 @@ The network file holds, for a network of ``L`` layers:
   :meth:`Network.save`. A file written by hand (``np.savez``) may leave both out; it is then
   read as version 1.
 
+A weight may instead be stored sparse (CSR, bitmask or N:M: the entries ``W{l}.{part}``
+described by the string entry ``sparse``; see docs/files.md and :mod:`nettrim.io`).
 Nothing else may be in the archive: an unknown entry is refused rather than ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import secrets
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 import numpy as np
+from scipy import sparse
 
 ACTIVATIONS = ("relu", "linear")
 #: The ``format`` entry of a network file and the version this code writes (and the newest
@@ -46,14 +50,18 @@ class NetworkFileError(ValueError):
 
 @dataclass(frozen=True)
 class DenseLayer:
-    """``Y = act(X @ W + b)`` with ``W`` of shape ``(d_in, d_out)`` (samples are rows)."""
+    """``Y = act(X @ W + b)`` with ``W`` of shape ``(d_in, d_out)`` (samples are rows).
+
+    ``W`` may be a ``scipy.sparse`` matrix (CSR or CSC): the forward pass then multiplies
+    sparse, without densifying (:func:`nettrim.sparse.to_sparse`).
+    """
 
     W: np.ndarray
     b: np.ndarray | None = None
     activation: str = "relu"
 
     def __post_init__(self) -> None:
-        W = np.asarray(self.W)
+        W = self.W if sparse.issparse(self.W) else np.asarray(self.W)
         object.__setattr__(self, "W", W)  # lists are welcome; the layer holds an array
         if self.b is not None:
             object.__setattr__(self, "b", np.asarray(self.b))
@@ -73,14 +81,16 @@ class DenseLayer:
 
     @property
     def nnz(self) -> int:
+        if sparse.issparse(self.W):
+            return int(self.W.count_nonzero())
         return int(np.count_nonzero(self.W))
 
     @property
     def augmented_weights(self) -> np.ndarray:
         """``W~ = [W; b]`` of shape ``(d_in + 1, d_out)``, or ``W`` for a layer without bias."""
         if self.b is None:
-            return np.asarray(self.W)
-        return np.vstack([self.W, np.asarray(self.b)[None, :]])
+            return np.asarray(_dense(self.W))
+        return np.vstack([_dense(self.W), np.asarray(self.b)[None, :]])
 
     def with_weights(self, W: np.ndarray, b: np.ndarray | None) -> DenseLayer:
         """The same layer (same activation) with new weights and bias."""
@@ -165,10 +175,13 @@ class Network:
 
     @property
     def size(self) -> int:
-        return sum(layer.W.size for layer in self.layers)
+        return sum(math.prod(layer.W.shape) for layer in self.layers)
 
-    def save(self, path: str | os.PathLike, *, compressed: bool = True) -> None:
-        """Write the network to one ``.npz`` file, atomically.
+    def save(
+        self, path: str | os.PathLike, *, compressed: bool = True, layout: str = "auto"
+    ) -> None:
+        """Write the network to one ``.npz`` (or, by extension, ``.safetensors``) file,
+        atomically.
 
         The archive is written to a temporary file in the same directory, then renamed over
         ``path``: ``path`` holds either its old content or the whole new network, never a
@@ -182,6 +195,12 @@ class Network:
         compressed : bool
             Deflate the arrays (``np.savez_compressed``): a pruned network's zeros cost
             almost nothing on disk.
+        layout : str
+            How weights are stored: ``"auto"`` (each weight in the layout of fewest bytes:
+            dense for a dense weight, CSR, bitmask or N:M for a sparse one), ``"dense"``,
+            ``"csr"``, ``"bitmask"`` or ``"N:M"`` such as ``"2:4"`` (see docs/files.md).
+            A path ending in ``.safetensors`` is written by
+            :func:`nettrim.io.save_safetensors`.
 
         Raises
         ------
@@ -191,17 +210,24 @@ class Network:
         OSError
             When the file cannot be written (nothing is left behind then).
         """
+        if _is_safetensors(path):
+            from .io.safetensors import save_safetensors
+
+            return save_safetensors(self, path, layout=layout)
         arrays: dict[str, np.ndarray] = {
             "format": np.array(FILE_FORMAT),
             "format_version": np.array(FILE_VERSION),
             "activations": np.array(self.activations, dtype=str),
         }
         for l, layer in enumerate(self.layers):
-            arrays[f"W{l}"] = layer.W
+            arrays[f"W{l}"] = _dense(layer.W)
             if layer.b is not None:
                 arrays[f"b{l}"] = layer.b
         # write only what load() reads back
         _network_from_arrays(arrays, f"cannot save to {os.fspath(path)}")
+        from .io.npz import encode_npz
+
+        arrays = encode_npz(arrays, layout)
         savez = np.savez_compressed if compressed else np.savez
         write_atomically(path, lambda fh: savez(fh, **arrays))
 
@@ -216,6 +242,7 @@ class Network:
         Parameters
         ----------
         path : str or os.PathLike
+            A path ending in ``.safetensors`` is read by :func:`nettrim.io.load_safetensors`.
 
         Returns
         -------
@@ -239,6 +266,10 @@ class Network:
         ((3, 3, 2), ('relu', 'linear'))
         """
         name = os.fspath(path)
+        if _is_safetensors(name):
+            from .io.safetensors import load_safetensors
+
+            return load_safetensors(name)
         try:
             archive = np.load(name, allow_pickle=False)
         except (FileNotFoundError, PermissionError, IsADirectoryError):
@@ -269,7 +300,9 @@ class Network:
                     raise NetworkFileError(f"{name}: entry {key!r} is damaged ({exc})") from None
                 if not isinstance(arrays[key], np.ndarray):  # a zip member that is no .npy
                     raise NetworkFileError(f"{name}: entry {key!r} is not a NumPy array")
-        return _network_from_arrays(arrays, name)
+        from .io.npz import decode_npz
+
+        return _network_from_arrays(decode_npz(arrays, name), name)
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         for layer in self.layers:
@@ -353,6 +386,15 @@ def _network_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Netwo
         weights.append(W)
         biases.append(b)
     return Network.from_arrays(weights, biases, activations)
+
+
+def _is_safetensors(path: str | os.PathLike) -> bool:
+    return os.fspath(path).lower().endswith(".safetensors")
+
+
+def _dense(W) -> np.ndarray:
+    """A weight as a dense array (a ``scipy.sparse`` weight is densified for the file)."""
+    return W.toarray() if hasattr(W, "toarray") else W
 
 
 def _names(prefix: str, indices: set[int]) -> list[str]:
