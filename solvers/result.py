@@ -74,6 +74,14 @@ class SolveInfo:
         Human-readable detail from the backend.
     extra : dict
         Backend-specific figures (residual histories, penalties, ...).
+    infeasibility_certificate : ndarray of shape (n, m), or None
+        When the ADMM proves the program infeasible (status ``infeasible``): a Farkas ray
+        ``D``, largest entry 1, with ``X^T D = 0`` (to ``infeasibility_tol``), ``D >= 0``
+        off Omega and a negative support value
+        ``<D_Omega, Y> + rho(D_Omega) + <D_off, V>`` (``rho`` the radius term of the
+        ball, absent for (P3)). No feasible ``W`` exists: ``<D, X W> = 0`` for every ``W``,
+        while every point of the constraint set has ``<D, Z> <= support < 0``
+        (``docs/solvers.md``, "Stopping"). ``None`` otherwise.
     """
 
     solver: str
@@ -89,6 +97,7 @@ class SolveInfo:
     compile_seconds: float = 0.0
     message: str = ""
     extra: dict = field(default_factory=dict)
+    infeasibility_certificate: np.ndarray | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -171,6 +171,82 @@ def test_linear_infeasible_when_target_outside_range():
     assert result.status == "infeasible"
 
 
+def _certifies_infeasibility(p, D):
+    """Check a Farkas ray by hand: X^T D = 0, D >= 0 off Omega, negative support value."""
+    assert np.abs(p.X.T @ D).max() <= 1e-6 * np.sqrt(D.shape[0])
+    active = p.active if p.active is not None else np.ones(D.shape, dtype=bool)
+    assert (D[~active] >= 0).all()
+    D_on = np.where(active, D, 0.0)
+    support = np.vdot(D_on, p.Y) + np.sum(np.where(active, 0.0, D * p.upper_bounds()))
+    support += float(p.radius) * np.linalg.norm(D_on)
+    return support < 0
+
+
+@pytest.mark.parametrize("case", ["relu upper", "linear outside the range"])
+def test_infeasible_result_carries_its_farkas_certificate(case):
+    if case == "relu upper":
+        X, Y = make_layer(2, 60, 6, 3)
+        p = problem(X, Y, eps=1e-3, upper=np.full(Y.shape, -5.0))
+    else:
+        rng = np.random.default_rng(4)
+        X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+        p = problem(X, Y, activation="linear", eps=0.0, bias=False)
+    result = solve_admm(p, AdmmSettings(max_iter=20000))
+    assert result.status == "infeasible"
+    D = result.info.infeasibility_certificate
+    assert D is not None and D.shape == p.Y.shape
+    assert np.abs(D).max() == pytest.approx(1.0)
+    assert _certifies_infeasibility(p, D)  # in the caller's units, not the scaled ones
+
+
+def test_feasible_result_has_no_certificate():
+    X, Y = make_layer(3, 60, 6, 3)
+    assert solve_admm(problem(X, Y)).info.infeasibility_certificate is None
+
+
+def test_former_module_knobs_are_settings_fields():
+    from nettrim.solvers import admm
+
+    defaults = AdmmSettings()
+    for name in (
+        "FREEZE_FRACTION",
+        "DEFAULT_RHO",
+        "SEPARABLE_RHO",
+        "FARKAS_EVERY",
+        "MIXED_PRECISION_MIN_TOL",
+        "MIXED_ROUNDING",
+        "REPAIR_MAX_VIOLATION",
+        "REPAIR_GAP_FRACTION",
+    ):
+        assert getattr(admm, name) == getattr(defaults, name.lower())
+    with pytest.raises(ValueError, match="farkas_every"):
+        AdmmSettings(farkas_every=0)
+    with pytest.raises(ValueError, match="separable_rho"):
+        AdmmSettings(separable_rho=-1.0)
+
+
+def test_initial_penalty_fields_are_used():
+    X, Y = make_layer(5, 60, 8, 4)
+    p = problem(X, Y, per_neuron=True)
+    base = solve_admm(p, AdmmSettings(adaptive_rho=False, max_iter=40))
+    other = solve_admm(p, AdmmSettings(adaptive_rho=False, max_iter=40, separable_rho=3.0))
+    assert base.info.extra["rho"] == pytest.approx(100.0)
+    assert other.info.extra["rho"] == pytest.approx(3.0)
+
+
+def test_stop_reasons_name_status_and_message():
+    from nettrim.solvers.admm import REPAIRED_MESSAGE, Stop
+
+    settings = AdmmSettings(max_iter=7, time_limit=2.5)
+    assert Stop.MAX_ITER.message(settings) == "reached max_iter=7"
+    assert Stop.TIME_LIMIT.message(settings) == "reached time_limit=2.5s"
+    assert Stop.REPAIRED.message(settings) == REPAIRED_MESSAGE
+    assert Stop.INFEASIBLE.status == Status.INFEASIBLE
+    assert {s.status for s in Stop} == {Status.OPTIMAL, Status.INFEASIBLE, Status.MAX_ITER}
+    result = solve_admm(problem(*make_layer(6, 60, 8, 4)), settings)
+    assert result.status == "max_iter" and result.info.message == "reached max_iter=7"
+
+
 def test_float32_path():
     X, Y = make_layer(8, 300, 24, 16)
     p64 = problem(X, Y)
