@@ -222,10 +222,7 @@ def working_dtype(problem: NetTrimProblem, settings: AdmmSettings) -> np.dtype:
     loose = min(settings.gap_tol, settings.feas_tol) >= settings.mixed_precision_min_tol
     # a zero radius on a column with targets asks for an exact fit (dead neurons, with
     # nothing on Omega, have a zero radius that asks nothing)
-    targets = problem.target_scale[1] if problem.per_column else problem.target_scale[0]
-    exact_fit = not problem.penalized and bool(
-        np.any((np.asarray(problem.radius) <= 0) & (np.asarray(targets) > 0))
-    )
+    exact_fit = problem.program.asks_exact_fit(problem.target_scale)
     # with fewer samples than rows the solve takes the Woodbury form, which subtracts two
     # nearly equal terms and divides by the (small) shift: float32 cannot afford that
     n, d, _ = problem.shape
@@ -247,14 +244,12 @@ def _cast(problem: NetTrimProblem, dtype: np.dtype) -> NetTrimProblem:
 def scale_problem(problem: NetTrimProblem, sigma: float) -> NetTrimProblem:
     """The same program in ``W`` with ``X``, ``Y``, ``V``, radius divided by ``sigma``."""
     inv = np.asarray(1.0 / sigma, dtype=problem.dtype)
-    radius = problem.radius / sigma if problem.per_column else float(problem.radius) / sigma
     return replace(
         problem,
         X=problem.X * inv,
         Y=problem.Y * inv,
         upper=None if problem.upper is None else problem.upper * inv,
-        radius=radius,
-        penalty=None if problem.penalty is None else problem.penalty * sigma**2,
+        **problem.program.scaled(sigma),
         violation_scale=None
         if problem.violation_scale is None
         else problem.violation_scale / sigma,
@@ -286,24 +281,6 @@ class _State:
         return clone
 
 
-def _ball_scale(
-    problem: NetTrimProblem, col_sq: np.ndarray, rho1: np.ndarray, beta: np.ndarray
-) -> np.ndarray:
-    """Per-column factor of the projection (or prox) on Omega (columns scaled by ``beta``).
-
-    (P3) on a column divided by ``beta_j`` has the penalty ``lam * beta_j`` relative to its
-    L1 weight ``beta_j``: its prox weighs ``lam * beta_j**2`` against ``rho1_j``.
-    """
-    if problem.penalized:
-        return rho1 / (problem.penalty * beta**2 + rho1)
-    if problem.per_column:
-        norms = np.sqrt(col_sq)
-        return np.where(norms > problem.radius, problem.radius / np.maximum(norms, _TINY), 1.0)
-    norm = float(np.sqrt(col_sq.sum()))
-    radius = float(problem.radius)
-    return np.full(col_sq.shape[0], radius / norm if norm > radius else 1.0)
-
-
 def _feasibility(
     problem: NetTrimProblem, figures: dict, feas_tol: float, rounding: float = 0.0
 ) -> bool:
@@ -331,15 +308,7 @@ class _Meter:
         col = np.sqrt(self.col_sq)
         residual = float(np.sqrt(self.col_sq.sum()))
         column_l1 = (np.abs(S) * self.weights).sum(axis=0, dtype=np.float64)
-        l1 = float(column_l1.sum())
-        if p.penalized:
-            objective, radius, excess = l1 + 0.5 * p.penalty * residual**2, np.nan, np.nan
-        elif p.per_column:
-            objective, radius = l1, float(np.max(p.radius, initial=0.0))
-            excess = float(max(0.0, np.max(col - p.radius, initial=0.0)))
-        else:
-            objective, radius = l1, float(p.radius)
-            excess = max(0.0, residual - radius)
+        objective, radius, excess = p.program.measure(float(column_l1.sum()), col, residual)
         return {
             "objective": objective,
             "residual": residual,
@@ -347,9 +316,7 @@ class _Meter:
             "ball_excess": excess,
             "violation": violation,
             "column_residuals": col,
-            "column_objectives": column_l1 + 0.5 * p.penalty * self.col_sq
-            if p.penalized
-            else column_l1,
+            "column_objectives": p.program.column_objectives(column_l1, self.col_sq),
             "column_violations": self.col_worst.copy(),
         }
 
@@ -364,7 +331,8 @@ def _farkas_ray(problem: NetTrimProblem, delta: np.ndarray, tol: float) -> np.nd
     the caller's program as well as the scaled one.
     """
     size = float(np.abs(delta).max(initial=0.0))
-    if size <= _TINY or (problem.penalized and problem.active is None):
+    program = problem.program
+    if size <= _TINY or (not program.has_ball and problem.active is None):
         return None
     D = delta / size
     active = problem.active
@@ -380,11 +348,7 @@ def _farkas_ray(problem: NetTrimProblem, delta: np.ndarray, tol: float) -> np.nd
         if np.isposinf(V[off]).any():
             return None
         support += float(np.sum(D[off] * V[off]))
-    if not problem.penalized:
-        if problem.per_column:
-            support += float(np.linalg.norm(D_on, axis=0) @ problem.radius)
-        else:
-            support += float(problem.radius) * float(np.linalg.norm(D_on))
+    support += program.support_term(D_on)
     scale = float(np.abs(problem.Y).max(initial=0.0)) + 1.0
     return D if support < -tol * scale * 1e3 else None
 
@@ -519,7 +483,7 @@ def _prepare(
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
     # layer-wide ball is the plain radial one only in an unweighted norm
-    run.separable = separable = scaled.per_column or scaled.penalized
+    run.separable = separable = scaled.program.separable
     beta, normalized = _normalize_columns(scaled, working, separable)
     if settings.rho is not None:
         rho1 = np.full(m, float(settings.rho))
@@ -537,9 +501,7 @@ def _prepare(
         st=_State(n, d, m, dtype),
     )
     run.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (and its set-up cost)
-    run.radius_max = (
-        float(np.max(scaled.radius, initial=0.0)) if not scaled.penalized else 0.0
-    ) or 1.0
+    run.radius_max = scaled.program.largest_radius() or 1.0
     # checks in a lower working precision ask the ball a little more, so that the returned
     # weights, measured again in the problem's precision, meet feas_tol without a polish
     run.rounding = settings.mixed_rounding if dtype != problem.dtype else 0.0
@@ -582,7 +544,7 @@ def _normalize_columns(
         working,
         Y=working.Y / beta_w,
         upper=None if working.upper is None else working.upper / beta_w,
-        radius=working.radius / beta if working.per_column else working.radius,
+        **working.program.in_column_units(beta),
     )
     return beta, normalized
 
@@ -898,7 +860,8 @@ class _Columns:
 
     def project(self, XW: np.ndarray, alpha: float, with_stats: bool = True) -> None:
         st = self.st
-        scale = _ball_scale(self.normalized, st.col_sq, self.rho1, self.beta).astype(XW.dtype)
+        program = self.normalized.program
+        scale = program.projection_scale(st.col_sq, self.rho1, self.beta).astype(XW.dtype)
         kernels.project_and_update(
             XW,
             *self.kernel_args,
