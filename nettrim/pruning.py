@@ -23,9 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import baselines
 from .layer import LayerResult
 from .network import DenseLayer, Network
+from .solvers import baselines
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
     REFIT_CG_MAX_ITER,
