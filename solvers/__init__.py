@@ -15,7 +15,7 @@ from .linalg import RangeReduction, reduce_to_range
 from .problem import NetTrimProblem
 from .programs import ColumnBalls, LayerBall, Penalty, Program
 from .projections import SparsityPattern, make_pattern, project
-from .result import STATUS_MESSAGES, SolveInfo, SolverResult, Status
+from .result import STATUS_MESSAGES, L0Info, SolveInfo, SolverResult, Status
 
 __all__ = [
     "EXACT_SOLVERS",
@@ -25,6 +25,7 @@ __all__ = [
     "ColumnBalls",
     "DualCertifier",
     "GramAccumulator",
+    "L0Info",
     "LayerBall",
     "NetTrimProblem",
     "Penalty",

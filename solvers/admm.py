@@ -793,7 +793,7 @@ def _report(run: _Run, settings: AdmmSettings, stop: Stop) -> SolverResult:
         extra={**_extra(run), "feasible": feasible, **polish_info},
         **final,
     )
-    return SolverResult(x=S, status=status, info=info)
+    return SolverResult(W=S, status=status, info=info)
 
 
 def _assemble(run: _Run, stop: Stop) -> tuple[np.ndarray, np.ndarray]:

@@ -195,7 +195,7 @@ def solve_exact(
         message=f"{solver} reports {cvx_problem.status}",
         **problem.evaluate(x),
     )
-    return SolverResult(x=x, status=status, info=info)
+    return SolverResult(W=x, status=status, info=info)
 
 
 def _map_status(cvx_status: str) -> Status:

@@ -7,11 +7,9 @@ import time
 import numpy as np
 
 from ..projections import SparsityPattern
-from ..result import SolveInfo, SolverResult
+from ..result import L0Info, SolverResult
 from .iht import accelerated_iht
 from .scaling import dot, lipschitz
-
-_NAN = float("nan")
 
 
 def p5_loss(
@@ -98,14 +96,12 @@ def solve_p5_iht(
     f_start = run.loss_at_start
     Wout = np.where(mask, W / scale[:, None], 0.0).astype(W_init.dtype, copy=False)
     f, residual, violation, _ = p5_loss(X, Wout, Y, active, upper)
-    info = SolveInfo(
+    info = L0Info(
         solver="iht-p5",
         objective=f,
         iterations=it,
         seconds=time.perf_counter() - started,
         residual=residual,
-        radius=_NAN,
-        ball_excess=_NAN,
         violation=violation,
         message=status.message,
         extra={
@@ -115,4 +111,4 @@ def solve_p5_iht(
             "nnz": int(np.count_nonzero(Wout)),
         },
     )
-    return SolverResult(x=Wout, status=status, info=info)
+    return SolverResult(W=Wout, status=status, info=info)

@@ -11,7 +11,7 @@ import scipy.linalg
 from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
 from ..projections import SparsityPattern, top_mask
-from ..result import SolveInfo, SolverResult, Status
+from ..result import L0Info, SolverResult, Status
 from .scaling import Scaled, objective
 
 #: ``refit(method="auto")`` factorizes every support exactly when its estimated cost is below
@@ -22,7 +22,6 @@ REFIT_GROUP_OVERHEAD = 3e7
 #: Conjugate-gradient refit: iteration limit and relative residual target per column.
 REFIT_CG_MAX_ITER = 40
 REFIT_CG_TOL = 1e-6
-_NAN = float("nan")
 
 
 def _auto_refit(mask: np.ndarray, cg_iter: int) -> str:
@@ -212,19 +211,17 @@ def finish(
     extra["relative_error"] = f / base if base > 0 else 0.0
     extra["nnz"] = int(np.count_nonzero(W))
     extra["damping"] = sc.lam
-    info = SolveInfo(
+    info = L0Info(
         solver=solver,
         objective=f,
         iterations=iterations,
         seconds=time.perf_counter() - started,
         residual=float(np.sqrt(max(2.0 * f, 0.0))),
-        radius=_NAN,
-        ball_excess=_NAN,
         violation=0.0,
         message=status.message,
         extra=extra,
     )
-    return SolverResult(x=W.astype(W0.dtype, copy=False), status=status, info=info)
+    return SolverResult(W=W.astype(W0.dtype, copy=False), status=status, info=info)
 
 
 def solve_outputs_exactly(

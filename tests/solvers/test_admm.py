@@ -100,7 +100,7 @@ def test_admm_matches_clarabel(name):
     if not p.penalized:
         radius = p.radius if p.per_column else float(p.radius)
         assert (
-            np.all(p.column_residuals(fast.x) <= np.asarray(radius) * (1 + 1e-5) + 1e-9)
+            np.all(p.column_residuals(fast.W) <= np.asarray(radius) * (1 + 1e-5) + 1e-9)
             if p.per_column
             else fast.info.residual <= radius * (1 + 1e-5)
         )
@@ -134,8 +134,8 @@ def test_exactly_sparse_and_bit_identical():
     p = problem(X, Y)
     first = solve_admm(p)
     second = solve_admm(p)
-    assert np.array_equal(first.x, second.x)
-    assert np.count_nonzero(first.x == 0) > 0
+    assert np.array_equal(first.W, second.W)
+    assert np.count_nonzero(first.W == 0) > 0
 
 
 def test_eps_zero_recovers_planted_weights():
@@ -149,7 +149,7 @@ def test_eps_zero_recovers_planted_weights():
     p = problem(X, Y, eps=0.0, bias=False)
     result = solve_admm(p, AdmmSettings(gap_tol=1e-6, feas_tol=1e-6, max_iter=50000))
     assert result.status == "optimal"
-    np.testing.assert_allclose(result.x, w, atol=1e-3 * np.abs(w).max())
+    np.testing.assert_allclose(result.W, w, atol=1e-3 * np.abs(w).max())
 
 
 def test_infeasible_program_is_reported():
@@ -159,7 +159,7 @@ def test_infeasible_program_is_reported():
     assert solve_exact(p, solver="clarabel").status == "infeasible"
     result = solve_admm(p, AdmmSettings(max_iter=20000))
     assert result.status == "infeasible"
-    assert result.x is None
+    assert result.W is None
 
 
 def test_linear_infeasible_when_target_outside_range():
@@ -253,7 +253,7 @@ def test_float32_path():
     p32 = problem(X.astype(np.float32), Y.astype(np.float32))
     r64 = solve_admm(p64)
     r32 = solve_admm(p32)
-    assert r32.x.dtype == np.float32
+    assert r32.W.dtype == np.float32
     assert r32.status == "optimal"
     assert r32.info.objective == pytest.approx(r64.info.objective, rel=5e-3)
 
@@ -266,10 +266,10 @@ def test_float32_iterations_on_a_float64_problem():
     full = solve_admm(p, AdmmSettings(precision="float64"))
     assert mixed.info.extra["precision"] == "float32"
     assert full.info.extra["precision"] == "float64"
-    assert mixed.x.dtype == np.float64
+    assert mixed.W.dtype == np.float64
     assert mixed.status == "optimal"
     # the figures are those of the returned float64 weights, measured in float64
-    figures = p.evaluate(mixed.x)
+    figures = p.evaluate(mixed.W)
     assert mixed.info.objective == pytest.approx(figures["objective"], rel=1e-12)
     assert mixed.info.residual == pytest.approx(figures["residual"], rel=1e-9)
     assert mixed.info.ball_excess <= 1e-3 * mixed.info.radius
@@ -318,11 +318,11 @@ def test_freezing_columns_of_separable_programs(kw):
         assert result.info.dual_bound <= exact.info.objective * (1 + 1e-7)
         assert result.info.objective == pytest.approx(exact.info.objective, rel=2e-3)
     # the figures are those of the assembled weights
-    figures = p.evaluate(frozen.x)
+    figures = p.evaluate(frozen.W)
     assert frozen.info.objective == pytest.approx(figures["objective"], rel=1e-9)
     assert frozen.info.violation <= 1e-3 * np.abs(Y).max()
     if p.per_column:
-        assert np.all(p.column_residuals(frozen.x) <= p.radius * (1 + 1e-3) + 1e-9)
+        assert np.all(p.column_residuals(frozen.W) <= p.radius * (1 + 1e-3) + 1e-9)
 
 
 def test_warm_start_from_the_solution_stops_quickly():
@@ -331,7 +331,7 @@ def test_warm_start_from_the_solution_stops_quickly():
     p = problem(X, Y)
     cold = solve_admm(p)
     rho, rho2 = cold.info.extra["rho"], cold.info.extra["rho2"]
-    warm = solve_admm(p, AdmmSettings(rho=rho, ratio=rho2 / rho), warm_start=cold.x)
+    warm = solve_admm(p, AdmmSettings(rho=rho, ratio=rho2 / rho), warm_start=cold.W)
     assert warm.status == "optimal"
     assert warm.info.iterations < cold.info.iterations / 2
     assert warm.info.objective == pytest.approx(cold.info.objective, rel=2e-3)
@@ -341,7 +341,7 @@ def test_max_iter_status():
     X, Y = make_layer(10, 200, 20, 10)
     result = solve_admm(problem(X, Y), AdmmSettings(max_iter=3, polish=False))
     assert result.status == "max_iter"
-    assert result.x is not None
+    assert result.W is not None
 
 
 @pytest.mark.parametrize(
