@@ -407,7 +407,7 @@ def solve_admm(
     Returns
     -------
     SolverResult
-        ``x = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
+        ``W = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
         dual bound and gap of the certificate; ``info.extra`` holds the final penalties,
         the number of penalty updates, the working precision, the mean iterations per
         column (``column_iterations``: fewer than ``iterations`` when columns were set
@@ -439,21 +439,45 @@ class _Run:
 
     Units: ``scaled`` is the caller's program with ``X``, ``Y``, ``V`` and the radius
     divided by ``sigma = ||X||_2`` (the program in ``W`` is unchanged), in the problem's
-    precision; it measures, polishes and certifies the returned weights. The columns
-    (:class:`_Columns`) hold it again in the working precision and column-normalized.
+    precision; it measures, polishes and certifies the returned weights. ``X`` and ``gram``
+    are that scaled ``X`` in the working precision, as the iterations use them. The columns
+    (:class:`_Columns`) hold the program again in the working precision and
+    column-normalized.
     """
 
-    def __init__(self, problem: NetTrimProblem, dtype: np.dtype, compile_seconds: float):
-        self.problem, self.dtype, self.compile_seconds = problem, dtype, compile_seconds
-        self.started = time.perf_counter()
-        self.n, self.d, self.m = problem.shape
+    def __init__(
+        self,
+        *,
+        problem: NetTrimProblem,
+        settings: AdmmSettings,
+        dtype: np.dtype,
+        sigma: float,
+        scaled: NetTrimProblem,
+        gram: ShiftedGramSolver,
+        columns: _Columns,
+        started: float,
+        compile_seconds: float,
+    ):
+        self.dtype, self.sigma, self.scaled, self.gram = dtype, sigma, scaled, gram
+        self.columns = columns
+        self.X = columns.working.X
+        self.started, self.compile_seconds = started, compile_seconds
+        self.setup_seconds = time.perf_counter() - started
+        self.n, self.d, self.m = n, d, m = problem.shape
+        self.separable = scaled.program.separable
+        self.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (the log line's)
+        self.radius_max = scaled.program.largest_radius() or 1.0
+        # checks in a lower working precision ask the ball a little more, so that the
+        # returned weights, measured again in the problem's precision, meet feas_tol
+        # without a polish
+        self.rounding = settings.mixed_rounding if dtype != problem.dtype else 0.0
         self.iteration = self.column_iterations = self.n_updates = self.n_checks = 0
-        self.next_adapt = 0
+        self.next_adapt = settings.adapt_every
         self.history: list[tuple[int, float, float]] = []
         # columns set aside (separable programs): their weights, multipliers, objective and
         # bound, added to the totals of the checks
-        self.S_done: np.ndarray | None = None
-        self.Lam_done: np.ndarray | None = None
+        self.S_done = np.zeros((d, m), problem.dtype) if self.separable else None
+        self.Lam_done = np.zeros((n, m)) if self.separable else None
         self.objective_done = self.lower_done = 0.0
         self.S_repaired: np.ndarray | None = None
         self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
@@ -469,27 +493,49 @@ def _prepare(
     kernels.warm_up(dtype)
     if problem.dtype != dtype:
         kernels.warm_up(problem.dtype)  # measures and certificates
-    run = _Run(problem, dtype, time.perf_counter() - compile_started)
-    n, d, m = run.n, run.d, run.m
-    # the working-precision copy runs the iterations; ``run.scaled`` (the problem's
-    # precision) measures, certifies and polishes the returned weights
+    compile_seconds = time.perf_counter() - compile_started
+    started = time.perf_counter()
+    # the working-precision copy runs the iterations; ``scaled`` (the problem's precision)
+    # measures, certifies and polishes the returned weights
     working = _cast(problem, dtype)
     gram = ShiftedGramSolver(working.X)
-    run.sigma = float(np.sqrt(gram.lambda_max)) or 1.0
-    run.scaled = scaled = scale_problem(problem, run.sigma)
-    working = scale_problem(working, run.sigma) if working is not problem else scaled
-    run.gram = gram.scaled(1.0 / run.sigma)
-    run.X = working.X
+    sigma = float(np.sqrt(gram.lambda_max)) or 1.0
+    scaled = scale_problem(problem, sigma)
+    working = scale_problem(working, sigma) if working is not problem else scaled
+    columns = _first_columns(problem, scaled, working, settings)
+    run = _Run(
+        problem=problem,
+        settings=settings,
+        dtype=dtype,
+        sigma=sigma,
+        scaled=scaled,
+        gram=gram.scaled(1.0 / sigma),
+        columns=columns,
+        started=started,
+        compile_seconds=compile_seconds,
+    )
+    _start(columns, run.X, warm_start)
+    return run
+
+
+def _first_columns(
+    problem: NetTrimProblem,
+    scaled: NetTrimProblem,
+    working: NetTrimProblem,
+    settings: AdmmSettings,
+) -> _Columns:
+    """Every column, with its units ``beta_j``, initial penalties and a zero state."""
+    n, d, m = problem.shape
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
     # layer-wide ball is the plain radial one only in an unweighted norm
-    run.separable = separable = scaled.program.separable
+    separable = scaled.program.separable
     beta, normalized = _normalize_columns(scaled, working, separable)
     if settings.rho is not None:
         rho1 = np.full(m, float(settings.rho))
     else:
         rho1 = np.full(m, settings.separable_rho if separable else settings.default_rho)
-    run.columns = c = _Columns(
+    return _Columns(
         index=np.arange(m),
         scaled=scaled,
         working=working,
@@ -498,29 +544,23 @@ def _prepare(
         rho1=rho1,
         rho2=rho1 * float(settings.ratio),
         weights=problem.weight_matrix(),
-        st=_State(n, d, m, dtype),
+        st=_State(n, d, m, working.dtype),
     )
-    run.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (and its set-up cost)
-    run.radius_max = scaled.program.largest_radius() or 1.0
-    # checks in a lower working precision ask the ball a little more, so that the returned
-    # weights, measured again in the problem's precision, meet feas_tol without a polish
-    run.rounding = settings.mixed_rounding if dtype != problem.dtype else 0.0
-    run.setup_seconds = time.perf_counter() - run.started
-    run.next_adapt = settings.adapt_every
-    if separable:
-        run.S_done, run.Lam_done = np.zeros((d, m), problem.dtype), np.zeros((n, m))
+
+
+def _start(c: _Columns, X: np.ndarray, warm_start: np.ndarray | None) -> None:
+    """``W = S =`` the warm start (or 0), ``Z = Proj_C(X W)``, ``U = 0``: a feasible-set
+    start."""
     st = c.st
     if warm_start is not None:
         st.W[...] = warm_start / c.beta_w
         st.S[...] = st.W
-        np.matmul(run.X, st.W, out=st.XW)
+        np.matmul(X, st.W, out=st.XW)
         st.Z[...] = st.XW
-    # Z <- Proj_C(X W): a feasible-set start (U = 0)
     c.relax(st.XW, 1.0)
     c.project(st.XW, 1.0)
     st.U[...] = 0.0
     st.D[...] = st.Z
-    return run
 
 
 def _normalize_columns(

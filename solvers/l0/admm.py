@@ -125,7 +125,7 @@ def solve_l0_admm(
     Returns
     -------
     SolverResult
-        ``x`` ``(d, m)`` in ``K``; ``info.objective`` the undamped ``f``; ``info.extra``
+        ``W`` ``(d, m)`` in ``K``; ``info.objective`` the undamped ``f``; ``info.extra``
         holds ``relative_error`` (``f / f(0)``), ``rho``, ``support_change``, ``history``
         ``[(iteration, rho, change), ...]`` and the refit figures.
     """
