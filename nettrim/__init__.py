@@ -7,7 +7,7 @@ from .network import DenseLayer, Network, NetworkFileError
 from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
-from .solvers import SolveInfo, Status
+from .solvers import L0Info, SolveInfo, Status
 from .solvers.gram import GramAccumulator
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "BundledModel",
     "DenseLayer",
     "GramAccumulator",
+    "L0Info",
     "LayerResult",
     "LayerSolveError",
     "NetTrimResult",
