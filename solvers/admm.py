@@ -22,7 +22,15 @@ below ``tol_abs``/``tol_rel`` (Boyd et al. 2011, §3.3). A certified ``S`` whose
 is a small violation off Omega (a max over every entry, which lags the gap by a third of
 the iterations) is repaired on its support (:func:`.polish.repair_violations`) and
 returned when the repaired point is feasible with a certified gap. A diverging multiplier
-that is a Farkas ray proves the program infeasible.
+that is a Farkas ray proves the program infeasible (it is returned as
+``info.infeasibility_certificate``).
+
+:func:`solve_admm` is a driver over three stages, as cvxpy splits ``apply`` /
+``solve_via_data`` / ``invert``: :func:`_prepare` (scaling, penalties, start),
+:func:`_iterate` (steps and checks until a :class:`Stop`) and :func:`_report` (measure,
+polish, certify, back to the caller's units). What differs between the program variants
+is asked of ``problem.program`` (:mod:`.programs`); every knob is an :class:`AdmmSettings`
+field (``docs/solvers.md``, "Code layout").
 """
 
 from __future__ import annotations
