@@ -10,7 +10,7 @@ from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .sklearn import from_sklearn, to_sklearn
-from .solvers import SolveInfo, Status
+from .solvers import L0Info, SolveInfo, Status
 from .solvers.gram import GramAccumulator
 from .sparse import to_dense, to_sparse
 from .structured import ShrinkResult, shrink
@@ -21,6 +21,7 @@ __all__ = [
     "BundledModel",
     "DenseLayer",
     "GramAccumulator",
+    "L0Info",
     "LayerResult",
     "LayerSolveError",
     "NetTrimResult",

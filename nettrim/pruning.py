@@ -23,9 +23,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from . import baselines
 from .layer import LayerResult
 from .network import DenseLayer, Network
+from .solvers import baselines
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
     REFIT_CG_MAX_ITER,
@@ -36,7 +36,7 @@ from .solvers.l0 import (
     solve_p5_iht,
 )
 from .solvers.projections import SparsityPattern, make_pattern
-from .solvers.result import SolveInfo, Status
+from .solvers.result import L0Info, Status
 from .validation import check_choice, check_matrix, check_scalar
 
 METHODS = ("admm", "iht", "magnitude", "wanda", "sparsegpt")
@@ -54,7 +54,6 @@ METHOD_PATTERNS: dict[str, frozenset[str]] = {
 SYMMETRY_RTOL = 1e-8
 DEFAULT_IHT_ITER = 100
 DEFAULT_P5_ITER = 200
-_NAN = float("nan")
 
 
 def _check_gram(G, dim_options: tuple[int, ...]) -> np.ndarray:
@@ -310,10 +309,10 @@ def prune_layer(
     program = "P4"
     if activation == "relu":
         result = _solve_p5(
-            samples, W0a, b0, augmented, result.x, K, Y, upper, active_tol, max_iter, tol, result
+            samples, W0a, b0, augmented, result.W, K, Y, upper, active_tol, max_iter, tol, result
         )
         program = "P5"
-    x = result.x
+    x = result.W
     Wout = np.ascontiguousarray(x[:d_in]).astype(out_dtype, copy=False)
     bout = None
     if b0 is not None:
@@ -390,12 +389,11 @@ def _solve_p5(
     extra = dict(res.info.extra)
     extra["p4_objective"] = p4_result.info.objective
     extra["p4_iterations"] = p4_result.info.iterations
-    info = SolveInfo(**{**res.info.__dict__, "extra": extra})
-    return type(res)(x=res.x, status=res.status, info=info)
+    return replace(res, info=replace(res.info, extra=extra))
 
 
-def _with_seconds(info: SolveInfo, seconds: float) -> SolveInfo:
-    return SolveInfo(**{**info.__dict__, "seconds": seconds})
+def _with_seconds(info: L0Info, seconds: float) -> L0Info:
+    return replace(info, seconds=seconds)
 
 
 def _baseline_result(method, G, W0, b0, Wp, out_dtype, started) -> LayerResult:
@@ -403,14 +401,12 @@ def _baseline_result(method, G, W0, b0, Wp, out_dtype, started) -> LayerResult:
     Gw = G[:d_in, :d_in]
     f = objective(Gw, W0, Wp)
     base = 0.5 * float(np.vdot(W0, Gw @ W0))
-    info = SolveInfo(
+    info = L0Info(
         solver=method,
         objective=f,
         iterations=0,
         seconds=time.perf_counter() - started,
         residual=float(np.sqrt(max(2.0 * f, 0.0))),
-        radius=_NAN,
-        ball_excess=_NAN,
         violation=0.0,
         message=Status.OPTIMAL.message,
         extra={"relative_error": f / base if base > 0 else 0.0, "nnz": int(np.count_nonzero(Wp))},

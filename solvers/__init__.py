@@ -1,6 +1,7 @@
 """nettrim.solvers — the mathematics on arrays (knows nothing about neural networks).
 
-Programs (:class:`NetTrimProblem`), the fast ADMM (:func:`solve_admm`) with its dual
+Programs (:class:`NetTrimProblem`, its variant a :class:`Program`: :class:`LayerBall`,
+:class:`ColumnBalls` or :class:`Penalty`), the fast ADMM (:func:`solve_admm`) with its dual
 certificate, the exact conic/QP path through cvxpy (:func:`solve_exact`), and the one
 result type every backend returns.
 """
@@ -12,17 +13,23 @@ from .gram import GramAccumulator
 from .l0 import AdmmL0Settings, refit, solve_iht, solve_l0_admm, solve_p5_iht
 from .linalg import RangeReduction, reduce_to_range
 from .problem import NetTrimProblem
+from .programs import ColumnBalls, LayerBall, Penalty, Program
 from .projections import SparsityPattern, make_pattern, project
-from .result import STATUS_MESSAGES, SolveInfo, SolverResult, Status
+from .result import STATUS_MESSAGES, L0Info, SolveInfo, SolverResult, Status
 
 __all__ = [
     "EXACT_SOLVERS",
     "STATUS_MESSAGES",
     "AdmmL0Settings",
     "AdmmSettings",
+    "ColumnBalls",
     "DualCertifier",
     "GramAccumulator",
+    "L0Info",
+    "LayerBall",
     "NetTrimProblem",
+    "Penalty",
+    "Program",
     "RangeReduction",
     "SolveInfo",
     "SolverResult",

@@ -22,13 +22,22 @@ below ``tol_abs``/``tol_rel`` (Boyd et al. 2011, §3.3). A certified ``S`` whose
 is a small violation off Omega (a max over every entry, which lags the gap by a third of
 the iterations) is repaired on its support (:func:`.polish.repair_violations`) and
 returned when the repaired point is feasible with a certified gap. A diverging multiplier
-that is a Farkas ray proves the program infeasible.
+that is a Farkas ray proves the program infeasible (it is returned as
+``info.infeasibility_certificate``).
+
+:func:`solve_admm` is a driver over three stages, as cvxpy splits ``apply`` /
+``solve_via_data`` / ``invert``: :func:`_prepare` (scaling, penalties, start),
+:func:`_iterate` (steps and checks until a :class:`Stop`) and :func:`_report` (measure,
+polish, certify, back to the caller's units). What differs between the program variants
+is asked of ``problem.program`` (:mod:`.programs`); every knob is an :class:`AdmmSettings`
+field (``docs/solvers.md``, "Code layout").
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, replace
+from enum import Enum
 
 import numpy as np
 
@@ -40,34 +49,8 @@ from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
 
 _TINY = 1e-30
-#: The infeasibility test (one extra product) runs at every this many certificate checks.
-FARKAS_EVERY = 5
-#: Columns are set aside (``freeze_columns``) once at least this fraction of those still
-#: iterating are done: fewer, larger compactions.
-FREEZE_FRACTION = 0.1
-#: Initial penalty ``rho1`` of a layer-wide ball (``AdmmSettings.rho=None``), on data scaled
-#: to ``||X||_2 = 1``.
-DEFAULT_RHO = 1.0
-#: ... and of a separable program, solved column-normalized (unit targets per column). Set
-#: by measurement: against 1.0 it took 12% fewer column iterations over the bundled
-#: network's layers at eps 0.01-0.3 and 27% fewer on random per-neuron and (P3) layers
-#: (``docs/solvers.md``).
-SEPARABLE_RHO = 100.0
 #: Choices of ``AdmmSettings.precision``.
 PRECISIONS = ("auto", "float32", "float64")
-#: ``precision="auto"`` iterates in float32 only when both tolerances are at least this:
-#: float32 iterates carry relative errors near 1e-6, a thousand times below it.
-MIXED_PRECISION_MIN_TOL = 1e-4
-#: Checks of mixed-precision iterations take this much (relative to the targets' norm) off
-#: the ball's tolerance: a float32 measure of a residual errs by about 1e-6 of the targets.
-MIXED_ROUNDING = 1e-5
-#: A certified point is repaired (:func:`.polish.repair_violations`) when its ball is met
-#: and its violation off Omega is at most this many times the tolerance.
-REPAIR_MAX_VIOLATION = 10.0
-#: ... and, for a layer-wide ball, its gap at most this fraction of ``gap_tol``: the repair
-#: adds to the L1 norm and moves every column. (Separable programs try at any certified gap:
-#: the columns still iterating are few by then, and an attempt is cheap.)
-REPAIR_GAP_FRACTION = 0.8
 REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
 COLUMNS_DONE_MESSAGE = "every column feasible with a certified duality gap of its own"
 
@@ -80,7 +63,7 @@ class AdmmSettings:
     ----------
     rho : float or None
         Initial penalty of ``Z = X W`` on the scaled data; ``None`` takes
-        ``DEFAULT_RHO`` for a layer-wide ball and ``SEPARABLE_RHO`` for separable programs
+        ``default_rho`` for a layer-wide ball and ``separable_rho`` for separable programs
         (per-neuron balls, (P3)), which are solved column-normalized: another scale.
     ratio : float
         Initial ``r = rho2 / rho1`` (penalty of ``S = W`` relative to ``rho``).
@@ -119,7 +102,7 @@ class AdmmSettings:
         problem cost accuracy only below the float32 rounding level (about 1e-6 relative),
         far under the default tolerances, and halve the time of every product. ``"auto"``
         iterates in float32 when ``gap_tol`` and ``feas_tol`` are at least
-        ``MIXED_PRECISION_MIN_TOL``, every radius is positive (``eps = 0`` asks for
+        ``mixed_precision_min_tol``, every radius is positive (``eps = 0`` asks for
         exact fits) and there are at least as many samples as rows (the Woodbury form of
         the solve cancels digits that float32 does not have), else in the problem's
         precision.
@@ -128,6 +111,37 @@ class AdmmSettings:
         are feasible with a certified gap of their own and iterate on the others only, so
         a layer costs the sum of its columns' iterations, not its slowest column's times
         the width.
+    freeze_fraction : float
+        Columns are set aside once at least this fraction of those still iterating are
+        done (default 0.1): fewer, larger compactions.
+    default_rho : float
+        Initial ``rho1`` of a layer-wide ball when ``rho`` is ``None`` (default 1.0), on
+        data scaled to ``||X||_2 = 1``.
+    separable_rho : float
+        ... and of a separable program, solved column-normalized (unit targets per column;
+        default 100.0). Set by measurement: against 1.0 it took 12% fewer column iterations
+        over the bundled network's layers at eps 0.01-0.3 and 27% fewer on random
+        per-neuron and (P3) layers (``docs/solvers.md``, "Per-column penalties").
+    farkas_every : int
+        The infeasibility test (one extra product) runs at every this many certificate
+        checks (default 5).
+    mixed_precision_min_tol : float
+        ``precision="auto"`` iterates in float32 only when both ``gap_tol`` and
+        ``feas_tol`` are at least this (default 1e-4): float32 iterates carry relative
+        errors near 1e-6, a hundred times below it.
+    mixed_rounding : float
+        Checks of mixed-precision iterations take this much (relative to the targets'
+        norm) off the ball's tolerance (default 1e-5): a float32 measure of a residual errs
+        by about 1e-6 of the targets.
+    repair_max_violation : float
+        A certified point is repaired (:func:`.polish.repair_violations`) when its ball is
+        met and its violation off Omega is at most this many times the tolerance
+        (default 10.0).
+    repair_gap_fraction : float
+        ... and, for a layer-wide ball, its gap at most this fraction of ``gap_tol``
+        (default 0.8): the repair adds to the L1 norm and moves every column. Separable
+        programs try at any certified gap: the columns still iterating are few by then,
+        and an attempt is cheap.
     """
 
     rho: float | None = None
@@ -147,19 +161,38 @@ class AdmmSettings:
     time_limit: float | None = None
     precision: str = "auto"
     freeze_columns: bool = True
+    freeze_fraction: float = 0.1
+    default_rho: float = 1.0
+    separable_rho: float = 100.0
+    farkas_every: int = 5
+    mixed_precision_min_tol: float = 1e-4
+    mixed_rounding: float = 1e-5
+    repair_max_violation: float = 10.0
+    repair_gap_fraction: float = 0.8
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
             raise ValueError(f"AdmmSettings.rho must be > 0 or None, got {self.rho!r}")
-        positive = ("ratio", "tol_rel", "gap_tol", "feas_tol", "infeasibility_tol")
+        positive = (
+            "ratio",
+            "tol_rel",
+            "gap_tol",
+            "feas_tol",
+            "infeasibility_tol",
+            "default_rho",
+            "separable_rho",
+            "repair_max_violation",
+            "repair_gap_fraction",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"AdmmSettings.{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.alpha < 2:
             raise ValueError(f"AdmmSettings.alpha must be in (0, 2), got {self.alpha!r}")
-        if self.tol_abs < 0:
-            raise ValueError(f"AdmmSettings.tol_abs must be >= 0, got {self.tol_abs!r}")
-        for name in ("max_iter", "check_every", "adapt_every"):
+        for name in ("tol_abs", "freeze_fraction", "mixed_precision_min_tol", "mixed_rounding"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"AdmmSettings.{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("max_iter", "check_every", "adapt_every", "farkas_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"AdmmSettings.{name} must be >= 1, got {getattr(self, name)!r}")
         if self.precision not in PRECISIONS:
@@ -179,17 +212,25 @@ class AdmmSettings:
         return replace(self, **changes)
 
 
+# The former module-level knobs, read from the settings' defaults (one value each).
+MIXED_PRECISION_MIN_TOL = AdmmSettings.mixed_precision_min_tol
+MIXED_ROUNDING = AdmmSettings.mixed_rounding
+FREEZE_FRACTION = AdmmSettings.freeze_fraction
+DEFAULT_RHO = AdmmSettings.default_rho
+SEPARABLE_RHO = AdmmSettings.separable_rho
+FARKAS_EVERY = AdmmSettings.farkas_every
+REPAIR_MAX_VIOLATION = AdmmSettings.repair_max_violation
+REPAIR_GAP_FRACTION = AdmmSettings.repair_gap_fraction
+
+
 def working_dtype(problem: NetTrimProblem, settings: AdmmSettings) -> np.dtype:
     """The dtype the iterations run in (see ``AdmmSettings.precision``)."""
     if settings.precision != "auto":
         return np.dtype(settings.precision)
-    loose = min(settings.gap_tol, settings.feas_tol) >= MIXED_PRECISION_MIN_TOL
+    loose = min(settings.gap_tol, settings.feas_tol) >= settings.mixed_precision_min_tol
     # a zero radius on a column with targets asks for an exact fit (dead neurons, with
     # nothing on Omega, have a zero radius that asks nothing)
-    targets = problem.target_scale[1] if problem.per_column else problem.target_scale[0]
-    exact_fit = not problem.penalized and bool(
-        np.any((np.asarray(problem.radius) <= 0) & (np.asarray(targets) > 0))
-    )
+    exact_fit = problem.program.asks_exact_fit(problem.target_scale)
     # with fewer samples than rows the solve takes the Woodbury form, which subtracts two
     # nearly equal terms and divides by the (small) shift: float32 cannot afford that
     n, d, _ = problem.shape
@@ -211,14 +252,12 @@ def _cast(problem: NetTrimProblem, dtype: np.dtype) -> NetTrimProblem:
 def scale_problem(problem: NetTrimProblem, sigma: float) -> NetTrimProblem:
     """The same program in ``W`` with ``X``, ``Y``, ``V``, radius divided by ``sigma``."""
     inv = np.asarray(1.0 / sigma, dtype=problem.dtype)
-    radius = problem.radius / sigma if problem.per_column else float(problem.radius) / sigma
     return replace(
         problem,
         X=problem.X * inv,
         Y=problem.Y * inv,
         upper=None if problem.upper is None else problem.upper * inv,
-        radius=radius,
-        penalty=None if problem.penalty is None else problem.penalty * sigma**2,
+        **problem.program.scaled(sigma),
         violation_scale=None
         if problem.violation_scale is None
         else problem.violation_scale / sigma,
@@ -250,24 +289,6 @@ class _State:
         return clone
 
 
-def _ball_scale(
-    problem: NetTrimProblem, col_sq: np.ndarray, rho1: np.ndarray, beta: np.ndarray
-) -> np.ndarray:
-    """Per-column factor of the projection (or prox) on Omega (columns scaled by ``beta``).
-
-    (P3) on a column divided by ``beta_j`` has the penalty ``lam * beta_j`` relative to its
-    L1 weight ``beta_j``: its prox weighs ``lam * beta_j**2`` against ``rho1_j``.
-    """
-    if problem.penalized:
-        return rho1 / (problem.penalty * beta**2 + rho1)
-    if problem.per_column:
-        norms = np.sqrt(col_sq)
-        return np.where(norms > problem.radius, problem.radius / np.maximum(norms, _TINY), 1.0)
-    norm = float(np.sqrt(col_sq.sum()))
-    radius = float(problem.radius)
-    return np.full(col_sq.shape[0], radius / norm if norm > radius else 1.0)
-
-
 def _feasibility(
     problem: NetTrimProblem, figures: dict, feas_tol: float, rounding: float = 0.0
 ) -> bool:
@@ -295,15 +316,7 @@ class _Meter:
         col = np.sqrt(self.col_sq)
         residual = float(np.sqrt(self.col_sq.sum()))
         column_l1 = (np.abs(S) * self.weights).sum(axis=0, dtype=np.float64)
-        l1 = float(column_l1.sum())
-        if p.penalized:
-            objective, radius, excess = l1 + 0.5 * p.penalty * residual**2, np.nan, np.nan
-        elif p.per_column:
-            objective, radius = l1, float(np.max(p.radius, initial=0.0))
-            excess = float(max(0.0, np.max(col - p.radius, initial=0.0)))
-        else:
-            objective, radius = l1, float(p.radius)
-            excess = max(0.0, residual - radius)
+        objective, radius, excess = p.program.measure(float(column_l1.sum()), col, residual)
         return {
             "objective": objective,
             "residual": residual,
@@ -311,43 +324,66 @@ class _Meter:
             "ball_excess": excess,
             "violation": violation,
             "column_residuals": col,
-            "column_objectives": column_l1 + 0.5 * p.penalty * self.col_sq
-            if p.penalized
-            else column_l1,
+            "column_objectives": p.program.column_objectives(column_l1, self.col_sq),
             "column_violations": self.col_worst.copy(),
         }
 
 
-def _farkas_ray(problem: NetTrimProblem, delta: np.ndarray, tol: float) -> bool:
-    """Whether ``delta`` (a change of the multiplier) certifies that ``C`` misses range(X).
+def _farkas_ray(problem: NetTrimProblem, delta: np.ndarray, tol: float) -> np.ndarray | None:
+    """The Farkas ray ``D`` in ``delta`` (a change of the multiplier), or ``None``.
 
     The program is infeasible iff some ``D`` with ``X^T D = 0`` and ``D >= 0`` off Omega has
-    a negative support value ``<D_Omega, Y> + radius ||D_Omega|| + <D_off, V>``.
+    a negative support value ``<D_Omega, Y> + radius ||D_Omega|| + <D_off, V>``. The ray
+    returned is ``delta`` scaled to a largest entry of 1, clipped at 0 off Omega: both
+    conditions are invariant under the scaling of the data by one scalar, so it certifies
+    the caller's program as well as the scaled one.
     """
     size = float(np.abs(delta).max(initial=0.0))
-    if size <= _TINY or (problem.penalized and problem.active is None):
-        return False
+    program = problem.program
+    if size <= _TINY or (not program.has_ball and problem.active is None):
+        return None
     D = delta / size
     active = problem.active
     if active is not None:
         D = np.where(~active & (D < 0), 0.0, D)
     if float(np.abs(problem.X.T @ D.astype(problem.dtype)).max()) > tol * np.sqrt(D.shape[0]):
-        return False
+        return None
     D_on = D if active is None else np.where(active, D, 0.0)
     support = float(np.vdot(D_on, problem.Y))
     if active is not None:
         V = problem.upper_bounds()
         off = ~active & (D > 0)
         if np.isposinf(V[off]).any():
-            return False
+            return None
         support += float(np.sum(D[off] * V[off]))
-    if not problem.penalized:
-        if problem.per_column:
-            support += float(np.linalg.norm(D_on, axis=0) @ problem.radius)
-        else:
-            support += float(problem.radius) * float(np.linalg.norm(D_on))
+    support += program.support_term(D_on)
     scale = float(np.abs(problem.Y).max(initial=0.0)) + 1.0
-    return support < -tol * scale * 1e3
+    return D if support < -tol * scale * 1e3 else None
+
+
+class Stop(Enum):
+    """Why :func:`solve_admm` stopped: the status and message of each way (the one list).
+
+    The checks (:func:`_stop_at_check`) try them in this order; the time limit is tested
+    after every iteration, the iteration limit when the loop runs out.
+    """
+
+    CERTIFIED = (Status.OPTIMAL, "feasible with a certified duality gap")
+    #: the gap may lag when the multiplier estimate is poor; converged residuals with a
+    #: feasible point are the classical ADMM optimality test (Boyd et al. 2011, §3.3)
+    RESIDUALS = (Status.OPTIMAL, "primal and dual residuals converged")
+    REPAIRED = (Status.OPTIMAL, REPAIRED_MESSAGE)
+    COLUMNS_DONE = (Status.OPTIMAL, COLUMNS_DONE_MESSAGE)
+    INFEASIBLE = (Status.INFEASIBLE, "a Farkas ray certifies infeasibility")
+    TIME_LIMIT = (Status.MAX_ITER, "reached time_limit={time_limit}s")
+    MAX_ITER = (Status.MAX_ITER, "reached max_iter={max_iter}")
+
+    @property
+    def status(self) -> Status:
+        return self.value[0]
+
+    def message(self, settings: AdmmSettings) -> str:
+        return self.value[1].format(time_limit=settings.time_limit, max_iter=settings.max_iter)
 
 
 def solve_admm(
@@ -358,6 +394,11 @@ def solve_admm(
     verbose: bool = False,
 ) -> SolverResult:
     """Solve (P1), (P2) or (P3) by ADMM (see the module docstring for the iteration).
+
+    Three stages (``docs/solvers.md``, "Code layout"): :func:`_prepare` scales the program
+    and sets up the iterates, :func:`_iterate` runs the splitting until a :class:`Stop`,
+    :func:`_report` measures, polishes and certifies the returned weights in the caller's
+    units.
 
     Parameters
     ----------
@@ -374,21 +415,87 @@ def solve_admm(
     Returns
     -------
     SolverResult
-        ``x = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
+        ``W = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
         dual bound and gap of the certificate; ``info.extra`` holds the final penalties,
         the number of penalty updates, the working precision, the mean iterations per
         column (``column_iterations``: fewer than ``iterations`` when columns were set
-        aside) and the polish figures.
+        aside) and the polish figures. An infeasible program returns no weights and
+        ``info.infeasibility_certificate``, the Farkas ray that proves it.
     """
     settings = settings or AdmmSettings()
+    _check_entry_weights(problem)
+    run = _prepare(problem, settings, warm_start)
+    stop = _iterate(run, settings, verbose)
+    return _report(run, settings, stop)
+
+
+def _check_entry_weights(problem: NetTrimProblem) -> None:
+    if problem.entry_weights is None:
+        return
     weights = problem.weight_matrix()
-    if problem.entry_weights is not None:
-        penalized_rows = problem.l1_weights > 0
-        if not (np.isfinite(weights).all() and (weights[penalized_rows] > 0).all()):
-            raise ValueError(
-                "problem.entry_weights must be finite and > 0 on every penalized row for "
-                "solve_admm (a zero weight leaves an entry free; use solve_exact for that)"
-            )
+    penalized_rows = problem.l1_weights > 0
+    if not (np.isfinite(weights).all() and (weights[penalized_rows] > 0).all()):
+        raise ValueError(
+            "problem.entry_weights must be finite and > 0 on every penalized row for "
+            "solve_admm (a zero weight leaves an entry free; use solve_exact for that)"
+        )
+
+
+class _Run:
+    """One solve across its stages: the scaled program, the columns still iterating, what
+    the columns set aside left behind, and the counters the report reads.
+
+    Units: ``scaled`` is the caller's program with ``X``, ``Y``, ``V`` and the radius
+    divided by ``sigma = ||X||_2`` (the program in ``W`` is unchanged), in the problem's
+    precision; it measures, polishes and certifies the returned weights. ``X`` and ``gram``
+    are that scaled ``X`` in the working precision, as the iterations use them. The columns
+    (:class:`_Columns`) hold the program again in the working precision and
+    column-normalized.
+    """
+
+    def __init__(
+        self,
+        *,
+        problem: NetTrimProblem,
+        settings: AdmmSettings,
+        dtype: np.dtype,
+        sigma: float,
+        scaled: NetTrimProblem,
+        gram: ShiftedGramSolver,
+        columns: _Columns,
+        started: float,
+        compile_seconds: float,
+    ):
+        self.dtype, self.sigma, self.scaled, self.gram = dtype, sigma, scaled, gram
+        self.columns = columns
+        self.X = columns.working.X
+        self.started, self.compile_seconds = started, compile_seconds
+        self.setup_seconds = time.perf_counter() - started
+        self.n, self.d, self.m = n, d, m = problem.shape
+        self.separable = scaled.program.separable
+        self.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (the log line's)
+        self.radius_max = scaled.program.largest_radius() or 1.0
+        # checks in a lower working precision ask the ball a little more, so that the
+        # returned weights, measured again in the problem's precision, meet feas_tol
+        # without a polish
+        self.rounding = settings.mixed_rounding if dtype != problem.dtype else 0.0
+        self.iteration = self.column_iterations = self.n_updates = self.n_checks = 0
+        self.next_adapt = settings.adapt_every
+        self.history: list[tuple[int, float, float]] = []
+        # columns set aside (separable programs): their weights, multipliers, objective and
+        # bound, added to the totals of the checks
+        self.S_done = np.zeros((d, m), problem.dtype) if self.separable else None
+        self.Lam_done = np.zeros((n, m)) if self.separable else None
+        self.objective_done = self.lower_done = 0.0
+        self.S_repaired: np.ndarray | None = None
+        self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
+        self.certificate: np.ndarray | None = None  # a Farkas ray, in the caller's columns
+
+
+def _prepare(
+    problem: NetTrimProblem, settings: AdmmSettings, warm_start: np.ndarray | None
+) -> _Run:
+    """Scale the program, set the penalties and the start point (``Z = Proj_C(X W)``)."""
     dtype = working_dtype(problem, settings)
     compile_started = time.perf_counter()
     kernels.warm_up(dtype)
@@ -396,297 +503,400 @@ def solve_admm(
         kernels.warm_up(problem.dtype)  # measures and certificates
     compile_seconds = time.perf_counter() - compile_started
     started = time.perf_counter()
-
-    n, d, m = problem.shape
-    # ``sp`` (the problem's precision) measures, certifies and polishes the returned
-    # weights; ``it`` (its copy in the working precision) runs the iterations
-    it = _cast(problem, dtype)
-    gram = ShiftedGramSolver(it.X)
+    # the working-precision copy runs the iterations; ``scaled`` (the problem's precision)
+    # measures, certifies and polishes the returned weights
+    working = _cast(problem, dtype)
+    gram = ShiftedGramSolver(working.X)
     sigma = float(np.sqrt(gram.lambda_max)) or 1.0
-    sp = scale_problem(problem, sigma)
-    it = scale_problem(it, sigma) if it is not problem else sp
-    gram = gram.scaled(1.0 / sigma)
-    X = it.X
+    scaled = scale_problem(problem, sigma)
+    working = scale_problem(working, sigma) if working is not problem else scaled
+    columns = _first_columns(problem, scaled, working, settings)
+    run = _Run(
+        problem=problem,
+        settings=settings,
+        dtype=dtype,
+        sigma=sigma,
+        scaled=scaled,
+        gram=gram.scaled(1.0 / sigma),
+        columns=columns,
+        started=started,
+        compile_seconds=compile_seconds,
+    )
+    _start(columns, run.X, warm_start)
+    return run
+
+
+def _first_columns(
+    problem: NetTrimProblem,
+    scaled: NetTrimProblem,
+    working: NetTrimProblem,
+    settings: AdmmSettings,
+) -> _Columns:
+    """Every column, with its units ``beta_j``, initial penalties and a zero state."""
+    n, d, m = problem.shape
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
     # layer-wide ball is the plain radial one only in an unweighted norm
-    separable = sp.per_column or sp.penalized
-    # Separable programs are also solved column-normalized: column j in units of
-    # beta_j = ||y_j on Omega_j|| (W_j = beta_j W'_j, L1 weight beta_j), so that a neuron that
-    # is almost dead and one that is always on converge at the same pace. Measures and
-    # certificates stay in the problem's units (the multiplier maps as rho1_j / beta_j).
-    beta = np.ones(m)
-    work = it
-    if separable:
-        column_norms = sp.target_scale[1]
-        beta = np.where(column_norms > 0, column_norms, 1.0)
-        work = replace(
-            it,
-            Y=it.Y / beta.astype(dtype),
-            upper=None if it.upper is None else it.upper / beta.astype(dtype),
-            radius=it.radius / beta if it.per_column else it.radius,
-        )
+    separable = scaled.program.separable
+    beta, normalized = _normalize_columns(scaled, working, separable)
     if settings.rho is not None:
         rho1 = np.full(m, float(settings.rho))
     else:
-        rho1 = np.full(m, SEPARABLE_RHO if separable else DEFAULT_RHO)
-    c = _Columns(
+        rho1 = np.full(m, settings.separable_rho if separable else settings.default_rho)
+    return _Columns(
         index=np.arange(m),
-        sp=sp,
-        it=it,
-        work=work,
+        scaled=scaled,
+        working=working,
+        normalized=normalized,
         beta=beta,
         rho1=rho1,
         rho2=rho1 * float(settings.ratio),
-        weights=weights,
-        st=_State(n, d, m, dtype),
+        weights=problem.weight_matrix(),
+        st=_State(n, d, m, working.dtype),
     )
-    y_max = sp.target_scale[2] or 1.0  # the violation's scale (and its set-up cost)
-    radius_max = (float(np.max(sp.radius, initial=0.0)) if not sp.penalized else 0.0) or 1.0
-    # checks in a lower working precision ask the ball a little more, so that the returned
-    # weights, measured again in the problem's precision, meet feas_tol without a polish
-    rounding = MIXED_ROUNDING if dtype != problem.dtype else 0.0
-    setup_seconds = time.perf_counter() - started
+
+
+def _start(c: _Columns, X: np.ndarray, warm_start: np.ndarray | None) -> None:
+    """``W = S =`` the warm start (or 0), ``Z = Proj_C(X W)``, ``U = 0``: a feasible-set
+    start."""
     st = c.st
     if warm_start is not None:
         st.W[...] = warm_start / c.beta_w
         st.S[...] = st.W
         np.matmul(X, st.W, out=st.XW)
         st.Z[...] = st.XW
-    # Z <- Proj_C(X W): a feasible-set start (U = 0)
     c.relax(st.XW, 1.0)
     c.project(st.XW, 1.0)
     st.U[...] = 0.0
     st.D[...] = st.Z
 
-    # columns set aside (separable programs): their weights and multipliers
-    S_done = np.zeros((d, m), problem.dtype) if separable else None
-    Lam_done = np.zeros((n, m)) if separable else None
-    column_iterations = 0
-    objective_done = lower_done = 0.0  # their objective and bound, in the totals below
-    status = Status.MAX_ITER
-    message = f"reached max_iter={settings.max_iter}"
-    n_updates = 0
-    next_adapt = settings.adapt_every
-    n_checks = 0
-    polish_info: dict = {}
-    S_repaired = None
-    n_repaired = 0  # columns finished by a repair (those still iterating when it succeeds)
-    all_set_aside = False
-    iteration = 0
-    history = []
-    for iteration in range(1, settings.max_iter + 1):
-        st, k = c.st, c.index.size
-        column_iterations += k
-        checking = iteration % settings.check_every == 0
-        adapting = settings.adaptive_rho and iteration >= next_adapt
-        r = c.rho2 / c.rho1
-        np.matmul(X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
-        kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
-        gram.solve(st.rhs, r, out=st.W, work=st.work)
-        np.matmul(X, st.W, out=st.XW)
-        c.relax(st.XW, settings.alpha)
-        c.project(st.XW, settings.alpha, with_stats=checking or adapting)
-        kernels.shrink_and_update(
-            st.W, st.S, st.T, c.weights, c.beta / c.rho2, settings.alpha, st.sstats
-        )
 
-        if settings.time_limit is not None and time.perf_counter() - started > settings.time_limit:
-            message = f"reached time_limit={settings.time_limit}s"
-            break
+def _normalize_columns(
+    scaled: NetTrimProblem, working: NetTrimProblem, separable: bool
+) -> tuple[np.ndarray, NetTrimProblem]:
+    """``(beta, normalized)``: the column units and the working program in them.
+
+    Separable programs are solved column-normalized: column j in units of
+    ``beta_j = ||y_j on Omega_j||`` (``W_j = beta_j W'_j``, L1 weight ``beta_j``), so that a
+    neuron that is almost dead and one that is always on converge at the same pace.
+    Measures and certificates stay in the problem's units (the multiplier maps as
+    ``rho1_j / beta_j``). A layer-wide ball keeps ``beta = 1``.
+    """
+    m = scaled.shape[2]
+    if not separable:
+        return np.ones(m), working
+    column_norms = scaled.target_scale[1]
+    beta = np.where(column_norms > 0, column_norms, 1.0)
+    beta_w = beta.astype(working.dtype)
+    normalized = replace(
+        working,
+        Y=working.Y / beta_w,
+        upper=None if working.upper is None else working.upper / beta_w,
+        **working.program.in_column_units(beta),
+    )
+    return beta, normalized
+
+
+def _iterate(run: _Run, settings: AdmmSettings, verbose: bool) -> Stop:
+    """Iterate the splitting until one of the ways of :class:`Stop` applies."""
+    for iteration in range(1, settings.max_iter + 1):
+        run.iteration = iteration
+        c = run.columns
+        k = c.index.size
+        run.column_iterations += k
+        checking = iteration % settings.check_every == 0
+        adapting = settings.adaptive_rho and iteration >= run.next_adapt
+        _step(c, run, settings.alpha, with_stats=checking or adapting)
+        if (
+            settings.time_limit is not None
+            and time.perf_counter() - run.started > settings.time_limit
+        ):
+            return Stop.TIME_LIMIT
         if not (checking or adapting):
             continue  # the residual figures below serve only those two
-        zc, sc = np.sqrt(st.zstats), np.sqrt(st.sstats)  # per-column norms
+        residuals = _Residuals(c, settings, run.n, run.d)
+        if checking:
+            stop = _check(run, settings, residuals.converged, verbose)
+            if stop is not None:
+                return stop
+        if adapting and run.columns.index.size == k:
+            _adapt(run, settings, residuals, iteration)
+    return Stop.MAX_ITER
+
+
+def _step(c: _Columns, run: _Run, alpha: float, *, with_stats: bool) -> None:
+    """One ADMM iteration on the columns still iterating (module docstring)."""
+    st = c.st
+    r = c.rho2 / c.rho1
+    np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
+    kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
+    run.gram.solve(st.rhs, r, out=st.W, work=st.work)
+    np.matmul(run.X, st.W, out=st.XW)
+    c.relax(st.XW, alpha)
+    c.project(st.XW, alpha, with_stats=with_stats)
+    kernels.shrink_and_update(st.W, st.S, st.T, c.weights, c.beta / c.rho2, alpha, st.sstats)
+
+
+class _Residuals:
+    """Primal and dual residuals of both splittings and their tolerances (Boyd et al.
+    2011, §3.3), from the per-column statistics the kernels left in the state."""
+
+    def __init__(self, c: _Columns, settings: AdmmSettings, n: int, d: int):
+        st, k = c.st, c.index.size
+        self.zc, self.sc = np.sqrt(st.zstats), np.sqrt(st.sstats)  # per-column norms
         zt, stt = np.sqrt(st.zstats.sum(axis=1)), np.sqrt(st.sstats.sum(axis=1))
-        r1, s1 = zt[0], float(np.sqrt(np.sum((c.rho1 * zc[1]) ** 2)))
-        r2, s2 = stt[0], float(np.sqrt(np.sum((c.rho2 * sc[1]) ** 2)))
+        self.zt = zt
+        r1, s1 = zt[0], float(np.sqrt(np.sum((c.rho1 * self.zc[1]) ** 2)))
+        r2, s2 = stt[0], float(np.sqrt(np.sum((c.rho2 * self.sc[1]) ** 2)))
+        self.s1 = s1
         eps_pri = settings.tol_abs * np.sqrt(n * k + d * k) + settings.tol_rel * max(
             np.hypot(zt[2], stt[2]), np.hypot(zt[3], stt[3])
         )
         eps_dual = settings.tol_abs * np.sqrt(d * k) + settings.tol_rel * (
-            float(np.sqrt(np.sum((c.rho1 * zc[4]) ** 2)))
-            + float(np.sqrt(np.sum((c.rho2 * sc[4]) ** 2)))
+            float(np.sqrt(np.sum((c.rho1 * self.zc[4]) ** 2)))
+            + float(np.sqrt(np.sum((c.rho2 * self.sc[4]) ** 2)))
         )
-        residuals_met = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
+        self.converged = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
 
-        if checking:
-            # checks measure in the working precision (its rounding is far below the
-            # tolerances); the returned weights are measured again in the problem's
-            S_true = c.weights_working()
-            figures = c.measure(S_true)
-            bounds = c.certifier.bound(
-                st.U,
-                c.rho1 / c.beta,
-                XS=c.measure.XS,
-                column_residuals=figures["column_residuals"],
-                per_column=separable,
-            )
-            lower = float(np.sum(bounds)) + lower_done
-            objective = figures["objective"] + objective_done
-            gap = objective - lower
-            feasible = _feasibility(c.it, figures, settings.feas_tol, rounding)
-            rel_gap = gap / max(abs(objective), _TINY)
-            if verbose:
-                print(
-                    f"admm {iteration:6d}  obj {objective:.6e}  lb {lower:.6e}  "
-                    f"gap {rel_gap:.2e}  excess/radius {figures['ball_excess'] / radius_max:.2e}"
-                    f"  viol/max|Y| {figures['violation'] / y_max:.2e}  "
-                    f"rho {np.median(c.rho1):.2e},{np.median(c.rho2):.2e}  columns {k}"
-                )
-            history.append((iteration, objective, lower))
-            if feasible and rel_gap <= settings.gap_tol:
-                status, message = Status.OPTIMAL, "feasible with a certified duality gap"
-                break
-            if residuals_met and feasible:
-                # the gap may lag when the multiplier estimate is poor; converged residuals
-                # with a feasible point are the classical ADMM optimality test
-                status, message = Status.OPTIMAL, "primal and dual residuals converged"
-                break
-            if (
-                settings.polish
-                and rel_gap <= (1.0 if separable else REPAIR_GAP_FRACTION) * settings.gap_tol
-                and _repairable(c.it, figures, settings.feas_tol)
-            ):
-                # certified, and outside the constraints only by violations off Omega that
-                # lag the gap: repaired on the support, the point may be done already
-                repaired = _repair(c, settings)
-                if repaired is not None:
-                    S_fix, objective_fix, bound_fix, feasible_fix = repaired
-                    total = objective_done + objective_fix
-                    if feasible_fix and total - lower_done - bound_fix <= (
-                        settings.gap_tol * max(abs(total), _TINY)
-                    ):
-                        S_repaired, n_repaired = S_fix, c.index.size
-                        status, message = Status.OPTIMAL, REPAIRED_MESSAGE
-                        break
-            n_checks += 1
-            if n_checks % FARKAS_EVERY == 0:
-                Lam = c.multiplier()
-                if _farkas_ray(c.sp, Lam - c.Lam_prev, settings.infeasibility_tol):
-                    status, message = Status.INFEASIBLE, "a Farkas ray certifies infeasibility"
-                    break
-                c.Lam_prev[...] = Lam
-            if separable and settings.freeze_columns:
-                done = _columns_done(c.it, figures, bounds, settings, rounding)
-                if done.sum() >= max(1.0, FREEZE_FRACTION * k):
-                    objective_done += float(np.sum(figures["column_objectives"][done]))
-                    lower_done += float(np.sum(bounds[done]))
-                    S_done[:, c.index[done]] = c.weights_true()[:, done]
-                    Lam_done[:, c.index[done]] = c.multiplier()[:, done]
-                    if done.all():  # every column is set aside: the whole program is done
-                        all_set_aside = True
-                        status, message = Status.OPTIMAL, COLUMNS_DONE_MESSAGE
-                        break
-                    c = c.restrict(~done)
-        # penalties adapt ever more rarely (interval grows with each change), so they
-        # settle and the fixed-penalty convergence theory applies eventually
-        if adapting and c.index.size == k:
-            next_adapt = iteration + settings.adapt_every * (1 + n_updates)
-            rho1, rho2 = c.rho1, c.rho2
-            if separable:
-                f1 = _balance(zc[0], np.maximum(zc[2], zc[3]), rho1 * zc[1], rho1 * zc[4])
-            else:
-                f1 = np.full(
-                    k,
-                    _balance(
-                        zt[0], max(zt[2], zt[3]), s1, float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
-                    ),
-                )
-            f2 = _balance(sc[0], np.maximum(sc[2], sc[3]), rho2 * sc[1], rho2 * sc[4])
-            changed = False
-            for f, rho, dual in ((f1, rho1, st.U), (f2, rho2, st.T)):
-                f = np.where((f > settings.adapt_factor) | (f < 1 / settings.adapt_factor), f, 1.0)
-                if np.any(f != 1.0):
-                    dual /= f.astype(dtype)  # keep the unscaled multiplier rho * dual fixed
-                    rho *= f
-                    changed = True
-            n_updates += changed
 
-    if status is Status.INFEASIBLE:
-        return SolverResult.without_weights(
+def _check(run: _Run, settings: AdmmSettings, converged: bool, verbose: bool) -> Stop | None:
+    """Measure and certify the current ``S``, then decide (:func:`_stop_at_check`)."""
+    c = run.columns
+    # checks measure in the working precision (its rounding is far below the tolerances);
+    # the returned weights are measured again in the problem's
+    figures = c.measure(c.weights_working())
+    bounds = c.certifier.bound(
+        c.st.U,
+        c.rho1 / c.beta,
+        XS=c.measure.XS,
+        column_residuals=figures["column_residuals"],
+        per_column=run.separable,
+    )
+    lower = float(np.sum(bounds)) + run.lower_done
+    objective = figures["objective"] + run.objective_done
+    feasible = _feasibility(c.working, figures, settings.feas_tol, run.rounding)
+    rel_gap = (objective - lower) / max(abs(objective), _TINY)
+    if verbose:
+        print(
+            f"admm {run.iteration:6d}  obj {objective:.6e}  lb {lower:.6e}  "
+            f"gap {rel_gap:.2e}  excess/radius {figures['ball_excess'] / run.radius_max:.2e}"
+            f"  viol/max|Y| {figures['violation'] / run.y_max:.2e}  "
+            f"rho {np.median(c.rho1):.2e},{np.median(c.rho2):.2e}  columns {c.index.size}"
+        )
+    run.history.append((run.iteration, objective, lower))
+    return _stop_at_check(run, settings, figures, bounds, feasible, rel_gap, converged)
+
+
+def _stop_at_check(
+    run: _Run,
+    settings: AdmmSettings,
+    figures: dict,
+    bounds: np.ndarray,
+    feasible: bool,
+    rel_gap: float,
+    converged: bool,
+) -> Stop | None:
+    """The stopping rules of a check, in order (see :class:`Stop`); ``None`` goes on.
+
+    The last two act as they test: a Farkas test that fails keeps the multiplier for the
+    next one, and columns that are done are set aside.
+    """
+    c = run.columns
+    if feasible and rel_gap <= settings.gap_tol:
+        return Stop.CERTIFIED
+    if converged and feasible:
+        return Stop.RESIDUALS
+    gap_fraction = 1.0 if run.separable else settings.repair_gap_fraction
+    if (
+        settings.polish
+        and rel_gap <= gap_fraction * settings.gap_tol
+        and _repairable(c.working, figures, settings)
+        and _repaired(run, settings)
+    ):
+        return Stop.REPAIRED
+    run.n_checks += 1
+    if run.n_checks % settings.farkas_every == 0 and _farkas_test(run, settings):
+        return Stop.INFEASIBLE
+    if run.separable and settings.freeze_columns and _set_aside(run, settings, figures, bounds):
+        return Stop.COLUMNS_DONE
+    return None
+
+
+def _repaired(run: _Run, settings: AdmmSettings) -> bool:
+    """Repair a certified point whose violations off Omega lag the gap (on its support);
+    keep it (``run.S_repaired``) when it is feasible with a certified gap."""
+    repaired = _repair(run.columns, settings)
+    if repaired is None:
+        return False
+    S_fix, objective_fix, bound_fix, feasible_fix = repaired
+    total = run.objective_done + objective_fix
+    if feasible_fix and total - run.lower_done - bound_fix <= (
+        settings.gap_tol * max(abs(total), _TINY)
+    ):
+        run.S_repaired, run.n_repaired = S_fix, run.columns.index.size
+        return True
+    return False
+
+
+def _farkas_test(run: _Run, settings: AdmmSettings) -> bool:
+    """Whether the multiplier's change since the last test is a Farkas ray (kept in
+    ``run.certificate``, zero on the columns set aside); else remember the multiplier."""
+    c = run.columns
+    Lam = c.multiplier()
+    ray = _farkas_ray(c.scaled, Lam - c.Lam_prev, settings.infeasibility_tol)
+    if ray is None:
+        c.Lam_prev[...] = Lam
+        return False
+    run.certificate = np.zeros((run.n, run.m))
+    run.certificate[:, c.index] = ray
+    return True
+
+
+def _set_aside(run: _Run, settings: AdmmSettings, figures: dict, bounds: np.ndarray) -> bool:
+    """Set aside the columns done (:func:`_columns_done`) once there are enough of them;
+    whether that was every column."""
+    c = run.columns
+    done = _columns_done(c.working, figures, bounds, settings, run.rounding)
+    if done.sum() < max(1.0, settings.freeze_fraction * c.index.size):
+        return False
+    run.objective_done += float(np.sum(figures["column_objectives"][done]))
+    run.lower_done += float(np.sum(bounds[done]))
+    run.S_done[:, c.index[done]] = c.weights_true()[:, done]
+    run.Lam_done[:, c.index[done]] = c.multiplier()[:, done]
+    if done.all():
+        return True
+    run.columns = c.restrict(~done)
+    return False
+
+
+def _adapt(run: _Run, settings: AdmmSettings, res: _Residuals, iteration: int) -> None:
+    """Rebalance both penalties from the residuals (OSQP's rule, :func:`_balance`).
+
+    Penalties adapt ever more rarely (the interval grows with each change), so they settle
+    and the fixed-penalty convergence theory applies eventually.
+    """
+    c = run.columns
+    zc, sc, zt = res.zc, res.sc, res.zt
+    run.next_adapt = iteration + settings.adapt_every * (1 + run.n_updates)
+    rho1, rho2 = c.rho1, c.rho2
+    if run.separable:
+        f1 = _balance(zc[0], np.maximum(zc[2], zc[3]), rho1 * zc[1], rho1 * zc[4])
+    else:
+        dual_scale = float(np.sqrt(np.sum((rho1 * zc[4]) ** 2)))
+        f1 = np.full(c.index.size, _balance(zt[0], max(zt[2], zt[3]), res.s1, dual_scale))
+    f2 = _balance(sc[0], np.maximum(sc[2], sc[3]), rho2 * sc[1], rho2 * sc[4])
+    changed = False
+    for f, rho, dual in ((f1, rho1, c.st.U), (f2, rho2, c.st.T)):
+        f = np.where((f > settings.adapt_factor) | (f < 1 / settings.adapt_factor), f, 1.0)
+        if np.any(f != 1.0):
+            dual /= f.astype(run.dtype)  # keep the unscaled multiplier rho * dual fixed
+            rho *= f
+            changed = True
+    run.n_updates += changed
+
+
+def _report(run: _Run, settings: AdmmSettings, stop: Stop) -> SolverResult:
+    """Measure, polish and certify the returned ``S`` in the problem's precision; report
+    in the caller's units."""
+    status, message = stop.status, stop.message(settings)
+    if stop is Stop.INFEASIBLE:
+        result = SolverResult.without_weights(
             status,
             solver="admm",
-            seconds=time.perf_counter() - started,
+            seconds=time.perf_counter() - run.started,
             message=message,
-            iterations=iteration,
-            compile_seconds=compile_seconds,
+            iterations=run.iteration,
+            compile_seconds=run.compile_seconds,
         )
-
-    if S_repaired is not None and c.index.size == m:
-        S, Lam = S_repaired, c.multiplier()
-    elif S_repaired is not None:
-        S, Lam = S_done, Lam_done
-        S[:, c.index] = S_repaired
-        Lam[:, c.index] = c.multiplier()
-    elif all_set_aside:
-        S, Lam = S_done, Lam_done
-    elif c.index.size == m:  # nothing set aside: the state is the whole program's
-        S, Lam = c.weights_true(), c.multiplier()
-    else:
-        S, Lam = S_done, Lam_done
-        S[:, c.index] = c.weights_true()
-        Lam[:, c.index] = c.multiplier()
-    measure, certifier = _Meter(sp), DualCertifier(sp)
+        info = replace(result.info, infeasibility_certificate=run.certificate)
+        return replace(result, info=info)
+    S, Lam = _assemble(run, stop)
+    scaled = run.scaled
+    measure, certifier = _Meter(scaled), DualCertifier(scaled)
     figures = measure(S)
-    if settings.polish and not _feasibility(sp, figures, settings.feas_tol):
-        S, polish_info = polish_support(sp, S, feas_tol=settings.feas_tol)
+    polish_info: dict = {}
+    if settings.polish and not _feasibility(scaled, figures, settings.feas_tol):
+        S, polish_info = polish_support(scaled, S, feas_tol=settings.feas_tol)
         figures = measure(S)
     lower = certifier.bound(Lam, 1.0, XS=measure.XS, column_residuals=figures["column_residuals"])
-    feasible = _feasibility(sp, figures, settings.feas_tol)
+    feasible = _feasibility(scaled, figures, settings.feas_tol)
     if status is Status.OPTIMAL and not feasible:
         status = Status.INACCURATE
         message += "; the returned weights are outside the constraints beyond feas_tol"
-
-    # report in the caller's units: the objective of W is unchanged by the scaling; the
-    # residual, radius, excess and violation scale with sigma
+    # the objective of W is unchanged by the scaling; the residual, radius, excess and
+    # violation scale with sigma
+    sigma = run.sigma
     final = {
         "objective": figures["objective"],
         **{key: figures[key] * sigma for key in ("residual", "radius", "ball_excess", "violation")},
     }
     info = SolveInfo(
         solver="admm",
-        iterations=iteration,
-        seconds=time.perf_counter() - started,
+        iterations=run.iteration,
+        seconds=time.perf_counter() - run.started,
         dual_bound=lower,
         gap=final["objective"] - lower,
-        compile_seconds=compile_seconds,
+        compile_seconds=run.compile_seconds,
         message=message,
-        extra={
-            "setup_seconds": setup_seconds,
-            "rho": float(np.median(c.rho1)),
-            "rho2": float(np.median(c.rho2)),
-            "repaired_columns": n_repaired,
-            "penalty_updates": n_updates,
-            "sigma": sigma,
-            "woodbury": gram.woodbury,
-            "precision": dtype.name,
-            "column_iterations": column_iterations / max(m, 1),
-            "feasible": feasible,
-            "history": history,
-            **polish_info,
-        },
+        extra={**_extra(run), "feasible": feasible, **polish_info},
         **final,
     )
-    return SolverResult(x=S, status=status, info=info)
+    return SolverResult(W=S, status=status, info=info)
+
+
+def _assemble(run: _Run, stop: Stop) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, Lam)`` of every column: those set aside and those still iterating (repaired
+    when the solve stopped at a repair)."""
+    c, m = run.columns, run.m
+    if stop is Stop.COLUMNS_DONE:
+        return run.S_done, run.Lam_done
+    S_iterating = c.weights_true() if run.S_repaired is None else run.S_repaired
+    if c.index.size == m:  # nothing set aside: the state is the whole program's
+        return S_iterating, c.multiplier()
+    S, Lam = run.S_done, run.Lam_done
+    S[:, c.index] = S_iterating
+    Lam[:, c.index] = c.multiplier()
+    return S, Lam
+
+
+def _extra(run: _Run) -> dict:
+    """The ADMM's own figures for ``info.extra`` (documented in :func:`solve_admm`)."""
+    c = run.columns
+    return {
+        "setup_seconds": run.setup_seconds,
+        "rho": float(np.median(c.rho1)),
+        "rho2": float(np.median(c.rho2)),
+        "repaired_columns": run.n_repaired,
+        "penalty_updates": run.n_updates,
+        "sigma": run.sigma,
+        "woodbury": run.gram.woodbury,
+        "precision": run.dtype.name,
+        "column_iterations": run.column_iterations / max(run.m, 1),
+        "history": run.history,
+    }
 
 
 class _Columns:
     """What a solve keeps per column, restricted together when columns are set aside.
 
-    All three programs are scaled: ``sp`` in the problem's precision (the infeasibility
-    test), ``it`` in the working precision (the checks' measures and certificates), ``work``
-    that one column-normalized for separable programs (the kernels).
+    The same program three times, each with ``X``, ``Y``, ``V`` and the radius divided by
+    ``sigma``: ``scaled`` in the problem's precision (the repair and the infeasibility
+    test), ``working`` in the working precision (the checks' measures and certificates),
+    and ``normalized``, that one in column units ``beta_j`` (separable programs; the
+    kernels iterate on it). The state ``st`` is in the normalized units: ``S_j`` there is
+    ``S_j / beta_j`` here.
     """
 
-    def __init__(self, *, index, sp, it, work, beta, rho1, rho2, weights, st):
-        self.index, self.sp, self.it, self.work, self.st = index, sp, it, work, st
+    def __init__(self, *, index, scaled, working, normalized, beta, rho1, rho2, weights, st):
+        self.index, self.st = index, st
+        self.scaled, self.working, self.normalized = scaled, working, normalized
         self.beta, self.rho1, self.rho2, self.weights = beta, rho1, rho2, weights
-        self.beta_w = beta.astype(work.dtype)
-        self.beta_true = beta.astype(sp.dtype)
-        self.measure = _Meter(it)
-        self.certifier = DualCertifier(it)
+        self.beta_w = beta.astype(normalized.dtype)
+        self.beta_true = beta.astype(scaled.dtype)
+        self.measure = _Meter(working)
+        self.certifier = DualCertifier(working)
         self.Lam_prev = np.zeros(st.U.shape)
-        self.kernel_args = work.kernel_arrays()
+        self.kernel_args = normalized.kernel_arrays()
 
     # scalars and factors reach the kernels in the working precision: a float64 operand
     # would promote every float32 element and halve the SIMD width (twice the time)
@@ -698,7 +908,8 @@ class _Columns:
 
     def project(self, XW: np.ndarray, alpha: float, with_stats: bool = True) -> None:
         st = self.st
-        scale = _ball_scale(self.work, st.col_sq, self.rho1, self.beta).astype(XW.dtype)
+        program = self.normalized.program
+        scale = program.projection_scale(st.col_sq, self.rho1, self.beta).astype(XW.dtype)
         kernels.project_and_update(
             XW,
             *self.kernel_args,
@@ -713,7 +924,7 @@ class _Columns:
 
     def weights_true(self) -> np.ndarray:
         """``S`` in the problem's units and precision."""
-        return np.multiply(self.st.S, self.beta_true, dtype=self.sp.dtype)
+        return np.multiply(self.st.S, self.beta_true, dtype=self.scaled.dtype)
 
     def weights_working(self) -> np.ndarray:
         """``S`` in the problem's units, working precision."""
@@ -727,12 +938,12 @@ class _Columns:
         weights = self.weights
         if weights.shape[1] > 1:
             weights = np.ascontiguousarray(weights[:, keep])
-        sp = self.sp.columns(keep)
+        scaled = self.scaled.columns(keep)
         clone = _Columns(
             index=self.index[keep],
-            sp=sp,
-            it=sp if self.it is self.sp else self.it.columns(keep),
-            work=self.work.columns(keep),
+            scaled=scaled,
+            working=scaled if self.working is self.scaled else self.working.columns(keep),
+            normalized=self.normalized.columns(keep),
             beta=self.beta[keep],
             rho1=self.rho1[keep],
             rho2=self.rho2[keep],
@@ -758,11 +969,13 @@ def _columns_done(
     return done & (objective - bounds <= settings.gap_tol * np.maximum(np.abs(objective), _TINY))
 
 
-def _repairable(problem: NetTrimProblem, figures: dict, feas_tol: float) -> bool:
+def _repairable(problem: NetTrimProblem, figures: dict, settings: AdmmSettings) -> bool:
     """Whether only a violation off Omega, not too large, keeps a point from feasibility."""
+    feas_tol = settings.feas_tol
     return (
         problem.is_feasible(figures["column_residuals"], 0.0, feas_tol)
-        and figures["violation"] <= REPAIR_MAX_VIOLATION * feas_tol * problem.target_scale[2]
+        and figures["violation"]
+        <= settings.repair_max_violation * feas_tol * problem.target_scale[2]
     )
 
 
@@ -774,15 +987,15 @@ def _repair(c: _Columns, settings: AdmmSettings) -> tuple[np.ndarray, float, flo
     objective, the dual bound and whether they are feasible; ``None`` when nothing moved.
     """
     S = c.weights_true()
-    repaired = repair_violations(c.sp, S, feas_tol=settings.feas_tol)
+    repaired = repair_violations(c.scaled, S, feas_tol=settings.feas_tol)
     if repaired is S:
         return None
-    meter = _Meter(c.sp)
+    meter = _Meter(c.scaled)
     figures = meter(repaired)
-    bound = DualCertifier(c.sp).bound(
+    bound = DualCertifier(c.scaled).bound(
         c.st.U, c.rho1 / c.beta, XS=meter.XS, column_residuals=figures["column_residuals"]
     )
-    feasible = _feasibility(c.sp, figures, settings.feas_tol)
+    feasible = _feasibility(c.scaled, figures, settings.feas_tol)
     return repaired, float(figures["objective"]), float(bound), feasible
 
 
@@ -801,6 +1014,7 @@ def _balance(r, r_scale, s, s_scale):
 __all__ = [
     "MIXED_PRECISION_MIN_TOL",
     "AdmmSettings",
+    "Stop",
     "feasible_multiplier",
     "scale_problem",
     "solve_admm",

@@ -109,60 +109,7 @@ def dual_objective(problem: NetTrimProblem, Lam: np.ndarray) -> float:
         V = problem.upper_bounds()
         off = ~active & (Lam != 0)
         value -= float(np.sum(Lam[off] * V[off]))
-    if problem.penalized:
-        return value - float(np.vdot(L_on, L_on)) / (2.0 * problem.penalty)
-    if problem.per_column:
-        return value - float(np.linalg.norm(L_on, axis=0) @ np.asarray(problem.radius))
-    return value - float(problem.radius) * float(np.linalg.norm(L_on))
-
-
-def combine_bound(
-    problem: NetTrimProblem,
-    on: np.ndarray,
-    off: np.ndarray,
-    on_sq: np.ndarray,
-    scales: np.ndarray,
-    radius: float | np.ndarray,
-) -> float:
-    """The bound from per-column terms of a clipped, balanced multiplier ``L``.
-
-    ``on_j = <L_{Omega_j}, y_j>``, ``off_j = <L_off_j, V_j>``, ``on_sq_j = ||L_{Omega_j}||^2``,
-    ``scales`` the ``s_j`` of :func:`column_scales`, ``radius`` the (possibly relaxed) radius.
-    """
-    if problem.penalized or problem.per_column:
-        return float(np.sum(column_bounds(problem, on, off, on_sq, scales, radius)))
-    linear = -(on + off) / scales
-    norms = np.sqrt(on_sq) / scales
-    per_column_scaled = float(np.sum(linear)) - float(radius) * float(np.sqrt(np.sum(norms**2)))
-    s_max = float(scales.max(initial=1.0))
-    uniform = (-float(np.sum(on + off)) - float(radius) * float(np.sqrt(np.sum(on_sq)))) / s_max
-    return max(0.0, per_column_scaled, uniform)
-
-
-def column_bounds(
-    problem: NetTrimProblem,
-    on: np.ndarray,
-    off: np.ndarray,
-    on_sq: np.ndarray,
-    scales: np.ndarray,
-    radius: float | np.ndarray,
-) -> np.ndarray:
-    """Per-column lower bounds of a separable program (per-column balls, or (P3)).
-
-    Such a program is one independent program per column, and so is its dual: entry ``j``
-    bounds column ``j``'s optimal objective, each column scaled by its best factor in
-    ``[0, 1]`` (arguments as in :func:`combine_bound`).
-    """
-    linear = -(on + off) / scales
-    if problem.penalized:
-        quad = on_sq / (2.0 * problem.penalty * scales**2)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.clip(np.where(quad > 0, linear / (2.0 * quad), 1.0), 0.0, 1.0)
-        t = np.where((quad <= 0) & (linear < 0), 0.0, t)
-        return t * linear - t * t * quad
-    if not problem.per_column:
-        raise ValueError("column_bounds needs a separable program (per-column balls or P3)")
-    return np.maximum(0.0, linear - radius * np.sqrt(on_sq) / scales)
+    return value - problem.program.dual_term(L_on)
 
 
 def dual_bound(
@@ -190,15 +137,8 @@ def dual_bound(
             V = np.maximum(V, XS)
         mask = ~active & (L != 0)
         off = np.where(mask, L * np.where(mask, V, 0.0), 0.0).sum(axis=0)
-    return combine_bound(problem, on, off, on_sq, scales, _radius(problem, column_residuals))
-
-
-def _radius(problem: NetTrimProblem, column_residuals: np.ndarray | None):
-    radius = np.asarray(problem.radius, dtype=np.float64)
-    if column_residuals is None or problem.penalized:
-        return radius
-    achieved = column_residuals if problem.per_column else np.sqrt(np.sum(column_residuals**2))
-    return np.maximum(radius, achieved)
+    radius = problem.program.relaxed_radius(column_residuals)
+    return problem.program.bound(on, off, on_sq, scales, radius)
 
 
 class DualCertifier:
@@ -234,7 +174,7 @@ class DualCertifier:
         never negative: a gap that certifies the point itself.
 
         With ``per_column`` (separable programs only) the bounds of the columns, one each
-        (:func:`column_bounds`), instead of their sum.
+        (:meth:`.programs.Program.column_bounds`), instead of their sum.
         """
         p = self.problem
         L = self.L
@@ -260,5 +200,5 @@ class DualCertifier:
             self.terms,
         )
         on, off, on_sq = self.terms
-        combine = column_bounds if per_column else combine_bound
-        return combine(p, on, off, on_sq, scales, _radius(p, column_residuals))
+        combine = p.program.column_bounds if per_column else p.program.bound
+        return combine(on, off, on_sq, scales, p.program.relaxed_radius(column_residuals))

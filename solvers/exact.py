@@ -5,7 +5,8 @@ interior-point answer; they are not the fast path. cvxpy is imported lazily (its
 alone takes about a second).
 
 The programs are reduced before they reach cvxpy. The ball on each column's active rows
-``A_j`` is rewritten through a rank-revealing QR of ``X[A_j]`` (DESIGN §3)::
+``A_j`` is rewritten through a rank-revealing QR of ``X[A_j]`` (``docs/solvers.md``, "Exact
+path")::
 
     ||X[A_j] w - y[A_j]||^2 = ||R_j w - c_j||^2 + outside_j^2
 
@@ -38,10 +39,6 @@ EXACT_SOLVERS: dict[str, frozenset[str]] = {
 #: first-order ~1e-6 at tight settings). Feasibility is always measured after rounding.
 ZERO_RTOL: dict[str, float] = {"clarabel": 1e-7, "scs": 1e-6, "osqp": 1e-6}
 
-#: A target whose distance to the range of ``X`` is within this fraction of its norm counts
-#: as inside the range (so ``eps = 0`` stays feasible up to rounding).
-RANGE_RTOL = 1e-8
-
 _CVXPY_NAMES = {"clarabel": "CLARABEL", "scs": "SCS", "osqp": "OSQP"}
 
 
@@ -57,16 +54,6 @@ def _tolerance_options(solver: str, tol: float | None, max_iter: int | None) -> 
     # OSQP: cvxpy already turns polishing on, under the name the installed version knows
     # ("polish" before 1.0, "polishing" since; passing "polish" to 1.x is deprecated).
     return options
-
-
-def _reduced_radius(radius: float, outside: float, scale: float) -> float | None:
-    """``sqrt(radius^2 - outside^2)``, ``0`` within rounding, ``None`` when infeasible."""
-    slack = radius**2 - outside**2
-    if slack >= 0:
-        return float(np.sqrt(slack))
-    if outside <= radius + RANGE_RTOL * scale:
-        return 0.0
-    return None
 
 
 def _column_reductions(problem: NetTrimProblem) -> list[RangeReduction | None]:
@@ -136,7 +123,7 @@ def solve_exact(
     """
     if solver not in EXACT_SOLVERS:
         raise ValueError(f"solver must be one of {sorted(EXACT_SOLVERS)}, got {solver!r}")
-    kind = "penalized" if problem.penalized else "constrained"
+    kind = problem.program.kind
     if kind not in EXACT_SOLVERS[solver]:
         raise ValueError(
             f"solver={solver!r} cannot solve the {kind} program (it solves: "
@@ -154,49 +141,15 @@ def solve_exact(
     X, Y = problem.X.astype(np.float64), problem.Y.astype(np.float64)
     W = cp.Variable((d, m), name="W")
     reductions = _column_reductions(problem)
-    y_scale = float(np.linalg.norm(Y))
 
     fits = []  # (column, R_j w_j - c_j)
-    outside_sq = 0.0
     for j, red in enumerate(reductions):
-        if red is None:
-            continue
-        outside_sq += float(red.outside[0] ** 2)
-        if red.rank:
+        if red is not None and red.rank:
             fits.append((j, red.R @ W[:, j] - red.C[:, 0]))
-
-    constraints = []
-    if not problem.penalized:
-        if problem.per_column:
-            for j, red in enumerate(reductions):
-                if red is None:
-                    continue
-                col_scale = float(np.linalg.norm(Y[:, j]))
-                rj = _reduced_radius(float(problem.radius[j]), float(red.outside[0]), col_scale)
-                if rj is None:
-                    return _no_weights(
-                        Status.INFEASIBLE,
-                        solver,
-                        started,
-                        f"column {j}: the distance of its targets to the range of X "
-                        f"({red.outside[0]:.3g}) exceeds its radius ({problem.radius[j]:.3g})",
-                    )
-                if red.rank:
-                    expr = red.R @ W[:, j] - red.C[:, 0]
-                    constraints.append(expr == 0 if rj == 0 else cp.norm(expr, 2) <= rj)
-        else:
-            r = _reduced_radius(float(problem.radius), float(np.sqrt(outside_sq)), y_scale)
-            if r is None:
-                return _no_weights(
-                    Status.INFEASIBLE,
-                    solver,
-                    started,
-                    f"the distance of the targets to the range of X ({np.sqrt(outside_sq):.3g}) "
-                    f"exceeds the radius ({float(problem.radius):.3g})",
-                )
-            if fits:
-                stacked = cp.hstack([e for _, e in fits])
-                constraints.append(stacked == 0 if r == 0 else cp.norm(stacked, 2) <= r)
+    # the ball (a cone per column or for the layer) or nothing, as the program asks
+    constraints = problem.program.exact_constraints(cp, W, reductions, fits, Y)
+    if isinstance(constraints, str):
+        return _no_weights(Status.INFEASIBLE, solver, started, constraints)
 
     if problem.active is not None:
         V = problem.upper_bounds().astype(np.float64)
@@ -209,8 +162,9 @@ def solve_exact(
     if problem.entry_weights is not None:  # reweighted L1: sum_ij c_i e_ij |W_ij|
         weights = weights * np.asarray(problem.entry_weights, dtype=np.float64)
     objective = cp.sum(cp.multiply(weights, cp.abs(W)))
-    if problem.penalized and fits:
-        objective = objective + 0.5 * problem.penalty * cp.sum([cp.sum_squares(e) for _, e in fits])
+    penalty_term = problem.program.exact_objective(cp, fits)
+    if penalty_term is not None:
+        objective = objective + penalty_term
     cvx_problem = cp.Problem(cp.Minimize(objective), constraints)
 
     options = _tolerance_options(solver, tol, max_iter)
@@ -241,7 +195,7 @@ def solve_exact(
         message=f"{solver} reports {cvx_problem.status}",
         **problem.evaluate(x),
     )
-    return SolverResult(x=x, status=status, info=info)
+    return SolverResult(W=x, status=status, info=info)
 
 
 def _map_status(cvx_status: str) -> Status:

@@ -10,6 +10,9 @@ import scipy.linalg
 #: Singular directions of ``X`` below this fraction of the largest, times ``max(n, d)``,
 #: are treated as exact zeros (LAPACK's usual rank rule, relative to machine precision).
 RANK_RTOL_FACTOR = 1.0
+#: A target whose distance to the range of ``X`` is within this fraction of its norm counts
+#: as inside the range (so ``eps = 0`` stays feasible up to rounding).
+RANGE_RTOL = 1e-8
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,21 @@ class RangeReduction:
     @property
     def rank(self) -> int:
         return self.R.shape[0]
+
+
+def reduced_radius(radius: float, outside: float, scale: float) -> float | None:
+    """The radius left for the part of a residual inside the range of ``X``.
+
+    ``sqrt(radius^2 - outside^2)`` (a :class:`RangeReduction`'s ``outside``), ``0`` within
+    rounding (``RANGE_RTOL`` of ``scale``), ``None`` when the targets are farther than
+    ``radius`` from the range: no ``W`` fits them.
+    """
+    slack = radius**2 - outside**2
+    if slack >= 0:
+        return float(np.sqrt(slack))
+    if outside <= radius + RANGE_RTOL * scale:
+        return 0.0
+    return None
 
 
 def numerical_rank(diag_r: np.ndarray, shape: tuple[int, int], dtype: np.dtype) -> int:

@@ -139,7 +139,7 @@ def repair_violations(
     X64 = X.astype(np.float64, copy=False)
     gram = problem.gram
     ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
-    per_column_ball = problem.per_column and not problem.penalized
+    radii = problem.program.column_radii  # a ball per column, or None
     S = S.copy()
     XS = X @ S
     held = np.zeros(XS.shape, dtype=bool)
@@ -149,7 +149,7 @@ def repair_violations(
         if not over.any():
             break
         held |= over
-        if per_column_ball:
+        if radii is not None:
             R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
             residual_sq = np.einsum("ij,ij->j", R, R)
             slope = X64.T @ R  # the gradient of half the squared residual, per column
@@ -160,12 +160,12 @@ def repair_violations(
             G = gram[np.ix_(support, support)]
             A, target = X64[np.ix_(rows, support)], V[rows, j] - XS[rows, j]
             delta = _least_output_change(G, ridge, A, target)
-            if per_column_ball:
+            if radii is not None:
                 # ||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta (G over
                 # every row, Omega's part and more); past the radius, ask the first-order
                 # term for what the ball needs, as one more row
                 g, curvature = slope[support, j], float(delta @ G @ delta)
-                budget = float(problem.radius[j]) ** 2 - residual_sq[j] - curvature
+                budget = float(radii[j]) ** 2 - residual_sq[j] - curvature
                 if 2 * float(g @ delta) > budget:
                     A, target = np.vstack([A, g]), np.append(target, 0.5 * budget)
                     delta = _least_output_change(G, ridge, A, target)

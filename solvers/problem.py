@@ -27,6 +27,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .programs import Program, program_of
+
 
 @dataclass(frozen=True)
 class NetTrimProblem:
@@ -83,6 +85,12 @@ class NetTrimProblem:
     @property
     def penalized(self) -> bool:
         return self.penalty is not None
+
+    @cached_property
+    def program(self) -> Program:
+        """The variant (:mod:`.programs`) that ``radius`` and ``penalty`` select: a
+        layer-wide ball, a ball per column, or the penalty of (P3)."""
+        return program_of(self.radius, self.penalty)
 
     @property
     def has_inequalities(self) -> bool:
@@ -172,7 +180,7 @@ class NetTrimProblem:
         Only a separable program (per-column balls, or (P3)) splits this way exactly; the
         violation keeps this program's scale (``violation_scale``).
         """
-        if not (self.per_column or self.penalized):
+        if not self.program.separable:
             raise ValueError("only a separable program (per-column balls or P3) splits by column")
 
         def pick(A):
@@ -184,9 +192,9 @@ class NetTrimProblem:
             Y=pick(self.Y),
             active=pick(self.active),
             upper=pick(self.upper),
-            radius=np.asarray(self.radius)[keep] if self.per_column else self.radius,
             entry_weights=pick(self.entry_weights),
             violation_scale=y_max,
+            **self.program.columns(keep),
         )
         # the target norms of the kept columns are known: spare a pass over Y
         cols = cols[keep]
@@ -241,18 +249,7 @@ class NetTrimProblem:
         """Objective, residual, radius, ball excess and violation of the weights ``W``."""
         col = self.column_residuals(W)
         residual = float(np.sqrt(np.sum(col**2)))
-        l1 = self.l1(W)
-        if self.penalized:
-            objective = l1 + 0.5 * self.penalty * residual**2
-            radius = excess = float("nan")
-        elif self.per_column:
-            objective = l1
-            radius = float(np.max(self.radius)) if len(self.radius) else 0.0
-            excess = float(max(0.0, np.max(col - self.radius, initial=0.0)))
-        else:
-            objective = l1
-            radius = float(self.radius)
-            excess = max(0.0, residual - radius)
+        objective, radius, excess = self.program.measure(self.l1(W), col, residual)
         return {
             "objective": objective,
             "residual": residual,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nettrim.baselines import magnitude, sparsegpt, wanda, wanda_scores
+from nettrim.solvers.baselines import magnitude, sparsegpt, wanda, wanda_scores
 from nettrim.solvers.projections import SparsityPattern, make_pattern, top_mask
 
 
@@ -116,3 +116,11 @@ def test_sparsegpt_dead_inputs_are_zeroed_and_other_patterns_refused():
     assert not np.any(out[2])
     with pytest.raises(ValueError, match="unstructured and N:M"):
         sparsegpt(X.T @ X, W, make_pattern("inputs", (8, 3), k=2))
+
+
+def test_nettrim_baselines_re_exports_the_solvers_module():
+    import nettrim.baselines as old
+    import nettrim.solvers.baselines as new
+
+    for name in new.__all__:
+        assert getattr(old, name) is getattr(new, name)

@@ -100,7 +100,7 @@ def test_admm_matches_clarabel(name):
     if not p.penalized:
         radius = p.radius if p.per_column else float(p.radius)
         assert (
-            np.all(p.column_residuals(fast.x) <= np.asarray(radius) * (1 + 1e-5) + 1e-9)
+            np.all(p.column_residuals(fast.W) <= np.asarray(radius) * (1 + 1e-5) + 1e-9)
             if p.per_column
             else fast.info.residual <= radius * (1 + 1e-5)
         )
@@ -134,8 +134,8 @@ def test_exactly_sparse_and_bit_identical():
     p = problem(X, Y)
     first = solve_admm(p)
     second = solve_admm(p)
-    assert np.array_equal(first.x, second.x)
-    assert np.count_nonzero(first.x == 0) > 0
+    assert np.array_equal(first.W, second.W)
+    assert np.count_nonzero(first.W == 0) > 0
 
 
 def test_eps_zero_recovers_planted_weights():
@@ -149,7 +149,7 @@ def test_eps_zero_recovers_planted_weights():
     p = problem(X, Y, eps=0.0, bias=False)
     result = solve_admm(p, AdmmSettings(gap_tol=1e-6, feas_tol=1e-6, max_iter=50000))
     assert result.status == "optimal"
-    np.testing.assert_allclose(result.x, w, atol=1e-3 * np.abs(w).max())
+    np.testing.assert_allclose(result.W, w, atol=1e-3 * np.abs(w).max())
 
 
 def test_infeasible_program_is_reported():
@@ -159,7 +159,7 @@ def test_infeasible_program_is_reported():
     assert solve_exact(p, solver="clarabel").status == "infeasible"
     result = solve_admm(p, AdmmSettings(max_iter=20000))
     assert result.status == "infeasible"
-    assert result.x is None
+    assert result.W is None
 
 
 def test_linear_infeasible_when_target_outside_range():
@@ -171,13 +171,89 @@ def test_linear_infeasible_when_target_outside_range():
     assert result.status == "infeasible"
 
 
+def _certifies_infeasibility(p, D):
+    """Check a Farkas ray by hand: X^T D = 0, D >= 0 off Omega, negative support value."""
+    assert np.abs(p.X.T @ D).max() <= 1e-6 * np.sqrt(D.shape[0])
+    active = p.active if p.active is not None else np.ones(D.shape, dtype=bool)
+    assert (D[~active] >= 0).all()
+    D_on = np.where(active, D, 0.0)
+    support = np.vdot(D_on, p.Y) + np.sum(np.where(active, 0.0, D * p.upper_bounds()))
+    support += float(p.radius) * np.linalg.norm(D_on)
+    return support < 0
+
+
+@pytest.mark.parametrize("case", ["relu upper", "linear outside the range"])
+def test_infeasible_result_carries_its_farkas_certificate(case):
+    if case == "relu upper":
+        X, Y = make_layer(2, 60, 6, 3)
+        p = problem(X, Y, eps=1e-3, upper=np.full(Y.shape, -5.0))
+    else:
+        rng = np.random.default_rng(4)
+        X, Y = rng.standard_normal((30, 3)), rng.standard_normal((30, 2))
+        p = problem(X, Y, activation="linear", eps=0.0, bias=False)
+    result = solve_admm(p, AdmmSettings(max_iter=20000))
+    assert result.status == "infeasible"
+    D = result.info.infeasibility_certificate
+    assert D is not None and D.shape == p.Y.shape
+    assert np.abs(D).max() == pytest.approx(1.0)
+    assert _certifies_infeasibility(p, D)  # in the caller's units, not the scaled ones
+
+
+def test_feasible_result_has_no_certificate():
+    X, Y = make_layer(3, 60, 6, 3)
+    assert solve_admm(problem(X, Y)).info.infeasibility_certificate is None
+
+
+def test_former_module_knobs_are_settings_fields():
+    from nettrim.solvers import admm
+
+    defaults = AdmmSettings()
+    for name in (
+        "FREEZE_FRACTION",
+        "DEFAULT_RHO",
+        "SEPARABLE_RHO",
+        "FARKAS_EVERY",
+        "MIXED_PRECISION_MIN_TOL",
+        "MIXED_ROUNDING",
+        "REPAIR_MAX_VIOLATION",
+        "REPAIR_GAP_FRACTION",
+    ):
+        assert getattr(admm, name) == getattr(defaults, name.lower())
+    with pytest.raises(ValueError, match="farkas_every"):
+        AdmmSettings(farkas_every=0)
+    with pytest.raises(ValueError, match="separable_rho"):
+        AdmmSettings(separable_rho=-1.0)
+
+
+def test_initial_penalty_fields_are_used():
+    X, Y = make_layer(5, 60, 8, 4)
+    p = problem(X, Y, per_neuron=True)
+    base = solve_admm(p, AdmmSettings(adaptive_rho=False, max_iter=40))
+    other = solve_admm(p, AdmmSettings(adaptive_rho=False, max_iter=40, separable_rho=3.0))
+    assert base.info.extra["rho"] == pytest.approx(100.0)
+    assert other.info.extra["rho"] == pytest.approx(3.0)
+
+
+def test_stop_reasons_name_status_and_message():
+    from nettrim.solvers.admm import REPAIRED_MESSAGE, Stop
+
+    settings = AdmmSettings(max_iter=7, time_limit=2.5)
+    assert Stop.MAX_ITER.message(settings) == "reached max_iter=7"
+    assert Stop.TIME_LIMIT.message(settings) == "reached time_limit=2.5s"
+    assert Stop.REPAIRED.message(settings) == REPAIRED_MESSAGE
+    assert Stop.INFEASIBLE.status == Status.INFEASIBLE
+    assert {s.status for s in Stop} == {Status.OPTIMAL, Status.INFEASIBLE, Status.MAX_ITER}
+    result = solve_admm(problem(*make_layer(6, 60, 8, 4)), settings)
+    assert result.status == "max_iter" and result.info.message == "reached max_iter=7"
+
+
 def test_float32_path():
     X, Y = make_layer(8, 300, 24, 16)
     p64 = problem(X, Y)
     p32 = problem(X.astype(np.float32), Y.astype(np.float32))
     r64 = solve_admm(p64)
     r32 = solve_admm(p32)
-    assert r32.x.dtype == np.float32
+    assert r32.W.dtype == np.float32
     assert r32.status == "optimal"
     assert r32.info.objective == pytest.approx(r64.info.objective, rel=5e-3)
 
@@ -190,10 +266,10 @@ def test_float32_iterations_on_a_float64_problem():
     full = solve_admm(p, AdmmSettings(precision="float64"))
     assert mixed.info.extra["precision"] == "float32"
     assert full.info.extra["precision"] == "float64"
-    assert mixed.x.dtype == np.float64
+    assert mixed.W.dtype == np.float64
     assert mixed.status == "optimal"
     # the figures are those of the returned float64 weights, measured in float64
-    figures = p.evaluate(mixed.x)
+    figures = p.evaluate(mixed.W)
     assert mixed.info.objective == pytest.approx(figures["objective"], rel=1e-12)
     assert mixed.info.residual == pytest.approx(figures["residual"], rel=1e-9)
     assert mixed.info.ball_excess <= 1e-3 * mixed.info.radius
@@ -242,11 +318,11 @@ def test_freezing_columns_of_separable_programs(kw):
         assert result.info.dual_bound <= exact.info.objective * (1 + 1e-7)
         assert result.info.objective == pytest.approx(exact.info.objective, rel=2e-3)
     # the figures are those of the assembled weights
-    figures = p.evaluate(frozen.x)
+    figures = p.evaluate(frozen.W)
     assert frozen.info.objective == pytest.approx(figures["objective"], rel=1e-9)
     assert frozen.info.violation <= 1e-3 * np.abs(Y).max()
     if p.per_column:
-        assert np.all(p.column_residuals(frozen.x) <= p.radius * (1 + 1e-3) + 1e-9)
+        assert np.all(p.column_residuals(frozen.W) <= p.radius * (1 + 1e-3) + 1e-9)
 
 
 def test_warm_start_from_the_solution_stops_quickly():
@@ -255,7 +331,7 @@ def test_warm_start_from_the_solution_stops_quickly():
     p = problem(X, Y)
     cold = solve_admm(p)
     rho, rho2 = cold.info.extra["rho"], cold.info.extra["rho2"]
-    warm = solve_admm(p, AdmmSettings(rho=rho, ratio=rho2 / rho), warm_start=cold.x)
+    warm = solve_admm(p, AdmmSettings(rho=rho, ratio=rho2 / rho), warm_start=cold.W)
     assert warm.status == "optimal"
     assert warm.info.iterations < cold.info.iterations / 2
     assert warm.info.objective == pytest.approx(cold.info.objective, rel=2e-3)
@@ -265,7 +341,7 @@ def test_max_iter_status():
     X, Y = make_layer(10, 200, 20, 10)
     result = solve_admm(problem(X, Y), AdmmSettings(max_iter=3, polish=False))
     assert result.status == "max_iter"
-    assert result.x is not None
+    assert result.W is not None
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_proposition_1_relu_reconstruction(seed):
     problem = relu_problem(X, Y, eps)
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.OPTIMAL
-    W = result.x
+    W = result.W
     eps_abs = eps * np.linalg.norm(Y)
     Z = problem.X @ W
     # Proposition 1: any feasible point with V = 0 reconstructs within eps.
@@ -144,7 +144,7 @@ def test_three_backends_agree_on_p3(kind):
     ref = solve_exact(problem, solver="clarabel")
     assert ref.status == Status.OPTIMAL
     # the penalized objective counts the misfit: l1 + lam/2 * residual^2
-    expected = problem.l1(ref.x) + 5.0 * ref.info.residual**2
+    expected = problem.l1(ref.W) + 5.0 * ref.info.residual**2
     assert ref.info.objective == pytest.approx(expected, rel=1e-12)
     assert math.isnan(ref.info.radius)
     for solver in ("scs", "osqp"):
@@ -228,7 +228,7 @@ def test_per_neuron_balls_hold_per_column():
     problem = relu_problem(X, Y, eps, per_column=True)
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.OPTIMAL
-    columns = problem.column_residuals(result.x)
+    columns = problem.column_residuals(result.W)
     budgets = eps * np.linalg.norm(Y, axis=0)
     assert np.all(columns <= budgets * (1 + BALL_RTOL)), columns / budgets
     assert np.all(columns >= budgets * (1 - 1e-4))  # every ball is used
@@ -256,9 +256,9 @@ def test_dead_neuron_gets_zero_weights():
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.OPTIMAL
     # With V = 0 the zero column (bias included) is feasible and the only L1-minimal point.
-    np.testing.assert_array_equal(result.x[:, 2], 0.0)
-    assert np.count_nonzero(result.x[:, [0, 1, 3]]) > 0
-    columns = problem.column_residuals(result.x)
+    np.testing.assert_array_equal(result.W[:, 2], 0.0)
+    assert np.count_nonzero(result.W[:, [0, 1, 3]]) > 0
+    columns = problem.column_residuals(result.W)
     assert np.all(columns <= problem.radius * (1 + BALL_RTOL) + 1e-12)
 
 
@@ -293,9 +293,9 @@ def test_theorem_3_exact_recovery(N, s, seed):
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.OPTIMAL
     # Interior-point accuracy (1e-8) on a well-conditioned Gaussian design; 1e-5 relative.
-    error = np.linalg.norm(result.x[:, 0] - w_star) / np.linalg.norm(w_star)
+    error = np.linalg.norm(result.W[:, 0] - w_star) / np.linalg.norm(w_star)
     assert error <= 1e-5, error
-    np.testing.assert_array_equal(np.flatnonzero(result.x), np.flatnonzero(w_star))
+    np.testing.assert_array_equal(np.flatnonzero(result.W), np.flatnonzero(w_star))
 
 
 # ------------------------------------------------------------- (f) infeasibility
@@ -308,7 +308,7 @@ def test_infeasible_relu_program():
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.INFEASIBLE
     assert result.status == "infeasible"
-    assert result.x is None
+    assert result.W is None
     assert not result.success
     assert math.isnan(result.info.objective)
 
@@ -321,7 +321,7 @@ def test_target_outside_range_with_eps_zero_is_infeasible(per_column):
     radius = np.zeros(2) if per_column else 0.0
     result = solve_exact(linear_problem(X, Y, radius), solver="clarabel")
     assert result.status == Status.INFEASIBLE
-    assert result.x is None
+    assert result.W is None
     assert "range" in result.info.message
 
 
@@ -338,7 +338,7 @@ def test_eps_zero_linear_exact_fit(shape):
     # Equality constraints solved by an interior-point method: residual ~1e-9 relative.
     assert result.info.residual <= 1e-7 * np.linalg.norm(Y)
     if shape[0] > shape[1] + 1:  # overdetermined: the planted weights are the only fit
-        assert np.count_nonzero(result.x) == result.x.size
+        assert np.count_nonzero(result.W) == result.W.size
 
 
 def test_upper_infinity_imposes_nothing():
@@ -371,7 +371,7 @@ def test_float32_in_float32_out():
     )
     result = solve_exact(problem, solver="clarabel")
     assert result.status == Status.OPTIMAL
-    assert result.x.dtype == np.float32
+    assert result.W.dtype == np.float32
     ref = solve_exact(relu_problem(X32.astype(float), Y32.astype(float), 0.1))
     # same program up to float32 rounding of the data (~1e-7): objectives to 1e-5
     assert result.info.objective == pytest.approx(ref.info.objective, rel=1e-5)

@@ -95,7 +95,7 @@ def test_solvers_beat_magnitude_and_stay_in_the_set(pattern, budget, solver):
     G = X.T @ X
     K = make_pattern(pattern, (16, 6), **budget)
     result = solve_l0_admm(G, W0, K) if solver == "admm" else solve_iht(G, W0, K)
-    W = result.x
+    W = result.W
     assert np.count_nonzero(W) <= K.nnz
     assert np.array_equal(hard_threshold(W, K)[0], W)  # W is its own projection: in K
     magnitude = hard_threshold(W0, K)[0]
@@ -120,7 +120,7 @@ def test_admm_is_at_least_as_good_as_its_start_and_deterministic(correlated_laye
     G, W0, K = correlated_layer
     a = solve_l0_admm(G, W0, K)
     b = solve_l0_admm(G.copy(), W0.copy(), K)
-    assert np.array_equal(a.x, b.x)
+    assert np.array_equal(a.W, b.W)
     assert a.info.iterations >= 1
     # the safeguard: never worse than the start H_K(S W0) (no damping: the exact objective)
     for settings in (AdmmL0Settings(), AdmmL0Settings(rho=1.0), AdmmL0Settings.thorough()):
@@ -144,8 +144,8 @@ def test_factorizations_agree(factorization):
     K = make_pattern("2:4", (16, 8))
     ref = solve_l0_admm(X.T @ X, W0, K, settings=AdmmL0Settings(factorization="eigh"))
     got = solve_l0_admm(X.T @ X, W0, K, settings=AdmmL0Settings(factorization=factorization))
-    assert np.array_equal(ref.x != 0, got.x != 0)
-    np.testing.assert_allclose(got.x, ref.x, rtol=1e-7, atol=1e-9)  # two exact inverses
+    assert np.array_equal(ref.W != 0, got.W != 0)
+    np.testing.assert_allclose(got.W, ref.W, rtol=1e-7, atol=1e-9)  # two exact inverses
 
 
 def test_admm_float32_and_long_schedule():
@@ -155,7 +155,7 @@ def test_admm_float32_and_long_schedule():
     K = make_pattern("2:4", (24, 10))
     fast = solve_l0_admm(G, W0, K, settings=AdmmL0Settings(dtype="float32"))
     full = solve_l0_admm(G, W0, K, settings=AdmmL0Settings.thorough())
-    assert fast.x.dtype == np.float64
+    assert fast.W.dtype == np.float64
     assert full.info.extra["history"]  # the penalty schedule ran
     assert full.info.extra["rho"] > 0.1
     mag = objective(G, W0, hard_threshold(W0, K)[0])
@@ -170,8 +170,8 @@ def test_singular_gram_is_handled_by_default_damping():
     W0 = rng.standard_normal((20, 5))
     K = make_pattern("unstructured", (20, 5), sparsity=0.6)
     for result in (solve_l0_admm(G, W0, K), solve_iht(G, W0, K)):
-        assert np.all(np.isfinite(result.x))
-        assert np.count_nonzero(result.x) <= K.nnz
+        assert np.all(np.isfinite(result.W))
+        assert np.count_nonzero(result.W) <= K.nnz
         assert result.info.objective <= objective(G, W0, hard_threshold(W0, K)[0]) + 1e-9
     # without damping the exact refit still returns the (minimum-norm) optimum
     W = refit(G, W0, np.abs(W0) > 0.5, damping=0.0, method="exact")
@@ -185,8 +185,8 @@ def test_bias_row_is_free():
     W0 = np.vstack([rng.standard_normal((8, 4)), rng.standard_normal((1, 4))])
     K = make_pattern("unstructured", (8, 4), sparsity=0.75)
     result = solve_l0_admm(Xa.T @ Xa, W0, K, n_free=1)
-    assert np.count_nonzero(result.x[:8]) <= K.nnz
-    assert np.all(result.x[8] != 0)
+    assert np.count_nonzero(result.W[:8]) <= K.nnz
+    assert np.all(result.W[8] != 0)
 
 
 def test_lipschitz_methods_agree():
@@ -208,9 +208,9 @@ def test_p5_decreases_the_relu_loss():
     start = hard_threshold(W0, K)[0]
     f_start = p5_loss(X, start, Y, active, np.zeros_like(Y))[0]
     result = solve_p5_iht(X, Y, start, K)
-    assert np.count_nonzero(result.x) <= K.nnz
+    assert np.count_nonzero(result.W) <= K.nnz
     assert result.info.objective < f_start
-    f, residual, violation, _ = p5_loss(X, result.x, Y, active, np.zeros_like(Y))
+    f, residual, violation, _ = p5_loss(X, result.W, Y, active, np.zeros_like(Y))
     assert result.info.objective == pytest.approx(f, rel=1e-10)
     assert result.info.residual == pytest.approx(residual, rel=1e-10)
     assert result.info.violation == pytest.approx(violation, rel=1e-10, abs=1e-12)
@@ -229,3 +229,29 @@ def test_p5_gradient_matches_finite_differences():
     E[1, 2] = h
     numeric = (p5_loss(X, W + E, Y, active, V)[0] - p5_loss(X, W - E, Y, active, V)[0]) / (2 * h)
     assert numeric == pytest.approx(grad[1, 2], rel=1e-5)
+
+
+def test_accelerated_iht_is_one_loop_for_affine_and_general_gradients():
+    """The IHT loop of solve_iht and solve_p5_iht: on (P4) the affine extrapolation of the
+    gradient (no product) and a recomputed gradient give the same iterates to rounding."""
+    from nettrim.solvers.l0.iht import accelerated_iht
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((80, 10))
+    G, W0 = X.T @ X, rng.standard_normal((10, 4))
+    K = make_pattern("unstructured", (10, 4), sparsity=0.6)
+    Lip = lipschitz(G)
+
+    def loss(W):
+        g = G @ (W - W0)
+        return 0.5 * float(np.vdot(W - W0, g)), g
+
+    common = dict(max_iter=50, tol=1e-9, momentum=True)
+    affine = accelerated_iht(
+        W0, K, 0, Lip, loss, extrapolated_gradient=lambda Y, b, g, gp: g + b * (g - gp), **common
+    )
+    general = accelerated_iht(W0, K, 0, Lip, loss, **common)
+    assert np.array_equal(affine.mask, general.mask)
+    np.testing.assert_allclose(affine.W, general.W, rtol=1e-9, atol=1e-12)
+    assert affine.loss <= affine.loss_at_start  # a restart keeps every accepted step monotone
+    assert np.count_nonzero(affine.W) <= K.nnz

@@ -37,7 +37,7 @@ def test_repair_removes_violations_on_the_support(per_neuron):
     X, Y = make_layer(5, 200, 12, 6)
     p = problem(X, Y, per_neuron=per_neuron)
     # a late iterate (the regime the ADMM repairs in): violations of a few times feas_tol
-    early = solve_admm(p, AdmmSettings(max_iter=220, polish=False)).x
+    early = solve_admm(p, AdmmSettings(max_iter=220, polish=False)).W
     before = _violations(p, early)
     tol = 1e-3
     assert tol * np.abs(Y).max() < before.max() < 10 * tol * np.abs(Y).max()
@@ -58,7 +58,7 @@ def test_repair_removes_violations_on_the_support(per_neuron):
 def test_repair_leaves_programs_without_inequalities_alone():
     X, Y = make_layer(6, 60, 6, 3, relu=False)
     p = problem(X, Y, activation="linear")
-    S = solve_admm(p, AdmmSettings(max_iter=20, polish=False)).x
+    S = solve_admm(p, AdmmSettings(max_iter=20, polish=False)).W
     assert repair_violations(p, S, feas_tol=1e-3) is S
 
 
@@ -74,8 +74,8 @@ def test_admm_stops_at_a_repaired_point_that_is_certified(per_neuron):
     assert plain.info.extra["repaired_columns"] == 0
     assert repaired.info.iterations < plain.info.iterations
     exact = solve_exact(p, solver="clarabel")
-    figures = p.evaluate(repaired.x)
-    assert p.is_feasible(p.column_residuals(repaired.x), figures["violation"], 1e-3)
+    figures = p.evaluate(repaired.W)
+    assert p.is_feasible(p.column_residuals(repaired.W), figures["violation"], 1e-3)
     assert repaired.info.gap <= 1e-3 * repaired.info.objective
     assert repaired.info.dual_bound <= exact.info.objective * (1 + 1e-7)
     assert repaired.info.objective == pytest.approx(exact.info.objective, rel=1e-3)

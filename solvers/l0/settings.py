@@ -1,0 +1,77 @@
+"""Settings of the L0 ADMM (:func:`.solve_l0_admm`): the ALPS-style penalty schedule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: ``factorization="auto"`` uses a Cholesky inverse per penalty up to this many penalties.
+CHOLESKY_MAX_PENALTIES = 8
+
+
+@dataclass(frozen=True)
+class AdmmL0Settings:
+    """Settings of :func:`solve_l0_admm` (ALPS-style penalty schedule).
+
+    Attributes
+    ----------
+    rho : float
+        Initial penalty, on the unit-diagonal scaled Gram matrix.
+    update_every : int
+        Iterations between penalty updates (the support change is measured over them).
+    grow_fast, grow, grow_slow : float
+        Factors applied to ``rho`` when the fraction of the support that changed since the
+        last update is above ``fast_above``, above ``slow_above``, or smaller but not zero.
+    fast_above, slow_above : float
+        Support-change fractions (of the number of kept entries) that select the factor.
+    stop_change : float
+        Stop once the support-change fraction falls below this (after ``min_iter``).
+    min_iter, max_iter : int
+        Iteration bounds.
+    rho_max : float
+        Cap on ``rho``.
+    refit_iter : int
+        Conjugate-gradient iterations of the final refit (when it is done by CG).
+    dtype : {"auto", "float32", "float64"}
+        Working precision of the iterations (``"auto"``: that of ``W0``). The refit's
+        result and every reported figure are float64 whatever it is.
+    factorization : {"auto", "eigh", "cholesky"}
+        How ``(G + rho I)^{-1}`` is formed. ``"eigh"``: one eigendecomposition, then each new
+        ``rho`` costs a product ``Q diag(1/(L + rho)) Q^T`` — the right choice for long runs
+        with many penalty changes. ``"cholesky"``: a Cholesky factorization and inverse per
+        ``rho`` (about ``d^3`` flops, a tenth of an eigendecomposition here) — cheaper when
+        ``rho`` takes few values. ``"auto"`` picks Cholesky when at most
+        :data:`CHOLESKY_MAX_PENALTIES` penalties can occur (``max_iter / update_every``).
+
+    Notes
+    -----
+    The defaults are a short run — 4 iterations (a penalty update after the 2nd; the 4th is
+    the last check) then 3 CG steps of refit, ten products with ``G`` in all —
+    chosen on the benchmarks (``benchmarks/bench_l0.py``): most of the gain over the
+    baselines comes from the first iterations and the refit, and this budget keeps the
+    solve within 5x SparseGPT's time.
+    A short run may still be exploring, so the solver returns the better of its last
+    iterate and its start (see :func:`solve_l0_admm`). :meth:`thorough` runs the full
+    ALPS-style schedule (at least 30, up to 300 iterations, until the support settles): a
+    lower error at high sparsity for about 10x the time.
+    """
+
+    rho: float = 0.1
+    update_every: int = 2
+    grow_fast: float = 1.3
+    grow: float = 1.2
+    grow_slow: float = 1.1
+    fast_above: float = 0.1
+    slow_above: float = 0.005
+    stop_change: float = 3e-4
+    min_iter: int = 4
+    max_iter: int = 4
+    rho_max: float = 1e6
+    refit_iter: int = 3
+    dtype: str = "auto"
+    factorization: str = "auto"
+
+    @classmethod
+    def thorough(cls) -> AdmmL0Settings:
+        """ALPS's full schedule: penalty updates every 3 iterations, at least 30 and up to 300
+        iterations (until the support settles), 20 CG steps of refit."""
+        return cls(update_every=3, min_iter=30, max_iter=300, refit_iter=20)
