@@ -350,42 +350,29 @@ def net_trim(
     ) as runner:
         if scheme == "parallel":
             shared = [runner.share(a) for a in acts]
-            futures = []
-            for l in range(n_layers):
-                layer = network[l]
-                futures.append(
-                    [
-                        runner.submit(
-                            _run_layer_job,
-                            _LayerJob(
-                                layer=l,
-                                X=shared[l],
-                                Y=shared[l + 1],
-                                upper=None,
-                                columns=cols,
-                                activation=layer.activation,
-                                eps=_slice_eps(eps_list[l], cols),
-                                relative=True,
-                                per_neuron=per_neuron,
-                                bias=layer.b is not None,
-                                solver=solver,
-                                warm_start=_slice_warm(warm, l, cols),
-                                options=options,
-                            ),
-                        )
-                        for cols in blocks(l)
-                    ]
+            jobs = [
+                _LayerJob(
+                    layer=l,
+                    X=shared[l],
+                    Y=shared[l + 1],
+                    upper=None,
+                    columns=cols,
+                    activation=network[l].activation,
+                    eps=_slice_eps(eps_list[l], cols),
+                    relative=True,
+                    per_neuron=per_neuron,
+                    bias=network[l].b is not None,
+                    solver=solver,
+                    warm_start=_slice_warm(warm, l, cols),
+                    options=options,
                 )
+                for l in range(n_layers)
+                for cols in blocks(l)
+            ]
+            done = runner.map(_run_layer_job, jobs)
             for l in range(n_layers):
-                results.append(
-                    _merge_blocks(
-                        l,
-                        [f.result() for f in futures[l]],
-                        blocks(l),
-                        network[l].W.shape,
-                        per_neuron,
-                    )
-                )
+                parts, done = done[: len(blocks(l))], done[len(blocks(l)) :]
+                results.append(_merge_blocks(l, parts, blocks(l), network[l].W.shape, per_neuron))
                 radii.append(_absolute_radius(acts[l + 1], eps_list[l], per_neuron))
                 rel_eps.append(eps_list[l])
         else:
@@ -422,9 +409,9 @@ def net_trim(
                     runner.share(Y),
                     runner.share(upper),
                 )
-                futures = [
-                    runner.submit(
-                        _run_layer_job,
+                parts = runner.map(
+                    _run_layer_job,
+                    [
                         _LayerJob(
                             layer=l,
                             X=shared_X,
@@ -439,14 +426,12 @@ def net_trim(
                             solver=solver,
                             warm_start=_slice_warm(warm, l, cols),
                             options=options,
-                        ),
-                    )
-                    for cols in blocks(l)
-                ]
+                        )
+                        for cols in blocks(l)
+                    ],
+                )
                 try:
-                    merged = _merge_blocks(
-                        l, [f.result() for f in futures], blocks(l), layer.W.shape, per_neuron
-                    )
+                    merged = _merge_blocks(l, parts, blocks(l), layer.W.shape, per_neuron)
                 except LayerSolveError as exc:
                     if l != n_layers - 1 or kappa == 1.0:
                         raise

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .executors import DEFAULT_BLAS_THREADS, JobRunner, process_pool, resolve, resolve_n_jobs
+from .executors import DEFAULT_BLAS_THREADS, JobRunner, resolve
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network
 from .schemes import NetTrimResult, net_trim
@@ -281,7 +281,7 @@ def tune_network(
     eps_range, max_steps, tol
         As in :func:`tune_layer`.
     executor, n_jobs, blas_threads, store_dir
-        As in :func:`~nettrim.net_trim`; a process pool started here serves every step.
+        As in :func:`~nettrim.net_trim`; joblib's workers serve every step (started once).
     **options
         Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``, ...).
 
@@ -304,45 +304,38 @@ def tune_network(
     if X_val is not None:
         X_val = check_matrix("X_val", X_val, dtype)
 
-    owned = None
-    if executor is None and n_jobs != 1 and resolve_n_jobs(n_jobs) > 1:
-        owned = executor = process_pool(resolve_n_jobs(n_jobs), blas_threads=blas_threads)
-        n_jobs = None
-    try:
-        if per_layer:
-            with JobRunner(
-                executor,
-                n_jobs,
-                blas_threads=blas_threads,
-                max_parallel=len(network),
-                store_dir=store_dir,
-            ) as runner:
-                return _tune_per_layer(network, X, X_val, bisection, options, runner)
-        Y_eval = network(X if X_val is None else X_val)
-        norm = float(np.linalg.norm(Y_eval))
+    if per_layer:
+        with JobRunner(
+            executor,
+            n_jobs,
+            blas_threads=blas_threads,
+            max_parallel=len(network),
+            store_dir=store_dir,
+        ) as runner:
+            return _tune_per_layer(network, X, X_val, bisection, options, runner)
+    Y_eval = network(X if X_val is None else X_val)
+    norm = float(np.linalg.norm(Y_eval))
 
-        def evaluate(eps: float, warm):
-            result = net_trim(
-                network,
-                X,
-                scheme=scheme,
-                eps=eps,
-                warm_start=warm,
-                executor=executor,
-                n_jobs=n_jobs if executor is None else None,
-                blas_threads=blas_threads,
-                store_dir=store_dir,
-                **options,
-            )
-            if bisection.criterion == "sparsity":
-                return result.sparsity, result
-            out = result.network(X if X_val is None else X_val)
-            return float(np.linalg.norm(out - Y_eval)) / norm, result
+    def evaluate(eps: float, warm):
+        # joblib keeps its workers between these calls: the pool starts once per sweep
+        result = net_trim(
+            network,
+            X,
+            scheme=scheme,
+            eps=eps,
+            warm_start=warm,
+            executor=executor,
+            n_jobs=n_jobs,
+            blas_threads=blas_threads,
+            store_dir=store_dir,
+            **options,
+        )
+        if bisection.criterion == "sparsity":
+            return result.sparsity, result
+        out = result.network(X if X_val is None else X_val)
+        return float(np.linalg.norm(out - Y_eval)) / norm, result
 
-        return bisection.run(evaluate)
-    finally:
-        if owned is not None:
-            owned.shutdown(wait=True)
+    return bisection.run(evaluate)
 
 
 def _tune_per_layer(
