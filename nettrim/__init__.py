@@ -2,7 +2,7 @@
 
 from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
-from .layer import LayerResult, trim_layer
+from .layer import LayerResult, TrimOptions, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
 from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
@@ -23,6 +23,7 @@ __all__ = [
     "NetworkFileError",
     "SolveInfo",
     "Status",
+    "TrimOptions",
     "VerificationReport",
     "__version__",
     "link_normalize",

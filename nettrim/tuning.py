@@ -21,16 +21,22 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, resolve
-from .layer import LayerResult, trim_layer
+from .layer import LayerResult, TrimOptions, absolute_radius, solve_layer
 from .network import DenseLayer, Network
 from .schemes import NetTrimResult, net_trim
-from .validation import as_float_dtype, check_matrix, check_same_rows, check_scalar
+from .validation import (
+    as_float_dtype,
+    check_matrix,
+    check_same_rows,
+    check_scalar,
+    renamed_argument,
+)
 
 #: Default bracket for the relative ``eps``. At ``eps >= 1`` zero weights are feasible (the
 #: program is degenerate), so the bracket stops below.
@@ -84,7 +90,9 @@ class _Bisection:
     tol: float
 
     @classmethod
-    def check(cls, target_sparsity, target_discrepancy, eps_range, max_steps, tol) -> _Bisection:
+    def check(
+        cls, target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    ) -> _Bisection:
         """Validate the public arguments (one place for tune_layer and tune_network)."""
         if (target_sparsity is None) == (target_discrepancy is None):
             raise ValueError("give exactly one of target_sparsity or target_discrepancy")
@@ -103,10 +111,10 @@ class _Bisection:
         if not (0 < lo < hi and math.isfinite(hi)):
             raise ValueError(f"eps_range must satisfy 0 < lo < hi < inf, got {eps_range!r}")
         max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
-        if tol is None:
+        if target_tol is None:
             tol = SPARSITY_TOL if criterion == "sparsity" else DISCREPANCY_RTOL
         else:
-            tol = check_scalar("tol", tol, low=0.0)
+            tol = check_scalar("target_tol", target_tol, low=0.0)
         return cls(criterion, target, lo, hi, max_steps, tol)
 
     def met(self, value: float) -> bool:
@@ -157,6 +165,23 @@ class _Bisection:
         return result(good, True)
 
 
+_TOL_WHY = "the bisection's tolerance; trim_layer's tol goes in options=TrimOptions(tol=...)"
+
+
+def _trim_options(
+    caller: str, options: TrimOptions | None, keywords: dict, **set_here: Any
+) -> TrimOptions:
+    """The tuner's :class:`TrimOptions`: ``options`` or ``keywords`` (not both), with the
+    fields the tuner sets itself (``set_here``) replaced."""
+    if options is None:
+        options = TrimOptions.from_keywords(caller, keywords)
+    elif not isinstance(options, TrimOptions):
+        raise TypeError(f"options must be a TrimOptions, got {type(options).__name__}")
+    elif keywords:
+        raise TypeError(f"{caller}: give trim_layer's options as options= or as keywords, not both")
+    return replace(options, **set_here) if set_here else options
+
+
 def layer_discrepancy(result: LayerResult, X: np.ndarray, Y: np.ndarray, activation: str) -> float:
     """``||act(X W + b) - Y||_F / ||Y||_F`` for a pruned layer."""
     layer = DenseLayer(result.W, result.b, activation)
@@ -175,7 +200,9 @@ def tune_layer(
     Y_val=None,
     eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
     max_steps: int = DEFAULT_MAX_STEPS,
+    target_tol: float | None = None,
     tol: float | None = None,
+    options: TrimOptions | None = None,
     **trim_options: Any,
 ) -> TuningResult:
     """The ``eps`` of :func:`~nettrim.trim_layer` that reaches a target for one layer.
@@ -196,9 +223,16 @@ def tune_layer(
         Bracket for the relative ``eps``.
     max_steps : int
         Bisection steps after the two ends.
+    target_tol : float, optional
+        Stop once the met value is within ``target_tol`` of the target (absolute for
+        sparsity, relative for the discrepancy); ``SPARSITY_TOL`` / ``DISCREPANCY_RTOL`` by
+        default.
     tol : float, optional
-        Stop once the met value is within ``tol`` of the target (absolute for sparsity,
-        relative for the discrepancy); ``SPARSITY_TOL`` / ``DISCREPANCY_RTOL`` by default.
+        Deprecated name of ``target_tol`` (``trim_layer``'s own ``tol`` goes in
+        ``options=TrimOptions(tol=...)``; once this alias is gone, in ``**trim_options``).
+    options : TrimOptions, optional
+        The :func:`~nettrim.trim_layer` options as one object (instead of
+        ``**trim_options``); its ``activation`` and ``eps`` are set here.
     **trim_options
         Passed to :func:`~nettrim.trim_layer` (``solver``, ``per_neuron``, ...).
 
@@ -207,10 +241,14 @@ def tune_layer(
     TuningResult
         ``result`` is the :class:`~nettrim.LayerResult` at the chosen ``eps``.
     """
-    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
+    target_tol = renamed_argument("tune_layer", "tol", tol, "target_tol", target_tol, _TOL_WHY)
+    bisection = _Bisection.check(
+        target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    )
     for key in ("eps", "warm_start", "activation"):
         if key in trim_options:
             raise TypeError(f"tune_layer sets {key!r} itself")
+    options = _trim_options("tune_layer", options, trim_options, activation=activation)
     dtype = as_float_dtype(X, Y)
     X, Y = check_matrix("X", X, dtype), check_matrix("Y", Y, dtype)
     check_same_rows(("Y", "X"), (Y, X))
@@ -222,7 +260,7 @@ def tune_layer(
     X_eval, Y_eval = (X, Y) if X_val is None else (X_val, Y_val)
 
     def evaluate(eps: float, warm):
-        result = trim_layer(X, Y, activation=activation, eps=eps, warm_start=warm, **trim_options)
+        result = solve_layer(X, Y, replace(options, eps=eps), warm_start=warm)
         if result.W is None:
             raise RuntimeError(
                 f"trim_layer at eps={eps:.4g} returned status {result.status.value!r}"
@@ -251,6 +289,7 @@ def tune_network(
     X_val=None,
     eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
     max_steps: int = DEFAULT_MAX_STEPS,
+    target_tol: float | None = None,
     tol: float | None = None,
     executor: Executor | None = None,
     n_jobs: int | None = None,
@@ -278,19 +317,24 @@ def tune_network(
         executor; the chosen ``eps`` is one per layer.
     X_val : array-like, optional
         Held-out inputs for the discrepancy.
-    eps_range, max_steps, tol
-        As in :func:`tune_layer`.
+    eps_range, max_steps, target_tol, tol
+        As in :func:`tune_layer` (``tol`` is the deprecated name of ``target_tol``).
     executor, n_jobs, blas_threads, store_dir
         As in :func:`~nettrim.net_trim`; joblib's workers serve every step (started once).
     **options
-        Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``, ...).
+        Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``,
+        ``tol``, ``options=TrimOptions(...)``, ...); with ``per_layer``, only
+        :func:`~nettrim.trim_layer` options.
 
     Returns
     -------
     TuningResult
         ``result`` is the :class:`~nettrim.schemes.NetTrimResult` at the chosen ``eps``.
     """
-    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
+    target_tol = renamed_argument("tune_network", "tol", tol, "target_tol", target_tol, _TOL_WHY)
+    bisection = _Bisection.check(
+        target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    )
     if per_layer and scheme != "parallel":
         raise ValueError(
             "per_layer tuning needs scheme='parallel' (cascade layers depend on "
@@ -347,20 +391,8 @@ def _tune_per_layer(
     runner: JobRunner,
 ) -> TuningResult:
     """One bisection per layer, each a job on ``runner``; parallel scheme."""
-    trim_keys = {
-        "solver",
-        "per_neuron",
-        "active_tol",
-        "penalize_bias",
-        "tol",
-        "max_iter",
-        "solver_options",
-    }
-    unknown = set(options) - trim_keys
-    if unknown:
-        raise TypeError(
-            f"per-layer tuning passes only {sorted(trim_keys)} to trim_layer; got {sorted(unknown)}"
-        )
+    given = dict(options)
+    trim = _trim_options("per-layer tuning", given.pop("options", None), given)
     acts = network.record(X)
     acts_val = network.record(X_val) if X_val is not None else None
     key = f"target_{bisection.criterion}"
@@ -373,9 +405,8 @@ def _tune_per_layer(
             "activation": layer.activation,
             "eps_range": (bisection.lo, bisection.hi),
             "max_steps": bisection.max_steps,
-            "tol": bisection.tol,
-            "bias": layer.b is not None,
-            **options,
+            "target_tol": bisection.tol,
+            "options": replace(trim, bias=layer.b is not None),
         }
         tasks.append(
             (
@@ -395,11 +426,8 @@ def _tune_per_layer(
         )
     )
     eps = tuple(t.eps for t in tuned)
-    per_neuron = bool(options.get("per_neuron", False))
-    radii = tuple(
-        e * (np.linalg.norm(a, axis=0) if per_neuron else float(np.linalg.norm(a)))
-        for e, a in zip(eps, acts[1:], strict=True)
-    )
+    per_neuron = bool(trim.per_neuron)
+    radii = tuple(absolute_radius(a, e, per_neuron) for e, a in zip(eps, acts[1:], strict=True))
     result = NetTrimResult(
         network=pruned,
         layers=layers,

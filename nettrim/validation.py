@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -98,3 +99,18 @@ def check_scalar(
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return value
+
+
+def renamed_argument(caller: str, old: str, old_value, new: str, new_value, why: str = ""):
+    """The value of argument ``new``, accepting its deprecated name ``old`` with a
+    ``DeprecationWarning`` (a ``TypeError`` when both are given)."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"{caller}: give {new}= only ({old}= is its deprecated name)")
+    warnings.warn(
+        f"{caller}: {old}= is deprecated, use {new}=" + (f" ({why})" if why else ""),
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
