@@ -4,7 +4,7 @@ from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .layer import LayerResult, TrimOptions, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
-from .pruning import prune_layer, prune_network
+from .pruning import PruneNetworkResult, prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .solvers import SolveInfo, Status
@@ -21,6 +21,7 @@ __all__ = [
     "NetTrimResult",
     "Network",
     "NetworkFileError",
+    "PruneNetworkResult",
     "SolveInfo",
     "Status",
     "TrimOptions",
