@@ -9,6 +9,7 @@ import numpy as np
 
 from .datasets import load_digits_mlp
 from .network import Network
+from .results import deprecated_alias
 from .schemes import net_trim
 
 
@@ -53,7 +54,8 @@ class DemoReport:
             "seconds": self.seconds,
         }
 
-    def format(self) -> str:
+    def summary(self) -> str:
+        """The demo's table and its held-out figures."""
         lines = [
             f"nettrim demo — {self.model}, {self.scheme} Net-Trim, eps = {self.eps} (relative, "
             f"layer-wide), {self.n_calib} of {self.n_calib_total} calibration samples",
@@ -79,6 +81,11 @@ class DemoReport:
             f"total seconds: {self.seconds:.1f}",
         ]
         return "\n".join(lines)
+
+    format = deprecated_alias("format", "summary")
+
+    def __str__(self) -> str:
+        return self.summary()
 
 
 def run_demo(

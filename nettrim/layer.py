@@ -63,6 +63,7 @@ class LayerResult:
 
     @property
     def success(self) -> bool:
+        """Whether the solve ended ``"optimal"``."""
         return self.status is Status.OPTIMAL
 
     @property
@@ -76,6 +77,18 @@ class LayerResult:
         if self.W is None:
             return float("nan")
         return 1.0 - self.nnz / self.W.size
+
+    def summary(self) -> str:
+        """One line: program, shape, status, sparsity, residual against radius, solver."""
+        shape = "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
+        return (
+            f"{self.program} {shape}: status {self.status.value}, sparsity "
+            f"{self.sparsity:.1%}, residual {self.info.residual:.4g} (radius "
+            f"{self.info.radius:.4g}), {self.info.solver}, {self.info.seconds:.2f} s"
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
 
     def __repr__(self) -> str:
         shape = "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"

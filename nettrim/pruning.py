@@ -27,6 +27,7 @@ import numpy as np
 from . import baselines
 from .layer import LayerResult
 from .network import ACTIVATIONS, DenseLayer, Network
+from .results import NetworkResult
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
     REFIT_CG_MAX_ITER,
@@ -454,7 +455,7 @@ SCHEMES = ("cascade", "parallel")
 
 
 @dataclass(frozen=True)
-class PruneNetworkResult:
+class PruneNetworkResult(NetworkResult):
     """A network pruned by :func:`prune_network`, with the per-layer results.
 
     Attributes
@@ -476,21 +477,6 @@ class PruneNetworkResult:
     scheme: str
     seconds: float = 0.0
 
-    @property
-    def success(self) -> bool:
-        """Whether every pruned layer's solve ended ``"optimal"``."""
-        return all(r.success for r in self.layers if r is not None)
-
-    @property
-    def nnz(self) -> int:
-        """Non-zero weights of the pruned network (biases not counted)."""
-        return self.network.nnz
-
-    @property
-    def sparsity(self) -> float:
-        """Fraction of the network's weights that are zero (biases not counted)."""
-        return 1.0 - self.network.nnz / self.network.size
-
     def summary(self) -> str:
         """A per-layer table: shape, program, non-zeros, sparsity, objective, status, time."""
         lines = [
@@ -509,9 +495,6 @@ class PruneNetworkResult:
                 f"{res.info.objective:>10.4g} {res.status.value:>10} {res.info.seconds:>8.2f}"
             )
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def __repr__(self) -> str:
         return (

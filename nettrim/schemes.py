@@ -39,6 +39,7 @@ from .layer import (
     solve_layer,
 )
 from .network import Network
+from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
 from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
@@ -74,7 +75,7 @@ class LayerSolveError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class NetTrimResult:
+class NetTrimResult(NetworkResult):
     """A pruned network with the per-layer results and the budgets that produced it.
 
     Attributes
@@ -111,20 +112,6 @@ class NetTrimResult:
     per_neuron: bool = False
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
-
-    @property
-    def nnz(self) -> int:
-        """Non-zero weights of the pruned network (biases not counted)."""
-        return self.network.nnz
-
-    @property
-    def sparsity(self) -> float:
-        """Fraction of the network's weights that are zero (biases not counted)."""
-        return 1.0 - self.network.nnz / self.network.size
-
-    @property
-    def success(self) -> bool:
-        return all(result.status is Status.OPTIMAL for result in self.layers)
 
     def summary(self) -> str:
         """A per-layer table: shape, non-zeros, sparsity, residual vs radius, status, time."""

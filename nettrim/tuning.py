@@ -29,6 +29,7 @@ import numpy as np
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, resolve
 from .layer import LayerResult, TrimOptions, absolute_radius, solve_layer
 from .network import DenseLayer, Network
+from .results import deprecated_alias
 from .schemes import NetTrimResult, net_trim
 from .validation import (
     as_float_dtype,
@@ -61,8 +62,9 @@ class TuningResult:
         The sparsity or relative discrepancy reached at ``eps``.
     target : float
     criterion : {"sparsity", "discrepancy"}
-    met : bool or tuple of bool
-        Whether the target was met (when not, the closest evaluated point is returned).
+    success : bool or tuple of bool
+        Whether the target was met (when not, the closest evaluated point is returned);
+        ``met`` is its deprecated name.
     result : NetTrimResult or LayerResult
         The solution at ``eps``.
     history : tuple
@@ -73,9 +75,28 @@ class TuningResult:
     value: Any
     target: float
     criterion: str
-    met: Any
+    success: Any
     result: NetTrimResult | LayerResult
     history: tuple
+
+    met = deprecated_alias("met", "success")
+
+    def summary(self) -> str:
+        """One line per tuned layer (one for a network tuned as a whole)."""
+        if not isinstance(self.eps, tuple):
+            return _tuned_line(self.criterion, self.target, self.eps, self.value, self.success)
+        return "\n".join(
+            f"layer {l}: " + _tuned_line(self.criterion, self.target, e, v, ok)
+            for l, (e, v, ok) in enumerate(zip(self.eps, self.value, self.success, strict=True))
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _tuned_line(criterion: str, target: float, eps: float, value: float, success: bool) -> str:
+    verdict = "met" if success else "not met"
+    return f"{criterion} {value:.4g} at eps {eps:.4g} (target {target:.4g}: {verdict})"
 
 
 @dataclass(frozen=True)
@@ -441,7 +462,7 @@ def _tune_per_layer(
         value=tuple(t.value for t in tuned),
         target=bisection.target,
         criterion=bisection.criterion,
-        met=tuple(t.met for t in tuned),
+        success=tuple(t.success for t in tuned),
         result=result,
         history=tuple(t.history for t in tuned),
     )

@@ -24,7 +24,7 @@ def test_tune_layer_to_sparsity(net_and_x):
     net, X = net_and_x
     acts = net.record(X)
     tuned = tune_layer(acts[1], acts[2], target_sparsity=0.5, solver=SOLVER)
-    assert tuned.met and tuned.criterion == "sparsity"
+    assert tuned.success and tuned.criterion == "sparsity"
     assert tuned.result.sparsity == tuned.value >= 0.5
     # the chosen eps is the smallest evaluated one that meets the target
     met = [eps for eps, value in tuned.history if value >= 0.5]
@@ -40,7 +40,7 @@ def test_tune_layer_to_held_out_discrepancy(net_and_x):
     tuned = tune_layer(
         acts[1], acts[2], target_discrepancy=0.2, X_val=val[1], Y_val=val[2], solver=SOLVER
     )
-    assert tuned.met and tuned.value <= 0.2
+    assert tuned.success and tuned.value <= 0.2
     assert tuned.eps == max(eps for eps, value in tuned.history if value <= 0.2)
     with pytest.raises(ValueError, match="both X_val and Y_val"):
         tune_layer(acts[1], acts[2], target_discrepancy=0.2, X_val=val[1])
@@ -52,14 +52,14 @@ def test_unreachable_target_is_reported(net_and_x):
     tuned = tune_layer(
         acts[0], acts[1], target_sparsity=0.999, eps_range=(1e-3, 0.05), solver=SOLVER
     )
-    assert not tuned.met and tuned.eps == 0.05 and len(tuned.history) == 1
+    assert not tuned.success and tuned.eps == 0.05 and len(tuned.history) == 1
 
 
 @pytest.mark.parametrize("scheme", ["parallel", "cascade"])
 def test_tune_network_to_sparsity(net_and_x, scheme):
     net, X = net_and_x
     tuned = tune_network(net, X, target_sparsity=0.4, scheme=scheme, solver=SOLVER, n_jobs=1)
-    assert tuned.met and tuned.result.sparsity >= 0.4
+    assert tuned.success and tuned.result.sparsity >= 0.4
     assert tuned.result.scheme == scheme
     assert tuned.eps == min(eps for eps, value in tuned.history if value >= 0.4)
 
@@ -69,7 +69,7 @@ def test_tune_network_to_discrepancy(net_and_x):
     tuned = tune_network(net, X, target_discrepancy=0.1, solver=SOLVER, n_jobs=1)
     out = tuned.result.network(X)
     assert np.linalg.norm(out - net(X)) / np.linalg.norm(net(X)) <= 0.1
-    assert tuned.met
+    assert tuned.success
 
 
 def test_tune_network_per_layer_on_a_pool(net_and_x):
@@ -78,7 +78,7 @@ def test_tune_network_per_layer_on_a_pool(net_and_x):
         tuned = tune_network(
             net, X, target_sparsity=0.5, per_layer=True, solver=SOLVER, executor=pool
         )
-    assert len(tuned.eps) == len(net) and all(tuned.met)
+    assert len(tuned.eps) == len(net) and all(tuned.success)
     for layer in tuned.result.layers:
         assert layer.sparsity >= 0.5
     # each layer's eps equals the one tuned alone, in-process
