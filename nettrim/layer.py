@@ -78,11 +78,14 @@ class LayerResult:
             return float("nan")
         return 1.0 - self.nnz / self.W.size
 
+    @property
+    def _shape(self) -> str:
+        return "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
+
     def summary(self) -> str:
         """One line: program, shape, status, sparsity, residual against radius, solver."""
-        shape = "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
         return (
-            f"{self.program} {shape}: status {self.status.value}, sparsity "
+            f"{self.program} {self._shape}: status {self.status.value}, sparsity "
             f"{self.sparsity:.1%}, residual {self.info.residual:.4g} (radius "
             f"{self.info.radius:.4g}), {self.info.solver}, {self.info.seconds:.2f} s"
         )
@@ -91,9 +94,8 @@ class LayerResult:
         return self.summary()
 
     def __repr__(self) -> str:
-        shape = "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
         return (
-            f"LayerResult({self.program}, W={shape}, status={self.status.value!r}, "
+            f"LayerResult({self.program}, W={self._shape}, status={self.status.value!r}, "
             f"sparsity={self.sparsity:.3f}, residual={self.info.residual:.4g}, "
             f"radius={self.info.radius:.4g}, solver={self.info.solver!r})"
         )
@@ -208,6 +210,12 @@ def relative_budget(radius, Y: np.ndarray, per_neuron: bool) -> float | np.ndarr
         return np.divide(radius, norms, out=np.zeros_like(radius), where=norms > 0)
     norm = float(np.linalg.norm(Y))
     return radius / norm if norm > 0 else 0.0
+
+
+def relative_discrepancy(out: np.ndarray, Y: np.ndarray) -> float:
+    """``||out - Y||_F / ||Y||_F`` (0 when ``Y`` is 0): how far outputs drift, relatively."""
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(out - Y)) / norm if norm > 0 else 0.0
 
 
 def check_eps(name: str, eps, *, per_neuron: bool, d_out: int | None = None):

@@ -28,6 +28,7 @@ from . import baselines
 from .layer import LayerResult
 from .network import ACTIVATIONS, DenseLayer, Network
 from .results import NetworkResult
+from .schemes import SCHEMES
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
     REFIT_CG_MAX_ITER,
@@ -39,7 +40,14 @@ from .solvers.l0 import (
 )
 from .solvers.projections import SparsityPattern, make_pattern
 from .solvers.result import SolveInfo, Status
-from .validation import check_choice, check_matrix, check_scalar, renamed_argument
+from .validation import (
+    check_choice,
+    check_matrix,
+    check_network,
+    check_network_inputs,
+    check_scalar,
+    renamed_argument,
+)
 
 FITTING_METHODS = ("admm", "iht")
 BASELINES = ("magnitude", "wanda", "sparsegpt")
@@ -451,9 +459,6 @@ def _baseline_result(method, G, W0, b0, Wp, out_dtype, started) -> LayerResult:
     )
 
 
-SCHEMES = ("cascade", "parallel")
-
-
 @dataclass(frozen=True)
 class PruneNetworkResult(NetworkResult):
     """A network pruned by :func:`prune_network`, with the per-layer results.
@@ -573,14 +578,9 @@ def prune_network(
         old = "cascade" if sequential else "parallel"
         scheme = renamed_argument("prune_network", "sequential", old, "scheme", scheme)
     scheme = check_choice("scheme", "cascade" if scheme is None else scheme, SCHEMES)
-    if not isinstance(network, Network):
-        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
+    check_network(network)
     activation = check_choice("activation", activation, ACTIVATIONS)
-    X = check_matrix("X", X, np.dtype(np.float64))
-    if X.shape[1] != network[0].W.shape[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} columns but the first layer expects {network[0].W.shape[0]}"
-        )
+    X = check_network_inputs(network, X, np.dtype(np.float64))
     budgets = _check_budgets(sparsity, layers, len(network))
 
     def kwargs_for(i: int) -> dict:

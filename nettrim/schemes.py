@@ -1,7 +1,8 @@
 """Net-Trim over a whole network: the parallel and the cascade schemes.
 
-Notation (DESIGN §5): ``Y^(0) = X`` and ``Y^(l)`` the original network's layer outputs,
-``Yhat^(l)`` the pruned network's, ``W~_l = [W_l; b_l]``, ``Omega_l = {Y^(l) > active_tol}``.
+Notation (``docs/theory.md``, "Conventions"): ``Y^(0) = X`` and ``Y^(l)`` the original
+network's layer outputs, ``Yhat^(l)`` the pruned network's, ``W~_l = [W_l; b_l]``,
+``Omega_l = {Y^(l) > active_tol}``.
 
 * **parallel** — every layer ``l`` is pruned on the original network's own input and output,
   ``(Y^(l-1), Y^(l))``, with ``V = 0`` and ``eps_abs = eps_l * ||Y^(l)||_F``. The layers are
@@ -42,7 +43,14 @@ from .network import Network
 from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
-from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
+from .validation import (
+    as_float_dtype,
+    check_choice,
+    check_matrix,
+    check_network,
+    check_network_inputs,
+    check_scalar,
+)
 
 SCHEMES = ("parallel", "cascade")
 #: The reference code's cascade inflation factor.
@@ -505,13 +513,7 @@ def _check_inputs(network: Network, X, activations, scheme: str) -> list[np.ndar
         )
     if X is not None:
         dtype = as_float_dtype(X, *(layer.W for layer in network.layers))
-        X = check_matrix("X", X, dtype)
-        if X.shape[1] != network.dims[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} columns but the network's first layer "
-                f"expects {network.dims[0]} inputs"
-            )
-        return network.record(X)
+        return network.record(check_network_inputs(network, X, dtype))
     if scheme != "parallel":
         raise ValueError(
             "activations are accepted for scheme='parallel' only: the cascade "
@@ -551,10 +553,7 @@ def _check_run(
     warm_start,
     reweighting: Reweighting | None,
 ) -> _Run:
-    if not isinstance(network, Network):
-        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
-    if len(network) == 0:
-        raise ValueError("network has no layers")
+    check_network(network)
     scheme = check_choice("scheme", scheme, SCHEMES)
     n_layers = len(network)
     return _Run(

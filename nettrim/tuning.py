@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, resolve
-from .layer import LayerResult, TrimOptions, absolute_radius, solve_layer
+from .layer import (
+    LayerResult,
+    TrimOptions,
+    absolute_radius,
+    relative_discrepancy,
+    solve_layer,
+)
 from .network import DenseLayer, Network
 from .results import deprecated_alias
 from .schemes import NetTrimResult, net_trim
@@ -205,9 +211,7 @@ def _trim_options(
 
 def layer_discrepancy(result: LayerResult, X: np.ndarray, Y: np.ndarray, activation: str) -> float:
     """``||act(X W + b) - Y||_F / ||Y||_F`` for a pruned layer."""
-    layer = DenseLayer(result.W, result.b, activation)
-    norm = float(np.linalg.norm(Y))
-    return float(np.linalg.norm(layer(X) - Y)) / norm if norm > 0 else 0.0
+    return relative_discrepancy(DenseLayer(result.W, result.b, activation)(X), Y)
 
 
 def tune_layer(
@@ -379,7 +383,6 @@ def tune_network(
         ) as runner:
             return _tune_per_layer(network, X, X_val, bisection, options, runner)
     Y_eval = network(X if X_val is None else X_val)
-    norm = float(np.linalg.norm(Y_eval))
 
     def evaluate(eps: float, warm):
         # joblib keeps its workers between these calls: the pool starts once per sweep
@@ -398,7 +401,7 @@ def tune_network(
         if bisection.criterion == "sparsity":
             return result.sparsity, result
         out = result.network(X if X_val is None else X_val)
-        return float(np.linalg.norm(out - Y_eval)) / norm, result
+        return relative_discrepancy(out, Y_eval), result
 
     return bisection.run(evaluate)
 

@@ -7,6 +7,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .network import Network
+
 FLOAT_DTYPES = (np.float32, np.float64)
 
 
@@ -114,3 +116,23 @@ def renamed_argument(caller: str, old: str, old_value, new: str, new_value, why:
         stacklevel=3,
     )
     return old_value
+
+
+def check_network(network) -> Network:
+    """A :class:`~nettrim.Network` with at least one layer, or an error saying what it is."""
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
+    if len(network) == 0:
+        raise ValueError("network has no layers")
+    return network
+
+
+def check_network_inputs(network: Network, X, dtype: np.dtype) -> np.ndarray:
+    """``X`` checked as the network's input: 2-D, finite, one column per input."""
+    X = check_matrix("X", X, dtype)
+    if X.shape[1] != network.dims[0]:
+        raise ValueError(
+            f"X has {X.shape[1]} columns but the network's first layer expects "
+            f"{network.dims[0]} inputs"
+        )
+    return X
