@@ -106,9 +106,9 @@ def run_method(method: str, G: np.ndarray, W: np.ndarray, K, thorough: bool = Fa
     if method == "sparsegpt":
         return sparsegpt(G, W, K)
     if method == "iht":
-        return solve_iht(G, W, K, max_iter=IHT_MAX_ITER).x
+        return solve_iht(G, W, K, max_iter=IHT_MAX_ITER).W
     settings = AdmmL0Settings.thorough() if thorough else AdmmL0Settings()
-    return solve_l0_admm(G, W, K, settings=settings).x
+    return solve_l0_admm(G, W, K, settings=settings).W
 
 
 def warm_up() -> None:

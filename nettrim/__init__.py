@@ -3,10 +3,10 @@
 from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .io import load_safetensors, save_safetensors
-from .layer import LayerResult, trim_layer
+from .layer import LayerResult, TrimOptions, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
 from .onnx import OnnxImportError, from_onnx
-from .pruning import prune_layer, prune_network
+from .pruning import PruneNetworkResult, prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .sklearn import from_sklearn, to_sklearn
@@ -28,9 +28,11 @@ __all__ = [
     "Network",
     "NetworkFileError",
     "OnnxImportError",
+    "PruneNetworkResult",
     "ShrinkResult",
     "SolveInfo",
     "Status",
+    "TrimOptions",
     "VerificationReport",
     "__version__",
     "from_onnx",

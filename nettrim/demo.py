@@ -8,7 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .datasets import load_digits_mlp
+from .layer import relative_discrepancy
 from .network import Network
+from .results import deprecated_alias
 from .schemes import net_trim
 
 
@@ -53,7 +55,8 @@ class DemoReport:
             "seconds": self.seconds,
         }
 
-    def format(self) -> str:
+    def summary(self) -> str:
+        """The demo's table and its held-out figures."""
         lines = [
             f"nettrim demo — {self.model}, {self.scheme} Net-Trim, eps = {self.eps} (relative, "
             f"layer-wide), {self.n_calib} of {self.n_calib_total} calibration samples",
@@ -79,6 +82,11 @@ class DemoReport:
             f"total seconds: {self.seconds:.1f}",
         ]
         return "\n".join(lines)
+
+    format = deprecated_alias("format", "summary")
+
+    def __str__(self) -> str:
+        return self.summary()
 
 
 def run_demo(
@@ -129,7 +137,7 @@ def run_demo(
         rows=table,
         accuracy_before=net.accuracy(model.X_test, model.y_test),
         accuracy_after=pruned.accuracy(model.X_test, model.y_test),
-        discrepancy_test=float(np.linalg.norm(out_after - out_before) / np.linalg.norm(out_before)),
+        discrepancy_test=relative_discrepancy(out_after, out_before),
         seconds=time.perf_counter() - started,
         pruned=pruned,
     )

@@ -1,15 +1,25 @@
-"""Running layer jobs on a ``concurrent.futures.Executor``: process pools, Dask, in-process.
+"""Where layer jobs run: in-process, on joblib's loky pool, or on a given ``Executor``.
+
+The default pool is joblib's loky backend (scikit-learn's ``n_jobs`` convention; why this
+pool and not a hand-made one: ``docs/architecture.md``, "The process pool"):
+
+* loky starts each worker as a fresh interpreter (fork immediately followed by exec) that
+  does **not** re-run the caller's ``__main__``: a script without an
+  ``if __name__ == "__main__":`` guard works, and no worker is ever a fork of a process whose
+  numba threading layer has started (numba aborts such a child);
+* arrays above joblib's ``max_nbytes`` (1 MB) reach the workers memory-mapped from a
+  temporary folder, written once per array;
+* the workers are kept between calls, so an eps sweep or a tuner pays their start once.
 
 Three rules make a distributed run equal to an in-process one, bit for bit:
 
 * every job runs with its BLAS limited to ``blas_threads`` threads (one by default), set
-  *inside the job* with threadpoolctl, so it holds on any executor (a process pool, Dask's
-  ``client.get_executor()``, or none);
-* the default pool starts its workers with ``forkserver`` (or ``spawn``), never ``fork``:
-  numba's threading layer aborts a forked child;
-* large arrays travel as :class:`StoredArray` — the path of a ``.npy`` file written once to a
-  temporary directory and memory-mapped by the worker (``allow_pickle=False``) — never as
-  pickled copies inside every task.
+  *inside the job* with threadpoolctl, so it holds on any executor (loky, Dask's
+  ``client.get_executor()``, or none); the loky workers are started with the same limit;
+* the jobs, and how a layer splits into column blocks, never depend on ``n_jobs``;
+* on a given executor, large arrays travel as :class:`StoredArray` — the path of a ``.npy``
+  file written once to ``store_dir`` and memory-mapped by the worker
+  (``allow_pickle=False``) — never as pickled copies inside every task.
 
 Examples
 --------
@@ -23,16 +33,17 @@ Examples
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from joblib import Parallel, delayed
+from joblib.externals.loky import ProcessPoolExecutor as LokyExecutor
 from threadpoolctl import threadpool_limits
 
 from .validation import check_scalar
@@ -40,8 +51,8 @@ from .validation import check_scalar
 #: BLAS threads per job unless told otherwise: one, so ``n_jobs`` jobs use ``n_jobs`` cores
 #: and results do not depend on ``n_jobs``.
 DEFAULT_BLAS_THREADS = 1
-#: Start methods that are safe with numba's threading layer, in order of preference.
-SAFE_START_METHODS = ("forkserver", "spawn")
+#: joblib's backend for ``n_jobs > 1``: fresh worker processes, no ``__main__`` re-import.
+BACKEND = "loky"
 _STORE_PREFIX = "nettrim-arrays-"
 
 
@@ -105,12 +116,6 @@ class ArrayStore:
         self.close()
 
 
-def start_method() -> str:
-    """``"forkserver"`` where the platform has it, else ``"spawn"`` (never ``"fork"``)."""
-    available = multiprocessing.get_all_start_methods()
-    return next(method for method in SAFE_START_METHODS if method in available)
-
-
 def _init_worker(blas_threads: int | None) -> None:
     """Pool initializer: limit BLAS for the whole life of the worker process."""
     if blas_threads is not None:
@@ -118,17 +123,14 @@ def _init_worker(blas_threads: int | None) -> None:
 
 
 def process_pool(n_jobs: int, *, blas_threads: int | None = DEFAULT_BLAS_THREADS) -> Executor:
-    """A ``ProcessPoolExecutor`` with ``n_jobs`` workers, started by :func:`start_method`.
+    """A loky process pool of ``n_jobs`` workers, as a ``concurrent.futures.Executor``.
 
-    Reuse one pool for many calls (e.g. an eps sweep): starting workers costs about a second.
+    For passing one pool explicitly as ``executor=``; ``n_jobs=`` alone already reuses
+    joblib's workers between calls. The workers are fresh interpreters (no ``__main__``
+    re-import, never a fork of a process running numba threads).
     """
     n_jobs = int(check_scalar("n_jobs", n_jobs, low=1, integer=True))
-    return ProcessPoolExecutor(
-        max_workers=n_jobs,
-        mp_context=multiprocessing.get_context(start_method()),
-        initializer=_init_worker,
-        initargs=(blas_threads,),
-    )
+    return LokyExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(blas_threads,))
 
 
 def call_limited(fn: Callable[..., Any], blas_threads: int | None, *args: Any) -> Any:
@@ -139,32 +141,38 @@ def call_limited(fn: Callable[..., Any], blas_threads: int | None, *args: Any) -
         return fn(*args)
 
 
-def resolve_n_jobs(n_jobs: int | None) -> int:
-    """``None`` -> every core, ``-1`` -> every core, ``k >= 1`` -> ``k``."""
+def resolve_n_jobs(n_jobs: int | None, blas_threads: int | None = None) -> int:
+    """``None`` or ``-1`` -> every core (divided by ``blas_threads``), ``k >= 1`` -> ``k``.
+
+    The default keeps ``workers x blas_threads <= cores``; an explicit ``k`` is honoured.
+    """
     cores = os.cpu_count() or 1
     if n_jobs is None or n_jobs == -1:
-        return cores
+        return max(1, cores // (blas_threads or 1))
     return int(check_scalar("n_jobs", n_jobs, low=1, integer=True))
 
 
 class JobRunner:
-    """Where a scheme's jobs run: a given executor, a pool it owns, or in-process.
+    """Where a scheme's jobs run: a given executor, joblib's loky pool, or in-process.
 
     Parameters
     ----------
     executor : concurrent.futures.Executor, optional
-        Any executor (a ``ProcessPoolExecutor``, Dask's ``client.get_executor()``, ...).
-        Not shut down by the runner. Exclusive with ``n_jobs``.
+        Any executor (Dask's ``client.get_executor()``, :func:`process_pool`, ...); arrays
+        reach it as :class:`StoredArray`. Not shut down by the runner. Exclusive with
+        ``n_jobs``.
     n_jobs : int, optional
-        Workers of the process pool the runner creates when no executor is given: ``None``
-        or ``-1`` for every core, ``1`` to run in-process (no pool). Never more workers than
+        Workers of joblib's loky pool when no executor is given: ``None`` or ``-1`` for
+        every core, ``1`` to run in-process (no pool). Never more workers than
         ``max_parallel`` (the jobs that can run at once).
     blas_threads : int or None
-        BLAS threads for each job (``None`` leaves BLAS alone).
+        BLAS threads for each job (``None`` leaves BLAS alone in-process; loky then gives
+        each worker ``cores // workers`` threads).
     max_parallel : int, optional
         Upper bound on the jobs that can run at once; with 1 no pool is started.
     store_dir : str, optional
-        Directory for the memory-mapped arrays (see :class:`ArrayStore`).
+        Directory for the memory-mapped arrays (see :class:`ArrayStore`; joblib's temporary
+        folder for the loky pool).
     """
 
     def __init__(
@@ -188,49 +196,50 @@ class JobRunner:
         if blas_threads is not None:
             blas_threads = int(check_scalar("blas_threads", blas_threads, low=1, integer=True))
         self.blas_threads = blas_threads
-        self._owned = False
         self.executor = executor
+        self._parallel: Parallel | None = None
         if executor is None:
-            workers = resolve_n_jobs(n_jobs)
+            workers = resolve_n_jobs(n_jobs, blas_threads)
             if max_parallel is not None:
                 workers = min(workers, max(1, int(max_parallel)))
             if workers > 1:
-                self.executor = process_pool(workers, blas_threads=blas_threads)
-                self._owned = True
-        self.store = ArrayStore(store_dir) if self.executor is not None else None
+                self._parallel = Parallel(
+                    n_jobs=workers,
+                    backend=BACKEND,
+                    temp_folder=None if store_dir is None else os.fspath(store_dir),
+                    inner_max_num_threads=blas_threads,
+                )
+        self.store = ArrayStore(store_dir) if executor is not None else None
 
     @property
     def local(self) -> bool:
         """Whether jobs run in this process, one after another."""
-        return self.executor is None
+        return self.executor is None and self._parallel is None
 
     def share(self, array: np.ndarray | None) -> np.ndarray | StoredArray | None:
-        """What a job should receive for ``array``: itself in-process, else a stored path."""
+        """What a job should receive for ``array``: a stored path on a given executor, else
+        the array itself (joblib memory-maps the large ones for its workers)."""
         if array is None or self.store is None:
             return array
         return self.store.put(array)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
-        """Schedule ``fn(*args)`` under the BLAS limit; in-process it runs now."""
-        if self.executor is None:
-            future: Future = Future()
-            try:
-                future.set_result(call_limited(fn, self.blas_threads, *args))
-            except BaseException as exc:  # delivered through the future, as an executor would
-                future.set_exception(exc)
-            return future
-        return self.executor.submit(call_limited, fn, self.blas_threads, *args)
-
     def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> list[Any]:
-        """``[fn(task) for task in tasks]``, run on the executor, results in order."""
-        futures = [self.submit(fn, task) for task in tasks]
-        return [future.result() for future in futures]
+        """``[fn(task) for task in tasks]`` under the BLAS limit, results in order.
+
+        A job's exception reaches the caller, raised again here.
+        """
+        tasks = list(tasks)
+        if self.executor is not None:
+            futures = [self.executor.submit(call_limited, fn, self.blas_threads, t) for t in tasks]
+            return [future.result() for future in futures]
+        if self._parallel is not None:
+            jobs = (delayed(call_limited)(fn, self.blas_threads, t) for t in tasks)
+            return list(self._parallel(jobs))
+        return [call_limited(fn, self.blas_threads, t) for t in tasks]
 
     def close(self) -> None:
-        """Shut down an owned pool and delete the stored arrays."""
-        if self._owned and self.executor is not None:
-            self.executor.shutdown(wait=True)
-        self.executor = None if self._owned else self.executor
+        """Delete the stored arrays (joblib keeps its workers for the next call)."""
+        self._parallel = None
         if self.store is not None:
             self.store.close()
             self.store = None

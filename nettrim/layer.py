@@ -1,13 +1,20 @@
-"""Net-Trim on one layer: from recorded arrays to a program, a solve, and sparse weights."""
+"""Net-Trim on one layer: from recorded arrays to a program, a solve, and sparse weights.
+
+``trim_layer`` checks its options once into a :class:`TrimOptions` and hands it, unchanged,
+to :func:`solve_layer`; the schemes, the reweighting and the tuners build the same object at
+their own boundary and call :func:`solve_layer` (or :func:`prepare_layer`) with it
+(``docs/architecture.md``, "One trim_layer call").
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .network import ACTIVATIONS
 from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, SolverResult, Status, solve_exact
 from .solvers.admm import AdmmSettings, solve_admm
 from .validation import (
@@ -18,7 +25,6 @@ from .validation import (
     check_scalar,
 )
 
-ACTIVATIONS = ("relu", "linear")
 SOLVERS = ("auto", "admm", *EXACT_SOLVERS)
 DEFAULT_EPS = 0.05
 #: What ``solver="auto"`` runs: Clarabel for layers of at most ``AUTO_EXACT_MAX_ENTRIES``
@@ -57,6 +63,7 @@ class LayerResult:
 
     @property
     def success(self) -> bool:
+        """Whether the solve ended ``"optimal"``."""
         return self.status is Status.OPTIMAL
 
     @property
@@ -71,13 +78,169 @@ class LayerResult:
             return float("nan")
         return 1.0 - self.nnz / self.W.size
 
-    def __repr__(self) -> str:
-        shape = "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
+    @property
+    def _shape(self) -> str:
+        return "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
+
+    def summary(self) -> str:
+        """One line: program, shape, status, sparsity, residual against radius, solver."""
         return (
-            f"LayerResult({self.program}, W={shape}, status={self.status.value!r}, "
+            f"{self.program} {self._shape}: status {self.status.value}, sparsity "
+            f"{self.sparsity:.1%}, residual {self.info.residual:.4g} (radius "
+            f"{self.info.radius:.4g}), {self.info.solver}, {self.info.seconds:.2f} s"
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"LayerResult({self.program}, W={self._shape}, status={self.status.value!r}, "
             f"sparsity={self.sparsity:.3f}, residual={self.info.residual:.4g}, "
             f"radius={self.info.radius:.4g}, solver={self.info.solver!r})"
         )
+
+
+@dataclass(frozen=True)
+class TrimOptions:
+    """Everything :func:`trim_layer` takes besides the arrays, checked once.
+
+    Built at a public boundary (``trim_layer``, ``reweighted_trim_layer``, ``net_trim``, the
+    tuners) and passed unchanged inward; a scheme derives a layer's options with
+    ``dataclasses.replace(options, activation=..., eps=..., relative=..., bias=...)`` (the
+    :attr:`LAYER_FIELDS`), a tuner with ``replace(options, eps=...)``. The fields mean what
+    :func:`trim_layer`'s parameters of the same names mean. Checks that need the arrays
+    (``eps`` against ``Y``'s columns, the backend ``"auto"`` picks) are made by
+    :func:`prepare_layer`.
+    """
+
+    activation: str = "relu"
+    eps: float | np.ndarray = DEFAULT_EPS
+    relative: bool = True
+    per_neuron: bool = False
+    bias: bool = True
+    penalize_bias: bool = True
+    penalty: float | None = None
+    active_tol: float = 0.0
+    solver: str = "auto"
+    tol: float | None = None
+    max_iter: int | None = None
+    verbose: bool = False
+    solver_options: Mapping[str, Any] | None = None
+
+    #: What describes one layer rather than the run: a scheme sets these for every layer.
+    LAYER_FIELDS: ClassVar[tuple[str, ...]] = ("activation", "eps", "relative", "bias")
+
+    def __post_init__(self) -> None:
+        checked = {
+            "activation": check_choice("activation", self.activation, ACTIVATIONS),
+            "solver": check_choice("solver", self.solver, SOLVERS),
+            "eps": check_eps("eps", self.eps, per_neuron=self.per_neuron),
+            "active_tol": check_scalar("active_tol", self.active_tol, low=0.0),
+        }
+        if self.penalty is not None:
+            checked["penalty"] = check_scalar("penalty", self.penalty, low=0.0, low_inclusive=False)
+        if self.tol is not None:
+            checked["tol"] = check_scalar("tol", self.tol, low=0.0, low_inclusive=False)
+        if self.max_iter is not None:
+            checked["max_iter"] = int(check_scalar("max_iter", self.max_iter, low=1, integer=True))
+        if self.solver_options is not None:
+            checked["solver_options"] = dict(self.solver_options)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: the checked value replaces the given
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """The field names, in order."""
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_keywords(
+        cls, caller: str, keywords: Mapping[str, Any], *, owned: Iterable[str] = ()
+    ) -> TrimOptions:
+        """The options named by a caller's ``**keywords``; ``owned`` are the names the caller
+        sets itself (a ``TypeError`` names any of them, and any unknown name)."""
+        owned = set(owned)
+        for key in keywords:
+            if key in owned:
+                raise TypeError(
+                    f"{caller} sets {key!r} for every layer itself; it cannot be passed as a "
+                    "layer option"
+                )
+            if key not in cls.names():
+                allowed = ", ".join(sorted(set(cls.names()) - owned))
+                raise TypeError(f"unknown layer option {key!r}; trim_layer accepts {allowed}")
+        return cls(**keywords)
+
+    @property
+    def program(self) -> str:
+        """``"P1"`` (ReLU, constrained), ``"P2"`` (linear, constrained), ``"P3"`` (penalized)."""
+        if self.penalty is not None:
+            return "P3"
+        return "P1" if self.activation == "relu" else "P2"
+
+    def admm_settings(self) -> AdmmSettings:
+        """:class:`AdmmSettings` from ``tol`` (the relative duality gap, ``gap_tol``),
+        ``max_iter`` and ``solver_options`` (field names; an unknown one raises
+        ``ValueError`` naming it)."""
+        changes = dict(self.solver_options or {})
+        if self.tol is not None:
+            changes.setdefault("gap_tol", self.tol)
+        if self.max_iter is not None:
+            changes.setdefault("max_iter", self.max_iter)
+        try:
+            return AdmmSettings().updated(**changes)
+        except TypeError as exc:
+            raise ValueError(f"solver_options: {exc}") from None
+
+
+def absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> float | np.ndarray:
+    """The relative radius rule: ``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
+    if per_neuron:
+        return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
+            Y, axis=0
+        )
+    return float(eps) * float(np.linalg.norm(Y))
+
+
+def relative_budget(radius, Y: np.ndarray, per_neuron: bool) -> float | np.ndarray:
+    """The inverse of :func:`absolute_radius`: ``radius / ||Y||`` (0 where ``Y`` is 0)."""
+    if per_neuron:
+        norms = np.linalg.norm(Y, axis=0)
+        return np.divide(radius, norms, out=np.zeros_like(radius), where=norms > 0)
+    norm = float(np.linalg.norm(Y))
+    return radius / norm if norm > 0 else 0.0
+
+
+def relative_discrepancy(out: np.ndarray, Y: np.ndarray) -> float:
+    """``||out - Y||_F / ||Y||_F`` (0 when ``Y`` is 0): how far outputs drift, relatively."""
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(out - Y)) / norm if norm > 0 else 0.0
+
+
+def check_eps(name: str, eps, *, per_neuron: bool, d_out: int | None = None):
+    """A budget ``>= 0``: a scalar, or (``per_neuron`` only) one finite value per column.
+
+    ``d_out``, when known, is the number of columns an array must have.
+    """
+    if np.ndim(eps) == 0:
+        return check_scalar(name, eps, low=0.0)
+    if not per_neuron:
+        raise ValueError(
+            f"{name} has shape {np.shape(eps)}; one eps per output needs per_neuron=True, "
+            "otherwise pass a scalar"
+        )
+    eps = np.asarray(eps, dtype=np.float64)
+    if eps.ndim != 1 or (d_out is not None and eps.shape != (d_out,)):
+        expected = f"({d_out},)" if d_out is not None else "(d_out,)"
+        raise ValueError(
+            f"{name} has shape {eps.shape}"
+            + (f" but Y has {d_out} columns" if d_out is not None else "")
+            + f"; per-neuron eps must have shape {expected}"
+        )
+    if not np.isfinite(eps).all() or (eps < 0).any():
+        raise ValueError(f"{name} must be finite and >= 0 in every column")
+    return eps
 
 
 def build_problem(
@@ -104,11 +267,12 @@ def build_problem(
     active = None
     if activation == "relu":
         active = active_tol < Y
-    if per_neuron:
-        scale = np.linalg.norm(Y, axis=0) if relative else np.ones(Y.shape[1])
-        radius = np.broadcast_to(np.asarray(eps, dtype=np.float64), (Y.shape[1],)) * scale
+    if relative:
+        radius = absolute_radius(Y, eps, per_neuron)
+    elif per_neuron:
+        radius = np.broadcast_to(np.asarray(eps, dtype=np.float64), (Y.shape[1],)) * 1.0
     else:
-        radius = float(eps) * (float(np.linalg.norm(Y)) if relative else 1.0)
+        radius = float(eps)
     if activation == "relu" and active_tol > 0:
         # entries at or below the threshold are not fitted: the target there is 0
         Y = np.where(active, Y, 0.0).astype(dtype, copy=False)
@@ -156,7 +320,7 @@ def trim_layer(
       same inequalities (``eps`` is then not used).
 
     Any weights feasible for (P1) with ``V = 0`` satisfy ``||Y - relu(X W + b)||_F <= eps_abs``
-    (Proposition 1 of Net-Trim).
+    (Proposition 1 of Net-Trim, ``docs/theory.md``).
 
     Parameters
     ----------
@@ -227,65 +391,109 @@ def trim_layer(
     >>> bool(result.info.residual <= 0.01 * np.linalg.norm(Y) * (1 + 1e-6))
     True
     """
-    activation = check_choice("activation", activation, ACTIVATIONS)
-    solver = check_choice("solver", solver, SOLVERS)
-    dtype = as_float_dtype(X, Y)
-    X = check_matrix("X", X, dtype)
-    Y = check_matrix("Y", Y, dtype)
-    check_same_rows(("Y", "X"), (Y, X))
-    if activation == "relu" and (Y < 0).any():
-        raise ValueError(
-            f"Y has {int(np.count_nonzero(Y < 0))} negative entries (min {Y.min():.4g}) but "
-            "activation='relu' expects post-activation outputs >= 0; pass the ReLU outputs, "
-            "or activation='linear' for a layer without ReLU"
-        )
-    eps = _check_eps(eps, Y.shape[1], per_neuron)
-    active_tol = check_scalar("active_tol", active_tol, low=0.0)
-    if penalty is not None:
-        penalty = check_scalar("penalty", penalty, low=0.0, low_inclusive=False)
-    if upper is not None:
-        if activation != "relu":
-            raise ValueError(
-                "upper bounds the pre-activations on Omega^c; it applies only to activation='relu'"
-            )
-        upper = _check_upper(upper, Y.shape, dtype)
-    if tol is not None:
-        tol = check_scalar("tol", tol, low=0.0, low_inclusive=False)
-    if max_iter is not None:
-        max_iter = int(check_scalar("max_iter", max_iter, low=1, integer=True))
-    backend = resolve_solver(solver, Y.shape)
-    initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], bias, dtype)
-    settings = admm_settings(tol, max_iter, solver_options) if backend == "admm" else None
-
-    problem = build_problem(
-        X,
-        Y,
+    options = TrimOptions(
         activation=activation,
         eps=eps,
         relative=relative,
         per_neuron=per_neuron,
         bias=bias,
         penalize_bias=penalize_bias,
-        upper=upper,
         penalty=penalty,
         active_tol=active_tol,
-    )
-    result = solve_program(
-        problem,
-        backend,
-        settings=settings,
+        solver=solver,
         tol=tol,
         max_iter=max_iter,
-        solver_options=solver_options,
-        warm_start=initial,
         verbose=verbose,
+        solver_options=solver_options,
     )
-    program = "P3" if penalty is not None else ("P1" if activation == "relu" else "P2")
-    W = b = None
-    if result.x is not None:
-        W = np.ascontiguousarray(result.x[: X.shape[1]])
-        b = result.x[-1].copy() if bias else None
-    return LayerResult(W=W, b=b, status=result.status, info=result.info, program=program)
+    return solve_layer(X, Y, options, upper=upper, warm_start=warm_start)
+
+
+@dataclass(frozen=True)
+class PreparedLayer:
+    """A checked layer program and its backend: what one solve, or several rounds, need."""
+
+    problem: NetTrimProblem
+    options: TrimOptions
+    backend: str
+    settings: AdmmSettings | None
+    initial: np.ndarray | None
+
+    def solve(
+        self, problem: NetTrimProblem | None = None, warm_start: np.ndarray | None = None
+    ) -> SolverResult:
+        """Run the backend on ``problem`` (this one by default) from ``warm_start``
+        (the checked initial weights by default)."""
+        return solve_program(
+            self.problem if problem is None else problem,
+            self.backend,
+            settings=self.settings,
+            tol=self.options.tol,
+            max_iter=self.options.max_iter,
+            solver_options=self.options.solver_options,
+            warm_start=self.initial if warm_start is None else warm_start,
+            verbose=self.options.verbose,
+        )
+
+    def layer_result(self, x: np.ndarray | None, status: Status, info: SolveInfo) -> LayerResult:
+        """``W`` and ``b`` split from the augmented weights ``x`` (``None``: no weights)."""
+        W = b = None
+        if x is not None:
+            d_in = x.shape[0] - (1 if self.options.bias else 0)
+            W = np.ascontiguousarray(x[:d_in])
+            b = x[-1].copy() if self.options.bias else None
+        return LayerResult(W=W, b=b, status=status, info=info, program=self.options.program)
+
+
+def prepare_layer(X, Y, options: TrimOptions, *, upper=None, warm_start=None) -> PreparedLayer:
+    """Check the arrays against ``options`` and build the program (no solve)."""
+    dtype = as_float_dtype(X, Y)
+    X = check_matrix("X", X, dtype)
+    Y = check_matrix("Y", Y, dtype)
+    check_same_rows(("Y", "X"), (Y, X))
+    if options.activation == "relu" and (Y < 0).any():
+        raise ValueError(
+            f"Y has {int(np.count_nonzero(Y < 0))} negative entries (min {Y.min():.4g}) but "
+            "activation='relu' expects post-activation outputs >= 0; pass the ReLU outputs, "
+            "or activation='linear' for a layer without ReLU"
+        )
+    check_eps("eps", options.eps, per_neuron=options.per_neuron, d_out=Y.shape[1])
+    if upper is not None:
+        if options.activation != "relu":
+            raise ValueError(
+                "upper bounds the pre-activations on Omega^c; it applies only to activation='relu'"
+            )
+        upper = _check_upper(upper, Y.shape, dtype)
+    backend = resolve_solver(options.solver, Y.shape)
+    initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], options.bias, dtype)
+    settings = options.admm_settings() if backend == "admm" else None
+    problem = build_problem(
+        X,
+        Y,
+        activation=options.activation,
+        eps=options.eps,
+        relative=options.relative,
+        per_neuron=options.per_neuron,
+        bias=options.bias,
+        penalize_bias=options.penalize_bias,
+        upper=upper,
+        penalty=options.penalty,
+        active_tol=options.active_tol,
+    )
+    return PreparedLayer(
+        problem=problem,
+        options=options,
+        backend=backend,
+        settings=settings,
+        initial=initial,
+    )
+
+
+def solve_layer(X, Y, options: TrimOptions, *, upper=None, warm_start=None) -> LayerResult:
+    """:func:`trim_layer` for checked ``options`` (the path the schemes and tuners take)."""
+    prepared = prepare_layer(X, Y, options, upper=upper, warm_start=warm_start)
+    result = prepared.solve()
+    return prepared.layer_result(result.W, result.status, result.info)
 
 
 def solve_program(
@@ -324,25 +532,6 @@ def resolve_solver(solver: str, shape: tuple[int, int]) -> str:
     return AUTO_EXACT_SOLVER if n * d_out <= AUTO_EXACT_MAX_ENTRIES else AUTO_SOLVER
 
 
-def admm_settings(
-    tol: float | None, max_iter: int | None, solver_options: Mapping[str, Any] | None
-) -> AdmmSettings:
-    """:class:`AdmmSettings` from ``trim_layer``'s ``tol``, ``max_iter``, ``solver_options``.
-
-    ``tol`` is the relative duality gap (``gap_tol``); ``solver_options`` names fields, and
-    an unknown name raises ``ValueError`` naming it.
-    """
-    changes = dict(solver_options or {})
-    if tol is not None:
-        changes.setdefault("gap_tol", tol)
-    if max_iter is not None:
-        changes.setdefault("max_iter", max_iter)
-    try:
-        return AdmmSettings().updated(**changes)
-    except TypeError as exc:
-        raise ValueError(f"solver_options: {exc}") from None
-
-
 def _check_warm_start(warm_start, d_in: int, d_out: int, bias: bool, dtype) -> np.ndarray | None:
     """Augmented ``(d_in [+1], d_out)`` initial weights from a LayerResult or ``(W, b)``."""
     if warm_start is None:
@@ -365,25 +554,6 @@ def _check_warm_start(warm_start, d_in: int, d_out: int, bias: bool, dtype) -> n
     if b.shape != (d_out,):
         raise ValueError(f"warm_start b has shape {b.shape}; expected ({d_out},)")
     return np.vstack([W, b[None, :]])
-
-
-def _check_eps(eps, d_out: int, per_neuron: bool) -> float | np.ndarray:
-    if np.ndim(eps) == 0:
-        return check_scalar("eps", eps, low=0.0)
-    if not per_neuron:
-        raise ValueError(
-            f"eps has shape {np.shape(eps)}; one eps per output needs per_neuron=True, "
-            "otherwise pass a scalar"
-        )
-    eps = np.asarray(eps, dtype=np.float64)
-    if eps.shape != (d_out,):
-        raise ValueError(
-            f"eps has shape {eps.shape} but Y has {d_out} columns; "
-            f"per-neuron eps must have shape ({d_out},)"
-        )
-    if not np.isfinite(eps).all() or (eps < 0).any():
-        raise ValueError("eps must be finite and >= 0 in every column")
-    return eps
 
 
 def _check_upper(upper, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:

@@ -17,14 +17,17 @@ baselines ``"magnitude"``, ``"wanda"``, ``"sparsegpt"`` (:mod:`nettrim.baselines
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .layer import LayerResult
-from .network import DenseLayer, Network
+from .network import ACTIVATIONS, DenseLayer, Network
+from .results import NetworkResult
+from .schemes import SCHEMES
 from .solvers import baselines
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
@@ -37,10 +40,18 @@ from .solvers.l0 import (
 )
 from .solvers.projections import SparsityPattern, make_pattern
 from .solvers.result import L0Info, Status
-from .validation import check_choice, check_matrix, check_scalar
+from .validation import (
+    check_choice,
+    check_matrix,
+    check_network,
+    check_network_inputs,
+    check_scalar,
+    renamed_argument,
+)
 
-METHODS = ("admm", "iht", "magnitude", "wanda", "sparsegpt")
-ACTIVATIONS = ("linear", "relu")
+FITTING_METHODS = ("admm", "iht")
+BASELINES = ("magnitude", "wanda", "sparsegpt")
+METHODS = (*FITTING_METHODS, *BASELINES)
 REFIT_METHODS = ("auto", "exact", "cg", "none")
 #: Patterns each method supports (SparseGPT defines only unstructured and N:M).
 METHOD_PATTERNS: dict[str, frozenset[str]] = {
@@ -128,6 +139,7 @@ def prune_layer(
     damping: float = DEFAULT_DAMPING,
     fit_bias: bool = True,
     max_iter: int | None = None,
+    stop_tol: float | None = None,
     tol: float | None = None,
     refit: str = "auto",
     refit_iter: int = REFIT_CG_MAX_ITER,
@@ -193,9 +205,12 @@ def prune_layer(
         objective is always the undamped one.
     fit_bias : bool
         Re-fit the bias with the weights (``"admm"``/``"iht"``; the baselines keep it).
-    max_iter, tol : optional
-        Iteration limit and tolerance of the solver (``"admm"``: ``tol`` is the
-        support-change fraction at which it stops; ``"iht"``: relative decrease).
+    max_iter, stop_tol : optional
+        Iteration limit and stopping tolerance of the solver (``"admm"``: the
+        support-change fraction at which it stops; ``"iht"`` and (P5): the relative
+        decrease).
+    tol : optional
+        Deprecated name of ``stop_tol``.
     refit : {"auto", "exact", "cg", "none"}
         Final re-fit of the kept weights on their support (:func:`nettrim.solvers.l0.refit`).
     refit_iter : int
@@ -227,89 +242,60 @@ def prune_layer(
     (64, 'P4')
     """
     started = time.perf_counter()
+    stop_tol = renamed_argument("prune_layer", "tol", tol, "stop_tol", stop_tol)
     method = check_choice("method", method, METHODS)
     activation = check_choice("activation", activation, ACTIVATIONS)
     refit = check_choice("refit", refit, REFIT_METHODS)
-    W_in = np.asarray(W)
-    out_dtype = W_in.dtype if W_in.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    W0 = check_matrix("W", W_in, np.dtype(np.float64))
+    W0, b0, out_dtype = _check_weights(W, b)
     d_in, d_out = W0.shape
-    b0 = None
-    if b is not None:
-        b0 = np.asarray(b, dtype=np.float64)
-        if b0.shape != (d_out,):
-            raise ValueError(
-                f"b has shape {b0.shape} but W has {d_out} outputs; b must be ({d_out},)"
-            )
-        if not np.isfinite(b0).all():
-            raise ValueError("b contains NaN or infinite values; all must be finite")
     damping = check_scalar("damping", damping, low=0.0)
     if max_iter is not None:
         max_iter = int(check_scalar("max_iter", max_iter, low=1, integer=True))
-    if tol is not None:
-        tol = check_scalar("tol", tol, low=0.0, low_inclusive=False)
+    if stop_tol is not None:
+        stop_tol = check_scalar("stop_tol", stop_tol, low=0.0, low_inclusive=False)
     refit_iter = int(check_scalar("refit_iter", refit_iter, low=0, integer=True))
     K = make_pattern(pattern, (d_in, d_out), sparsity=sparsity, k=k)
-    if K.kind not in METHOD_PATTERNS[method]:
-        raise ValueError(
-            f"method={method!r} does not support pattern {pattern!r}; it supports "
-            + ", ".join(sorted(METHOD_PATTERNS[method]))
-        )
-    fits = method in ("admm", "iht")
-    if activation == "relu" and not fits:
-        raise ValueError(
-            f"activation='relu' solves (P5) by IHT from an 'admm' or 'iht' start; the baseline "
-            f"{method!r} solves neither program — use activation='linear'"
-        )
-    want_bias = b0 is not None and fits and fit_bias
-    G, samples, augmented = _statistics(X, gram, d_in, want_bias)
+    _check_method(method, K, pattern, activation)
+    fits = method in FITTING_METHODS
+    G, samples, augmented = _statistics(X, gram, d_in, b0 is not None and fits and fit_bias)
     if activation == "relu" and samples is None:
         raise ValueError("activation='relu' (P5) needs the samples X, not Gram statistics")
+    if not fits:
+        Wp = _baseline(method, G, W0.astype(out_dtype) if method == "sparsegpt" else W0, K, damping)
+        return _baseline_result(method, G, W0, b0, Wp.astype(np.float64), out_dtype, started)
+
     W0a = np.vstack([W0, b0[None, :]]) if augmented else W0
-    n_free = 1 if augmented else 0
     start = _warm_start(warm_start, G, W0, K, damping, d_in, d_out)
     if augmented and start is not None:
         start = np.vstack([start, b0[None, :]])
-
-    if method in ("magnitude", "wanda", "sparsegpt"):
-        if method == "magnitude":
-            Wp = baselines.magnitude(W0, K)
-        elif method == "wanda":
-            Wp = baselines.wanda(W0, np.sqrt(np.maximum(np.diag(G)[:d_in], 0.0)), K)
-        else:
-            Wp = baselines.sparsegpt(G[:d_in, :d_in], W0.astype(out_dtype), K, damping=damping)
-            Wp = Wp.astype(np.float64)
-        return _baseline_result(method, G, W0, b0, Wp, out_dtype, started)
-
     common = dict(
-        n_free=n_free, damping=damping, W_init=start, refit_method=refit, refit_iter=refit_iter
+        n_free=1 if augmented else 0,
+        damping=damping,
+        W_init=start,
+        refit_method=refit,
+        refit_iter=refit_iter,
     )
     if method == "admm":
-        st = settings or AdmmL0Settings()
-        changes = {}
-        if st.dtype == "auto":  # W0 was converted to float64: keep the caller's precision
-            changes["dtype"] = np.dtype(out_dtype).name
-        if max_iter is not None:
-            changes["max_iter"] = max_iter
-            changes["min_iter"] = min(st.min_iter, max_iter)
-        if tol is not None:
-            changes["stop_change"] = tol
-        if changes:
-            st = replace(st, **changes)
+        st = _admm_settings(settings, out_dtype, max_iter, stop_tol)
         result = solve_l0_admm(G, W0a, K, settings=st, **common)
     else:
-        result = solve_iht(
-            G,
-            W0a,
-            K,
-            max_iter=max_iter or DEFAULT_IHT_ITER,
-            tol=tol if tol is not None else 1e-7,
-            **common,
-        )
+        tol_iht = stop_tol if stop_tol is not None else 1e-7
+        result = solve_iht(G, W0a, K, max_iter=max_iter or DEFAULT_IHT_ITER, tol=tol_iht, **common)
     program = "P4"
     if activation == "relu":
         result = _solve_p5(
-            samples, W0a, b0, augmented, result.W, K, Y, upper, active_tol, max_iter, tol, result
+            samples,
+            W0a,
+            b0,
+            augmented,
+            result.W,
+            K,
+            Y,
+            upper,
+            active_tol,
+            max_iter,
+            stop_tol,
+            result,
         )
         program = "P5"
     x = result.W
@@ -321,18 +307,70 @@ def prune_layer(
     return LayerResult(W=Wout, b=bout, status=result.status, info=info, program=program)
 
 
+def _check_method(method: str, K: SparsityPattern, pattern: str, activation: str) -> None:
+    """Whether ``method`` supports the pattern and the program."""
+    if K.kind not in METHOD_PATTERNS[method]:
+        raise ValueError(
+            f"method={method!r} does not support pattern {pattern!r}; it supports "
+            + ", ".join(sorted(METHOD_PATTERNS[method]))
+        )
+    if activation == "relu" and method not in FITTING_METHODS:
+        raise ValueError(
+            f"activation='relu' solves (P5) by IHT from an 'admm' or 'iht' start; the baseline "
+            f"{method!r} solves neither program — use activation='linear'"
+        )
+
+
+def _check_weights(W, b) -> tuple[np.ndarray, np.ndarray | None, np.dtype]:
+    """``W`` and ``b`` as float64 arrays, and the dtype the result is returned in."""
+    W_in = np.asarray(W)
+    out_dtype = W_in.dtype if W_in.dtype in (np.float32, np.float64) else np.dtype(np.float64)
+    W0 = check_matrix("W", W_in, np.dtype(np.float64))
+    d_out = W0.shape[1]
+    b0 = None
+    if b is not None:
+        b0 = np.asarray(b, dtype=np.float64)
+        if b0.shape != (d_out,):
+            raise ValueError(
+                f"b has shape {b0.shape} but W has {d_out} outputs; b must be ({d_out},)"
+            )
+        if not np.isfinite(b0).all():
+            raise ValueError("b contains NaN or infinite values; all must be finite")
+    return W0, b0, out_dtype
+
+
+def _admm_settings(settings, out_dtype, max_iter, stop_tol) -> AdmmL0Settings:
+    """``settings`` (or the defaults) with ``prune_layer``'s own arguments applied."""
+    st = settings or AdmmL0Settings()
+    changes = {}
+    if st.dtype == "auto":  # W0 was converted to float64: keep the caller's precision
+        changes["dtype"] = np.dtype(out_dtype).name
+    if max_iter is not None:
+        changes["max_iter"] = max_iter
+        changes["min_iter"] = min(st.min_iter, max_iter)
+    if stop_tol is not None:
+        changes["stop_change"] = stop_tol
+    return replace(st, **changes) if changes else st
+
+
+def _baseline(method: str, G: np.ndarray, W0: np.ndarray, K: SparsityPattern, damping: float):
+    """The baseline ``method``'s weights (``"magnitude"``, ``"wanda"``, ``"sparsegpt"``)."""
+    d_in = W0.shape[0]
+    if method == "magnitude":
+        return baselines.magnitude(W0, K)
+    if method == "wanda":
+        return baselines.wanda(W0, np.sqrt(np.maximum(np.diag(G)[:d_in], 0.0)), K)
+    return baselines.sparsegpt(G[:d_in, :d_in], W0, K, damping=damping)
+
+
 def _warm_start(warm_start, G, W0, K: SparsityPattern, damping, d_in, d_out):
     if warm_start is None:
         return None
     if isinstance(warm_start, str):
-        choice = check_choice("warm_start", warm_start, ("magnitude", "wanda", "sparsegpt"))
-        if choice == "magnitude":
-            return baselines.magnitude(W0, K)
-        if choice == "wanda":
-            return baselines.wanda(W0, np.sqrt(np.maximum(np.diag(G)[:d_in], 0.0)), K)
-        if K.kind not in METHOD_PATTERNS["sparsegpt"]:
+        choice = check_choice("warm_start", warm_start, BASELINES)
+        if choice == "sparsegpt" and K.kind not in METHOD_PATTERNS["sparsegpt"]:
             raise ValueError(f"warm_start='sparsegpt' does not support pattern {K.label!r}")
-        return baselines.sparsegpt(G[:d_in, :d_in], W0, K, damping=damping)
+        return _baseline(choice, G, W0, K, damping)
     start = check_matrix("warm_start", warm_start, np.dtype(np.float64))
     if start.shape != (d_in, d_out):
         raise ValueError(f"warm_start has shape {start.shape}; expected ({d_in}, {d_out})")
@@ -417,6 +455,64 @@ def _baseline_result(method, G, W0, b0, Wp, out_dtype, started) -> LayerResult:
     )
 
 
+@dataclass(frozen=True)
+class PruneNetworkResult(NetworkResult):
+    """A network pruned by :func:`prune_network`, with the per-layer results.
+
+    Attributes
+    ----------
+    network : Network
+        The pruned network (layers not pruned are kept as they were).
+    layers : tuple of LayerResult or None
+        One per layer (``None`` for a layer not pruned).
+    scheme : {"cascade", "parallel"}
+    seconds : float
+        Wall time of the run.
+
+    Unpacking as ``network, results = prune_network(...)`` (the old return value) still
+    works, with a ``DeprecationWarning``.
+    """
+
+    network: Network
+    layers: tuple[LayerResult | None, ...]
+    scheme: str
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A per-layer table: shape, program, non-zeros, sparsity, objective, status, time."""
+        lines = [
+            f"{self.scheme} L0 pruning, {len(self.layers)} layers, "
+            f"sparsity {self.sparsity:.1%}, {self.seconds:.2f} s",
+            f"{'layer':>5} {'shape':>10} {'program':>7} {'nnz':>8} {'sparsity':>8} "
+            f"{'objective':>10} {'status':>10} {'seconds':>8}",
+        ]
+        for l, (res, layer) in enumerate(zip(self.layers, self.network.layers, strict=True)):
+            shape = f"{layer.W.shape[0]}x{layer.W.shape[1]}"
+            if res is None:
+                lines.append(f"{l:>5} {shape:>10} {'-':>7} {layer.nnz:>8} {'(kept dense)':>30}")
+                continue
+            lines.append(
+                f"{l:>5} {shape:>10} {res.program:>7} {res.nnz:>8} {res.sparsity:>8.1%} "
+                f"{res.info.objective:>10.4g} {res.status.value:>10} {res.info.seconds:>8.2f}"
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"PruneNetworkResult(scheme={self.scheme!r}, layers={len(self.layers)}, "
+            f"sparsity={self.sparsity:.3f}, seconds={self.seconds:.2f})"
+        )
+
+    def __iter__(self):
+        warnings.warn(
+            "prune_network returns a PruneNetworkResult; unpacking it as (network, results) "
+            "is deprecated: use result.network and result.layers",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return iter((self.network, list(self.layers)))
+
+
 def prune_network(
     network: Network,
     X,
@@ -424,20 +520,24 @@ def prune_network(
     sparsity: float | Sequence[float] | None = None,
     pattern: str = "unstructured",
     method: str = "admm",
-    sequential: bool = True,
+    scheme: str | None = None,
+    sequential: bool | None = None,
     activation: str = "linear",
     layers: Sequence[int] | None = None,
     executor: Executor | None = None,
     **options,
-) -> tuple[Network, list[LayerResult | None]]:
+) -> PruneNetworkResult:
     """Prune every (or the chosen) layer of a dense network with :func:`prune_layer`.
 
-    * ``sequential=True`` (SparseGPT's driver): layer ``l`` is fitted on the outputs of the
-      already pruned layers ``0..l-1`` — (P4) keeps ``X^_l W_l`` with the original
-      ``W_l`` applied to the pruned input ``X^_l``. In-process, one layer after another.
-    * ``sequential=False`` (parallel): every layer sees the original network's input to
-      it. Layers are independent; with an ``executor`` (any
-      :class:`concurrent.futures.Executor`) they are submitted as separate jobs.
+    * ``scheme="cascade"`` (the default; SparseGPT's driver): layer ``l`` is fitted on the
+      outputs of the already pruned layers ``0..l-1`` — (P4) keeps ``X^_l W_l`` with the
+      original ``W_l`` applied to the pruned input ``X^_l``. In-process, one layer after
+      another.
+    * ``scheme="parallel"``: every layer sees the original network's input to it. Layers
+      are independent; with an ``executor`` (any :class:`concurrent.futures.Executor`)
+      they are submitted as separate jobs.
+
+    The scheme words are :func:`~nettrim.net_trim`'s (``docs/l0.md``, "Networks").
 
     Parameters
     ----------
@@ -449,78 +549,97 @@ def prune_network(
         ``"N:M"``.
     pattern, method : str
         As in :func:`prune_layer` (the same for every layer).
-    sequential : bool
-        Sequential (cascade) or parallel inputs.
+    scheme : {"cascade", "parallel"}
+        Inputs from the pruned layers before (cascade) or from the original network.
+    sequential : bool, optional
+        Deprecated: ``True`` is ``scheme="cascade"``, ``False`` ``scheme="parallel"``.
     activation : {"linear", "relu"}
         ``"relu"`` solves (P5) on the ReLU layers (targets: the dense layer's outputs on the
         same inputs); linear layers always get (P4).
     layers : sequence of int, optional
         Indices of the layers to prune (all when ``None``); the others are kept dense.
     executor : concurrent.futures.Executor, optional
-        Runs the layers of the parallel mode as jobs (ignored when ``sequential``).
+        Runs the layers of the parallel scheme as jobs (ignored by the cascade).
     **options
         Further keyword arguments of :func:`prune_layer` (``damping``, ``max_iter``, ...).
 
     Returns
     -------
-    network : Network
-        The pruned network.
-    results : list of LayerResult or None
-        One per layer (``None`` for layers not pruned).
+    PruneNetworkResult
+        ``network`` (the pruned network), ``layers`` (one LayerResult per layer, ``None``
+        for layers not pruned), ``success``, ``summary()``.
     """
-    if not isinstance(network, Network):
-        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
+    started = time.perf_counter()
+    if sequential is not None:
+        old = "cascade" if sequential else "parallel"
+        scheme = renamed_argument("prune_network", "sequential", old, "scheme", scheme)
+    scheme = check_choice("scheme", "cascade" if scheme is None else scheme, SCHEMES)
+    check_network(network)
     activation = check_choice("activation", activation, ACTIVATIONS)
-    X = check_matrix("X", X, np.dtype(np.float64))
-    if X.shape[1] != network[0].W.shape[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} columns but the first layer expects {network[0].W.shape[0]}"
-        )
-    n_layers = len(network)
-    chosen = list(range(n_layers)) if layers is None else sorted({int(i) for i in layers})
-    if any(not (0 <= i < n_layers) for i in chosen):
-        raise ValueError(f"layers must be indices in [0, {n_layers}), got {layers!r}")
-    if sparsity is None or np.isscalar(sparsity):
-        budgets = dict.fromkeys(chosen, sparsity)
-    else:
-        values = list(sparsity)
-        if len(values) != len(chosen):
-            raise ValueError(
-                f"sparsity has {len(values)} values but {len(chosen)} layers are pruned"
-            )
-        budgets = dict(zip(chosen, values, strict=True))
+    X = check_network_inputs(network, X, np.dtype(np.float64))
+    budgets = _check_budgets(sparsity, layers, len(network))
 
     def kwargs_for(i: int) -> dict:
         layer = network[i]
         act = "relu" if (activation == "relu" and layer.activation == "relu") else "linear"
         return dict(sparsity=budgets[i], pattern=pattern, method=method, activation=act, **options)
 
-    results: list[LayerResult | None] = [None] * n_layers
-    new_layers: list[DenseLayer] = list(network.layers)
-    if sequential:
-        current = X
-        for i, layer in enumerate(network.layers):
-            if i in budgets:
-                res = prune_layer(current, layer.W, layer.b, **kwargs_for(i))
-                results[i] = res
-                new_layers[i] = DenseLayer(res.W, res.b, layer.activation)
-            current = new_layers[i](current)
+    if scheme == "cascade":
+        results = _prune_cascade(network, X, budgets, kwargs_for)
     else:
-        inputs = network.record(X)[:-1]
-        if executor is None:
-            for i in chosen:
-                layer = network[i]
-                results[i] = prune_layer(inputs[i], layer.W, layer.b, **kwargs_for(i))
-        else:
-            futures = {
-                i: executor.submit(
-                    prune_layer, inputs[i], network[i].W, network[i].b, **kwargs_for(i)
-                )
-                for i in chosen
-            }
-            for i in chosen:
-                results[i] = futures[i].result()
-        for i in chosen:
-            res = results[i]
-            new_layers[i] = DenseLayer(res.W, res.b, network[i].activation)
-    return Network(tuple(new_layers)), results
+        results = _prune_parallel(network, X, budgets, kwargs_for, executor)
+    new_layers = tuple(
+        layer if res is None else DenseLayer(res.W, res.b, layer.activation)
+        for layer, res in zip(network.layers, results, strict=True)
+    )
+    return PruneNetworkResult(
+        network=Network(new_layers),
+        layers=tuple(results),
+        scheme=scheme,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_budgets(sparsity, layers, n_layers: int) -> dict[int, float | None]:
+    """``{layer index: sparsity}`` for the layers to prune."""
+    chosen = list(range(n_layers)) if layers is None else sorted({int(i) for i in layers})
+    if any(not (0 <= i < n_layers) for i in chosen):
+        raise ValueError(f"layers must be indices in [0, {n_layers}), got {layers!r}")
+    if sparsity is None or np.isscalar(sparsity):
+        return dict.fromkeys(chosen, sparsity)
+    values = list(sparsity)
+    if len(values) != len(chosen):
+        raise ValueError(f"sparsity has {len(values)} values but {len(chosen)} layers are pruned")
+    return dict(zip(chosen, values, strict=True))
+
+
+def _prune_cascade(network: Network, X, budgets: dict, kwargs_for) -> list[LayerResult | None]:
+    """Layer by layer, each on the outputs of the pruned layers before it."""
+    results: list[LayerResult | None] = [None] * len(network)
+    current = X
+    for i, layer in enumerate(network.layers):
+        if i in budgets:
+            res = prune_layer(current, layer.W, layer.b, **kwargs_for(i))
+            results[i] = res
+            layer = DenseLayer(res.W, res.b, layer.activation)
+        current = layer(current)
+    return results
+
+
+def _prune_parallel(
+    network: Network, X, budgets: dict, kwargs_for, executor: Executor | None
+) -> list[LayerResult | None]:
+    """Every chosen layer on the original network's input to it; jobs on ``executor``."""
+    results: list[LayerResult | None] = [None] * len(network)
+    inputs = network.record(X)[:-1]
+    if executor is None:
+        for i in budgets:
+            results[i] = prune_layer(inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+        return results
+    futures = {
+        i: executor.submit(prune_layer, inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+        for i in budgets
+    }
+    for i in budgets:
+        results[i] = futures[i].result()
+    return results

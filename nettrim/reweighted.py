@@ -27,25 +27,13 @@ backends (Clarabel, SCS, OSQP for the penalized form) are the small-layer, certi
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .layer import (
-    ACTIVATIONS,
-    DEFAULT_EPS,
-    SOLVERS,
-    LayerResult,
-    admm_settings,
-    build_problem,
-    resolve_solver,
-    solve_program,
-    trim_layer,
-)
+from .layer import LayerResult, TrimOptions, prepare_layer
 from .solvers import SolveInfo, Status
-from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
+from .validation import check_scalar
 
 #: Reweighting rounds after the plain solve (Candes-Wakin-Boyd report most of the gain in
 #: the first two to four).
@@ -54,27 +42,29 @@ DEFAULT_ROUNDS = 3
 DEFAULT_DELTA = 1e-3
 
 
+@dataclass(frozen=True)
+class Reweighting:
+    """Checked reweighting settings: ``rounds >= 0`` after the plain solve, ``delta > 0``."""
+
+    rounds: int = DEFAULT_ROUNDS
+    delta: float = DEFAULT_DELTA
+
+    def __post_init__(self) -> None:
+        rounds = int(check_scalar("rounds", self.rounds, low=0, integer=True))
+        object.__setattr__(self, "rounds", rounds)
+        delta = check_scalar("delta", self.delta, low=0.0, low_inclusive=False)
+        object.__setattr__(self, "delta", delta)
+
+
 def reweighted_trim_layer(
     X,
     Y,
     *,
     rounds: int = DEFAULT_ROUNDS,
     delta: float = DEFAULT_DELTA,
-    activation: str = "relu",
-    eps: float = DEFAULT_EPS,
-    relative: bool = True,
-    per_neuron: bool = False,
-    bias: bool = True,
-    penalize_bias: bool = True,
     upper=None,
-    penalty: float | None = None,
-    active_tol: float = 0.0,
-    solver: str = "auto",
-    tol: float | None = None,
-    max_iter: int | None = None,
-    solver_options: Mapping[str, Any] | None = None,
     warm_start=None,
-    verbose: bool = False,
+    **trim_options,
 ) -> LayerResult:
     """Net-Trim with reweighted L1 (Candes-Wakin-Boyd): fewer non-zeros at the same eps.
 
@@ -85,14 +75,16 @@ def reweighted_trim_layer(
 
     Parameters
     ----------
-    X, Y, activation, eps, relative, per_neuron, bias, penalize_bias, upper, penalty,
-    active_tol, solver, tol, max_iter, solver_options, warm_start, verbose
+    X, Y, upper, warm_start
         As in :func:`nettrim.trim_layer` (every backend takes per-entry weights; the ADMM
         starts each round from the previous round's weights).
     rounds : int
         Reweighting rounds after the plain solve (0 gives the plain solve).
     delta : float
         ``delta_rel > 0``: the smoothing of the weights relative to the largest magnitude.
+    **trim_options
+        Every other :func:`nettrim.trim_layer` keyword (``activation``, ``eps``,
+        ``solver``, ``tol``, ...): the fields of :class:`~nettrim.layer.TrimOptions`.
 
     Returns
     -------
@@ -114,81 +106,40 @@ def reweighted_trim_layer(
     >>> sparser.nnz <= plain.nnz
     True
     """
-    solver = check_choice("solver", solver, SOLVERS)
-    activation = check_choice("activation", activation, ACTIVATIONS)
-    rounds = int(check_scalar("rounds", rounds, low=0, integer=True))
-    delta = check_scalar("delta", delta, low=0.0, low_inclusive=False)
+    options = TrimOptions.from_keywords("reweighted_trim_layer", trim_options)
+    reweighting = Reweighting(rounds, delta)
+    return reweight_layer(X, Y, options, reweighting, upper=upper, warm_start=warm_start)
+
+
+def reweight_layer(
+    X, Y, options: TrimOptions, reweighting: Reweighting, *, upper=None, warm_start=None
+) -> LayerResult:
+    """:func:`reweighted_trim_layer` for checked options (the path the schemes take)."""
     started = time.perf_counter()
-    first = trim_layer(
-        X,
-        Y,
-        activation=activation,
-        eps=eps,
-        relative=relative,
-        per_neuron=per_neuron,
-        bias=bias,
-        penalize_bias=penalize_bias,
-        upper=upper,
-        penalty=penalty,
-        active_tol=active_tol,
-        solver=solver,
-        tol=tol,
-        max_iter=max_iter,
-        solver_options=solver_options,
-        warm_start=warm_start,
-        verbose=verbose,
-    )  # validates every argument
-    if first.W is None or rounds == 0:
-        return first
-    dtype = as_float_dtype(X, Y)
-    Xa, Ya = check_matrix("X", X, dtype), check_matrix("Y", Y, dtype)
-    V = None
-    if upper is not None:
-        V = np.ascontiguousarray(np.broadcast_to(np.asarray(upper, dtype=dtype), Ya.shape))
-    problem = build_problem(
-        Xa,
-        Ya,
-        activation=activation,
-        eps=eps,
-        relative=relative,
-        per_neuron=per_neuron,
-        bias=bias,
-        penalize_bias=penalize_bias,
-        upper=V,
-        penalty=penalty,
-        active_tol=active_tol,
-    )
-    backend = resolve_solver(solver, Ya.shape)
-    settings = admm_settings(tol, max_iter, solver_options) if backend == "admm" else None
-    current = np.vstack([first.W, first.b[None, :]]) if bias else first.W
-    status, history, done = first.status, [first.nnz], 0
+    prepared = prepare_layer(X, Y, options, upper=upper, warm_start=warm_start)
+    first = prepared.solve()
+    if first.W is None or reweighting.rounds == 0:
+        return prepared.layer_result(first.W, first.status, first.info)
+    d_in = prepared.problem.X.shape[1] - (1 if options.bias else 0)
+    current, status, done = first.W, first.status, 0
+    history = [int(np.count_nonzero(current[:d_in]))]
     weighted = float("nan")
-    for _ in range(rounds):
+    for _ in range(reweighting.rounds):
         magnitude = np.abs(current.astype(np.float64))
-        floor = delta * float(magnitude.max(initial=0.0))
+        floor = reweighting.delta * float(magnitude.max(initial=0.0))
         if floor == 0.0:
             break
         weights = 1.0 / (magnitude + floor)
-        if penalty is None:  # scaled so the previous round keeps its L1 norm (ADMM's pace)
+        if options.penalty is None:  # scaled so the previous round keeps its L1 norm (pace)
             weights *= magnitude.sum() / float(np.sum(weights * magnitude))
-        result = solve_program(
-            replace(problem, entry_weights=weights),
-            backend,
-            settings=settings,
-            tol=tol,
-            max_iter=max_iter,
-            solver_options=solver_options,
-            warm_start=current,
-            verbose=verbose,
-        )
-        if result.x is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
+        result = prepared.solve(replace(prepared.problem, entry_weights=weights), current)
+        if result.W is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
             break  # keep the last round that solved as well as the plain solve did
-        current, status, done = result.x, result.status, done + 1
+        current, status, done = result.W, result.status, done + 1
         weighted = result.info.objective
-        history.append(int(np.count_nonzero(current[: Xa.shape[1]])))
-    figures = problem.evaluate(current)
+        history.append(int(np.count_nonzero(current[:d_in])))
     info = SolveInfo(
-        solver=f"{backend}+reweighted",
+        solver=f"{prepared.backend}+reweighted",
         iterations=done,
         seconds=time.perf_counter() - started,
         message=f"{done} reweighting round(s) after the plain solve",
@@ -196,10 +147,8 @@ def reweighted_trim_layer(
             "nnz_history": history,
             "rounds": done,
             "weighted_objective": weighted,
-            "delta": delta,
+            "delta": reweighting.delta,
         },
-        **figures,
+        **prepared.problem.evaluate(current),
     )
-    W = np.ascontiguousarray(current[: Xa.shape[1]])
-    b = current[-1].copy() if bias else None
-    return LayerResult(W=W, b=b, status=status, info=info, program=first.program)
+    return prepared.layer_result(current, status, info)

@@ -1,7 +1,8 @@
 """Net-Trim over a whole network: the parallel and the cascade schemes.
 
-Notation (DESIGN §5): ``Y^(0) = X`` and ``Y^(l)`` the original network's layer outputs,
-``Yhat^(l)`` the pruned network's, ``W~_l = [W_l; b_l]``, ``Omega_l = {Y^(l) > active_tol}``.
+Notation (``docs/theory.md``, "Conventions"): ``Y^(0) = X`` and ``Y^(l)`` the original
+network's layer outputs, ``Yhat^(l)`` the pruned network's, ``W~_l = [W_l; b_l]``,
+``Omega_l = {Y^(l) > active_tol}``.
 
 * **parallel** — every layer ``l`` is pruned on the original network's own input and output,
   ``(Y^(l-1), Y^(l))``, with ``V = 0`` and ``eps_abs = eps_l * ||Y^(l)||_F``. The layers are
@@ -17,25 +18,39 @@ Notation (DESIGN §5): ``Y^(0) = X`` and ``Y^(l)`` the original network's layer 
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import os
 import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
-from .layer import DEFAULT_EPS, LayerResult, trim_layer
+from .layer import (
+    DEFAULT_EPS,
+    LayerResult,
+    TrimOptions,
+    absolute_radius,
+    check_eps,
+    relative_budget,
+    solve_layer,
+)
 from .network import Network
-from .reweighted import DEFAULT_DELTA, reweighted_trim_layer
+from .results import NetworkResult
+from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
-from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
+from .validation import (
+    as_float_dtype,
+    check_choice,
+    check_matrix,
+    check_network,
+    check_network_inputs,
+    check_scalar,
+)
 
 SCHEMES = ("parallel", "cascade")
 #: The reference code's cascade inflation factor.
@@ -46,22 +61,8 @@ CASCADE_BOUNDS = ("relaxed", "paper")
 #: Output columns per job in per-neuron mode. Fixed (not derived from ``n_jobs``) so the
 #: jobs, and therefore the results, are the same whatever runs them.
 DEFAULT_NEURON_BLOCK = 64
-#: ``trim_layer`` arguments that the scheme sets itself and a caller may not pass.
-_SCHEME_OWNED = frozenset(
-    {
-        "X",
-        "Y",
-        "activation",
-        "eps",
-        "relative",
-        "per_neuron",
-        "upper",
-        "bias",
-        "warm_start",
-        "solver",
-        "verbose",
-    }
-)
+#: What a scheme sets for every layer itself (a caller may not pass them as layer options).
+_SET_PER_LAYER = (*TrimOptions.LAYER_FIELDS, "upper", "warm_start")
 #: Statuses that come back with weights but without the requested accuracy.
 _DEGRADED = (Status.INACCURATE, Status.MAX_ITER)
 
@@ -82,7 +83,7 @@ class LayerSolveError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class NetTrimResult:
+class NetTrimResult(NetworkResult):
     """A pruned network with the per-layer results and the budgets that produced it.
 
     Attributes
@@ -120,20 +121,6 @@ class NetTrimResult:
     seconds: float = 0.0
     options: dict = field(default_factory=dict)
 
-    @property
-    def nnz(self) -> int:
-        """Non-zero weights of the pruned network (biases not counted)."""
-        return self.network.nnz
-
-    @property
-    def sparsity(self) -> float:
-        """Fraction of the network's weights that are zero (biases not counted)."""
-        return 1.0 - self.network.nnz / self.network.size
-
-    @property
-    def success(self) -> bool:
-        return all(result.status is Status.OPTIMAL for result in self.layers)
-
     def summary(self) -> str:
         """A per-layer table: shape, non-zeros, sparsity, residual vs radius, status, time."""
         lines = [
@@ -170,14 +157,9 @@ class _LayerJob:
     Y: np.ndarray | StoredArray
     upper: np.ndarray | StoredArray | None
     columns: slice | None
-    activation: str
-    eps: Any
-    relative: bool
-    per_neuron: bool
-    bias: bool
-    solver: str
+    options: TrimOptions
     warm_start: tuple[np.ndarray, np.ndarray | None] | None
-    options: dict
+    reweighting: Reweighting | None
 
 
 def _run_layer_job(job: _LayerJob) -> LayerResult:
@@ -187,26 +169,11 @@ def _run_layer_job(job: _LayerJob) -> LayerResult:
         Y = Y[:, job.columns]
         if upper is not None:
             upper = upper[:, job.columns]
-    kwargs = dict(job.options)
-    if job.warm_start is not None:
-        kwargs["warm_start"] = job.warm_start
-    rounds = kwargs.pop("reweight_rounds", 0)
-    delta = kwargs.pop("reweight_delta", DEFAULT_DELTA)
-    solve = trim_layer
-    if rounds:
-        solve = functools.partial(reweighted_trim_layer, rounds=rounds, delta=delta)
-    return solve(
-        X,
-        Y,
-        activation=job.activation,
-        eps=job.eps,
-        relative=job.relative,
-        per_neuron=job.per_neuron,
-        bias=job.bias,
-        upper=upper,
-        solver=job.solver,
-        **kwargs,
-    )
+    if job.reweighting is not None:
+        return reweight_layer(
+            X, Y, job.options, job.reweighting, upper=upper, warm_start=job.warm_start
+        )
+    return solve_layer(X, Y, job.options, upper=upper, warm_start=job.warm_start)
 
 
 def net_trim(
@@ -229,6 +196,7 @@ def net_trim(
     store_dir: str | os.PathLike | None = None,
     reweight_rounds: int = 0,
     reweight_delta: float = DEFAULT_DELTA,
+    options: TrimOptions | None = None,
     **layer_options: Any,
 ) -> NetTrimResult:
     """Prune every layer of ``network`` with Net-Trim (parallel or cascade scheme).
@@ -286,6 +254,10 @@ def net_trim(
         constraints, so every guarantee holds unchanged. 0 (the default) is plain Net-Trim.
     reweight_delta : float
         The smoothing ``delta`` of the reweighting, relative to the largest weight.
+    options : TrimOptions, optional
+        The layer options as one checked object, instead of ``solver``, ``per_neuron`` and
+        ``**layer_options``; its ``activation``, ``eps``, ``relative`` and ``bias`` are set
+        for every layer by the scheme.
     **layer_options
         Further :func:`~nettrim.trim_layer` options (``active_tol``, ``penalize_bias``,
         ``tol``, ``max_iter``, ``solver_options``, ...).
@@ -312,155 +284,28 @@ def net_trim(
     ('parallel', 2, (6, 8, 3))
     """
     start = time.perf_counter()
-    if not isinstance(network, Network):
-        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
-    if len(network) == 0:
-        raise ValueError("network has no layers")
-    scheme = check_choice("scheme", scheme, SCHEMES)
-    n_layers = len(network)
+    run = _check_run(
+        network,
+        scheme=scheme,
+        eps=eps,
+        gamma=gamma,
+        kappa=kappa,
+        cascade_bound=cascade_bound,
+        options=_check_layer_options(options, layer_options, solver, per_neuron),
+        neuron_block=neuron_block,
+        warm_start=warm_start,
+        reweighting=_check_reweighting(reweight_rounds, reweight_delta),
+    )
     acts = _check_inputs(network, X, activations, scheme)
-    eps_list = _check_eps(eps, n_layers, scheme, per_neuron, network)
-    gammas = _check_gamma(gamma, n_layers) if scheme == "cascade" else ()
-    kappa = check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0)
-    cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
-    options = _check_layer_options(layer_options)
-    reweight_rounds = int(check_scalar("reweight_rounds", reweight_rounds, low=0, integer=True))
-    if reweight_rounds:
-        options["reweight_rounds"] = reweight_rounds
-        options["reweight_delta"] = check_scalar(
-            "reweight_delta", reweight_delta, low=0.0, low_inclusive=False
-        )
-    warm = _check_warm_start(warm_start, n_layers)
-    neuron_block = int(check_scalar("neuron_block", neuron_block, low=1, integer=True))
-
-    def blocks(l: int) -> list[slice | None]:
-        d_out = network[l].W.shape[1]
-        return list(split_columns(d_out, neuron_block)) if per_neuron else [None]
-
-    if scheme == "parallel":
-        max_parallel = sum(len(blocks(l)) for l in range(n_layers))
-    else:
-        max_parallel = max(len(blocks(l)) for l in range(n_layers))
-
-    results: list[LayerResult] = []
-    radii: list[Any] = []
-    rel_eps: list[Any] = []
+    solve = _parallel if scheme == "parallel" else _cascade
     with JobRunner(
-        executor, n_jobs, blas_threads=blas_threads, max_parallel=max_parallel, store_dir=store_dir
+        executor,
+        n_jobs,
+        blas_threads=blas_threads,
+        max_parallel=run.max_parallel,
+        store_dir=store_dir,
     ) as runner:
-        if scheme == "parallel":
-            shared = [runner.share(a) for a in acts]
-            futures = []
-            for l in range(n_layers):
-                layer = network[l]
-                futures.append(
-                    [
-                        runner.submit(
-                            _run_layer_job,
-                            _LayerJob(
-                                layer=l,
-                                X=shared[l],
-                                Y=shared[l + 1],
-                                upper=None,
-                                columns=cols,
-                                activation=layer.activation,
-                                eps=_slice_eps(eps_list[l], cols),
-                                relative=True,
-                                per_neuron=per_neuron,
-                                bias=layer.b is not None,
-                                solver=solver,
-                                warm_start=_slice_warm(warm, l, cols),
-                                options=options,
-                            ),
-                        )
-                        for cols in blocks(l)
-                    ]
-                )
-            for l in range(n_layers):
-                results.append(
-                    _merge_blocks(
-                        l,
-                        [f.result() for f in futures[l]],
-                        blocks(l),
-                        network[l].W.shape,
-                        per_neuron,
-                    )
-                )
-                radii.append(_absolute_radius(acts[l + 1], eps_list[l], per_neuron))
-                rel_eps.append(eps_list[l])
-        else:
-            active_tol = float(options.get("active_tol", 0.0))
-            X_hat = acts[0]
-            for l in range(n_layers):
-                layer, Y = network[l], acts[l + 1]
-                if l == 0:
-                    upper, eps_l, relative = None, eps_list[0], True
-                    radius = _absolute_radius(Y, eps_l, per_neuron)
-                    relative_eps = eps_l
-                else:
-                    V = layer.preactivation(X_hat)
-                    R = V - Y
-                    if layer.activation == "relu":
-                        R = np.where(active_tol < Y, R, 0.0)
-                    factor = gammas[l - 1] * (kappa**2 if l == n_layers - 1 else 1.0)
-                    if per_neuron:
-                        radius = np.sqrt(factor) * np.linalg.norm(R, axis=0)
-                        norms = np.linalg.norm(Y, axis=0)
-                        relative_eps = np.divide(
-                            radius, norms, out=np.zeros_like(radius), where=norms > 0
-                        )
-                    else:
-                        radius = math.sqrt(factor) * float(np.linalg.norm(R))
-                        norm = float(np.linalg.norm(Y))
-                        relative_eps = radius / norm if norm > 0 else 0.0
-                    upper = None
-                    if layer.activation == "relu":
-                        upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
-                    eps_l, relative = radius, False
-                shared_X, shared_Y, shared_V = (
-                    runner.share(X_hat),
-                    runner.share(Y),
-                    runner.share(upper),
-                )
-                futures = [
-                    runner.submit(
-                        _run_layer_job,
-                        _LayerJob(
-                            layer=l,
-                            X=shared_X,
-                            Y=shared_Y,
-                            upper=shared_V,
-                            columns=cols,
-                            activation=layer.activation,
-                            eps=_slice_eps(eps_l, cols),
-                            relative=relative,
-                            per_neuron=per_neuron,
-                            bias=layer.b is not None,
-                            solver=solver,
-                            warm_start=_slice_warm(warm, l, cols),
-                            options=options,
-                        ),
-                    )
-                    for cols in blocks(l)
-                ]
-                try:
-                    merged = _merge_blocks(
-                        l, [f.result() for f in futures], blocks(l), layer.W.shape, per_neuron
-                    )
-                except LayerSolveError as exc:
-                    if l != n_layers - 1 or kappa == 1.0:
-                        raise
-                    hint = (
-                        f"kappa={kappa:g} asks the last layer to beat the original weights' "
-                        "error on the pruned input by that factor, which no weights reach "
-                        "here; raise kappa"
-                    )
-                    raise LayerSolveError(l, exc.result, layer.W.shape, hint) from None
-                results.append(merged)
-                radii.append(radius)
-                rel_eps.append(relative_eps)
-                X_hat = layer.with_weights(merged.W, merged.b)(X_hat)
-
+        results, radii, rel_eps = solve(run, acts, runner)
     pruned = Network(
         tuple(
             layer.with_weights(res.W, res.b)
@@ -473,17 +318,187 @@ def net_trim(
         scheme=scheme,
         eps=tuple(rel_eps),
         radii=tuple(radii),
-        gamma=tuple(gammas),
-        kappa=kappa,
-        per_neuron=bool(per_neuron),
+        gamma=run.gammas,
+        kappa=run.kappa,
+        per_neuron=run.per_neuron,
         seconds=time.perf_counter() - start,
-        options={
-            "solver": solver,
-            "neuron_block": neuron_block,
-            **({"cascade_bound": cascade_bound} if scheme == "cascade" else {}),
-            **options,
-        },
+        options=run.described(),
     )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A checked ``net_trim`` call: the network, the budgets and the layer options."""
+
+    network: Network
+    scheme: str
+    eps: list
+    gammas: tuple[float, ...]
+    kappa: float
+    cascade_bound: str
+    options: TrimOptions
+    neuron_block: int
+    warm: list | None
+    reweighting: Reweighting | None
+
+    @property
+    def per_neuron(self) -> bool:
+        return bool(self.options.per_neuron)
+
+    def blocks(self, l: int) -> list[slice | None]:
+        """The column blocks of layer ``l`` (one ``None`` block unless per-neuron)."""
+        if not self.per_neuron:
+            return [None]
+        return list(split_columns(self.network[l].W.shape[1], self.neuron_block))
+
+    @property
+    def max_parallel(self) -> int:
+        """Jobs that can run at once: every block of every layer, or of one layer (cascade)."""
+        counts = [len(self.blocks(l)) for l in range(len(self.network))]
+        return sum(counts) if self.scheme == "parallel" else max(counts)
+
+    def jobs(self, l: int, X, Y, upper, eps, relative: bool) -> list[_LayerJob]:
+        """Layer ``l``'s jobs, one per column block: the one place a job is built."""
+        layer = self.network[l]
+        options = replace(
+            self.options,
+            activation=layer.activation,
+            relative=relative,
+            bias=layer.b is not None,
+        )
+        return [
+            _LayerJob(
+                layer=l,
+                X=X,
+                Y=Y,
+                upper=upper,
+                columns=cols,
+                options=replace(options, eps=_slice_eps(eps, cols)),
+                warm_start=_slice_warm(self.warm, l, cols),
+                reweighting=self.reweighting,
+            )
+            for cols in self.blocks(l)
+        ]
+
+    def merge(self, l: int, parts: list[LayerResult]) -> LayerResult:
+        return _merge_blocks(l, parts, self.blocks(l), self.network[l].W.shape, self.per_neuron)
+
+    def described(self) -> dict:
+        """``NetTrimResult.options``: the solver, the block size and what differs from the
+        defaults."""
+        default = TrimOptions()
+        changed = {
+            name: getattr(self.options, name)
+            for name in TrimOptions.names()
+            if name not in (*TrimOptions.LAYER_FIELDS, "solver", "per_neuron")
+            and getattr(self.options, name) != getattr(default, name)
+        }
+        reweighting = {}
+        if self.reweighting is not None:
+            reweighting = {
+                "reweight_rounds": self.reweighting.rounds,
+                "reweight_delta": self.reweighting.delta,
+            }
+        return {
+            "solver": self.options.solver,
+            "neuron_block": self.neuron_block,
+            **({"cascade_bound": self.cascade_bound} if self.scheme == "cascade" else {}),
+            **changed,
+            **reweighting,
+        }
+
+
+def _parallel(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list, list, list]:
+    """Every layer on the original network's own input and output: all jobs at once."""
+    shared = [runner.share(a) for a in acts]
+    per_layer = [
+        run.jobs(l, shared[l], shared[l + 1], None, run.eps[l], relative=True)
+        for l in range(len(run.network))
+    ]
+    done = runner.map(_run_layer_job, [job for jobs in per_layer for job in jobs])
+    results = []
+    for l, jobs in enumerate(per_layer):
+        parts, done = done[: len(jobs)], done[len(jobs) :]
+        results.append(run.merge(l, parts))
+    radii = [absolute_radius(acts[l + 1], e, run.per_neuron) for l, e in enumerate(run.eps)]
+    return results, radii, list(run.eps)
+
+
+def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list, list, list]:
+    """Layer by layer on the pruned network's input; the radius and bound from
+    :func:`_cascade_budget`."""
+    results, radii, rel_eps = [], [], []
+    X_hat, last = acts[0], len(run.network) - 1
+    for l, layer in enumerate(run.network.layers):
+        Y = acts[l + 1]
+        if l == 0:
+            upper, eps_l, relative = None, run.eps[0], True
+            radius, relative_eps = absolute_radius(Y, eps_l, run.per_neuron), eps_l
+        else:
+            radius, upper = _cascade_budget(
+                layer,
+                X_hat,
+                Y,
+                gamma=run.gammas[l - 1],
+                kappa=run.kappa if l == last else 1.0,
+                per_neuron=run.per_neuron,
+                active_tol=run.options.active_tol,
+                cascade_bound=run.cascade_bound,
+            )
+            eps_l, relative = radius, False
+            relative_eps = relative_budget(radius, Y, run.per_neuron)
+        jobs = run.jobs(
+            l, runner.share(X_hat), runner.share(Y), runner.share(upper), eps_l, relative
+        )
+        try:
+            merged = run.merge(l, runner.map(_run_layer_job, jobs))
+        except LayerSolveError as exc:
+            if l != last or run.kappa == 1.0:
+                raise
+            hint = (
+                f"kappa={run.kappa:g} asks the last layer to beat the original weights' "
+                "error on the pruned input by that factor, which no weights reach "
+                "here; raise kappa"
+            )
+            raise LayerSolveError(l, exc.result, layer.W.shape, hint) from None
+        results.append(merged)
+        radii.append(radius)
+        rel_eps.append(relative_eps)
+        X_hat = layer.with_weights(merged.W, merged.b)(X_hat)
+    return results, radii, rel_eps
+
+
+def _cascade_budget(
+    layer,
+    X_hat: np.ndarray,
+    Y: np.ndarray,
+    *,
+    gamma: float,
+    kappa: float,
+    per_neuron: bool,
+    active_tol: float,
+    cascade_bound: str,
+) -> tuple[Any, np.ndarray | None]:
+    """The cascade's rule for a layer after the first: its absolute radius and bound ``V``.
+
+    ``V = Yhat~ W~`` (the original weights on the pruned input),
+    ``radius^2 = gamma * kappa^2 * ||(V - Y)_Omega||^2`` (per column in per-neuron mode;
+    ``kappa`` is 1 except for the last layer), and off Omega of a ReLU layer the bound
+    ``max(V, 0)`` (``"relaxed"``) or ``V`` (``"paper"``) — ``docs/networks.md``, "Schemes".
+    """
+    V = layer.preactivation(X_hat)
+    R = V - Y
+    if layer.activation == "relu":
+        R = np.where(active_tol < Y, R, 0.0)
+    factor = gamma * kappa**2
+    if per_neuron:
+        radius = np.sqrt(factor) * np.linalg.norm(R, axis=0)
+    else:
+        radius = math.sqrt(factor) * float(np.linalg.norm(R))
+    upper = None
+    if layer.activation == "relu":
+        upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
+    return radius, upper
 
 
 # ---------------------------------------------------------------------------------------
@@ -498,13 +513,7 @@ def _check_inputs(network: Network, X, activations, scheme: str) -> list[np.ndar
         )
     if X is not None:
         dtype = as_float_dtype(X, *(layer.W for layer in network.layers))
-        X = check_matrix("X", X, dtype)
-        if X.shape[1] != network.dims[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} columns but the network's first layer "
-                f"expects {network.dims[0]} inputs"
-            )
-        return network.record(X)
+        return network.record(check_network_inputs(network, X, dtype))
     if scheme != "parallel":
         raise ValueError(
             "activations are accepted for scheme='parallel' only: the cascade "
@@ -531,21 +540,37 @@ def _check_inputs(network: Network, X, activations, scheme: str) -> list[np.ndar
     return checked
 
 
-def _check_eps(eps, n_layers: int, scheme: str, per_neuron: bool, network: Network) -> list:
-    def one(name: str, value, d_out: int):
-        if np.ndim(value) == 0:
-            return check_scalar(name, value, low=0.0)
-        if not per_neuron:
-            raise ValueError(
-                f"{name} has shape {np.shape(value)}; per-column budgets need per_neuron=True"
-            )
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape != (d_out,) or not np.isfinite(value).all() or (value < 0).any():
-            raise ValueError(
-                f"{name} must hold {d_out} finite values >= 0, got shape {value.shape}"
-            )
-        return value
+def _check_run(
+    network: Network,
+    *,
+    scheme: str,
+    eps,
+    gamma,
+    kappa: float,
+    cascade_bound: str,
+    options: TrimOptions,
+    neuron_block: int,
+    warm_start,
+    reweighting: Reweighting | None,
+) -> _Run:
+    check_network(network)
+    scheme = check_choice("scheme", scheme, SCHEMES)
+    n_layers = len(network)
+    return _Run(
+        network=network,
+        scheme=scheme,
+        eps=_check_eps(eps, n_layers, scheme, options.per_neuron, network),
+        gammas=_check_gamma(gamma, n_layers) if scheme == "cascade" else (),
+        kappa=check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0),
+        cascade_bound=check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS),
+        options=options,
+        neuron_block=int(check_scalar("neuron_block", neuron_block, low=1, integer=True)),
+        warm=_check_warm_start(warm_start, n_layers),
+        reweighting=reweighting,
+    )
 
+
+def _check_eps(eps, n_layers: int, scheme: str, per_neuron: bool, network: Network) -> list:
     if isinstance(eps, (list, tuple)):
         if scheme == "cascade":
             raise ValueError(
@@ -557,8 +582,11 @@ def _check_eps(eps, n_layers: int, scheme: str, per_neuron: bool, network: Netwo
                 f"eps has {len(eps)} values but the network has {n_layers} "
                 "layers; give one eps or one per layer"
             )
-        return [one(f"eps[{l}]", e, network[l].W.shape[1]) for l, e in enumerate(eps)]
-    value = one("eps", eps, network[0].W.shape[1])
+        return [
+            check_eps(f"eps[{l}]", e, per_neuron=per_neuron, d_out=network[l].W.shape[1])
+            for l, e in enumerate(eps)
+        ]
+    value = check_eps("eps", eps, per_neuron=per_neuron, d_out=network[0].W.shape[1])
     if np.ndim(value) and scheme == "parallel" and n_layers > 1:
         raise ValueError(
             "an array eps is one budget per column of a single layer; for several "
@@ -579,25 +607,33 @@ def _check_gamma(gamma, n_layers: int) -> tuple[float, ...]:
     return tuple(check_scalar(f"gamma[{i}]", g, low=1.0) for i, g in enumerate(gamma))
 
 
-def _check_layer_options(options: dict) -> dict:
-    allowed = set(inspect.signature(trim_layer).parameters) - _SCHEME_OWNED
-    for key in options:
-        if key in _SCHEME_OWNED:
-            raise TypeError(
-                f"net_trim sets {key!r} for every layer itself; it cannot be "
-                "passed as a layer option"
-            )
-        if key not in allowed:
-            raise TypeError(
-                f"unknown layer option {key!r}; trim_layer accepts {', '.join(sorted(allowed))}"
-            )
-    return dict(options)
+def _check_layer_options(
+    options: TrimOptions | None, layer_options: dict, solver: str, per_neuron: bool
+) -> TrimOptions:
+    """The run's :class:`TrimOptions`: given whole, or from ``solver``, ``per_neuron`` and
+    the layer keywords (the ones the scheme sets per layer refused)."""
+    if options is None:
+        keywords = {**layer_options, "solver": solver, "per_neuron": per_neuron}
+        return TrimOptions.from_keywords("net_trim", keywords, owned=_SET_PER_LAYER)
+    if not isinstance(options, TrimOptions):
+        raise TypeError(f"options must be a TrimOptions, got {type(options).__name__}")
+    if layer_options or solver != "auto" or per_neuron:
+        raise TypeError(
+            "give the layer options either as options=TrimOptions(...) or as solver=, "
+            "per_neuron= and keywords, not both"
+        )
+    return options
+
+
+def _check_reweighting(rounds, delta) -> Reweighting | None:
+    rounds = int(check_scalar("reweight_rounds", rounds, low=0, integer=True))
+    if not rounds:
+        return None
+    return Reweighting(rounds, check_scalar("reweight_delta", delta, low=0.0, low_inclusive=False))
 
 
 def _check_warm_start(warm_start, n_layers: int) -> list | None:
     if warm_start is None:
-        return None
-    if "warm_start" not in inspect.signature(trim_layer).parameters:
         return None
     layers = warm_start.layers if isinstance(warm_start, NetTrimResult) else list(warm_start)
     if len(layers) != n_layers:
@@ -622,15 +658,6 @@ def _slice_warm(warm: list | None, l: int, cols: slice | None):
     if cols is None:
         return (W, b)
     return (np.asarray(W)[:, cols], None if b is None else np.asarray(b)[cols])
-
-
-def _absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> Any:
-    """``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
-    if per_neuron:
-        return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
-            Y, axis=0
-        )
-    return float(eps) * float(np.linalg.norm(Y))
 
 
 def _merge_blocks(

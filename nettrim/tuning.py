@@ -21,16 +21,29 @@ import math
 import os
 from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from .executors import DEFAULT_BLAS_THREADS, JobRunner, process_pool, resolve, resolve_n_jobs
-from .layer import LayerResult, trim_layer
+from .executors import DEFAULT_BLAS_THREADS, JobRunner, resolve
+from .layer import (
+    LayerResult,
+    TrimOptions,
+    absolute_radius,
+    relative_discrepancy,
+    solve_layer,
+)
 from .network import DenseLayer, Network
+from .results import deprecated_alias
 from .schemes import NetTrimResult, net_trim
-from .validation import as_float_dtype, check_matrix, check_same_rows, check_scalar
+from .validation import (
+    as_float_dtype,
+    check_matrix,
+    check_same_rows,
+    check_scalar,
+    renamed_argument,
+)
 
 #: Default bracket for the relative ``eps``. At ``eps >= 1`` zero weights are feasible (the
 #: program is degenerate), so the bracket stops below.
@@ -55,8 +68,9 @@ class TuningResult:
         The sparsity or relative discrepancy reached at ``eps``.
     target : float
     criterion : {"sparsity", "discrepancy"}
-    met : bool or tuple of bool
-        Whether the target was met (when not, the closest evaluated point is returned).
+    success : bool or tuple of bool
+        Whether the target was met (when not, the closest evaluated point is returned);
+        ``met`` is its deprecated name.
     result : NetTrimResult or LayerResult
         The solution at ``eps``.
     history : tuple
@@ -67,9 +81,28 @@ class TuningResult:
     value: Any
     target: float
     criterion: str
-    met: Any
+    success: Any
     result: NetTrimResult | LayerResult
     history: tuple
+
+    met = deprecated_alias("met", "success")
+
+    def summary(self) -> str:
+        """One line per tuned layer (one for a network tuned as a whole)."""
+        if not isinstance(self.eps, tuple):
+            return _tuned_line(self.criterion, self.target, self.eps, self.value, self.success)
+        return "\n".join(
+            f"layer {l}: " + _tuned_line(self.criterion, self.target, e, v, ok)
+            for l, (e, v, ok) in enumerate(zip(self.eps, self.value, self.success, strict=True))
+        )
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _tuned_line(criterion: str, target: float, eps: float, value: float, success: bool) -> str:
+    verdict = "met" if success else "not met"
+    return f"{criterion} {value:.4g} at eps {eps:.4g} (target {target:.4g}: {verdict})"
 
 
 @dataclass(frozen=True)
@@ -84,7 +117,9 @@ class _Bisection:
     tol: float
 
     @classmethod
-    def check(cls, target_sparsity, target_discrepancy, eps_range, max_steps, tol) -> _Bisection:
+    def check(
+        cls, target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    ) -> _Bisection:
         """Validate the public arguments (one place for tune_layer and tune_network)."""
         if (target_sparsity is None) == (target_discrepancy is None):
             raise ValueError("give exactly one of target_sparsity or target_discrepancy")
@@ -103,10 +138,10 @@ class _Bisection:
         if not (0 < lo < hi and math.isfinite(hi)):
             raise ValueError(f"eps_range must satisfy 0 < lo < hi < inf, got {eps_range!r}")
         max_steps = int(check_scalar("max_steps", max_steps, low=0, integer=True))
-        if tol is None:
+        if target_tol is None:
             tol = SPARSITY_TOL if criterion == "sparsity" else DISCREPANCY_RTOL
         else:
-            tol = check_scalar("tol", tol, low=0.0)
+            tol = check_scalar("target_tol", target_tol, low=0.0)
         return cls(criterion, target, lo, hi, max_steps, tol)
 
     def met(self, value: float) -> bool:
@@ -157,11 +192,26 @@ class _Bisection:
         return result(good, True)
 
 
+_TOL_WHY = "the bisection's tolerance; trim_layer's tol goes in options=TrimOptions(tol=...)"
+
+
+def _trim_options(
+    caller: str, options: TrimOptions | None, keywords: dict, **set_here: Any
+) -> TrimOptions:
+    """The tuner's :class:`TrimOptions`: ``options`` or ``keywords`` (not both), with the
+    fields the tuner sets itself (``set_here``) replaced."""
+    if options is None:
+        options = TrimOptions.from_keywords(caller, keywords)
+    elif not isinstance(options, TrimOptions):
+        raise TypeError(f"options must be a TrimOptions, got {type(options).__name__}")
+    elif keywords:
+        raise TypeError(f"{caller}: give trim_layer's options as options= or as keywords, not both")
+    return replace(options, **set_here) if set_here else options
+
+
 def layer_discrepancy(result: LayerResult, X: np.ndarray, Y: np.ndarray, activation: str) -> float:
     """``||act(X W + b) - Y||_F / ||Y||_F`` for a pruned layer."""
-    layer = DenseLayer(result.W, result.b, activation)
-    norm = float(np.linalg.norm(Y))
-    return float(np.linalg.norm(layer(X) - Y)) / norm if norm > 0 else 0.0
+    return relative_discrepancy(DenseLayer(result.W, result.b, activation)(X), Y)
 
 
 def tune_layer(
@@ -175,7 +225,9 @@ def tune_layer(
     Y_val=None,
     eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
     max_steps: int = DEFAULT_MAX_STEPS,
+    target_tol: float | None = None,
     tol: float | None = None,
+    options: TrimOptions | None = None,
     **trim_options: Any,
 ) -> TuningResult:
     """The ``eps`` of :func:`~nettrim.trim_layer` that reaches a target for one layer.
@@ -196,9 +248,16 @@ def tune_layer(
         Bracket for the relative ``eps``.
     max_steps : int
         Bisection steps after the two ends.
+    target_tol : float, optional
+        Stop once the met value is within ``target_tol`` of the target (absolute for
+        sparsity, relative for the discrepancy); ``SPARSITY_TOL`` / ``DISCREPANCY_RTOL`` by
+        default.
     tol : float, optional
-        Stop once the met value is within ``tol`` of the target (absolute for sparsity,
-        relative for the discrepancy); ``SPARSITY_TOL`` / ``DISCREPANCY_RTOL`` by default.
+        Deprecated name of ``target_tol`` (``trim_layer``'s own ``tol`` goes in
+        ``options=TrimOptions(tol=...)``; once this alias is gone, in ``**trim_options``).
+    options : TrimOptions, optional
+        The :func:`~nettrim.trim_layer` options as one object (instead of
+        ``**trim_options``); its ``activation`` and ``eps`` are set here.
     **trim_options
         Passed to :func:`~nettrim.trim_layer` (``solver``, ``per_neuron``, ...).
 
@@ -207,10 +266,14 @@ def tune_layer(
     TuningResult
         ``result`` is the :class:`~nettrim.LayerResult` at the chosen ``eps``.
     """
-    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
+    target_tol = renamed_argument("tune_layer", "tol", tol, "target_tol", target_tol, _TOL_WHY)
+    bisection = _Bisection.check(
+        target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    )
     for key in ("eps", "warm_start", "activation"):
         if key in trim_options:
             raise TypeError(f"tune_layer sets {key!r} itself")
+    options = _trim_options("tune_layer", options, trim_options, activation=activation)
     dtype = as_float_dtype(X, Y)
     X, Y = check_matrix("X", X, dtype), check_matrix("Y", Y, dtype)
     check_same_rows(("Y", "X"), (Y, X))
@@ -222,7 +285,7 @@ def tune_layer(
     X_eval, Y_eval = (X, Y) if X_val is None else (X_val, Y_val)
 
     def evaluate(eps: float, warm):
-        result = trim_layer(X, Y, activation=activation, eps=eps, warm_start=warm, **trim_options)
+        result = solve_layer(X, Y, replace(options, eps=eps), warm_start=warm)
         if result.W is None:
             raise RuntimeError(
                 f"trim_layer at eps={eps:.4g} returned status {result.status.value!r}"
@@ -251,6 +314,7 @@ def tune_network(
     X_val=None,
     eps_range: tuple[float, float] = DEFAULT_EPS_RANGE,
     max_steps: int = DEFAULT_MAX_STEPS,
+    target_tol: float | None = None,
     tol: float | None = None,
     executor: Executor | None = None,
     n_jobs: int | None = None,
@@ -278,19 +342,24 @@ def tune_network(
         executor; the chosen ``eps`` is one per layer.
     X_val : array-like, optional
         Held-out inputs for the discrepancy.
-    eps_range, max_steps, tol
-        As in :func:`tune_layer`.
+    eps_range, max_steps, target_tol, tol
+        As in :func:`tune_layer` (``tol`` is the deprecated name of ``target_tol``).
     executor, n_jobs, blas_threads, store_dir
-        As in :func:`~nettrim.net_trim`; a process pool started here serves every step.
+        As in :func:`~nettrim.net_trim`; joblib's workers serve every step (started once).
     **options
-        Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``, ...).
+        Further :func:`~nettrim.net_trim` options (``solver``, ``gamma``, ``per_neuron``,
+        ``tol``, ``options=TrimOptions(...)``, ...); with ``per_layer``, only
+        :func:`~nettrim.trim_layer` options.
 
     Returns
     -------
     TuningResult
         ``result`` is the :class:`~nettrim.schemes.NetTrimResult` at the chosen ``eps``.
     """
-    bisection = _Bisection.check(target_sparsity, target_discrepancy, eps_range, max_steps, tol)
+    target_tol = renamed_argument("tune_network", "tol", tol, "target_tol", target_tol, _TOL_WHY)
+    bisection = _Bisection.check(
+        target_sparsity, target_discrepancy, eps_range, max_steps, target_tol
+    )
     if per_layer and scheme != "parallel":
         raise ValueError(
             "per_layer tuning needs scheme='parallel' (cascade layers depend on "
@@ -304,45 +373,37 @@ def tune_network(
     if X_val is not None:
         X_val = check_matrix("X_val", X_val, dtype)
 
-    owned = None
-    if executor is None and n_jobs != 1 and resolve_n_jobs(n_jobs) > 1:
-        owned = executor = process_pool(resolve_n_jobs(n_jobs), blas_threads=blas_threads)
-        n_jobs = None
-    try:
-        if per_layer:
-            with JobRunner(
-                executor,
-                n_jobs,
-                blas_threads=blas_threads,
-                max_parallel=len(network),
-                store_dir=store_dir,
-            ) as runner:
-                return _tune_per_layer(network, X, X_val, bisection, options, runner)
-        Y_eval = network(X if X_val is None else X_val)
-        norm = float(np.linalg.norm(Y_eval))
+    if per_layer:
+        with JobRunner(
+            executor,
+            n_jobs,
+            blas_threads=blas_threads,
+            max_parallel=len(network),
+            store_dir=store_dir,
+        ) as runner:
+            return _tune_per_layer(network, X, X_val, bisection, options, runner)
+    Y_eval = network(X if X_val is None else X_val)
 
-        def evaluate(eps: float, warm):
-            result = net_trim(
-                network,
-                X,
-                scheme=scheme,
-                eps=eps,
-                warm_start=warm,
-                executor=executor,
-                n_jobs=n_jobs if executor is None else None,
-                blas_threads=blas_threads,
-                store_dir=store_dir,
-                **options,
-            )
-            if bisection.criterion == "sparsity":
-                return result.sparsity, result
-            out = result.network(X if X_val is None else X_val)
-            return float(np.linalg.norm(out - Y_eval)) / norm, result
+    def evaluate(eps: float, warm):
+        # joblib keeps its workers between these calls: the pool starts once per sweep
+        result = net_trim(
+            network,
+            X,
+            scheme=scheme,
+            eps=eps,
+            warm_start=warm,
+            executor=executor,
+            n_jobs=n_jobs,
+            blas_threads=blas_threads,
+            store_dir=store_dir,
+            **options,
+        )
+        if bisection.criterion == "sparsity":
+            return result.sparsity, result
+        out = result.network(X if X_val is None else X_val)
+        return relative_discrepancy(out, Y_eval), result
 
-        return bisection.run(evaluate)
-    finally:
-        if owned is not None:
-            owned.shutdown(wait=True)
+    return bisection.run(evaluate)
 
 
 def _tune_per_layer(
@@ -354,20 +415,8 @@ def _tune_per_layer(
     runner: JobRunner,
 ) -> TuningResult:
     """One bisection per layer, each a job on ``runner``; parallel scheme."""
-    trim_keys = {
-        "solver",
-        "per_neuron",
-        "active_tol",
-        "penalize_bias",
-        "tol",
-        "max_iter",
-        "solver_options",
-    }
-    unknown = set(options) - trim_keys
-    if unknown:
-        raise TypeError(
-            f"per-layer tuning passes only {sorted(trim_keys)} to trim_layer; got {sorted(unknown)}"
-        )
+    given = dict(options)
+    trim = _trim_options("per-layer tuning", given.pop("options", None), given)
     acts = network.record(X)
     acts_val = network.record(X_val) if X_val is not None else None
     key = f"target_{bisection.criterion}"
@@ -380,9 +429,8 @@ def _tune_per_layer(
             "activation": layer.activation,
             "eps_range": (bisection.lo, bisection.hi),
             "max_steps": bisection.max_steps,
-            "tol": bisection.tol,
-            "bias": layer.b is not None,
-            **options,
+            "target_tol": bisection.tol,
+            "options": replace(trim, bias=layer.b is not None),
         }
         tasks.append(
             (
@@ -402,11 +450,8 @@ def _tune_per_layer(
         )
     )
     eps = tuple(t.eps for t in tuned)
-    per_neuron = bool(options.get("per_neuron", False))
-    radii = tuple(
-        e * (np.linalg.norm(a, axis=0) if per_neuron else float(np.linalg.norm(a)))
-        for e, a in zip(eps, acts[1:], strict=True)
-    )
+    per_neuron = bool(trim.per_neuron)
+    radii = tuple(absolute_radius(a, e, per_neuron) for e, a in zip(eps, acts[1:], strict=True))
     result = NetTrimResult(
         network=pruned,
         layers=layers,
@@ -420,7 +465,7 @@ def _tune_per_layer(
         value=tuple(t.value for t in tuned),
         target=bisection.target,
         criterion=bisection.criterion,
-        met=tuple(t.met for t in tuned),
+        success=tuple(t.success for t in tuned),
         result=result,
         history=tuple(t.history for t in tuned),
     )

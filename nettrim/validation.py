@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 
 import numpy as np
+
+from .network import Network
 
 FLOAT_DTYPES = (np.float32, np.float64)
 
@@ -98,3 +101,38 @@ def check_scalar(
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return value
+
+
+def renamed_argument(caller: str, old: str, old_value, new: str, new_value, why: str = ""):
+    """The value of argument ``new``, accepting its deprecated name ``old`` with a
+    ``DeprecationWarning`` (a ``TypeError`` when both are given)."""
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise TypeError(f"{caller}: give {new}= only ({old}= is its deprecated name)")
+    warnings.warn(
+        f"{caller}: {old}= is deprecated, use {new}=" + (f" ({why})" if why else ""),
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def check_network(network) -> Network:
+    """A :class:`~nettrim.Network` with at least one layer, or an error saying what it is."""
+    if not isinstance(network, Network):
+        raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
+    if len(network) == 0:
+        raise ValueError("network has no layers")
+    return network
+
+
+def check_network_inputs(network: Network, X, dtype: np.dtype) -> np.ndarray:
+    """``X`` checked as the network's input: 2-D, finite, one column per input."""
+    X = check_matrix("X", X, dtype)
+    if X.shape[1] != network.dims[0]:
+        raise ValueError(
+            f"X has {X.shape[1]} columns but the network's first layer expects "
+            f"{network.dims[0]} inputs"
+        )
+    return X

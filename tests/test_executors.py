@@ -1,11 +1,16 @@
-"""Executor machinery: stored arrays, BLAS limits inside jobs, safe start methods."""
+"""Executor machinery: stored arrays, BLAS limits inside jobs, joblib's loky pool."""
 
 import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
+from joblib._parallel_backends import LokyBackend
 from threadpoolctl import threadpool_info
 
+from nettrim import net_trim
 from nettrim.executors import (
     ArrayStore,
     JobRunner,
@@ -13,7 +18,6 @@ from nettrim.executors import (
     process_pool,
     resolve,
     split_columns,
-    start_method,
 )
 
 
@@ -29,6 +33,10 @@ def column_sums(stored) -> np.ndarray:
 
 def process_id(_=None) -> int:
     return os.getpid()
+
+
+def is_memmap(array) -> bool:
+    return isinstance(array, np.memmap)
 
 
 def fail(_):
@@ -54,9 +62,25 @@ def test_store_writes_each_array_once_and_maps_it_read_only(tmp_path):
     assert not os.path.exists(path)
 
 
-def test_start_method_is_never_fork(pool):
-    assert start_method() in ("forkserver", "spawn")
-    assert pool._mp_context.get_start_method() in ("forkserver", "spawn")
+def test_pools_are_loky_fresh_interpreters(pool):
+    # loky: fork immediately followed by exec, never a plain fork (numba's threading layer)
+    assert pool._context.get_start_method() == "loky"
+    with JobRunner(n_jobs=2) as runner:
+        assert isinstance(runner._parallel._backend, LokyBackend)
+
+
+def test_n_jobs_runs_on_loky_workers_with_mapped_arrays_and_one_blas_thread():
+    large = np.random.default_rng(1).standard_normal((400, 500))  # 1.6 MB > joblib's 1M
+    with JobRunner(n_jobs=2, max_parallel=2) as runner:
+        assert not runner.local and runner.share(large) is large
+        pids = set(runner.map(process_id, range(4)))
+        threads = runner.map(blas_threads_in_job, range(2))
+        (mapped,) = runner.map(is_memmap, [large])
+        (sums,) = runner.map(column_sums, [large])
+    assert os.getpid() not in pids
+    assert all(t == [1] * len(t) for t in threads)
+    assert mapped
+    np.testing.assert_array_equal(sums, large.sum(axis=0))
 
 
 def test_pool_jobs_get_memory_mapped_arrays_and_one_blas_thread(pool):
@@ -85,7 +109,7 @@ def test_in_process_runner_limits_blas_inside_the_job():
 
 
 def test_job_errors_reach_the_caller(pool):
-    for runner in (JobRunner(n_jobs=1), JobRunner(pool)):
+    for runner in (JobRunner(n_jobs=1), JobRunner(pool), JobRunner(n_jobs=2, max_parallel=2)):
         with runner, pytest.raises(ArithmeticError, match="on purpose"):
             runner.map(fail, [0])
 
@@ -109,3 +133,49 @@ def test_arguments_are_checked(pool):
 def test_split_columns_does_not_depend_on_workers():
     assert split_columns(10, 4) == [slice(0, 4), slice(4, 8), slice(8, 10)]
     assert split_columns(3, 64) == [slice(0, 3)]
+
+
+SCRIPT_WITHOUT_MAIN_GUARD = """
+import itertools
+import sys
+
+import numpy as np
+
+from nettrim import Network, net_trim
+
+rng = np.random.default_rng(0)
+dims = (10, 16, 12, 4)
+weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in itertools.pairwise(dims)]
+biases = [0.1 * rng.standard_normal(b) for b in dims[1:]]
+net = Network.from_arrays(weights, biases)
+X = rng.standard_normal((80, dims[0]))
+result = net_trim(net, X, eps=0.1, solver="admm", n_jobs=2)
+arrays = {}
+for l, layer in enumerate(result.layers):
+    arrays[f"W{l}"], arrays[f"b{l}"] = layer.W, layer.b
+np.savez(sys.argv[1], **arrays)
+"""
+
+
+def test_a_script_without_main_guard_runs_net_trim_on_two_workers(tmp_path):
+    """joblib's loky workers do not re-run the caller's __main__ (a forkserver/spawn pool
+    re-imports it, and the unguarded call inside crashed it with BrokenProcessPool)."""
+    script, out = tmp_path / "prune.py", tmp_path / "weights.npz"
+    script.write_text(textwrap.dedent(SCRIPT_WITHOUT_MAIN_GUARD))
+    assert "__main__" not in script.read_text()
+    done = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    namespace: dict = {}
+    # the same network, in-process, by the same lines of the script
+    exec(SCRIPT_WITHOUT_MAIN_GUARD.split("result =")[0], namespace)
+    local = net_trim(namespace["net"], namespace["X"], eps=0.1, solver="admm", n_jobs=1)
+    with np.load(out, allow_pickle=False) as saved:
+        for l, layer in enumerate(local.layers):
+            np.testing.assert_array_equal(saved[f"W{l}"], layer.W)
+            np.testing.assert_array_equal(saved[f"b{l}"], layer.b)

@@ -180,38 +180,70 @@ def small_network(seed: int = 0) -> tuple[Network, np.ndarray]:
     return Network.from_arrays(weights, biases), rng.standard_normal((300, 12))
 
 
-@pytest.mark.parametrize("sequential", [True, False])
-def test_prune_network(sequential):
+@pytest.mark.parametrize("scheme", ["cascade", "parallel"])
+def test_prune_network(scheme):
     net, X = small_network()
-    pruned, results = prune_network(net, X, sparsity=0.5, method="admm", sequential=sequential)
+    result = prune_network(net, X, sparsity=0.5, method="admm", scheme=scheme)
+    pruned, results = result.network, result.layers
     assert len(results) == 3 and all(r.program == "P4" for r in results)
     for layer, dense in zip(pruned.layers, net.layers, strict=True):
         assert np.count_nonzero(layer.W) == dense.W.size // 2
         assert layer.activation == dense.activation
     # the pruned network reconstructs better than magnitude pruning of every layer
-    mag, _ = prune_network(net, X, sparsity=0.5, method="magnitude", sequential=sequential)
+    mag = prune_network(net, X, sparsity=0.5, method="magnitude", scheme=scheme).network
     out = net(X)
     assert np.linalg.norm(pruned(X) - out) < np.linalg.norm(mag(X) - out)
+    assert result.scheme == scheme
+    assert result.success == all(r.status == "optimal" for r in results)
+    assert result.sparsity == pytest.approx(0.5, abs=0.01)
+    assert str(result) == result.summary() and "L0 pruning" in result.summary()
 
 
 def test_sequential_layers_see_the_pruned_inputs():
     net, X = small_network(1)
-    pruned, results = prune_network(net, X, sparsity=0.5, sequential=True, layers=[0, 1])
+    result = prune_network(net, X, sparsity=0.5, scheme="cascade", layers=[0, 1])
+    pruned, results = result.network, result.layers
     assert results[2] is None and np.array_equal(pruned[2].W, net[2].W)
     second = prune_layer(pruned[0](X), net[1].W, net[1].b, sparsity=0.5)
     np.testing.assert_array_equal(second.W, pruned[1].W)
+    assert "kept dense" in result.summary()
 
 
 def test_parallel_executor_matches_in_process():
     net, X = small_network(2)
-    inline, _ = prune_network(net, X, sparsity=0.6, sequential=False, activation="relu")
+    inline = prune_network(net, X, sparsity=0.6, scheme="parallel", activation="relu").network
     with ThreadPoolExecutor(max_workers=2) as pool:
-        pooled, res = prune_network(
-            net, X, sparsity=0.6, sequential=False, activation="relu", executor=pool
+        pooled = prune_network(
+            net, X, sparsity=0.6, scheme="parallel", activation="relu", executor=pool
         )
+    res = pooled.layers
     assert [r.program for r in res] == ["P5", "P5", "P4"]
-    for a, c in zip(inline.layers, pooled.layers, strict=True):
+    for a, c in zip(inline.layers, pooled.network.layers, strict=True):
         assert np.array_equal(a.W, c.W)
+
+
+def test_deprecated_sequential_tuple_unpacking_and_tol():
+    net, X = small_network()
+    for sequential, scheme in ((True, "cascade"), (False, "parallel")):
+        new = prune_network(net, X, sparsity=0.5, scheme=scheme)
+        with pytest.warns(DeprecationWarning, match="sequential= is deprecated, use scheme="):
+            old = prune_network(net, X, sparsity=0.5, sequential=sequential)
+        assert old.scheme == scheme
+        with pytest.warns(DeprecationWarning, match="unpacking"):
+            pruned, results = old
+        assert len(results) == 3
+        for a, c in zip(new.network.layers, pruned.layers, strict=True):
+            np.testing.assert_array_equal(a.W, c.W)
+    with pytest.raises(TypeError, match="give scheme= only"):
+        prune_network(net, X, sparsity=0.5, sequential=True, scheme="cascade")
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        prune_network(net, X, sparsity=0.5, scheme="serial")
+    X1, W1 = X, net[0].W
+    new = prune_layer(X1, W1, sparsity=0.5, method="iht", stop_tol=1e-3)
+    with pytest.warns(DeprecationWarning, match="tol= is deprecated, use stop_tol="):
+        old = prune_layer(X1, W1, sparsity=0.5, method="iht", tol=1e-3)
+    np.testing.assert_array_equal(new.W, old.W)
+    assert new.info.iterations == old.info.iterations
 
 
 def test_prune_network_errors():

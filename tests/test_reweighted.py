@@ -23,12 +23,12 @@ def test_entry_weights_enter_the_exact_objective(planted_layer, layer_program):
     result = solve_exact(replace(problem, entry_weights=weights))
     assert result.status == "optimal"
     assert result.info.objective == pytest.approx(
-        float(np.sum(weights * np.abs(result.x))), rel=1e-9
+        float(np.sum(weights * np.abs(result.W))), rel=1e-9
     )
     plain = solve_exact(problem)
     # the price moves weight off input 0 (as far as the constraints allow)
-    assert np.abs(result.x[0]).sum() < np.abs(plain.x[0]).sum()
-    assert problem.l1(plain.x) == pytest.approx(float(np.abs(plain.x).sum()), rel=1e-12)
+    assert np.abs(result.W[0]).sum() < np.abs(plain.W[0]).sum()
+    assert problem.l1(plain.W) == pytest.approx(float(np.abs(plain.W).sum()), rel=1e-12)
 
 
 def test_reweighting_is_sparser_at_the_same_eps(planted_layer):

@@ -7,7 +7,7 @@ import pytest
 
 from nettrim import load_digits_mlp, trim_layer
 from nettrim.executors import process_pool
-from nettrim.layer import LayerResult
+from nettrim.layer import LayerResult, TrimOptions
 from nettrim.network import Network
 from nettrim.schemes import LayerSolveError, NetTrimResult, net_trim
 from nettrim.solvers import SolveInfo, Status
@@ -224,9 +224,9 @@ def test_infeasible_layer_raises_naming_it(net_and_x, monkeypatch):
     net, X = net_and_x
     import nettrim.schemes as schemes
 
-    real = schemes.trim_layer
+    real = schemes.solve_layer
 
-    def failing(X, Y, **kwargs):
+    def failing(X, Y, options, **kwargs):
         if X.shape[1] == 16:  # layer 1
             info = SolveInfo(
                 solver="fake",
@@ -239,9 +239,9 @@ def test_infeasible_layer_raises_naming_it(net_and_x, monkeypatch):
                 violation=np.nan,
             )
             return LayerResult(W=None, b=None, status=Status.INFEASIBLE, info=info, program="P1")
-        return real(X, Y, **kwargs)
+        return real(X, Y, options, **kwargs)
 
-    monkeypatch.setattr(schemes, "trim_layer", failing)
+    monkeypatch.setattr(schemes, "solve_layer", failing)
     with pytest.raises(LayerSolveError, match=r"layer 1 \(16x12\).*'infeasible'") as err:
         net_trim(net, X, scheme="cascade", eps=EPS, solver=SOLVER, n_jobs=1)
     assert err.value.layer == 1
@@ -291,3 +291,37 @@ def test_too_small_kappa_names_the_last_layer_and_the_fix(net_and_x):
     with pytest.raises(LayerSolveError, match=r"layer 2 \(12x4\).*raise kappa") as err:
         net_trim(net, X, scheme="cascade", eps=0.2, kappa=1e-3, solver=SOLVER, n_jobs=1)
     assert err.value.layer == 2
+
+
+def test_options_object_gives_the_keyword_result(net_and_x):
+    net, X = net_and_x
+    by_keywords = net_trim(
+        net, X, eps=EPS, solver="admm", per_neuron=True, neuron_block=5, tol=1e-5, n_jobs=1
+    )
+    options = TrimOptions(solver="admm", per_neuron=True, tol=1e-5)
+    by_object = net_trim(net, X, eps=EPS, neuron_block=5, options=options, n_jobs=1)
+    assert_same_result(by_keywords, by_object)
+    assert (
+        by_object.options
+        == by_keywords.options
+        == {
+            "solver": "admm",
+            "neuron_block": 5,
+            "tol": 1e-5,
+        }
+    )
+    with pytest.raises(TypeError, match="not both"):
+        net_trim(net, X, options=options, solver="admm")
+    with pytest.raises(TypeError, match="options must be a TrimOptions"):
+        net_trim(net, X, options={"tol": 1e-5})
+
+
+def test_trim_options_are_checked_once_when_built():
+    with pytest.raises(ValueError, match="solver must be one of"):
+        TrimOptions(solver="cplex")
+    with pytest.raises(ValueError, match="one eps per output needs per_neuron=True"):
+        TrimOptions(eps=[0.1, 0.2])
+    with pytest.raises(ValueError, match="max_iter must be >= 1"):
+        TrimOptions(max_iter=0)
+    assert TrimOptions(max_iter=5.0).max_iter == 5 and TrimOptions().program == "P1"
+    assert TrimOptions(activation="linear").program == "P2"
