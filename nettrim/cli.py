@@ -244,7 +244,7 @@ def _demo(args: argparse.Namespace) -> int:
     if n_calib is not None and n_calib < 1:
         raise UsageError(f"--n-calib must be >= 1, got {n_calib}")
     report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return EXIT_OK
 
 

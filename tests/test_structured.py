@@ -66,7 +66,7 @@ def test_a_structured_prune_shrinks_to_the_same_outputs(pattern, dtype):
     net = random_network((12, 16, 10, 3), dtype)
     X = RNG.standard_normal((200, 12)).astype(dtype)
     layers = [0, 1] if pattern == "outputs" else [1, 2]  # the hidden neurons' two sides
-    masked, _ = prune_network(net, X, sparsity=0.5, pattern=pattern, layers=layers)
+    masked = prune_network(net, X, sparsity=0.5, pattern=pattern, layers=layers).network
     result = shrink(masked)
     assert result.network.dims[1:-1] == (8, 5) and result.removed == 13
     assert result.network.dims[0] == 12 and result.network.dims[-1] == 3
