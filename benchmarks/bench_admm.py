@@ -142,7 +142,7 @@ def digits_section(quick: bool, layers: list[int]) -> list[dict]:
     return rows
 
 
-def _synthetic_layer(n, d, m, dtype, seed=0):
+def synthetic_layer(n, d, m, dtype, seed=0):
     """A ReLU layer with correlated inputs and a 10%-dense planted weight matrix."""
     rng = np.random.default_rng(seed)
     mixing = rng.standard_normal((d, d)) / np.sqrt(d)
@@ -168,7 +168,7 @@ def floor_section(quick: bool) -> list[dict]:
     iterations = 20 if quick else 40
     rows = []
     for dtype in (np.float64, np.float32):
-        X, Y = _synthetic_layer(n, d, m, dtype)
+        X, Y = synthetic_layer(n, d, m, dtype)
         problem = build_problem(
             X,
             Y,
@@ -219,7 +219,7 @@ def floor_section(quick: bool) -> list[dict]:
 def large_child() -> None:
     """Run inside a child process: solve the 2048 x 2048 float32 layer and print JSON."""
     n, d, m = 16384, 2048, 2048
-    X, Y = _synthetic_layer(n, d, m, np.float32, seed=1)
+    X, Y = synthetic_layer(n, d, m, np.float32, seed=1)
     warm_up(np.float32)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -263,11 +263,11 @@ def auto_section(quick: bool) -> list[dict]:
     if not quick:
         sizes += [(800, 40, 40), (1257, 65, 64)]
     rows = []
-    X, Y = _synthetic_layer(20, 4, 2, np.float64, seed=3)
+    X, Y = synthetic_layer(20, 4, 2, np.float64, seed=3)
     for solver in ("clarabel", "admm"):  # warm-up: cvxpy's import, numba's cache load
         trim_layer(X, Y, eps=EPS, solver=solver)
     for n, d, m in sizes:
-        X, Y = _synthetic_layer(n, d, m, np.float64, seed=2)
+        X, Y = synthetic_layer(n, d, m, np.float64, seed=2)
         times = {}
         for solver in ("clarabel", "admm"):
             started = time.perf_counter()

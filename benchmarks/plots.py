@@ -49,11 +49,11 @@ def save(fig, name: str) -> Path:
 
 
 def log_axis(ax, which: str = "x") -> None:
-    """Log scale on ``which`` ("x", "y" or "xy") with ticks at 1, 2, 5 times powers of ten,
+    """Log scale on ``which`` ("x", "y" or "xy") with ticks at 1, 2, 3, 5 times powers of ten,
     written as plain numbers (matplotlib's default crowds short ranges with ``4 x 10^-2``)."""
     for name in which:
         axis = ax.xaxis if name == "x" else ax.yaxis
         (ax.set_xscale if name == "x" else ax.set_yscale)("log")
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
