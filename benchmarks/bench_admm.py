@@ -4,7 +4,7 @@ Sections (all ratios measured side by side in one run, same BLAS threads):
 
 * ``digits``: the bundled 64-128-128-10 network's hidden layers (layer-wide and per-neuron
   eps = 0.05): ADMM vs Clarabel on the straightforward cvxpy formulation of (P1) as
-  DESIGN §3 writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
+  ``docs/theory.md`` writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
   eps, violation over max|Y|, speed-up (Clarabel's one solve over the median of
   ``ADMM_REPEATS`` identical ADMM solves).
 * ``floor``: a 1024 x 1024 layer with 8192 samples, float64 and float32: seconds per ADMM
@@ -53,7 +53,7 @@ BLAS_THREADS = [1]  # set from the command line; the large case's child process 
 
 
 def straightforward_clarabel(X, Y, eps, per_neuron):
-    """(P1) in cvxpy exactly as DESIGN §3 writes it: dense X with ones, masks, Clarabel."""
+    """(P1) in cvxpy as ``docs/theory.md`` writes it: dense X with ones, masks, Clarabel."""
     import cvxpy as cp
 
     Xa = np.hstack([X, np.ones((X.shape[0], 1))])
