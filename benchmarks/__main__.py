@@ -48,9 +48,10 @@ def draw(name: str, quick: bool) -> list[str]:
     """The suite's figures from its results JSON (none if it has no ``plot`` or no JSON)."""
     stem = results_stem(name, quick)
     path = RESULTS_DIR / f"{stem}.json"
-    module = importlib.import_module(f"bench_{name}")
-    plot = getattr(module, "plot", None)
-    if plot is None or not path.exists():
+    if not path.exists():
+        return []
+    plot = getattr(importlib.import_module(f"bench_{name}"), "plot", None)
+    if plot is None:
         return []
     return [p.name for p in plot(json.loads(path.read_text()), stem)]
 

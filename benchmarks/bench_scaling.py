@@ -12,7 +12,7 @@ of ``log time`` and ``log memory`` against ``log size``. Iteration counts change
 size too, so the time slope is the cost of the whole solve; ``s/iter`` that of one iteration.
 
 ``--quick`` (CI): base ``n=400, d_in=40, d_out=20``, factors 1, 2, 4, best of 2. Full run:
-base ``n=4000, d_in=200, d_out=100``, factors 0.5 to 4, best of 3 (several minutes).
+base ``n=2000, d_in=100, d_out=50``, factors 0.5 to 4, best of 2 (several minutes).
 Results: ``benchmarks/results/scaling[_quick].json``, ``.md`` and ``.png``.
 """
 
@@ -33,7 +33,7 @@ from nettrim.solvers.kernels import warm_up
 
 EPS = 0.05
 DIMENSIONS = ("n", "d_in", "d_out")
-FULL = {"base": {"n": 4000, "d_in": 200, "d_out": 100}, "factors": (0.5, 1, 2, 4), "repeats": 3}
+FULL = {"base": {"n": 2000, "d_in": 100, "d_out": 50}, "factors": (0.5, 1, 2, 4), "repeats": 2}
 QUICK = {"base": {"n": 400, "d_in": 40, "d_out": 20}, "factors": (1, 2, 4), "repeats": 2}
 
 
