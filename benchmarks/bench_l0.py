@@ -308,7 +308,7 @@ def plot(payload: dict, stem: str) -> list:
     rows = payload["rows"]
     cases = list(dict.fromkeys(r["case"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    fig, axes = subplots(len(cases), width=4.6, height=3.8)
+    fig, axes = subplots(len(cases), width=4.6 if len(cases) > 1 else 6.5, height=3.8)
     width = 0.8 / len(methods)
     for ax, case in zip(axes, cases, strict=True):
         settings = list(dict.fromkeys(r["setting"] for r in rows if r["case"] == case))

@@ -140,8 +140,11 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``path`` through a temporary file in its folder (never a half-written file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+    with tempfile.NamedTemporaryFile(
+        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    ) as f:
         f.write(raw)
+    os.chmod(f.name, 0o644)  # a temporary file is private (0600); results are for reading
     os.replace(f.name, path)
 
 

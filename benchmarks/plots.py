@@ -7,6 +7,7 @@ holds, so ``python -m benchmarks --plots`` redraws every figure without solving 
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import matplotlib
@@ -49,11 +50,15 @@ def save(fig, name: str) -> Path:
 
 
 def log_axis(ax, which: str = "x") -> None:
-    """Log scale on ``which`` ("x", "y" or "xy") with ticks at 1, 2, 3, 5 times powers of ten,
-    written as plain numbers (matplotlib's default crowds short ranges with ``4 x 10^-2``)."""
+    """Log scale on ``which`` ("x", "y" or "xy") with ticks written as plain numbers: at 1, 2,
+    3 and 5 times powers of ten on a short range, fewer on a long one (matplotlib's default
+    crowds short ranges with ``4 x 10^-2``). Call it after plotting: it reads the limits."""
     for name in which:
         axis = ax.xaxis if name == "x" else ax.yaxis
         (ax.set_xscale if name == "x" else ax.set_yscale)("log")
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+        low, high = ax.get_xlim() if name == "x" else ax.get_ylim()
+        decades = math.log10(high / low)
+        subs = (1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0, 3.0) if decades < 3 else (1.0,)
+        axis.set_major_locator(LogLocator(subs=subs))
         axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_minor_formatter(NullFormatter())
