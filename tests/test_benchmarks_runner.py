@@ -55,3 +55,20 @@ def test_unknown_suite_is_a_usage_error(runner, capsys):
         runner.main(["--only", "no_such_suite"])
     assert exit_info.value.code == 2
     assert "unknown suites ['no_such_suite']" in capsys.readouterr().err
+
+
+def test_machine_header_names_versions_blas_and_threads():
+    info = machine.machine_info()
+    line = machine.format_machine(info)
+    assert f"numpy {info['versions']['numpy']}" in line
+    assert f"nettrim {info['versions']['nettrim']}" in line
+    assert "BLAS: " in line and "threads" in line
+    # results written before the header grew (no "versions" key) still format
+    old = {k: info[k] for k in ("cores", "machine", "python", "numpy", "scipy", "numba", "blas")}
+    assert machine.format_machine(old).startswith(f"machine: {info['cores']} cores")
+
+
+def test_column_table_formats_numbers_and_leaves_text():
+    rows = [{"a": 0.12345, "b": "x"}, {"a": None, "b": 3}]
+    table = machine.column_table(rows, [("A", "a", ".2f"), ("B", lambda r: f"<{r['b']}>")])
+    assert table.splitlines() == ["| A | B |", "|---|---|", "| 0.12 | <x> |", "| n/a | <3> |"]
