@@ -4,7 +4,7 @@ Sections (all ratios measured side by side in one run, same BLAS threads):
 
 * ``digits``: the bundled 64-128-128-10 network's hidden layers (layer-wide and per-neuron
   eps = 0.05): ADMM vs Clarabel on the straightforward cvxpy formulation of (P1) as
-  DESIGN §3 writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
+  ``docs/theory.md`` writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
   eps, violation over max|Y|, speed-up (Clarabel's one solve over the median of
   ``ADMM_REPEATS`` identical ADMM solves).
 * ``floor``: a 1024 x 1024 layer with 8192 samples, float64 and float32: seconds per ADMM
@@ -32,7 +32,7 @@ import time
 
 import numpy as np
 
-from machine import RESULTS_DIR, format_machine, machine_info, markdown_table, write_results
+from machine import RESULTS_DIR, cell, column_table, format_machine, machine_info, write_results
 from nettrim import load_digits_mlp, trim_layer
 from nettrim.layer import AUTO_EXACT_MAX_ENTRIES, build_problem, resolve_solver
 from nettrim.solvers import AdmmSettings, solve_admm
@@ -53,7 +53,7 @@ BLAS_THREADS = [1]  # set from the command line; the large case's child process 
 
 
 def straightforward_clarabel(X, Y, eps, per_neuron):
-    """(P1) in cvxpy exactly as DESIGN §3 writes it: dense X with ones, masks, Clarabel."""
+    """(P1) in cvxpy as ``docs/theory.md`` writes it: dense X with ones, masks, Clarabel."""
     import cvxpy as cp
 
     Xa = np.hstack([X, np.ones((X.shape[0], 1))])
@@ -142,7 +142,7 @@ def digits_section(quick: bool, layers: list[int]) -> list[dict]:
     return rows
 
 
-def _synthetic_layer(n, d, m, dtype, seed=0):
+def synthetic_layer(n, d, m, dtype, seed=0):
     """A ReLU layer with correlated inputs and a 10%-dense planted weight matrix."""
     rng = np.random.default_rng(seed)
     mixing = rng.standard_normal((d, d)) / np.sqrt(d)
@@ -168,7 +168,7 @@ def floor_section(quick: bool) -> list[dict]:
     iterations = 20 if quick else 40
     rows = []
     for dtype in (np.float64, np.float32):
-        X, Y = _synthetic_layer(n, d, m, dtype)
+        X, Y = synthetic_layer(n, d, m, dtype)
         problem = build_problem(
             X,
             Y,
@@ -219,7 +219,7 @@ def floor_section(quick: bool) -> list[dict]:
 def large_child() -> None:
     """Run inside a child process: solve the 2048 x 2048 float32 layer and print JSON."""
     n, d, m = 16384, 2048, 2048
-    X, Y = _synthetic_layer(n, d, m, np.float32, seed=1)
+    X, Y = synthetic_layer(n, d, m, np.float32, seed=1)
     warm_up(np.float32)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -263,11 +263,11 @@ def auto_section(quick: bool) -> list[dict]:
     if not quick:
         sizes += [(800, 40, 40), (1257, 65, 64)]
     rows = []
-    X, Y = _synthetic_layer(20, 4, 2, np.float64, seed=3)
+    X, Y = synthetic_layer(20, 4, 2, np.float64, seed=3)
     for solver in ("clarabel", "admm"):  # warm-up: cvxpy's import, numba's cache load
         trim_layer(X, Y, eps=EPS, solver=solver)
     for n, d, m in sizes:
-        X, Y = _synthetic_layer(n, d, m, np.float64, seed=2)
+        X, Y = synthetic_layer(n, d, m, np.float64, seed=2)
         times = {}
         for solver in ("clarabel", "admm"):
             started = time.perf_counter()
@@ -289,8 +289,70 @@ def auto_section(quick: bool) -> list[dict]:
     return rows
 
 
-def _fmt(x, spec):
-    return format(x, spec) if isinstance(x, (int, float)) else str(x)
+DIGITS_COLUMNS = [
+    ("layer", "layer", ""),
+    ("shape", "shape", ""),
+    ("n", "n", ""),
+    ("eps", "eps", ""),
+    ("Clarabel s", "clarabel_seconds", ".2f"),
+    ("ADMM s", "admm_seconds", ".3f"),
+    ("ADMM range", lambda r: _range(r.get("admm_seconds_range"))),
+    ("iters", "admm_iterations", ""),
+    ("speed-up", lambda r: cell(r["speedup"], ".0f") + "x"),
+    ("obj ratio", "objective_ratio", ".5f"),
+    ("rel gap", "admm_rel_gap", ".1e"),
+    ("excess/eps", "excess_over_eps", ".1e"),
+    ("viol/max|Y|", "violation_over_ymax", ".1e"),
+    ("nnz", "nnz", ""),
+    ("load", "load", ".2f"),
+]
+FLOOR_COLUMNS = [
+    ("dtype", "dtype", ""),
+    ("shape", "shape", ""),
+    ("iters", "iterations", ""),
+    ("s/iter", "seconds_per_iteration", ".4f"),
+    ("floor s", "floor_seconds", ".4f"),
+    ("ratio", lambda r: cell(r["ratio_to_floor"], ".2f") + "x"),
+]
+LARGE_COLUMNS = [
+    ("shape", "shape", ""),
+    ("status", "status", ""),
+    ("stopped by", "message", ""),
+    ("seconds", "seconds", ".1f"),
+    ("iters", "iterations", ""),
+    ("rel gap", "rel_gap", ".1e"),
+    ("excess/eps", "excess_over_eps", ".1e"),
+    ("viol/max|Y|", "violation_over_ymax", ".1e"),
+    ("sparsity", "sparsity", ".3f"),
+    ("peak GiB", "peak_memory_gib", ".2f"),
+    ("BLAS threads", lambda r: str(r.get("blas_threads", 1))),
+    (
+        "load before/after",
+        lambda r: f"{cell(r.get('load_before'), '.2f')}/{cell(r.get('load_after'), '.2f')}",
+    ),
+]
+AUTO_COLUMNS = [
+    ("n", "n", ""),
+    ("d_in", "d_in", ""),
+    ("d_out", "d_out", ""),
+    ("n*d_out", "n*d_out", ""),
+    ("(d_in+1)*d_out", "(d_in+1)*d_out", ""),
+    ("Clarabel s", "clarabel_seconds", ".3f"),
+    ("ADMM s", "admm_seconds", ".3f"),
+    ("Clarabel/ADMM", "clarabel_over_admm", ".2f"),
+    ("obj ratio", "objective_ratio", ".5f"),
+]
+#: The report's sections in order: key in the results, title, columns.
+SECTIONS = [
+    (
+        "digits",
+        "Digits hidden layers: ADMM vs Clarabel (straightforward cvxpy (P1))",
+        DIGITS_COLUMNS,
+    ),
+    ("floor", "Time per iteration vs the GEMM floor", FLOOR_COLUMNS),
+    ("large", "Large layer, float32", LARGE_COLUMNS),
+    ("auto", "Size rule of solver='auto': Clarabel vs ADMM on small layers", AUTO_COLUMNS),
+]
 
 
 def _verdicts(results: dict) -> list[str]:
@@ -326,154 +388,26 @@ def _verdicts(results: dict) -> list[str]:
 
 
 def report(results: dict, quick: bool) -> str:
+    """The markdown report of ``results``: one table per section run, then the targets."""
     parts = [
         f"# ADMM fast path ({'quick' if quick else 'full'} run)",
         "",
         format_machine(results["machine"]),
-        "",
     ]
-    if "digits" in results:
-        parts += [
-            "## Digits hidden layers: ADMM vs Clarabel (straightforward cvxpy (P1))",
-            f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
-            f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|, "
-            f">= {TARGET_SPEEDUP:.0f}x faster. ADMM s: median of {ADMM_REPEATS} identical "
-            "solves (same weights bit for bit), their range beside it",
-            "",
-        ]
-        parts.append(
-            markdown_table(
-                [
-                    "layer",
-                    "shape",
-                    "n",
-                    "eps",
-                    "Clarabel s",
-                    "ADMM s",
-                    "ADMM range",
-                    "iters",
-                    "speed-up",
-                    "obj ratio",
-                    "rel gap",
-                    "excess/eps",
-                    "viol/max|Y|",
-                    "nnz",
-                    "load",
-                ],
-                [
-                    [
-                        r["layer"],
-                        r["shape"],
-                        r["n"],
-                        r["eps"],
-                        _fmt(r["clarabel_seconds"], ".2f"),
-                        _fmt(r["admm_seconds"], ".3f"),
-                        _range(r.get("admm_seconds_range")),
-                        r["admm_iterations"],
-                        _fmt(r["speedup"], ".0f") + "x",
-                        _fmt(r["objective_ratio"], ".5f"),
-                        _fmt(r["admm_rel_gap"], ".1e"),
-                        _fmt(r["excess_over_eps"], ".1e"),
-                        _fmt(r["violation_over_ymax"], ".1e"),
-                        r["nnz"],
-                        _fmt(r.get("load", "n/a"), ".2f"),
-                    ]
-                    for r in results["digits"]
-                ],
+    for key, title, columns in SECTIONS:
+        if key not in results:
+            continue
+        parts += ["", f"## {title}"]
+        if key == "digits":
+            parts.append(
+                f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
+                f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|, "
+                f">= {TARGET_SPEEDUP:.0f}x faster. ADMM s: median of {ADMM_REPEATS} identical "
+                "solves (same weights bit for bit), their range beside it"
             )
-        )
-        parts.append("")
-    if "floor" in results:
-        parts += ["## Time per iteration vs the GEMM floor", ""]
-        parts.append(
-            markdown_table(
-                ["dtype", "shape", "iters", "s/iter", "floor s", "ratio"],
-                [
-                    [
-                        r["dtype"],
-                        r["shape"],
-                        r["iterations"],
-                        _fmt(r["seconds_per_iteration"], ".4f"),
-                        _fmt(r["floor_seconds"], ".4f"),
-                        _fmt(r["ratio_to_floor"], ".2f") + "x",
-                    ]
-                    for r in results["floor"]
-                ],
-            )
-        )
-        parts.append("")
-    if "large" in results:
-        parts += ["## Large layer, float32", ""]
-        parts.append(
-            markdown_table(
-                [
-                    "shape",
-                    "status",
-                    "stopped by",
-                    "seconds",
-                    "iters",
-                    "rel gap",
-                    "excess/eps",
-                    "viol/max|Y|",
-                    "sparsity",
-                    "peak GiB",
-                    "BLAS threads",
-                    "load before/after",
-                ],
-                [
-                    [
-                        r["shape"],
-                        r["status"],
-                        r["message"],
-                        _fmt(r["seconds"], ".1f"),
-                        r["iterations"],
-                        _fmt(r["rel_gap"], ".1e"),
-                        _fmt(r["excess_over_eps"], ".1e"),
-                        _fmt(r["violation_over_ymax"], ".1e"),
-                        _fmt(r["sparsity"], ".3f"),
-                        _fmt(r["peak_memory_gib"], ".2f"),
-                        r.get("blas_threads", 1),
-                        f"{_fmt(r.get('load_before', 'n/a'), '.2f')}/"
-                        f"{_fmt(r.get('load_after', 'n/a'), '.2f')}",
-                    ]
-                    for r in results["large"]
-                ],
-            )
-        )
-        parts.append("")
-    if "auto" in results:
-        parts += ["## Size rule of solver='auto': Clarabel vs ADMM on small layers", ""]
-        parts.append(
-            markdown_table(
-                [
-                    "n",
-                    "d_in",
-                    "d_out",
-                    "n*d_out",
-                    "(d_in+1)*d_out",
-                    "Clarabel s",
-                    "ADMM s",
-                    "Clarabel/ADMM",
-                    "obj ratio",
-                ],
-                [
-                    [
-                        r["n"],
-                        r["d_in"],
-                        r["d_out"],
-                        r["n*d_out"],
-                        r["(d_in+1)*d_out"],
-                        _fmt(r["clarabel_seconds"], ".3f"),
-                        _fmt(r["admm_seconds"], ".3f"),
-                        _fmt(r["clarabel_over_admm"], ".2f"),
-                        _fmt(r["objective_ratio"], ".5f"),
-                    ]
-                    for r in results["auto"]
-                ],
-            )
-        )
-    if "auto" in results:
-        parts += ["", _size_rule_line(results["auto"])]
+        parts += ["", column_table(results[key], columns)]
+        if key == "auto":
+            parts += ["", _size_rule_line(results["auto"])]
     verdicts = _verdicts(results)
     if verdicts:
         parts += ["", "## Targets", "", *verdicts]
@@ -554,6 +488,31 @@ def main(argv=None) -> int:
     print(text)
     write_results(name, results, text)
     return 0
+
+
+def plot(results: dict, stem: str) -> list:
+    """Speed-up over Clarabel on the digits layers; both solvers' seconds against size."""
+    from plots import log_axis, save, subplots
+
+    fig, (left, right) = subplots(2)
+    digits = results.get("digits", [])
+    labels = [f"layer {r['layer']}\n{r['eps']}" for r in digits]
+    bars = left.bar(labels, [r["speedup"] for r in digits], color="tab:blue")
+    left.bar_label(bars, fmt="%.0fx")
+    left.set_ylim(1, 3 * max([TARGET_SPEEDUP] + [r["speedup"] for r in digits]))
+    left.axhline(TARGET_SPEEDUP, color="tab:red", ls="--", label=f"target {TARGET_SPEEDUP:.0f}x")
+    log_axis(left, "y")
+    left.set(ylabel="Clarabel seconds / ADMM seconds", title="Digits layers, eps = 0.05: speed-up")
+    left.legend()
+    auto = results.get("auto", [])
+    size = [r["n*d_out"] for r in auto]
+    for key, label in (("clarabel_seconds", "Clarabel"), ("admm_seconds", "ADMM")):
+        right.plot(size, [r[key] for r in auto], "o-", label=label)
+    right.axvline(AUTO_EXACT_MAX_ENTRIES, color="gray", ls=":", label="solver='auto' switch")
+    log_axis(right, "xy")
+    right.set(xlabel="n * d_out", ylabel="seconds", title="Small layers: Clarabel vs ADMM")
+    right.legend()
+    return [save(fig, stem)]
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ Results: ``benchmarks/results/l0[_quick].json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -212,12 +213,12 @@ def check_targets(rows: list[dict]) -> list[dict]:
     return checks
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small synthetic case only (CI)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     parser.add_argument("--repeats", type=int, default=None, help="timing repeats (best of)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     with threadpool_limits(args.threads):
         info = machine_info()
@@ -297,7 +298,35 @@ def main() -> None:
     }
     json_path, md_path = write_results("l0_quick" if args.quick else "l0", payload, markdown)
     print(f"\nwrote {json_path} and {md_path}")
+    return 0
+
+
+def plot(payload: dict, stem: str) -> list:
+    """Held-out error of every method: one panel per layer, one group of bars per setting."""
+    from plots import save, subplots
+
+    rows = payload["rows"]
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    fig, axes = subplots(len(cases), width=4.6 if len(cases) > 1 else 6.5, height=3.8)
+    width = 0.8 / len(methods)
+    for ax, case in zip(axes, cases, strict=True):
+        settings = list(dict.fromkeys(r["setting"] for r in rows if r["case"] == case))
+        for k, method in enumerate(methods):
+            error = {
+                r["setting"]: r["held_out_error"]
+                for r in rows
+                if r["case"] == case and r["method"] == method
+            }
+            xs = [g + k * width for g, key in enumerate(settings) if key in error]
+            ax.bar(xs, [error[key] for key in settings if key in error], width, label=method)
+        ax.set_xticks([g + 0.4 - width / 2 for g in range(len(settings))], settings)
+        ax.set(yscale="log", xlabel="sparsity (2:4: N:M pattern)", title=case)
+    axes[0].set_ylabel("held-out relative error")
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), title="method")
+    fig.suptitle("L0 layer pruning: error on held-out samples (lower is better)")
+    return [save(fig, stem)]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -39,12 +39,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from machine import format_machine, machine_info, markdown_table, write_results
+from machine import column_table, format_machine, machine_info, write_results
 from mnist_mlp import load_mnist_mlp
 from nettrim import load_digits_mlp, net_trim, verify
 from nettrim.executors import process_pool
@@ -313,7 +314,7 @@ def target_verdict(rows: list[dict], series: dict) -> tuple[dict | None, list[st
     return best, lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small calibration sets, for CI")
     parser.add_argument("--only", choices=("mnist", "digits"), help="run one network only")
@@ -339,10 +340,10 @@ def main() -> None:
         help="solve nothing: rebuild the tables and verdicts of a run from its results JSON "
         "(and rewrite its .json and .md)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.from_json:
         report(json.loads(args.from_json.read_text()), args.from_json.stem)
-        return
+        return 0
     info = machine_info()
     print(format_machine(info), flush=True)
     series = QUICK_SERIES if args.quick else FULL_SERIES
@@ -389,6 +390,98 @@ def main() -> None:
     if args.series or args.eps:
         name += "_custom"
     report(payload, name)
+    return 0
+
+
+RUN_COLUMNS = [
+    ("case", "case", ""),
+    ("series", "series", ""),
+    ("eps", "eps", ""),
+    ("removed", "removed", ".1%"),
+    ("acc before", "accuracy_before", ".4f"),
+    ("acc after", "accuracy_after", ".4f"),
+    ("drop (pts)", "accuracy_drop_points", ".2f"),
+    ("disc. calib", "discrepancy_calib", ".4f"),
+    ("bound calib", lambda r: f"{r['bound_calib']:.4f}{bound_note(r)}"),
+    ("disc. test", "discrepancy_test", ".4f"),
+    ("seconds", "seconds", ".1f"),
+]
+MATCH_COLUMNS = [
+    ("case", "case", ""),
+    ("cascade series", "series", ""),
+    ("final rel. discrepancy", "discrepancy", ".4f"),
+    ("parallel removed", "parallel", ".1%"),
+    ("cascade removed", "cascade", ".1%"),
+    ("cascade - parallel (pts)", "difference_points", "+.2f"),
+]
+
+
+def run_table(rows: list[dict]) -> str:
+    """One line per solved (series, eps), then the infeasible ones."""
+    failed = [
+        [r["case"], r["series"], r["eps"], "infeasible", *[""] * (len(RUN_COLUMNS) - 4)]
+        for r in rows
+        if "error" in r
+    ]
+    table = column_table([r for r in rows if "error" not in r], RUN_COLUMNS)
+    return table + "".join("\n| " + " | ".join(map(str, f)) + " |" for f in failed)
+
+
+def target_lines(mnist: list[dict], series: dict, comparisons: list[dict], held_out: str):
+    """The verdicts: the MNIST target over every series, the setting chosen beforehand, and
+    the cascade against the parallel scheme at matched discrepancy."""
+    best, per_series = target_verdict(mnist, series)
+    chosen = next(
+        (r for r in mnist if r["series"] == CHOSEN_SERIES and r["eps"] == CHOSEN_EPS), None
+    )
+    met = (
+        f"met by {best['series']} eps={best['eps']} ({best['removed']:.1%} removed, "
+        f"{best['accuracy_drop_points']:.2f} pts lost)"
+        if best
+        else "NOT met"
+    )
+    target1 = (
+        f"MNIST target (>= {TARGET_REMOVED:.0%} removed, <= "
+        f"{100 * TARGET_ACCURACY_DROP:.0f} pt of {held_out} accuracy lost), every series: "
+        + met
+        + "".join(f"\n\n- {line}" for line in per_series)
+    )
+    if chosen is None:
+        chosen_figures = "not run"
+    else:
+        ok = (
+            chosen["removed"] >= TARGET_REMOVED
+            and chosen["accuracy_drop_points"] <= 100 * TARGET_ACCURACY_DROP
+        )
+        chosen_figures = (
+            f"{chosen['removed']:.1%} removed, {chosen['accuracy_drop_points']:.2f} pts "
+            f"of {held_out} accuracy lost: target {'met' if ok else 'NOT met'}"
+        )
+    where = (
+        "Setting chosen on this validation split for the test run: "
+        if held_out == "validation"
+        else "Setting chosen beforehand on the validation split (network_validation.md): "
+    )
+    chosen_line = f"{where}{CHOSEN_SERIES} eps={CHOSEN_EPS}: {chosen_figures}"
+
+    def sparser(c: dict) -> str:
+        if not c["overlap"]:
+            return "n/a (no overlap)"
+        return "yes" if c["cascade_at_least_as_sparse"] else "NO"
+
+    target2 = "; ".join(
+        f"{c['case']}, {c['series']}: at least as sparse as parallel at matched discrepancy: "
+        + sparser(c)
+        for c in comparisons
+    )
+    verdicts = {
+        "target1_met": best is not None,
+        "target1_best": best,
+        "target1_per_series": per_series,
+        "target1_chosen_setting": {"series": CHOSEN_SERIES, "eps": CHOSEN_EPS},
+        "target1_chosen": chosen,
+    }
+    return [target1, chosen_line, target2], verdicts
 
 
 def report(payload: dict, name: str) -> None:
@@ -398,121 +491,24 @@ def report(payload: dict, name: str) -> None:
     ``benchmarks/results/<name>.json`` and ``.md``.
     """
     rows, series, quick = payload["rows"], payload["series"], payload["quick"]
-    validation, info = payload["validation"], payload["machine"]
+    validation, info = payload.get("validation", 0), payload["machine"]
     cases = list(dict.fromkeys(r["case"] for r in rows))
-    ok_rows = [r for r in rows if "error" not in r]
-    mnist = [r for r in ok_rows if r["case"].startswith("mnist")]
+    mnist = [r for r in rows if "error" not in r and r["case"].startswith("mnist")]
     if not mnist:
         print("MNIST not run: its target is not evaluated")
-    best, per_series = target_verdict(mnist, series)
-    chosen = next(
-        (r for r in mnist if r["series"] == CHOSEN_SERIES and r["eps"] == CHOSEN_EPS), None
-    )
     comparisons = [
         matched(rows, case, label)
         for case in cases
         for label in case_series(case, series, quick)
         if label != "parallel"
     ]
-
-    headers = [
-        "case",
-        "series",
-        "eps",
-        "removed",
-        "acc before",
-        "acc after",
-        "drop (pts)",
-        "disc. calib",
-        "bound calib",
-        "disc. test",
-        "seconds",
+    table = run_table(rows)
+    points = [
+        {**p, "case": c["case"], "series": c["series"]} for c in comparisons for p in c["points"]
     ]
-    table_rows = [
-        [
-            r["case"],
-            r["series"],
-            r["eps"],
-            f"{r['removed']:.1%}",
-            f"{r['accuracy_before']:.4f}",
-            f"{r['accuracy_after']:.4f}",
-            f"{r['accuracy_drop_points']:.2f}",
-            f"{r['discrepancy_calib']:.4f}",
-            f"{r['bound_calib']:.4f}{bound_note(r)}",
-            f"{r['discrepancy_test']:.4f}",
-            f"{r['seconds']:.1f}",
-        ]
-        for r in ok_rows
-    ]
-    table_rows += [
-        [r["case"], r["series"], r["eps"], "infeasible", "", "", "", "", "", "", ""]
-        for r in rows
-        if "error" in r
-    ]
-    table = markdown_table(headers, table_rows)
-    match_rows = [
-        [
-            c["case"],
-            c["series"],
-            f"{p['discrepancy']:.4f}",
-            f"{p['parallel']:.1%}",
-            f"{p['cascade']:.1%}",
-            f"{p['difference_points']:+.2f}",
-        ]
-        for c in comparisons
-        for p in c["points"]
-    ]
-    match_table = markdown_table(
-        [
-            "case",
-            "cascade series",
-            "final rel. discrepancy",
-            "parallel removed",
-            "cascade removed",
-            "cascade - parallel (pts)",
-        ],
-        match_rows,
-    )
-    held_out = "validation" if validation else "test"
-    target1 = (
-        f"MNIST target (>= {TARGET_REMOVED:.0%} removed, <= "
-        f"{100 * TARGET_ACCURACY_DROP:.0f} pt of {held_out} accuracy lost), every series: "
-        + (
-            f"met by {best['series']} eps={best['eps']} ({best['removed']:.1%} removed, "
-            f"{best['accuracy_drop_points']:.2f} pts lost)"
-            if best
-            else "NOT met"
-        )
-        + "".join(f"\n\n- {line}" for line in per_series)
-    )
-    chosen_line = (
-        (
-            "Setting chosen on this validation split for the test run: "
-            if validation
-            else "Setting chosen beforehand on the validation split (network_validation.md): "
-        )
-        + f"{CHOSEN_SERIES} eps={CHOSEN_EPS}: "
-        + (
-            "not run"
-            if chosen is None
-            else f"{chosen['removed']:.1%} removed, {chosen['accuracy_drop_points']:.2f} pts "
-            f"of {held_out} accuracy lost: target "
-            + (
-                "met"
-                if chosen["removed"] >= TARGET_REMOVED
-                and chosen["accuracy_drop_points"] <= 100 * TARGET_ACCURACY_DROP
-                else "NOT met"
-            )
-        )
-    )
-    target2 = "; ".join(
-        f"{c['case']}, {c['series']}: at least as sparse as parallel at matched discrepancy: "
-        + (
-            "n/a (no overlap)"
-            if not c["overlap"]
-            else ("yes" if c["cascade_at_least_as_sparse"] else "NO")
-        )
-        for c in comparisons
+    match_table = column_table(points, MATCH_COLUMNS)
+    targets, verdicts = target_lines(
+        mnist, series, comparisons, "validation" if validation else "test"
     )
     n_jobs = payload["n_jobs"]
     title = (
@@ -527,41 +523,47 @@ def report(payload: dict, name: str) -> None:
         f"load average before/after: {load[0]:.2f}/{load[1]:.2f} on "
         f"{info['cores']} cores (1-minute averages; the run's own processes count in the second)"
     )
-    print(title)
-    print(load_line)
-    print(table)
-    print(match_table)
-    print(target1)
-    print(chosen_line)
-    print(target2)
+    print("\n".join([title, load_line, table, match_table, *targets]))
     payload.update(
         {
             "matched": comparisons,
             "target_removed": TARGET_REMOVED,
             "target_accuracy_drop": TARGET_ACCURACY_DROP,
-            "target1_met": best is not None,
-            "target1_best": best,
-            "target1_per_series": per_series,
-            "target1_chosen_setting": {"series": CHOSEN_SERIES, "eps": CHOSEN_EPS},
-            "target1_chosen": chosen,
+            **verdicts,
         }
     )
-    markdown = "\n\n".join(
-        [
-            f"# {title}",
-            format_machine(info),
-            load_line,
-            table,
-            "## Sparsity at matched final relative discrepancy",
-            match_table,
-            target1,
-            chosen_line,
-            target2,
-        ]
-    )
-    paths = write_results(name, payload, markdown)
+    sections = [f"# {title}", format_machine(info), load_line, table]
+    sections += ["## Sparsity at matched final relative discrepancy", match_table, *targets]
+    paths = write_results(name, payload, "\n\n".join(sections))
     print("wrote", *paths)
 
 
+def plot(payload: dict, stem: str) -> list:
+    """Per network: weights removed and accuracy lost against the final discrepancy."""
+    from plots import log_axis, save, subplots
+
+    rows = [r for r in payload["rows"] if "error" not in r]
+    cases = list(dict.fromkeys(r["case"] for r in rows))
+    fig, axes = subplots(len(cases), 2, width=5.0, height=3.6)
+    for i, case in enumerate(cases):
+        top, bottom = axes[i], axes[len(cases) + i]
+        for label in dict.fromkeys(r["series"] for r in rows if r["case"] == case):
+            pts = sorted(
+                (r["discrepancy_calib"], r["removed"], r["accuracy_drop_points"])
+                for r in rows
+                if r["case"] == case and r["series"] == label
+            )
+            d, removed, drop = zip(*pts, strict=True)
+            top.plot(d, [100 * v for v in removed], "o-", label=label)
+            bottom.plot(d, drop, "o-", label=label)
+        log_axis(top)
+        log_axis(bottom)
+        top.set(ylabel="weights removed (%)", title=case)
+        bottom.set(xlabel="final relative discrepancy (calibration)")
+        bottom.set(ylabel="test accuracy lost (points)")
+        top.legend()
+    return [save(fig, stem)]
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 import numpy as np
@@ -47,11 +48,11 @@ def make_network(width: int, samples: int) -> tuple[Network, np.ndarray]:
     return Network.from_arrays(weights, biases), rng.standard_normal((samples, width))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
     parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     config = dict(QUICK if args.quick else FULL)
     if args.repeats is not None:
         config["repeats"] = args.repeats
@@ -136,7 +137,22 @@ def main() -> None:
     name = "parallel_quick" if args.quick else "parallel"
     paths = write_results(name, payload, markdown)
     print("wrote", *paths)
+    return 0
+
+
+def plot(payload: dict, stem: str) -> list:
+    """Seconds of each configuration (best of the rounds)."""
+    from plots import save, subplots
+
+    fig, (ax,) = subplots(width=6.0, height=3.6)
+    names = list(payload["times"])
+    bars = ax.barh(names, [payload["times"][n] for n in names], color="tab:green")
+    ax.bar_label(bars, fmt="%.2f s", padding=3)
+    ax.set_xlim(0, 1.2 * max(payload["times"].values()))
+    ax.set(xlabel="seconds (best of the rounds)", title="Parallel scheme, six equal layers")
+    ax.invert_yaxis()
+    return [save(fig, stem)]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
