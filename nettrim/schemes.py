@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 import time
 import warnings
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from .budgets import absolute_radius, cascade_budget, cascade_factor, warn_unlikely_budgets
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
 from .layer import DEFAULT_EPS, LayerResult, trim_layer
 from .network import Network
@@ -320,6 +320,7 @@ def net_trim(
     n_layers = len(network)
     acts = _check_inputs(network, X, activations, scheme)
     eps_list = _check_eps(eps, n_layers, scheme, per_neuron, network)
+    warn_unlikely_budgets(eps_list, acts[0].shape[0], network.dims[:-1])
     gammas = _check_gamma(gamma, n_layers) if scheme == "cascade" else ()
     kappa = check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0)
     cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
@@ -386,7 +387,7 @@ def net_trim(
                         per_neuron,
                     )
                 )
-                radii.append(_absolute_radius(acts[l + 1], eps_list[l], per_neuron))
+                radii.append(absolute_radius(acts[l + 1], eps_list[l], per_neuron))
                 rel_eps.append(eps_list[l])
         else:
             active_tol = float(options.get("active_tol", 0.0))
@@ -395,27 +396,19 @@ def net_trim(
                 layer, Y = network[l], acts[l + 1]
                 if l == 0:
                     upper, eps_l, relative = None, eps_list[0], True
-                    radius = _absolute_radius(Y, eps_l, per_neuron)
+                    radius = absolute_radius(Y, eps_l, per_neuron)
                     relative_eps = eps_l
                 else:
-                    V = layer.preactivation(X_hat)
-                    R = V - Y
-                    if layer.activation == "relu":
-                        R = np.where(active_tol < Y, R, 0.0)
-                    factor = gammas[l - 1] * (kappa**2 if l == n_layers - 1 else 1.0)
-                    if per_neuron:
-                        radius = np.sqrt(factor) * np.linalg.norm(R, axis=0)
-                        norms = np.linalg.norm(Y, axis=0)
-                        relative_eps = np.divide(
-                            radius, norms, out=np.zeros_like(radius), where=norms > 0
-                        )
-                    else:
-                        radius = math.sqrt(factor) * float(np.linalg.norm(R))
-                        norm = float(np.linalg.norm(Y))
-                        relative_eps = radius / norm if norm > 0 else 0.0
-                    upper = None
-                    if layer.activation == "relu":
-                        upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
+                    budget = cascade_budget(
+                        layer,
+                        X_hat,
+                        Y,
+                        factor=cascade_factor(gammas, kappa, l, n_layers),
+                        per_neuron=per_neuron,
+                        active_tol=active_tol,
+                        cascade_bound=cascade_bound,
+                    )
+                    radius, relative_eps, upper = budget.radius, budget.relative_eps, budget.upper
                     eps_l, relative = radius, False
                 shared_X, shared_Y, shared_V = (
                     runner.share(X_hat),
@@ -622,15 +615,6 @@ def _slice_warm(warm: list | None, l: int, cols: slice | None):
     if cols is None:
         return (W, b)
     return (np.asarray(W)[:, cols], None if b is None else np.asarray(b)[cols])
-
-
-def _absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> Any:
-    """``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
-    if per_neuron:
-        return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
-            Y, axis=0
-        )
-    return float(eps) * float(np.linalg.norm(Y))
 
 
 def _merge_blocks(
