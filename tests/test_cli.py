@@ -155,7 +155,7 @@ def test_prune_writes_what_net_trim_returns(capsys, files):
     assert f"wrote {files['out']}" in captured.out
     report = _strict_json(report_path)
     assert report["nnz_after"] == pruned.nnz < report["nnz_before"] == files["network"].nnz
-    assert report["verify"]["ok"] is True
+    assert report["verify"]["success"] is True
     feas_tol = AdmmSettings().feas_tol
     for row, layer in zip(report["layers"], pruned.layers, strict=True):
         assert row["nnz_after"] == layer.nnz
@@ -208,7 +208,7 @@ def test_verify_verb(capsys, files):
     assert out.startswith("verify (parallel scheme)") and "OK" in out.splitlines()[0]
     report = _strict_json(report_path)
     direct = verify(files["network"], Network.load(files["out"]), files["inputs"], eps=0.05)
-    assert report["ok"] is direct.ok is True
+    assert report["success"] is direct.success is True
     assert report["report"]["network_discrepancy"] == pytest.approx(direct.network_discrepancy)
     assert any(
         c["name"].startswith("Proposition 1 (nominal eps)") for c in report["report"]["checks"]
