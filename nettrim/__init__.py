@@ -1,7 +1,13 @@
 """nettrim — post-training pruning of neural networks by convex and L0 layer-wise programs."""
 
 from .datasets import BundledModel, load_digits_mlp
-from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
+from .guarantees import (
+    VerificationReport,
+    link_normalize,
+    theorem3_samples,
+    verify,
+    with_pruning_record,
+)
 from .layer import LayerResult, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
 from .pruning import prune_layer, prune_network
@@ -34,4 +40,5 @@ __all__ = [
     "theorem3_samples",
     "trim_layer",
     "verify",
+    "with_pruning_record",
 ]

@@ -1,9 +1,11 @@
 """verify(): the realized values against Proposition 1, Theorems 1-2 and the general bounds."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
-from nettrim import Network, load_digits_mlp
+from nettrim import Network, NetworkFileError, load_digits_mlp
 from nettrim.guarantees import (
     DEFAULT_FEAS_TOL,
     PRUNING_KEY,
@@ -327,3 +329,21 @@ def test_unlikely_settings_warn(random_network):
         UserWarning, match="8 calibration samples but layer 0 has 10, layer 1 has 16"
     ):
         net_trim(net, X[:8], eps=0.1, solver=SOLVER, n_jobs=1)
+
+
+def test_network_file_metadata_round_trip_and_errors(tmp_path, random_network):
+    net, _ = random_network(DIMS, 0, n=N_SAMPLES)
+    tagged = dataclasses.replace(net, metadata={"pruning": {"scheme": "parallel", "eps": [0.1]}})
+    tagged.save(tmp_path / "tagged.npz")
+    assert Network.load(tmp_path / "tagged.npz").metadata == tagged.metadata
+    net.save(tmp_path / "plain.npz")
+    assert Network.load(tmp_path / "plain.npz").metadata == {}
+    arrays = dict(np.load(tmp_path / "plain.npz"))
+    for value, message in (
+        ("{not json", "metadata is not valid JSON"),
+        ("[1, 2]", "metadata must be a JSON object, got list"),
+        (np.arange(3), "metadata must be one string"),
+    ):
+        np.savez(tmp_path / "bad.npz", **arrays, metadata=np.array(value))
+        with pytest.raises(NetworkFileError, match=message):
+            Network.load(tmp_path / "bad.npz")
