@@ -348,13 +348,30 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
 
 def _inexact(result, report) -> str | None:
     """Why the pruned network should not be written silently (``None``: nothing)."""
+    by_status: dict[Any, list[int]] = {}
+    for l, res in enumerate(result.layers):
+        if not res.success:
+            by_status.setdefault(res.status, []).append(l)
     reasons = [
-        f"layer {l} ended {res.status.value!r} ({res.status.message})"
-        for l, res in enumerate(result.layers)
-        if not res.success
+        f"{_layer_list(layers)} ended {status.value!r} ({status.message})"
+        for status, layers in by_status.items()
     ]
-    reasons += [f"{check.name} fails" for check in report.failed()]
-    return "; ".join(reasons) or None
+    failures = _failures(report)
+    return "; ".join(reasons + ([failures] if failures else [])) or None
+
+
+def _failures(report) -> str:
+    """The verification's failures in one phrase ('' when it succeeded)."""
+    missed = [rep.layer for rep in report.layers if rep.feasible is False]
+    others = [c.name for c in report.failed() if not c.name.startswith("budget")]
+    parts = [f"{_layer_list(missed)} outside the budget claimed"] if missed else []
+    if others:
+        parts.append(f"{len(others)} {'more ' if missed else ''}check(s) fail")
+    return ", ".join(parts)
+
+
+def _layer_list(layers: Sequence[int]) -> str:
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(map(str, layers))
 
 
 def _prune_document(args, network, X, result, report, rows) -> dict[str, Any]:
@@ -603,7 +620,7 @@ def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str 
     verdict = (
         f"OK ({sum(c.assumption_holds for c in report.checks)} applicable checks hold)"
         if report.success
-        else "FAILED: " + "; ".join(c.name for c in report.failed())
+        else f"FAILED: {_failures(report)}"
     )
     lines += [
         "",

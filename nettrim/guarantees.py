@@ -388,6 +388,9 @@ class VerificationReport:
         )
         lines += [check.summary() for check in self.checks]
         lines += list(self.notes)
+        failed = self.failed()
+        if failed:
+            lines.append(f"FAILED, {len(failed)} checks: " + "; ".join(c.name for c in failed))
         return "\n".join(lines)
 
     __str__ = summary
