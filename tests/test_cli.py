@@ -53,10 +53,14 @@ def _check_report(report: dict, n_calib: int) -> None:
     assert report["discrepancy_test"] >= 0.0
 
 
+# small --n-calib on purpose (speed): the few-samples warning is expected (tested below)
+@pytest.mark.filterwarnings("ignore:.*calibration samples but:UserWarning")
 def test_demo_json(capsys):
     _check_report(_run_json(capsys, "--n-calib", "80"), 80)
 
 
+# small --n-calib on purpose (speed): the few-samples warning is expected (tested below)
+@pytest.mark.filterwarnings("ignore:.*calibration samples but:UserWarning")
 def test_demo_json_exact_path(capsys):
     # The exact path at its own tolerance (kept small: Clarabel on 128 x 128 is seconds).
     report = _run_json(capsys, "--n-calib", "40", "--solver", "clarabel")
@@ -64,6 +68,8 @@ def test_demo_json_exact_path(capsys):
     _check_report(report, 40)
 
 
+# small --n-calib on purpose (speed): the few-samples warning is expected (tested below)
+@pytest.mark.filterwarnings("ignore:.*calibration samples but:UserWarning")
 def test_demo_text_report(capsys):
     assert main(["demo", "--n-calib", "40"]) == EXIT_OK
     out = capsys.readouterr().out
