@@ -3,10 +3,12 @@
 Verbs: ``demo`` (prune the bundled network), ``prune`` (prune a network file on recorded
 inputs), ``verify`` (check a pruned network file against its original).
 
-Exit codes: 0 success, 1 a failed run or check (a layer's program infeasible, a guarantee
-that does not hold), 2 bad usage (arguments, unreadable or invalid files), 130 interrupted.
-No verb writes a partial file: outputs are written to a temporary file and renamed, and a
-run that fails writes nothing.
+Exit codes: 0 success, 1 a failed run or check (a layer's program infeasible; a layer that
+ends short of ``optimal`` or outside its budget, unless ``prune --allow-inexact``; a layer
+outside the budget claimed for it or a guarantee that does not hold, for ``verify``), 2 bad
+usage (arguments, unreadable or invalid files), 130 interrupted. No verb writes a partial
+file: outputs are written to a temporary file and renamed, and a run that fails writes
+nothing.
 """
 
 from __future__ import annotations
@@ -513,7 +515,8 @@ def _check_number(option: str, value, **bounds) -> Any:
 
 
 def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
-    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked."""
+    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked; for
+    verify, what is not given is left out (the record of the pruning decides)."""
     options: dict[str, Any] = {"scheme": args.scheme}
     if args.active_tol is not None:  # None: verify takes the recorded one
         options["active_tol"] = _check_number("--active-tol", args.active_tol, low=0.0)

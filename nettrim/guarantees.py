@@ -553,6 +553,12 @@ def _claims(n_layers: int, record, given: dict, feas_tol, allow_loose_tol: bool)
         return record.get(key, default) if value is None else value
 
     scheme = check_choice("scheme", pick("scheme", "parallel"), SCHEMES)
+    cascade_only = [k for k in ("gamma", "kappa", "cascade_bound") if given[k] is not None]
+    if scheme == "parallel" and cascade_only:
+        raise ValueError(
+            f"{', '.join(cascade_only)} apply to scheme='cascade' only; the scheme checked "
+            "is 'parallel'"
+        )
     per_neuron = bool(pick("per_neuron", False))
     eps = _eps_list(pick("eps", None), scheme, n_layers)
     gammas: tuple[float, ...] = ()

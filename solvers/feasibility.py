@@ -29,14 +29,6 @@ import numpy as np
 EXACT_FEAS_TOL = 1e-3
 
 
-def ball_slack(radius, target_norm, tol: float):
-    """``max(tol * radius, tol**2 * target_norm)``: the excess over ``radius`` allowed.
-
-    ``radius`` and ``target_norm`` are floats, or arrays of one entry per column.
-    """
-    return np.maximum(tol * np.asarray(radius, dtype=np.float64), tol**2 * target_norm)
-
-
 def allowed_residual(radius, target_norm, tol: float, rounding: float = 0.0):
     """The largest ball residual that meets ``radius`` to ``tol``.
 
@@ -56,8 +48,9 @@ def allowed_residual(radius, target_norm, tol: float, rounding: float = 0.0):
     -------
     float or ndarray
     """
-    slack = ball_slack(radius, target_norm, tol)
-    allowed = radius + slack - np.minimum(rounding * np.asarray(target_norm), 0.5 * slack)
+    # the solvers' own expression, operation for operation (their stopping depends on it)
+    slack = np.maximum(tol * radius, tol**2 * target_norm)
+    allowed = radius + slack - np.minimum(rounding * target_norm, 0.5 * slack)
     return float(allowed) if np.ndim(allowed) == 0 else allowed
 
 
@@ -65,13 +58,6 @@ def allowed_violation(target_max: float, tol: float) -> float:
     """The largest violation off Omega (``max (X W - V)_+``) that meets the bounds to ``tol``:
     ``tol * max|Y|``."""
     return float(tol * target_max)
-
-
-def ball_met(residual, radius, target_norm, tol: float, rounding: float = 0.0) -> bool:
-    """Whether ``residual`` (every column's, for arrays) is within :func:`allowed_residual`."""
-    return bool(
-        np.all(np.asarray(residual) <= allowed_residual(radius, target_norm, tol, rounding))
-    )
 
 
 def bounds_met(violation: float, target_max: float, tol: float) -> bool:
