@@ -171,12 +171,13 @@ def solved_tolerance(layer: LayerResult, options: Mapping[str, Any]) -> tuple[fl
     """``(feas_tol, zero_rtol)``: the feasibility tolerance a layer's weights were solved to,
     and (exact path) the fraction of the largest weight below which its entries were
     rounded to zero before measuring (``None`` for the ADMM)."""
-    if layer.info.solver.startswith("admm"):
+    backend = layer.info.solver.split("+")[0]  # "clarabel+reweighted": Clarabel's rounds
+    if backend == "admm":
         settings = options.get("solver_options") or {}
         return float(settings.get("feas_tol", DEFAULT_FEAS_TOL)), None
     tol = options.get("tol")
     feas_tol = EXACT_FEAS_TOL if tol is None else max(EXACT_FEAS_TOL, float(tol))
-    return feas_tol, ZERO_RTOL.get(layer.info.solver)
+    return feas_tol, ZERO_RTOL.get(backend)
 
 
 def pruning_record(result: NetTrimResult) -> dict[str, Any]:

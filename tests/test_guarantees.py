@@ -11,12 +11,14 @@ from nettrim.guarantees import (
     PRUNING_KEY,
     link_normalize,
     link_norms,
+    pruning_record,
     theorem3_samples,
     verify,
     with_pruning_record,
 )
 from nettrim.schemes import net_trim
-from nettrim.solvers.feasibility import allowed_residual, allowed_violation
+from nettrim.solvers.exact import ZERO_RTOL
+from nettrim.solvers.feasibility import EXACT_FEAS_TOL, allowed_residual, allowed_violation
 
 DIMS = (10, 16, 12, 4)
 N_SAMPLES = 80
@@ -347,3 +349,20 @@ def test_network_file_metadata_round_trip_and_errors(tmp_path, random_network):
         np.savez(tmp_path / "bad.npz", **arrays, metadata=np.array(value))
         with pytest.raises(NetworkFileError, match=message):
             Network.load(tmp_path / "bad.npz")
+
+
+def test_the_record_names_each_layer_s_tolerance_and_rounding(random_network):
+    net, X = random_network(DIMS, 12, n=N_SAMPLES)
+    result = net_trim(net, X, eps=0.1, solver="clarabel", reweight_rounds=1, n_jobs=1)
+    record = pruning_record(result)
+    assert record["eps"] == [0.1] * 3 and record["scheme"] == "parallel"
+    for layer in record["layers"]:
+        assert layer["solver"] == "clarabel+reweighted" and layer["status"] == "optimal"
+        assert layer["feas_tol"] == EXACT_FEAS_TOL and layer["zero_rtol"] == ZERO_RTOL["clarabel"]
+    report = verify(net, with_pruning_record(result), X)
+    assert report.success, str(report)
+    assert f"below {ZERO_RTOL['clarabel']:g} of their layer's largest" in report.tolerance
+    admm = net_trim(net, X, eps=0.1, solver="admm", solver_options={"feas_tol": 1e-4}, n_jobs=1)
+    assert [layer["feas_tol"] for layer in pruning_record(admm)["layers"]] == [1e-4] * 3
+    assert [layer["zero_rtol"] for layer in pruning_record(admm)["layers"]] == [None] * 3
+    assert verify(net, admm, X).tolerance == "0.0001 (recorded with the pruning)"
