@@ -366,3 +366,14 @@ def test_the_record_names_each_layer_s_tolerance_and_rounding(random_network):
     assert [layer["feas_tol"] for layer in pruning_record(admm)["layers"]] == [1e-4] * 3
     assert [layer["zero_rtol"] for layer in pruning_record(admm)["layers"]] == [None] * 3
     assert verify(net, admm, X).tolerance == "0.0001 (recorded with the pruning)"
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_an_eps_0_pruning_the_solver_met_passes(random_network, scheme):
+    """eps = 0: radius 0, the allowance is the floor tol^2 ||Y_Omega||, which an exact
+    reconstruction meets (a rule relative to the radius alone never would)."""
+    net, X = random_network(DIMS, 13, n=N_SAMPLES)
+    result = net_trim(net, X, scheme=scheme, eps=0.0, solver=SOLVER, n_jobs=1)
+    report = verify(net, result, X)
+    assert report.success, str(report)
+    assert report.layers[0].radius == 0.0 and report.layers[0].feasible
