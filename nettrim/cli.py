@@ -14,6 +14,7 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -267,7 +268,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     if n_calib is not None and n_calib < 1:
         raise UsageError(f"--n-calib must be >= 1, got {n_calib}")
-    report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
+    with _warnings_to_stderr("demo"):
+        report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
     return EXIT_OK
 
@@ -330,22 +332,19 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
     from .executors import DEFAULT_BLAS_THREADS
     from .schemes import LayerSolveError, net_trim
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
+    try:
+        with _warnings_to_stderr("prune"):
             return net_trim(
                 network,
                 X,
                 blas_threads=None if options["n_jobs"] == 1 else DEFAULT_BLAS_THREADS,
                 **options,
             )
-        except LayerSolveError as exc:
-            print(f"nettrim prune: {exc}; nothing written", file=sys.stderr)
-            return None
-        except (ValueError, TypeError) as exc:  # what the checks above did not catch
-            raise UsageError(str(exc)) from None
-        finally:
-            _report_warnings("prune", caught)
+    except LayerSolveError as exc:
+        print(f"nettrim prune: {exc}; nothing written", file=sys.stderr)
+        return None
+    except (ValueError, TypeError) as exc:  # what the checks above did not catch
+        raise UsageError(str(exc)) from None
 
 
 def _inexact(result, report) -> str | None:
@@ -562,9 +561,17 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
     return options
 
 
-def _report_warnings(verb: str, caught: Sequence[warnings.WarningMessage]) -> None:
-    for warning in caught:
-        print(f"nettrim {verb}: warning: {warning.message}", file=sys.stderr)
+@contextlib.contextmanager
+def _warnings_to_stderr(verb: str):
+    """Every warning raised inside, as one line on stderr (``nettrim VERB: warning: ...``),
+    printed when the block ends, however it ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                print(f"nettrim {verb}: warning: {warning.message}", file=sys.stderr)
 
 
 def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:

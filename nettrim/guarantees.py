@@ -291,7 +291,8 @@ class LayerReport:
     the norm of the per-column radii in per-neuron mode) and ``allowed_residual`` the
     residual the tolerance ``feas_tol`` allows; ``violation`` the largest ``Zhat - V`` off
     Omega and ``allowed_violation`` its allowance; ``feasible`` whether the layer meets its
-    budget to ``feas_tol`` (``None`` when no budget is known).
+    budget to ``feas_tol`` (``None`` when no budget is known), ``exact`` whether it meets it
+    without the tolerance (every column's ball, no violation).
     """
 
     layer: int
@@ -310,6 +311,7 @@ class LayerReport:
     allowed_residual: float = math.nan
     allowed_violation: float = math.nan
     feas_tol: float = math.nan
+    exact: bool | None = None
 
     @property
     def budget(self) -> str:
@@ -318,8 +320,7 @@ class LayerReport:
             return "?"
         if not self.feasible:
             return "FAILS"
-        over = self.residual > self.radius * (1 + BOUND_RTOL) or self.violation > 0
-        return "within tol" if over else "met"
+        return "met" if self.exact else "within tol"
 
 
 @dataclass(frozen=True)
@@ -736,13 +737,15 @@ def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, 
         R, q, violation, off, targets = Z_hat - out, 0.0, 0.0, 0.0, out
     r = float(np.linalg.norm(R))
     tol = claims.tols[l]
-    ball_ok = bounds_ok = None
+    ball_ok = bounds_ok = exact = None
     allowed_r = allowed_v = math.nan
     if radius is not None:
         per_column = np.ndim(radius) == 1
         scale = np.linalg.norm(targets, axis=0) if per_column else float(np.linalg.norm(targets))
         allowed = allowed_residual(radius, scale, tol)
-        ball_ok = bool(np.all((np.linalg.norm(R, axis=0) if per_column else r) <= allowed))
+        measured = np.linalg.norm(R, axis=0) if per_column else r
+        ball_ok = bool(np.all(measured <= allowed))
+        exact = bool(np.all(measured <= radius * (1 + BOUND_RTOL))) and violation <= 0
         allowed_r = float(np.linalg.norm(np.atleast_1d(allowed)))
         allowed_v = allowed_violation(float(np.abs(targets).max(initial=0.0)), tol)
         bounds_ok = violation <= allowed_v
@@ -767,6 +770,7 @@ def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, 
             allowed_residual=allowed_r,
             allowed_violation=allowed_v,
             feas_tol=tol,
+            exact=exact,
         )
     )
     fig.radii.append(radius)
