@@ -562,7 +562,7 @@ def _claims(n_layers: int, record, given: dict, feas_tol, allow_loose_tol: bool)
             "is 'parallel'"
         )
     per_neuron = bool(pick("per_neuron", False))
-    eps = _eps_list(pick("eps", None), scheme, n_layers)
+    eps = _eps_list(pick("eps", None), scheme, n_layers, per_neuron)
     gammas: tuple[float, ...] = ()
     if scheme == "cascade":
         g = pick("gamma", DEFAULT_GAMMA)
@@ -579,8 +579,9 @@ def _claims(n_layers: int, record, given: dict, feas_tol, allow_loose_tol: bool)
     return _Claims(scheme, eps, per_neuron, gammas, kappa, bound, active_tol, tols, source)
 
 
-def _eps_list(eps, scheme: str, n_layers: int) -> list | None:
-    """Per layer (parallel) or the first layer's alone (cascade); entries scalar or array."""
+def _eps_list(eps, scheme: str, n_layers: int, per_neuron: bool) -> list | None:
+    """Per layer (parallel: a list gives one per layer, one value serves all) or the first
+    layer's alone (cascade); a value is a scalar or one entry per neuron."""
     if eps is None:
         return None
 
@@ -588,18 +589,22 @@ def _eps_list(eps, scheme: str, n_layers: int) -> list | None:
         if np.ndim(e) == 0:
             return check_scalar(name, e, low=0.0)
         e = np.asarray(e, dtype=np.float64)
-        if not np.isfinite(e).all() or (e < 0).any():
-            raise ValueError(f"{name} must hold finite values >= 0")
+        if e.ndim != 1 or not np.isfinite(e).all() or (e < 0).any():
+            raise ValueError(f"{name} must be a number or one finite value >= 0 per neuron")
         return e
 
-    if isinstance(eps, (list, tuple)) and (scheme == "parallel" or len(eps) != 1):
-        if scheme == "cascade":
-            raise ValueError("scheme='cascade' takes one eps (the first layer's)")
+    if scheme == "cascade":
+        if np.ndim(eps) and not per_neuron:
+            raise ValueError(
+                "scheme='cascade' takes one eps (the first layer's; one per neuron with "
+                "per_neuron=True); gamma sets the later layers' budgets"
+            )
+        return [one("eps", eps)]
+    if isinstance(eps, (list, tuple)):
         if len(eps) != n_layers:
             raise ValueError(f"eps has {len(eps)} values; the network has {n_layers} layers")
         return [one(f"eps[{l}]", e) for l, e in enumerate(eps)]
-    first = eps[0] if isinstance(eps, (list, tuple)) else eps
-    return [one("eps", first)] * (n_layers if scheme == "parallel" else 1)
+    return [one("eps", eps)] * n_layers
 
 
 def _tolerances(n_layers: int, layers, feas_tol, allow_loose_tol: bool):

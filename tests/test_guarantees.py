@@ -377,3 +377,19 @@ def test_an_eps_0_pruning_the_solver_met_passes(random_network, scheme):
     report = verify(net, result, X)
     assert report.success, str(report)
     assert report.layers[0].radius == 0.0 and report.layers[0].feasible
+
+
+def test_per_neuron_budgets_from_the_file(tmp_path, random_network):
+    """One eps per neuron of the first cascade layer, recorded and checked per column."""
+    net, X = random_network(DIMS, 14, n=N_SAMPLES)
+    eps = np.linspace(0.05, 0.2, DIMS[1])
+    result = net_trim(net, X, scheme="cascade", eps=eps, per_neuron=True, solver=SOLVER, n_jobs=1)
+    with_pruning_record(result).save(tmp_path / "pruned.npz")
+    pruned = Network.load(tmp_path / "pruned.npz")
+    report = verify(net, pruned, X)
+    assert report.success, str(report)
+    assert "(per neuron)" in check_named(report, "budget, layer 0")[0].name
+    # half of every neuron's budget is not what was met
+    assert not verify(net, pruned, X, eps=eps / 2).success
+    with pytest.raises(ValueError, match="takes one eps"):
+        verify(net, pruned, X, eps=[0.1, 0.1], per_neuron=False)
