@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,8 @@ import numpy as np
 from .network import DenseLayer
 
 
-def absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> Any:
-    """``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
+def absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> float | np.ndarray:
+    """The relative radius rule: ``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
     if per_neuron:
         return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
             Y, axis=0
@@ -33,20 +32,13 @@ def absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> Any:
     return float(eps) * float(np.linalg.norm(Y))
 
 
-def cascade_factor(gammas, kappa: float, layer: int, n_layers: int) -> float:
-    """``gamma_l`` for layer ``layer >= 1`` of ``n_layers``, times ``kappa^2`` for the last."""
-    return gammas[layer - 1] * (kappa**2 if layer == n_layers - 1 else 1.0)
-
-
-@dataclass(frozen=True)
-class CascadeBudget:
-    """A cascade layer's budget: the absolute ``radius`` (a float, or one per column), the
-    same relative to ``||Y^(l)||`` (``relative_eps``), and the bound ``upper`` off Omega
-    (``None`` for a linear layer)."""
-
-    radius: Any
-    relative_eps: Any
-    upper: np.ndarray | None
+def relative_budget(radius, Y: np.ndarray, per_neuron: bool) -> float | np.ndarray:
+    """The inverse of :func:`absolute_radius`: ``radius / ||Y||`` (0 where ``Y`` is 0)."""
+    if per_neuron:
+        norms = np.linalg.norm(Y, axis=0)
+        return np.divide(radius, norms, out=np.zeros_like(radius), where=norms > 0)
+    norm = float(np.linalg.norm(Y))
+    return radius / norm if norm > 0 else 0.0
 
 
 def cascade_budget(
@@ -54,30 +46,33 @@ def cascade_budget(
     X_hat: np.ndarray,
     Y: np.ndarray,
     *,
-    factor: float,
+    gamma: float,
+    kappa: float,
     per_neuron: bool,
     active_tol: float,
     cascade_bound: str,
-) -> CascadeBudget:
-    """The budget of cascade layer ``l >= 2``: ``layer`` the original layer, ``X_hat`` the
-    pruned network's input to it, ``Y`` the original output, ``factor`` from
-    :func:`cascade_factor`."""
+) -> tuple[Any, np.ndarray | None]:
+    """The cascade's rule for a layer after the first: its absolute radius and bound ``V``.
+
+    ``layer`` is the original layer, ``X_hat`` the pruned network's input to it, ``Y`` the
+    original output. ``V = Yhat~ W~`` (the original weights on the pruned input),
+    ``radius^2 = gamma * kappa^2 * ||(V - Y)_Omega||^2`` (per column in per-neuron mode;
+    ``kappa`` is 1 except for the last layer), and off Omega of a ReLU layer the bound
+    ``max(V, 0)`` (``"relaxed"``) or ``V`` (``"paper"``; ``None`` for a linear layer).
+    """
     V = layer.preactivation(X_hat)
     R = V - Y
     if layer.activation == "relu":
         R = np.where(active_tol < Y, R, 0.0)
+    factor = gamma * kappa**2
     if per_neuron:
         radius = np.sqrt(factor) * np.linalg.norm(R, axis=0)
-        norms = np.linalg.norm(Y, axis=0)
-        relative_eps = np.divide(radius, norms, out=np.zeros_like(radius), where=norms > 0)
     else:
         radius = math.sqrt(factor) * float(np.linalg.norm(R))
-        norm = float(np.linalg.norm(Y))
-        relative_eps = radius / norm if norm > 0 else 0.0
     upper = None
     if layer.activation == "relu":
         upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
-    return CascadeBudget(radius=radius, relative_eps=relative_eps, upper=upper)
+    return radius, upper
 
 
 def warn_unlikely_budgets(eps_list, n_samples: int, widths) -> None:

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .budgets import absolute_radius, cascade_budget, cascade_factor
+from .budgets import absolute_radius, cascade_budget
 from .layer import LayerResult
 from .network import DenseLayer, Network
 from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetTrimResult
@@ -713,16 +713,16 @@ def _budget(layer: DenseLayer, l: int, n_layers: int, inp, out, claims: _Claims)
         return absolute_radius(
             out, claims.eps[l if claims.scheme == "parallel" else 0], claims.per_neuron
         ), None
-    budget = cascade_budget(
+    return cascade_budget(
         layer,
         inp,
         out,
-        factor=cascade_factor(claims.gammas, claims.kappa, l, n_layers),
+        gamma=claims.gammas[l - 1],
+        kappa=claims.kappa if l == n_layers - 1 else 1.0,
         per_neuron=claims.per_neuron,
         active_tol=claims.active_tol,
         cascade_bound=claims.cascade_bound,
     )
-    return budget.radius, budget.upper
 
 
 def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, mu) -> None:

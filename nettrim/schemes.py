@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .budgets import absolute_radius, cascade_budget, cascade_factor, warn_unlikely_budgets
+from .budgets import absolute_radius, cascade_budget, relative_budget, warn_unlikely_budgets
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
 from .layer import DEFAULT_EPS, LayerResult, trim_layer
 from .network import Network
@@ -399,16 +399,17 @@ def net_trim(
                     radius = absolute_radius(Y, eps_l, per_neuron)
                     relative_eps = eps_l
                 else:
-                    budget = cascade_budget(
+                    radius, upper = cascade_budget(
                         layer,
                         X_hat,
                         Y,
-                        factor=cascade_factor(gammas, kappa, l, n_layers),
+                        gamma=gammas[l - 1],
+                        kappa=kappa if l == n_layers - 1 else 1.0,
                         per_neuron=per_neuron,
                         active_tol=active_tol,
                         cascade_bound=cascade_bound,
                     )
-                    radius, relative_eps, upper = budget.radius, budget.relative_eps, budget.upper
+                    relative_eps = relative_budget(radius, Y, per_neuron)
                     eps_l, relative = radius, False
                 shared_X, shared_Y, shared_V = (
                     runner.share(X_hat),
