@@ -234,7 +234,7 @@ def run_case(name, case, series, executor) -> list[dict]:
                 "bound_calib": general.bound / float(np.linalg.norm(Y)),
                 "bound_holds": general.holds,
                 "bound_assumption_holds": general.assumption_holds,
-                "verify_ok": report.ok,
+                "verify_ok": report.success,
                 "statuses": [layer.status.value for layer in result.layers],
                 "seconds": seconds,
                 "n_calib": X.shape[0],

@@ -1,7 +1,13 @@
 """nettrim — post-training pruning of neural networks by convex and L0 layer-wise programs."""
 
 from .datasets import BundledModel, load_digits_mlp
-from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
+from .guarantees import (
+    VerificationReport,
+    link_normalize,
+    theorem3_samples,
+    verify,
+    with_pruning_record,
+)
 from .io import load_safetensors, save_safetensors
 from .layer import LayerResult, TrimOptions, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
@@ -52,4 +58,5 @@ __all__ = [
     "to_sparse",
     "trim_layer",
     "verify",
+    "with_pruning_record",
 ]

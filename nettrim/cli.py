@@ -3,15 +3,18 @@
 Verbs: ``demo`` (prune the bundled network), ``prune`` (prune a network file on recorded
 inputs), ``verify`` (check a pruned network file against its original).
 
-Exit codes: 0 success, 1 a failed run or check (a layer's program infeasible, a guarantee
-that does not hold), 2 bad usage (arguments, unreadable or invalid files), 130 interrupted.
-No verb writes a partial file: outputs are written to a temporary file and renamed, and a
-run that fails writes nothing.
+Exit codes: 0 success, 1 a failed run or check (a layer's program infeasible; a layer that
+ends short of ``optimal`` or outside its budget, unless ``prune --allow-inexact``; a layer
+outside the budget claimed for it or a guarantee that does not hold, for ``verify``), 2 bad
+usage (arguments, unreadable or invalid files), 130 interrupted. No verb writes a partial
+file: outputs are written to a temporary file and renamed, and a run that fails writes
+nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -99,11 +102,13 @@ def _add_demo(sub) -> None:
 
 
 def _add_scheme_options(
-    parser: argparse.ArgumentParser, *, eps_default: Any, json_help: str
+    parser: argparse.ArgumentParser, *, eps_default: Any, json_help: str, recorded: bool = False
 ) -> None:
     """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
-    JSON report."""
+    JSON report. ``recorded``: the defaults are what the pruned file records (verify)."""
     from .schemes import CASCADE_BOUNDS
+
+    default = " (default: as recorded by prune, else {})" if recorded else " (default {})"
 
     parser.add_argument(
         "--inputs",
@@ -113,9 +118,9 @@ def _add_scheme_options(
     )
     parser.add_argument(
         "--scheme",
-        default="parallel",
+        default=None if recorded else "parallel",
         choices=("parallel", "cascade"),
-        help="Net-Trim scheme (default parallel)",
+        help="Net-Trim scheme" + default.format("parallel"),
     )
     parser.add_argument(
         "--eps",
@@ -123,7 +128,7 @@ def _add_scheme_options(
         default=eps_default,
         metavar="E[,E...]",
         help="relative budget: one value, or one per layer (parallel); the first layer's "
-        "(cascade)" + (" (default 0.05)" if eps_default else ""),
+        "(cascade)" + (default.format("none") if recorded else " (default 0.05)"),
     )
     parser.add_argument(
         "--gamma",
@@ -149,10 +154,10 @@ def _add_scheme_options(
     parser.add_argument(
         "--active-tol",
         type=float,
-        default=0.0,
+        default=None if recorded else 0.0,
         metavar="T",
         help="Omega = {Y > active-tol}: raise it (e.g. 1e-6) for activations recorded in "
-        "float32 (default 0)",
+        "float32" + default.format("0"),
     )
     parser.add_argument(
         "--json", metavar="REPORT.json", default=None, help=f"also write {json_help}"
@@ -207,6 +212,19 @@ def _add_prune(sub) -> None:
         help="worker processes, one BLAS thread each (default: every core); 1 runs "
         "in this process with BLAS on every core",
     )
+    prune.add_argument(
+        "--max-iter",
+        type=int,
+        default=None,
+        metavar="N",
+        help="iteration limit per layer solve (default: the solver's)",
+    )
+    prune.add_argument(
+        "--allow-inexact",
+        action="store_true",
+        help="write the pruned network even when a layer's solve did not end 'optimal' "
+        "(max_iter, inaccurate) or a layer misses its budget (default: exit 1, write nothing)",
+    )
 
 
 def _add_verify(sub) -> None:
@@ -214,15 +232,29 @@ def _add_verify(sub) -> None:
         "verify",
         help="check a pruned network against its original (Net-Trim guarantees)",
         description="Measure a pruned network file against the original on the calibration "
-        "inputs it was pruned with and check Proposition 1, Theorems 1-2 and the bounds for "
-        "any network. Give the --scheme, --eps, --gamma, --kappa used for pruning to also "
-        "check the nominal budgets. Exit code 1 when a check whose assumptions hold fails.",
-        epilog="example: nettrim verify net.npz pruned.npz --inputs X.npy --scheme cascade "
-        "--eps 0.05",
+        "inputs it was pruned with: check that every layer meets the budget claimed for it "
+        "(to a stated feasibility tolerance), then Proposition 1, Theorems 1-2 and the bounds "
+        "for any network. A file written by nettrim prune records its scheme, budgets and the "
+        "tolerance each layer was solved to; --scheme, --eps, --gamma, --kappa claim others. "
+        "Exit code 1 when a layer misses its budget or a check whose assumptions hold fails.",
+        epilog="example: nettrim verify net.npz pruned.npz --inputs X.npy --eps 0.05",
     )
     verify.add_argument("original", metavar="ORIGINAL.npz", help="the network before pruning")
     verify.add_argument("pruned", metavar="PRUNED.npz", help="the pruned network")
-    _add_scheme_options(verify, eps_default=None, json_help="the report as JSON")
+    _add_scheme_options(verify, eps_default=None, json_help="the report as JSON", recorded=True)
+    verify.add_argument(
+        "--feas-tol",
+        type=float,
+        default=None,
+        metavar="T",
+        help="feasibility tolerance of the budget checks (default: the one each layer was "
+        "solved to, as recorded by prune, else 1e-3); tighter is always allowed",
+    )
+    verify.add_argument(
+        "--allow-loose-tol",
+        action="store_true",
+        help="accept a --feas-tol looser than the recorded one (the verdict says so)",
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,7 +275,8 @@ def _demo(args: argparse.Namespace) -> int:
         )
     if n_calib is not None and n_calib < 1:
         raise UsageError(f"--n-calib must be >= 1, got {n_calib}")
-    report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
+    with _warnings_to_stderr("demo"):
+        report = run_demo(eps=args.eps, scheme=args.scheme, n_calib=n_calib, solver=args.solver)
     print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
     return EXIT_OK
 
@@ -253,9 +286,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from .executors import DEFAULT_BLAS_THREADS
-    from .guarantees import verify
-    from .schemes import LayerSolveError, net_trim
+    from .guarantees import verify, with_pruning_record
 
     network = _read_network(args.network)
     X = _read_inputs(args.inputs, network.dims[0])
@@ -263,68 +294,118 @@ def _prune(args: argparse.Namespace) -> int:
     if args.json is not None:
         _check_destination("--json", args.json, (args.network, args.inputs, args.out))
     options = _scheme_options(args, len(network))
-    rounds = _check_number("--reweight-rounds", args.reweight_rounds, low=0)
+    settings = {
+        "per_neuron": args.per_neuron,
+        "reweight_rounds": _check_number("--reweight-rounds", args.reweight_rounds, low=0),
+        "solver": args.solver,
+        "n_jobs": args.n_jobs,
+    }
     if args.n_jobs is not None and args.n_jobs != -1:
         _check_number("--n-jobs", args.n_jobs, low=1)
+    if args.max_iter is not None:
+        settings["max_iter"] = _check_number("--max-iter", args.max_iter, low=1)
     print(
         f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
         f"eps {_format_eps(options['eps'])}, solver {args.solver}",
         file=sys.stderr,
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            result = net_trim(
-                network,
-                X,
-                per_neuron=args.per_neuron,
-                reweight_rounds=rounds,
-                solver=args.solver,
-                n_jobs=args.n_jobs,
-                blas_threads=None if args.n_jobs == 1 else DEFAULT_BLAS_THREADS,
-                **options,
-            )
-        except LayerSolveError as exc:
-            _report_warnings("prune", caught)
-            print(f"nettrim prune: {exc}; nothing written", file=sys.stderr)
-            return EXIT_FAILED
-        except (ValueError, TypeError) as exc:  # what the checks above did not catch
-            raise UsageError(str(exc)) from None
-    _report_warnings("prune", caught)
-    report = verify(network, result, X, active_tol=options["active_tol"])
+    result = _run_net_trim(network, X, {**options, **settings})
+    if result is None:
+        return EXIT_FAILED
+    report = verify(network, result, X)
     rows = _layer_rows(network, result, report, X)
-    written = _write_network(result.network, args.out, network, args.network, dense=args.dense)
-    if args.json is not None:
-        _write_json(
-            args.json,
-            {
-                "command": "prune",
-                "network": args.network,
-                "inputs": args.inputs,
-                "out": args.out,
-                "samples": X.shape[0],
-                "scheme": result.scheme,
-                "options": {
-                    **options,
-                    "per_neuron": args.per_neuron,
-                    "reweight_rounds": rounds,
-                    "solver": args.solver,
-                    "n_jobs": args.n_jobs,
-                },
-                "layers": rows,
-                "nnz_before": network.nnz,
-                "nnz_after": result.nnz,
-                "size": network.size,
-                "sparsity": result.sparsity,
-                "relative_discrepancy": report.relative_discrepancy,
-                "seconds": result.seconds,
-                "verify": report.to_dict(),
-                "file": written,
-            },
+    refusal = _inexact(result, report)
+    if refusal and not args.allow_inexact:
+        print(_format_prune(network, result, report, rows, None))
+        print(
+            f"nettrim prune: {refusal}; nothing written (--allow-inexact writes it anyway)",
+            file=sys.stderr,
         )
+        return EXIT_FAILED
+    if refusal:
+        print(f"nettrim prune: warning: {refusal}; written as asked (--allow-inexact)",
+              file=sys.stderr)  # fmt: skip
+    written = _write_network(
+        with_pruning_record(result), args.out, network, args.network, dense=args.dense
+    )
+    if args.json is not None:
+        document = _prune_document(args, network, X, result, report, rows)
+        _write_json(args.json, {**document, "options": {**options, **settings}, "file": written})
     print(_format_prune(network, result, report, rows, args.out))
     print(_format_written(written))
     return EXIT_OK
+
+
+def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
+    """``net_trim`` with the CLI's options; its warnings on stderr; ``None`` (reported)
+    when a layer's program is infeasible or its solver failed."""
+    from .executors import DEFAULT_BLAS_THREADS
+    from .schemes import LayerSolveError, net_trim
+
+    try:
+        with _warnings_to_stderr("prune"):
+            return net_trim(
+                network,
+                X,
+                blas_threads=None if options["n_jobs"] == 1 else DEFAULT_BLAS_THREADS,
+                **options,
+            )
+    except LayerSolveError as exc:
+        print(f"nettrim prune: {exc}; nothing written", file=sys.stderr)
+        return None
+    except (ValueError, TypeError) as exc:  # what the checks above did not catch
+        raise UsageError(str(exc)) from None
+
+
+def _inexact(result, report) -> str | None:
+    """Why the pruned network should not be written silently (``None``: nothing)."""
+    by_status: dict[Any, list[int]] = {}
+    for l, res in enumerate(result.layers):
+        if not res.success:
+            by_status.setdefault(res.status, []).append(l)
+    reasons = [
+        f"{_layer_list(layers)} ended {status.value!r} ({status.message})"
+        for status, layers in by_status.items()
+    ]
+    failures = _failures(report)
+    return "; ".join(reasons + ([failures] if failures else [])) or None
+
+
+def _failures(report) -> str:
+    """The verification's failures in one phrase ('' when it succeeded)."""
+    missed = [rep.layer for rep in report.layers if rep.feasible is False]
+    others = [c.name for c in report.failed() if not c.name.startswith("budget")]
+    parts = [f"{_layer_list(missed)} outside the budget claimed"] if missed else []
+    if others:
+        parts.append(f"{len(others)} {'more ' if missed else ''}check(s) fail")
+    return ", ".join(parts)
+
+
+def _layer_list(layers: Sequence[int]) -> str:
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(map(str, layers))
+
+
+def _prune_document(args, network, X, result, report, rows) -> dict[str, Any]:
+    from .guarantees import pruning_record
+
+    return {
+        "command": "prune",
+        "network": args.network,
+        "inputs": args.inputs,
+        "out": args.out,
+        "samples": X.shape[0],
+        "scheme": result.scheme,
+        "layers": rows,
+        "nnz_before": network.nnz,
+        "nnz_after": result.nnz,
+        "size": network.size,
+        "sparsity": result.sparsity,
+        "relative_discrepancy": report.relative_discrepancy,
+        "seconds": result.seconds,
+        "record": pruning_record(result),
+        "tolerance": report.tolerance,
+        "verify": report.to_dict(),
+    }
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -342,6 +423,9 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json is not None:
         _check_destination("--json", args.json, (args.original, args.pruned, args.inputs))
     options = _scheme_options(args, len(original))
+    if args.feas_tol is not None:
+        options["feas_tol"] = _check_number("--feas-tol", args.feas_tol, low=0.0)
+    options["allow_loose_tol"] = args.allow_loose_tol
     try:
         report = verify(original, pruned, X, **options)
     except (ValueError, TypeError) as exc:
@@ -356,12 +440,13 @@ def _verify(args: argparse.Namespace) -> int:
                 "inputs": args.inputs,
                 "samples": X.shape[0],
                 "options": options,
-                "ok": report.ok,
+                "success": report.success,
+                "tolerance": report.tolerance,
                 "report": report.to_dict(),
             },
         )
-    print(report)
-    return EXIT_OK if report.ok else EXIT_FAILED
+    print(report.summary())
+    return EXIT_OK if report.success else EXIT_FAILED
 
 
 def _read_network(path: str):
@@ -473,11 +558,11 @@ def _check_number(option: str, value, **bounds) -> Any:
 
 
 def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
-    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked."""
-    options: dict[str, Any] = {
-        "scheme": args.scheme,
-        "active_tol": _check_number("--active-tol", args.active_tol, low=0.0),
-    }
+    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked; for
+    verify, what is not given is left out (the record of the pruning decides)."""
+    options: dict[str, Any] = {"scheme": args.scheme}
+    if args.active_tol is not None:  # None: verify takes the recorded one
+        options["active_tol"] = _check_number("--active-tol", args.active_tol, low=0.0)
     eps = None
     if args.eps is not None:
         eps = [_check_number("--eps", e, low=0.0) for e in args.eps]
@@ -492,7 +577,8 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
                 "one, or one per layer"
             )
         eps = eps[0] if len(eps) == 1 else eps
-    options["eps"] = eps
+    if eps is not None or args.command == "prune":
+        options["eps"] = eps
     if args.scheme == "parallel":
         for option, value in (
             ("--gamma", args.gamma),
@@ -519,9 +605,17 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
     return options
 
 
-def _report_warnings(verb: str, caught: Sequence[warnings.WarningMessage]) -> None:
-    for warning in caught:
-        print(f"nettrim {verb}: warning: {warning.message}", file=sys.stderr)
+@contextlib.contextmanager
+def _warnings_to_stderr(verb: str):
+    """Every warning raised inside, as one line on stderr (``nettrim VERB: warning: ...``),
+    printed when the block ends, however it ends."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            for warning in caught:
+                print(f"nettrim {verb}: warning: {warning.message}", file=sys.stderr)
 
 
 def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
@@ -547,6 +641,9 @@ def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
                 "relative_residual": res.info.residual / norm if norm > 0 else math.nan,
                 "eps": radius / norm if norm > 0 else math.nan,
                 "output_discrepancy": rep.discrepancy,
+                "violation": rep.violation,
+                "budget": rep.budget,
+                "feas_tol": rep.feas_tol,
                 "status": res.status.value,
                 "solver": res.info.solver,
                 "iterations": res.info.iterations,
@@ -558,35 +655,38 @@ def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
     return rows
 
 
-def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str) -> str:
+def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str | None) -> str:
+    """The summary; ``out`` ``None`` when nothing was written."""
     lines = [
         f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim"
         + (", per neuron" if result.per_neuron else ""),
         "",
         f"{'layer':>5} {'shape':>11} {'nnz before':>10} {'nnz after':>9} {'sparsity':>8} "
-        f"{'discrep.':>9} {'eps':>9} {'status':>10} {'seconds':>8}",
+        f"{'discrep.':>9} {'eps':>9} {'budget':>10} {'status':>10} {'seconds':>8}",
     ]
     for row in rows:
         shape = "x".join(map(str, row["shape"]))
         lines.append(
             f"{row['layer']:>5} {shape:>11} {row['nnz_before']:>10} {row['nnz_after']:>9} "
             f"{row['sparsity']:>8.1%} {row['relative_residual']:>9.4g} {row['eps']:>9.4g} "
-            f"{row['status']:>10} {row['seconds']:>8.2f}"
+            f"{row['budget']:>10} {row['status']:>10} {row['seconds']:>8.2f}"
         )
-    failed = report.failed()
     verdict = (
         f"OK ({sum(c.assumption_holds for c in report.checks)} applicable checks hold)"
-        if report.ok
-        else "FAILED: " + "; ".join(c.name for c in failed)
+        if report.success
+        else f"FAILED: {_failures(report)}"
     )
     lines += [
         "",
         "discrep. = ||(X W + b - Y)_Omega||_F / ||Y||_F, the pruned layer's realized "
-        "discrepancy on its input; eps = its budget, relative to ||Y||_F",
+        "discrepancy on its input; eps = its budget, relative to ||Y||_F; budget = 'met', "
+        "'within tol' (above eps by less than the solver's tolerance allows) or 'FAILS'",
+        f"budgets judged at feasibility tolerance {report.tolerance}",
         f"weights kept: {result.nnz} of {network.size} ({result.nnz / network.size:.1%}); "
         f"relative output discrepancy on the inputs: {report.relative_discrepancy:.4g}",
         f"guarantees (nettrim verify): {verdict}",
-        f"total seconds: {result.seconds:.1f}; wrote {out}",
+        f"total seconds: {result.seconds:.1f}; "
+        + (f"wrote {out}" if out is not None else "nothing written"),
     ]
     return "\n".join(lines)
 

@@ -1,16 +1,24 @@
-"""The Net-Trim guarantees, checked on a pruned network: Proposition 1, Theorems 1-3.
+"""The Net-Trim guarantees, checked on a pruned network: the budgets, Proposition 1,
+Theorems 1-3.
 
-Notation (DESIGN §5): ``Y^(l)`` the original network's layer outputs on ``X``, ``Yhat^(l)`` the
-pruned network's, ``D_l = ||Yhat^(l) - Y^(l)||_F``, ``Omega_l = {Y^(l) > active_tol}``, ``Zhat_l``
-the pruned layer's pre-activation on the layer's input (the original input ``Y^(l-1)`` in the
-parallel scheme, the pruned ``Yhat^(l-1)`` in the cascade), ``V_l`` the cascade's upper bound
-(``Yhat~^(l-1) W~_l``; 0 in the parallel scheme and for the first layer).
+Notation (``docs/networks.md``): ``Y^(l)`` the original network's layer outputs on ``X``,
+``Yhat^(l)`` the pruned network's, ``D_l = ||Yhat^(l) - Y^(l)||_F``,
+``Omega_l = {Y^(l) > active_tol}``, ``Zhat_l`` the pruned layer's pre-activation on the layer's
+input (the original input ``Y^(l-1)`` in the parallel scheme, the pruned ``Yhat^(l-1)`` in the
+cascade), ``V_l`` the cascade's bound off Omega (:mod:`nettrim.budgets`; 0 in the parallel
+scheme and for the first layer).
 
-Every bound is evaluated with *realized* per-layer figures, not the nominal budgets:
+First, each layer's **budget** is checked: the pruned layer meets the budget claimed for it,
+``||(Zhat_l - Y^(l))_Omega||_F <= radius_l`` and ``Zhat_l <= V_l`` off Omega, to a stated
+feasibility tolerance (the rule of :mod:`nettrim.solvers.feasibility`; by default the one
+each layer was solved to, recorded by the pruning). A layer outside its budget fails the
+verification.
+
+Then every bound is evaluated with *realized* per-layer figures:
 
 * ``r_l = ||(Zhat_l - Y^(l))_Omega||_F`` (the realized residual; all entries for a linear layer),
 * ``q_l = ||max(relu(max(V_l, Zhat_l)), Y^(l)) on Omega^c||_F`` (what the pruned output can
-  differ by off Omega; ``||(V_l)_+ on Omega^c||`` when the solve is feasible and
+  differ by off Omega; ``||(V_l)_+ on Omega^c||`` when the bounds are met exactly and
   ``active_tol = 0``),
 * ``e_l = sqrt(r_l^2 + q_l^2)`` bounds the layer's output discrepancy (Proposition 1, with the
   ReLU 1-Lipschitz), with no assumption.
@@ -23,7 +31,11 @@ Network level:
 * cascade, any network: ``D_l <= e_l`` (there ``e_l`` is computed on the pruned input);
 * Theorem 2 (cascade, link-normalized network): ``D_L <= e_1 sqrt(prod_{l>=2} gamma~_l)`` with
   ``gamma~_l = max(gamma_l, e_l^2 / ||(Yhat^(l-1) - Y^(l-1)) W_l||_F^2)`` — equal to ``gamma_l``
-  whenever layer ``l``'s solve is feasible.
+  whenever layer ``l`` meets its budget exactly.
+
+The nominal forms (``eps_l`` in place of ``e_l``) are evaluated as the theorems state them,
+with what they assume (link normalization, exact feasibility), and compared with the realized
+discrepancy to the same feasibility tolerance as the budgets.
 
 The bounds hold on the calibration inputs the network was pruned with (they are statements
 about the programs' constraints); on held-out inputs they are not guaranteed.
@@ -32,23 +44,32 @@ about the programs' constraints); on held-out inputs they are not guaranteed.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .budgets import absolute_radius, cascade_budget
+from .layer import LayerResult
 from .network import DenseLayer, Network
 from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetTrimResult
 from .solvers import AdmmSettings
+from .solvers.exact import ZERO_RTOL
+from .solvers.feasibility import EXACT_FEAS_TOL, allowed_residual, allowed_violation
 from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
 
 #: Relative slack for comparing a realized value with a bound computed from the same
 #: floating-point data (both are sums of the same products; 1e-9 covers their rounding).
 BOUND_RTOL = 1e-9
-#: Relative tolerance on the solver's feasibility (ball and Omega^c inequalities) for the
-#: checks against the *nominal* budgets, and on ``||W~_l||_1 = 1`` for link normalization.
-FEAS_TOL = 1e-5
+#: Tolerance on ``||W~_l||_1 = 1`` for link normalization.
 LINK_TOL = 1e-6
+#: The feasibility tolerance for a pruned network that records none (a file not written by
+#: ``nettrim prune``): the ADMM's default, the loosest of the solvers' defaults.
+DEFAULT_FEAS_TOL = AdmmSettings().feas_tol
+#: The key of :attr:`Network.metadata` under which the pruning is recorded.
+PRUNING_KEY = "pruning"
 #: Default ``mu`` of Theorem 3 (success probability ``1 - N^(1 - mu)``).
 DEFAULT_MU = 2.0
 #: Theorem 3's constants: ``P = (11 s + 7) mu log N``.
@@ -142,9 +163,80 @@ def link_norms(network: Network, *, include_bias: bool = True) -> tuple[float, .
     )
 
 
+# ---------------------------------------------------------------------------------------
+# the record of a pruning: what verify judges a pruned network file against
+
+
+def solved_tolerance(layer: LayerResult, options: Mapping[str, Any]) -> tuple[float, float | None]:
+    """``(feas_tol, zero_rtol)``: the feasibility tolerance a layer's weights were solved to,
+    and (exact path) the fraction of the largest weight below which its entries were
+    rounded to zero before measuring (``None`` for the ADMM)."""
+    backend = layer.info.solver.split("+")[0]  # "clarabel+reweighted": Clarabel's rounds
+    if backend == "admm":
+        settings = options.get("solver_options") or {}
+        return float(settings.get("feas_tol", DEFAULT_FEAS_TOL)), None
+    tol = options.get("tol")
+    feas_tol = EXACT_FEAS_TOL if tol is None else max(EXACT_FEAS_TOL, float(tol))
+    return feas_tol, ZERO_RTOL.get(backend)
+
+
+def pruning_record(result: NetTrimResult) -> dict[str, Any]:
+    """What a pruning claims and how it was solved, as plain JSON data.
+
+    ``scheme``, ``eps`` (per layer in the parallel scheme, the first layer's in the cascade),
+    ``per_neuron``, ``gamma``, ``kappa``, ``cascade_bound``, ``active_tol``, and per layer
+    the ``solver``, ``status``, ``feas_tol`` and ``zero_rtol`` of
+    :func:`solved_tolerance`. ``nettrim prune`` stores it in the network file
+    (:func:`with_pruning_record`), so that ``nettrim verify`` judges the file alone.
+    """
+    if not isinstance(result, NetTrimResult):
+        raise TypeError(f"result must be a NetTrimResult, got {type(result).__name__}")
+
+    def plain(e):
+        return np.asarray(e, dtype=np.float64).tolist() if np.ndim(e) else float(e)
+
+    layers = []
+    for res in result.layers:
+        feas_tol, zero_rtol = solved_tolerance(res, result.options)
+        layers.append(
+            {
+                "solver": res.info.solver,
+                "status": res.status.value,
+                "feas_tol": feas_tol,
+                "zero_rtol": zero_rtol,
+            }
+        )
+    eps = [plain(e) for e in result.eps] if result.scheme == "parallel" else plain(result.eps[0])
+    return {
+        "scheme": result.scheme,
+        "eps": eps,
+        "per_neuron": bool(result.per_neuron),
+        "gamma": [float(g) for g in result.gamma],
+        "kappa": float(result.kappa),
+        "cascade_bound": result.options.get("cascade_bound", CASCADE_BOUNDS[0]),
+        "active_tol": float(result.options.get("active_tol", 0.0)),
+        "layers": layers,
+    }
+
+
+def with_pruning_record(result: NetTrimResult) -> Network:
+    """``result.network`` with :func:`pruning_record` in its metadata (saved with the file)."""
+    metadata = {**result.network.metadata, PRUNING_KEY: pruning_record(result)}
+    return replace(result.network, metadata=metadata)
+
+
+# ---------------------------------------------------------------------------------------
+# results
+
+
 @dataclass(frozen=True)
 class Check:
-    """One bound compared with the realized value, and the assumption it rests on."""
+    """One bound compared with the realized value, and the assumption it rests on.
+
+    ``allowed`` is what ``realized`` was compared with when the comparison allows a
+    feasibility ``tolerance`` (the bound widened by the rule of
+    :mod:`nettrim.solvers.feasibility`); ``nan`` when only rounding is allowed.
+    """
 
     name: str
     assumption: str
@@ -153,13 +245,25 @@ class Check:
     realized: float
     holds: bool
     note: str = ""
+    allowed: float = math.nan
+    tolerance: float = math.nan
 
     @property
     def applicable(self) -> bool:
         return self.assumption_holds
 
-    def line(self) -> str:
+    @property
+    def within_tolerance(self) -> bool:
+        """Holds only thanks to the tolerance: above the bound, within what is allowed."""
+        return self.holds and self.realized > self.bound * (1 + BOUND_RTOL)
+
+    def summary(self) -> str:
         verdict = "holds" if self.holds else "FAILS"
+        if self.within_tolerance or (not self.holds and math.isfinite(self.allowed)):
+            verdict += (
+                f" {'within' if self.holds else 'beyond'} tolerance (allowed "
+                f"{self.allowed:.6g} at feasibility tolerance {self.tolerance:g})"
+            )
         if not self.assumption_holds:
             verdict = f"not applicable ({verdict} numerically)"
         text = (
@@ -169,6 +273,13 @@ class Check:
         )
         return text + (f" ({self.note})" if self.note else "")
 
+    __str__ = summary
+
+    def line(self) -> str:
+        """Deprecated alias of :meth:`summary`."""
+        warnings.warn("Check.line() is deprecated; use summary()", DeprecationWarning, 2)
+        return self.summary()
+
 
 @dataclass(frozen=True)
 class LayerReport:
@@ -176,7 +287,12 @@ class LayerReport:
 
     ``discrepancy`` is the layer's output discrepancy on its scheme input (in the cascade it
     is the network's ``D_l``); ``residual`` is ``r_l``, ``off_support`` is ``q_l``,
-    ``realized_bound`` is ``e_l``; ``radius`` the nominal absolute budget (``nan`` unknown).
+    ``realized_bound`` is ``e_l``; ``radius`` the claimed absolute budget (``nan`` unknown;
+    the norm of the per-column radii in per-neuron mode) and ``allowed_residual`` the
+    residual the tolerance ``feas_tol`` allows; ``violation`` the largest ``Zhat - V`` off
+    Omega and ``allowed_violation`` its allowance; ``feasible`` whether the layer meets its
+    budget to ``feas_tol`` (``None`` when no budget is known), ``exact`` whether it meets it
+    without the tolerance (every column's ball, no violation).
     """
 
     layer: int
@@ -192,14 +308,28 @@ class LayerReport:
     spectral_norm: float
     theorem3_samples: float
     samples: int
+    allowed_residual: float = math.nan
+    allowed_violation: float = math.nan
+    feas_tol: float = math.nan
+    exact: bool | None = None
+
+    @property
+    def budget(self) -> str:
+        """``"met"``, ``"within tol"`` (met only thanks to the tolerance), ``"FAILS"``, ``"?"``."""
+        if self.feasible is None:
+            return "?"
+        if not self.feasible:
+            return "FAILS"
+        return "met" if self.exact else "within tol"
 
 
 @dataclass(frozen=True)
 class VerificationReport:
     """What :func:`verify` measured and which guarantees hold.
 
-    ``network_discrepancy[l]`` is ``D_{l+1} = ||Yhat^(l+1) - Y^(l+1)||_F``;
-    ``ok`` is true when every check whose assumption holds also holds numerically.
+    ``network_discrepancy[l]`` is ``D_{l+1} = ||Yhat^(l+1) - Y^(l+1)||_F``; ``success`` is
+    true when every layer meets its budget and every check whose assumption holds also
+    holds; ``tolerance`` says which feasibility tolerance judged the budgets, and why.
     """
 
     scheme: str
@@ -209,49 +339,83 @@ class VerificationReport:
     link_normalized: bool
     checks: tuple[Check, ...]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    tolerance: str = ""
+
+    @property
+    def success(self) -> bool:
+        return all(check.holds for check in self.checks if check.assumption_holds)
 
     @property
     def ok(self) -> bool:
-        return all(check.holds for check in self.checks if check.assumption_holds)
+        """Deprecated alias of :attr:`success`."""
+        warnings.warn("VerificationReport.ok is deprecated; use .success", DeprecationWarning, 2)
+        return self.success
 
     def failed(self) -> tuple[Check, ...]:
         return tuple(c for c in self.checks if c.assumption_holds and not c.holds)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
-        out["ok"] = self.ok
+        out["success"] = self.success
+        out["layers"] = [
+            {**row, "budget": rep.budget}
+            for row, rep in zip(out["layers"], self.layers, strict=True)
+        ]
         return out
 
-    def __str__(self) -> str:
+    def summary(self) -> str:
+        """The verdict, the per-layer table, every check and the notes."""
         lines = [
             f"verify ({self.scheme} scheme): D_L = {self.network_discrepancy[-1]:.6g} "
             f"(relative {self.relative_discrepancy:.4g}); "
             f"link-normalized: {'yes' if self.link_normalized else 'no'}; "
-            f"{'OK' if self.ok else 'FAILED'}"
-        ]
-        lines.append(
+            f"{'OK' if self.success else 'FAILED'}",
+            f"budgets judged at feasibility tolerance {self.tolerance}",
             f"{'layer':>5} {'shape':>9} {'nnz':>7} {'discrep.':>10} {'e_l':>10} "
-            f"{'radius':>10} {'feasible':>8} {'||W||_2':>8} {'T3 P':>8} {'n':>6}"
-        )
+            f"{'residual':>10} {'radius':>10} {'violation':>9} {'budget':>10} {'tol':>7} "
+            f"{'||W||_2':>8} {'T3 P':>8} {'n':>6}",
+        ]
         for rep in self.layers:
-            feasible = "?" if rep.feasible is None else ("yes" if rep.feasible else "no")
             lines.append(
                 f"{rep.layer:>5} {rep.shape[0]:>4}x{rep.shape[1]:<4} {rep.nnz:>7} "
-                f"{rep.discrepancy:>10.4g} {rep.realized_bound:>10.4g} {rep.radius:>10.4g} "
-                f"{feasible:>8} {rep.spectral_norm:>8.3g} {rep.theorem3_samples:>8.0f} "
-                f"{rep.samples:>6}"
+                f"{rep.discrepancy:>10.4g} {rep.realized_bound:>10.4g} {rep.residual:>10.4g} "
+                f"{rep.radius:>10.4g} {rep.violation:>9.2g} {rep.budget:>10} "
+                f"{rep.feas_tol:>7.2g} {rep.spectral_norm:>8.3g} "
+                f"{rep.theorem3_samples:>8.0f} {rep.samples:>6}"
             )
-        lines += [check.line() for check in self.checks]
+        lines.append(
+            "budget: residual <= radius and violation <= 0 ('met'), or within the allowance "
+            "of the tolerance tol ('within tol': residual <= radius + max(tol radius, "
+            "tol^2 ||Y_Omega||), violation <= tol max|Y|)"
+        )
+        lines += [check.summary() for check in self.checks]
         lines += list(self.notes)
+        failed = self.failed()
+        if failed:
+            lines.append(f"FAILED, {len(failed)} checks: " + "; ".join(c.name for c in failed))
         return "\n".join(lines)
 
+    __str__ = summary
 
-def _solver_feas_tol(result: NetTrimResult) -> float:
-    """The feasibility tolerance the result's solves were held to (the loosest layer's)."""
-    if not any(layer.info.solver.startswith("admm") for layer in result.layers):
-        return FEAS_TOL
-    options = result.options.get("solver_options") or {}
-    return max(FEAS_TOL, float(options.get("feas_tol", AdmmSettings().feas_tol)))
+
+# ---------------------------------------------------------------------------------------
+# verify
+
+
+@dataclass(frozen=True)
+class _Claims:
+    """What the pruned network is claimed to meet: the scheme and its budgets (``eps``
+    ``None`` when unknown) and the tolerance per layer (``tols``) with its ``source``."""
+
+    scheme: str
+    eps: list | None
+    per_neuron: bool
+    gammas: tuple[float, ...]
+    kappa: float
+    cascade_bound: str
+    active_tol: float
+    tols: tuple[float, ...]
+    source: str
 
 
 def verify(
@@ -264,42 +428,51 @@ def verify(
     gamma: float | list | None = None,
     kappa: float | None = None,
     cascade_bound: str | None = None,
-    active_tol: float = 0.0,
+    active_tol: float | None = None,
+    per_neuron: bool | None = None,
     mu: float = DEFAULT_MU,
     rtol: float = BOUND_RTOL,
     feas_tol: float | None = None,
+    allow_loose_tol: bool = False,
     link_tol: float = LINK_TOL,
 ) -> VerificationReport:
-    """Check Proposition 1 and Theorems 1-2 (and the bounds for any network) on ``X``.
+    """Check each layer's budget, Proposition 1 and Theorems 1-2 (and the bounds for any
+    network) on ``X``.
 
     Parameters
     ----------
     original : Network
         The network before pruning.
     pruned : Network or NetTrimResult
-        The pruned network; a :class:`~nettrim.schemes.NetTrimResult` also supplies the
-        scheme, the absolute budgets, ``gamma`` and ``kappa``.
+        The pruned network. A :class:`~nettrim.schemes.NetTrimResult`, or a Network read
+        from a file written by ``nettrim prune`` (:func:`with_pruning_record`), also supplies
+        the scheme, the budgets and the tolerance each layer was solved to; the options
+        below override them (a claim to check).
     X : array-like of shape (n, d_0)
         The calibration inputs the network was pruned with (the guarantees are about them).
     scheme : {"parallel", "cascade"}, optional
-        Required when ``pruned`` is a plain Network (default ``"parallel"`` then).
+        ``"parallel"`` when neither given nor recorded; must agree with the record.
     eps : float or list, optional
-        Nominal relative budgets when ``pruned`` is a plain Network: one per layer or one
-        for all (parallel), the first layer's (cascade). Without them only the realized
-        bounds are checked.
+        The claimed relative budgets: one per layer or one for all (parallel), the first
+        layer's (cascade); entries may be arrays of one per neuron with ``per_neuron``.
+        Without them (and without a record) only the realized bounds are checked.
     gamma, kappa, cascade_bound : optional
-        The cascade's factors and its bound off Omega (net_trim's defaults when not given;
-        taken from ``pruned`` when it is a NetTrimResult).
-    active_tol : float
-        Omega is ``Y > active_tol`` (as passed to the pruning).
+        The cascade's factors and its bound off Omega (the record's, else net_trim's
+        defaults).
+    active_tol : float, optional
+        Omega is ``Y > active_tol`` (the record's, else 0).
+    per_neuron : bool, optional
+        Budgets per output neuron (the record's, else ``False``).
     mu : float
         Theorem 3's ``mu`` for the per-layer sample counts.
     rtol : float
         Relative slack for realized-vs-bound comparisons (rounding only).
     feas_tol : float, optional
-        Relative slack when deciding whether a solve was feasible. Default: ``FEAS_TOL``,
-        or the ADMM's own ``feas_tol`` when ``pruned`` is a NetTrimResult solved by it
-        (its weights are feasible to that tolerance, not to the exact solvers').
+        The feasibility tolerance of the budget checks (and of the nominal bounds). Default:
+        each layer's recorded tolerance, else ``DEFAULT_FEAS_TOL``. A tighter one may always
+        be given; one looser than recorded raises ``ValueError`` unless ``allow_loose_tol``.
+    allow_loose_tol : bool
+        Accept a ``feas_tol`` looser than the recorded one (the report says so).
     link_tol : float
         Tolerance on ``||W~_l||_1 = 1``.
 
@@ -321,334 +494,505 @@ def verify(
             f"{net_hat.activations} but original has {original.dims} and "
             f"{original.activations}; they must match"
         )
-    if result is not None:
-        if scheme is not None and scheme != result.scheme:
-            raise ValueError(f"scheme={scheme!r} but the result was pruned with {result.scheme!r}")
-        scheme = result.scheme
-        gammas = tuple(result.gamma)
-        kappa = result.kappa
-        cascade_bound = result.options.get("cascade_bound", "paper")
-        if feas_tol is None:
-            feas_tol = _solver_feas_tol(result)
-    else:
-        scheme = check_choice("scheme", scheme or "parallel", SCHEMES)
-        gammas = ()
-        if scheme == "cascade":
-            g = DEFAULT_GAMMA if gamma is None else gamma
-            gammas = (
-                (check_scalar("gamma", g, low=1.0),) * (len(original) - 1)
-                if np.ndim(g) == 0
-                else tuple(float(v) for v in g)
-            )
-        kappa = DEFAULT_KAPPA if kappa is None else check_scalar("kappa", kappa, low=0.0)
-        cascade_bound = check_choice(
-            "cascade_bound", cascade_bound or CASCADE_BOUNDS[0], CASCADE_BOUNDS
-        )
-    feas_tol = FEAS_TOL if feas_tol is None else check_scalar("feas_tol", feas_tol, low=0.0)
+    record = pruning_record(result) if result is not None else net_hat.metadata.get(PRUNING_KEY)
+    claims = _claims(
+        len(original),
+        record,
+        dict(
+            scheme=scheme,
+            eps=eps,
+            gamma=gamma,
+            kappa=kappa,
+            cascade_bound=cascade_bound,
+            active_tol=active_tol,
+            per_neuron=per_neuron,
+        ),
+        feas_tol,
+        allow_loose_tol,
+    )
     dtype = as_float_dtype(X)
     X = check_matrix("X", X, dtype)
     if X.shape[1] != original.dims[0]:
         raise ValueError(
             f"X has {X.shape[1]} columns but the network expects {original.dims[0]} inputs"
         )
-    active_tol = check_scalar("active_tol", active_tol, low=0.0)
-
-    L = len(original)
-    Y = original.record(X)
-    Y_hat = net_hat.record(X)
-    D = [float(np.linalg.norm(Y_hat[l + 1] - Y[l + 1])) for l in range(L)]
-    norms = link_norms(original)
-    normalized = all(abs(c - 1.0) <= link_tol for c in norms)
-    pruned_norms = link_norms(net_hat)
-    pruned_within = all(c <= 1.0 + link_tol for c in pruned_norms)
-
-    radii = _nominal_radii(result, eps, scheme, original, Y, Y_hat, gammas, kappa, active_tol)
-    layers: list[LayerReport] = []
-    off_nominal: list[float] = []  # ||(V_l)_+ on Omega^c|| (cascade nominal bound)
-    gamma_eff: list[float] = []
-    for l in range(L):
-        layer, layer_hat = original[l], net_hat[l]
-        inp = Y[l] if scheme == "parallel" else Y_hat[l]
-        Z_hat = layer_hat.preactivation(inp)
-        out = Y[l + 1]
-        V = None
-        if scheme == "cascade" and l > 0 and layer.activation == "relu":
-            V = layer.preactivation(inp)
-            if cascade_bound == "relaxed":
-                V = np.maximum(V, 0.0)  # the bound the layer was solved with
-        if layer.activation == "relu":
-            omega = out > active_tol
-            R = np.where(omega, Z_hat - out, 0.0)
-            upper = np.zeros_like(Z_hat) if V is None else V
-            reach = np.maximum(np.maximum(np.maximum(upper, Z_hat), 0.0), out)
-            q = float(np.linalg.norm(np.where(omega, 0.0, reach)))
-            violation = float(np.max(np.where(omega, -np.inf, Z_hat - upper), initial=0.0))
-            off_nominal.append(
-                float(np.linalg.norm(np.where(omega, 0.0, np.maximum(np.maximum(upper, 0.0), out))))
-            )
-        else:
-            R, q, violation = Z_hat - out, 0.0, 0.0
-            off_nominal.append(0.0)
-        r = float(np.linalg.norm(R))
-        e = math.hypot(r, q)
-        discrepancy = float(np.linalg.norm(layer_hat(inp) - out))
-        radius = radii[l]
-        feasible = None
-        if radius is not None:
-            cols = np.linalg.norm(R, axis=0)
-            ball_ok = (
-                bool(np.all(cols <= radius * (1 + feas_tol) + 1e-12))
-                if np.ndim(radius)
-                else r <= radius * (1 + feas_tol) + 1e-12
-            )
-            scale = float(np.abs(out).max(initial=0.0))
-            feasible = ball_ok and violation <= feas_tol * max(scale, 1.0)
-        col_nnz = np.count_nonzero(layer_hat.W, axis=0)
-        layers.append(
-            LayerReport(
-                layer=l,
-                shape=layer.shape,
-                nnz=layer_hat.nnz,
-                discrepancy=discrepancy,
-                residual=r,
-                off_support=q,
-                realized_bound=e,
-                radius=float("nan")
-                if radius is None
-                else float(np.linalg.norm(np.atleast_1d(radius))),
-                feasible=feasible,
-                violation=violation,
-                spectral_norm=float(np.linalg.norm(layer_hat.W, 2)),
-                theorem3_samples=theorem3_samples(
-                    int(col_nnz.max(initial=0)), max(layer.shape[0], 2), mu=mu
-                ),
-                samples=X.shape[0],
-            )
-        )
-        if scheme == "cascade" and l > 0:
-            base = float(np.linalg.norm((Y_hat[l] - Y[l]) @ layer.W))
-            g = gammas[l - 1] if gammas else 1.0
-            gamma_eff.append(max(g, e**2 / base**2) if base > 0 else (g if e == 0 else np.inf))
-
-    figures = _Figures(
-        scheme=scheme,
-        layers=layers,
-        D=D,
-        radii=radii,
-        off_nominal=off_nominal,
-        gammas=gammas,
-        gamma_eff=gamma_eff,
-        kappa=kappa,
-        norms=norms,
-        normalized=normalized,
-        pruned_within=pruned_within,
-    )
-    checks = _checks(figures, rtol, feas_tol)
+    mu = check_scalar("mu", mu, low=1.0, low_inclusive=False)
+    figures = _measure(original, net_hat, X, claims, mu)
+    figures.normalized = all(abs(c - 1.0) <= link_tol for c in figures.norms)
+    figures.pruned_within = all(c <= 1.0 + link_tol for c in link_norms(net_hat))
+    checks = [c for build in _CHECKS[claims.scheme] for c in build(figures, rtol)]
     notes = [
         "Theorem 3 (sample complexity) assumes Gaussian inputs, no bias and eps = 0; it is "
         "not checked from data: column 'T3 P' is (11 s + 7) mu log N for the densest pruned "
         f"neuron (mu = {mu}), column 'n' the samples used.",
     ]
-    if result is None and eps is None:
-        notes.append("no nominal eps given: only the realized bounds are checked")
-    y_norm = float(np.linalg.norm(Y[-1]))
+    if claims.eps is None:
+        notes.append("no eps given or recorded: only the realized bounds are checked")
+    y_norm = float(np.linalg.norm(figures.Y[-1]))
     return VerificationReport(
-        scheme=scheme,
-        layers=tuple(layers),
-        network_discrepancy=tuple(D),
-        relative_discrepancy=D[-1] / y_norm if y_norm > 0 else float("nan"),
-        link_normalized=normalized,
+        scheme=claims.scheme,
+        layers=tuple(figures.layers),
+        network_discrepancy=tuple(figures.D),
+        relative_discrepancy=figures.D[-1] / y_norm if y_norm > 0 else float("nan"),
+        link_normalized=figures.normalized,
         checks=tuple(checks),
         notes=tuple(notes),
+        tolerance=claims.source,
     )
 
 
-def _nominal_radii(result, eps, scheme, original, Y, Y_hat, gammas, kappa, active_tol):
-    """Absolute per-layer budgets (``None`` where unknown)."""
-    L = len(original)
-    if result is not None:
-        return [np.asarray(r, dtype=np.float64) if np.ndim(r) else float(r) for r in result.radii]
+def _claims(n_layers: int, record, given: dict, feas_tol, allow_loose_tol: bool) -> _Claims:
+    """The claims to check: ``given`` (verify's options, ``None`` where not given) over the
+    ``record`` of the pruning, over the defaults; the tolerance per layer."""
+    record = dict(record or {})
+    if given["scheme"] is not None and record.get("scheme", given["scheme"]) != given["scheme"]:
+        raise ValueError(
+            f"scheme={given['scheme']!r} but the network was pruned with {record['scheme']!r}"
+        )
+
+    def pick(key, default):
+        value = given[key]
+        return record.get(key, default) if value is None else value
+
+    scheme = check_choice("scheme", pick("scheme", "parallel"), SCHEMES)
+    cascade_only = [k for k in ("gamma", "kappa", "cascade_bound") if given[k] is not None]
+    if scheme == "parallel" and cascade_only:
+        raise ValueError(
+            f"{', '.join(cascade_only)} apply to scheme='cascade' only; the scheme checked "
+            "is 'parallel'"
+        )
+    per_neuron = bool(pick("per_neuron", False))
+    eps = _eps_list(pick("eps", None), scheme, n_layers, per_neuron)
+    gammas: tuple[float, ...] = ()
+    if scheme == "cascade":
+        g = pick("gamma", DEFAULT_GAMMA)
+        gammas = tuple(
+            check_scalar("gamma", v, low=1.0)
+            for v in ([g] * (n_layers - 1) if np.ndim(g) == 0 else g)
+        )
+        if len(gammas) != n_layers - 1:
+            raise ValueError(f"gamma has {len(gammas)} values; give one, or {n_layers - 1}")
+    kappa = check_scalar("kappa", pick("kappa", DEFAULT_KAPPA), low=0.0, low_inclusive=False)
+    bound = check_choice("cascade_bound", pick("cascade_bound", CASCADE_BOUNDS[0]), CASCADE_BOUNDS)
+    active_tol = check_scalar("active_tol", pick("active_tol", 0.0), low=0.0)
+    tols, source = _tolerances(n_layers, record.get("layers"), feas_tol, allow_loose_tol)
+    return _Claims(scheme, eps, per_neuron, gammas, kappa, bound, active_tol, tols, source)
+
+
+def _eps_list(eps, scheme: str, n_layers: int, per_neuron: bool) -> list | None:
+    """Per layer (parallel: a list gives one per layer, one value serves all) or the first
+    layer's alone (cascade); a value is a scalar or one entry per neuron."""
     if eps is None:
-        return [None] * L
-    if scheme == "parallel":
-        eps_list = list(eps) if isinstance(eps, (list, tuple)) else [eps] * L
-        if len(eps_list) != L:
-            raise ValueError(f"eps has {len(eps_list)} values; the network has {L} layers")
-        return [
-            check_scalar(f"eps[{l}]", e, low=0.0) * float(np.linalg.norm(Y[l + 1]))
-            for l, e in enumerate(eps_list)
-        ]
-    radii = [check_scalar("eps", eps, low=0.0) * float(np.linalg.norm(Y[1]))]
-    for l in range(1, L):
-        layer = original[l]
-        R = layer.preactivation(Y_hat[l]) - Y[l + 1]
-        if layer.activation == "relu":
-            R = np.where(Y[l + 1] > active_tol, R, 0.0)
-        factor = gammas[l - 1] * (kappa**2 if l == L - 1 else 1.0)
-        radii.append(math.sqrt(factor) * float(np.linalg.norm(R)))
-    return radii
+        return None
+
+    def one(name, e):
+        if np.ndim(e) == 0:
+            return check_scalar(name, e, low=0.0)
+        e = np.asarray(e, dtype=np.float64)
+        if e.ndim != 1 or not np.isfinite(e).all() or (e < 0).any():
+            raise ValueError(f"{name} must be a number or one finite value >= 0 per neuron")
+        return e
+
+    if scheme == "cascade":
+        if np.ndim(eps) and not per_neuron:
+            raise ValueError(
+                "scheme='cascade' takes one eps (the first layer's; one per neuron with "
+                "per_neuron=True); gamma sets the later layers' budgets"
+            )
+        return [one("eps", eps)]
+    if isinstance(eps, (list, tuple)):
+        if len(eps) != n_layers:
+            raise ValueError(f"eps has {len(eps)} values; the network has {n_layers} layers")
+        return [one(f"eps[{l}]", e) for l, e in enumerate(eps)]
+    return [one("eps", eps)] * n_layers
+
+
+def _tolerances(n_layers: int, layers, feas_tol, allow_loose_tol: bool):
+    """The feasibility tolerance per layer and a sentence on where it comes from."""
+    recorded = [float(layer["feas_tol"]) for layer in layers] if layers else None
+    if recorded is not None and len(recorded) != n_layers:
+        raise ValueError(f"the record has {len(recorded)} layers; the network has {n_layers}")
+    base = recorded or [DEFAULT_FEAS_TOL] * n_layers
+    origin = "recorded with the pruning" if recorded else "default: none recorded"
+    zero = sorted({layer["zero_rtol"] for layer in layers or () if layer.get("zero_rtol")})
+    rounding = (
+        f"; exact solves rounded weights below {', '.join(f'{z:g}' for z in zero)} of their "
+        "layer's largest to zero before they were measured"
+        if zero
+        else ""
+    )
+    if feas_tol is None:
+        return tuple(base), f"{_tols_text(base)} ({origin}){rounding}"
+    feas_tol = check_scalar("feas_tol", feas_tol, low=0.0)
+    loose = [l for l, b in enumerate(base) if feas_tol > b]
+    if loose and not allow_loose_tol:
+        raise ValueError(
+            f"feas_tol={feas_tol:g} is looser than the tolerance layer {loose[0]} was solved "
+            f"to ({base[loose[0]]:g}, {origin}); a looser judgement must be asked for "
+            "(allow_loose_tol=True, --allow-loose-tol)"
+        )
+    text = f"{feas_tol:g} (given; {_tols_text(base)} {origin})"
+    if loose:
+        text = f"{feas_tol:g} (given, LOOSER than the {_tols_text(base)} {origin}, as asked)"
+    return (feas_tol,) * n_layers, text + rounding
+
+
+def _tols_text(tols) -> str:
+    values = sorted(set(tols))
+    return f"{values[0]:g}" if len(values) == 1 else "/".join(f"{t:g}" for t in values)
+
+
+@dataclass
+class _Figures:
+    """What :func:`verify` measured, which the check builders compare with the bounds.
+
+    ``D[l]`` is the network discrepancy after layer ``l``; ``radii`` the claimed absolute
+    budgets (``None`` where unknown); ``off_nominal[l]`` is ``||(V_l)_+ on Omega^c||``;
+    ``gamma_eff`` the cascade's realized ``gamma~_l``; ``norms`` the original's link norms,
+    ``normalized`` whether they are all 1, ``pruned_within`` whether the pruned network's
+    are at most 1; ``target_norms[l]`` is ``||Y^(l)||_F``.
+    """
+
+    claims: _Claims
+    Y: list[np.ndarray]
+    layers: list[LayerReport]
+    D: list[float]
+    radii: list[Any]
+    off_nominal: list[float]
+    gamma_eff: list[float]
+    target_norms: list[float]
+    norms: tuple[float, ...]
+    normalized: bool = False
+    pruned_within: bool = False
+    relu: list[bool] = field(default_factory=list)
+    ball_ok: list[bool | None] = field(default_factory=list)
+    bounds_ok: list[bool | None] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return all(r is not None for r in self.radii)
+
+    @property
+    def tol(self) -> float:
+        return max(self.claims.tols)
+
+
+def _measure(original: Network, net_hat: Network, X: np.ndarray, claims: _Claims, mu: float):
+    """Every layer's figures on ``X`` (:class:`_Figures`, link normalization left to set)."""
+    Y = original.record(X)
+    Y_hat = net_hat.record(X)
+    fig = _Figures(
+        claims=claims,
+        Y=Y,
+        layers=[],
+        D=[float(np.linalg.norm(Y_hat[l + 1] - Y[l + 1])) for l in range(len(original))],
+        radii=[],
+        off_nominal=[],
+        gamma_eff=[],
+        target_norms=[],
+        norms=link_norms(original),
+    )
+    for l, layer in enumerate(original.layers):
+        inp = Y[l] if claims.scheme == "parallel" else Y_hat[l]
+        radius, upper = _budget(layer, l, len(original), inp, Y[l + 1], claims)
+        _measure_layer(fig, l, layer, net_hat[l], inp, radius, upper, mu)
+        if claims.scheme == "cascade" and l > 0:
+            e = fig.layers[-1].realized_bound
+            base = float(np.linalg.norm((Y_hat[l] - Y[l]) @ layer.W))
+            g = claims.gammas[l - 1]
+            fig.gamma_eff.append(max(g, e**2 / base**2) if base > 0 else (g if e == 0 else np.inf))
+    return fig
+
+
+def _budget(layer: DenseLayer, l: int, n_layers: int, inp, out, claims: _Claims):
+    """Layer ``l``'s claimed absolute radius (``None`` without a claim) and its bound ``V``
+    off Omega (``None``: 0), by the rule of :mod:`nettrim.budgets`."""
+    if claims.eps is None:
+        return None, None
+    if claims.scheme == "parallel" or l == 0:
+        return absolute_radius(
+            out, claims.eps[l if claims.scheme == "parallel" else 0], claims.per_neuron
+        ), None
+    return cascade_budget(
+        layer,
+        inp,
+        out,
+        gamma=claims.gammas[l - 1],
+        kappa=claims.kappa if l == n_layers - 1 else 1.0,
+        per_neuron=claims.per_neuron,
+        active_tol=claims.active_tol,
+        cascade_bound=claims.cascade_bound,
+    )
+
+
+def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, mu) -> None:
+    """Append layer ``l``'s figures to ``fig``: its report, budget verdicts and bounds."""
+    claims, out = fig.claims, fig.Y[l + 1]
+    Z_hat = layer_hat.preactivation(inp)
+    if layer.activation == "relu":
+        omega = out > claims.active_tol
+        R = np.where(omega, Z_hat - out, 0.0)
+        V = np.zeros_like(Z_hat) if upper is None else upper
+        reach = np.maximum(np.maximum(np.maximum(V, Z_hat), 0.0), out)
+        q = float(np.linalg.norm(np.where(omega, 0.0, reach)))
+        violation = float(np.max(np.where(omega, -np.inf, Z_hat - V), initial=0.0))
+        off = float(np.linalg.norm(np.where(omega, 0.0, np.maximum(np.maximum(V, 0.0), out))))
+        targets = np.where(omega, out, 0.0)
+    else:
+        R, q, violation, off, targets = Z_hat - out, 0.0, 0.0, 0.0, out
+    r = float(np.linalg.norm(R))
+    tol = claims.tols[l]
+    ball_ok = bounds_ok = exact = None
+    allowed_r = allowed_v = math.nan
+    if radius is not None:
+        per_column = np.ndim(radius) == 1
+        scale = np.linalg.norm(targets, axis=0) if per_column else float(np.linalg.norm(targets))
+        allowed = allowed_residual(radius, scale, tol)
+        measured = np.linalg.norm(R, axis=0) if per_column else r
+        ball_ok = bool(np.all(measured <= allowed))
+        exact = bool(np.all(measured <= radius * (1 + BOUND_RTOL))) and violation <= 0
+        allowed_r = float(np.linalg.norm(np.atleast_1d(allowed)))
+        allowed_v = allowed_violation(float(np.abs(targets).max(initial=0.0)), tol)
+        bounds_ok = violation <= allowed_v
+    col_nnz = np.count_nonzero(layer_hat.W, axis=0)
+    fig.layers.append(
+        LayerReport(
+            layer=l,
+            shape=layer.shape,
+            nnz=layer_hat.nnz,
+            discrepancy=float(np.linalg.norm(layer_hat(inp) - out)),
+            residual=r,
+            off_support=q,
+            realized_bound=math.hypot(r, q),
+            radius=math.nan if radius is None else float(np.linalg.norm(np.atleast_1d(radius))),
+            feasible=None if radius is None else bool(ball_ok and bounds_ok),
+            violation=violation,
+            spectral_norm=float(np.linalg.norm(layer_hat.W, 2)),
+            theorem3_samples=theorem3_samples(
+                int(col_nnz.max(initial=0)), max(layer.shape[0], 2), mu=mu
+            ),
+            samples=inp.shape[0],
+            allowed_residual=allowed_r,
+            allowed_violation=allowed_v,
+            feas_tol=tol,
+            exact=exact,
+        )
+    )
+    fig.radii.append(radius)
+    fig.off_nominal.append(off)
+    fig.relu.append(layer.activation == "relu")
+    fig.ball_ok.append(ball_ok)
+    fig.bounds_ok.append(bounds_ok)
+
+
+# ---------------------------------------------------------------------------------------
+# the checks: one builder per guarantee, listed per scheme in _CHECKS
 
 
 def _le(realized: float, bound: float, rtol: float) -> bool:
     return realized <= bound * (1 + rtol) + 1e-300
 
 
-@dataclass(frozen=True)
-class _Figures:
-    """What :func:`verify` measured, which :func:`_checks` compares with the bounds.
-
-    ``D[l]`` is the network discrepancy after layer ``l``; ``radii`` the nominal absolute
-    budgets (``None`` where unknown); ``off_nominal[l]`` is ``||(V_l)_+ on Omega^c||``;
-    ``gamma_eff`` the cascade's realized ``gamma~_l``; ``norms`` the original's link norms,
-    ``normalized`` whether they are all 1, ``pruned_within`` whether the pruned network's
-    are at most 1.
-    """
-
-    scheme: str
-    layers: list[LayerReport]
-    D: list[float]
-    radii: list[Any]
-    off_nominal: list[float]
-    gammas: tuple[float, ...]
-    gamma_eff: list[float]
-    kappa: float
-    norms: tuple[float, ...]
-    normalized: bool
-    pruned_within: bool
+def _realized(name, assumption, applies, bound, realized, rtol, note="") -> Check:
+    """A bound from realized figures: it holds up to rounding (``rtol``)."""
+    return Check(name, assumption, applies, bound, realized, _le(realized, bound, rtol), note)
 
 
-def _checks(fig: _Figures, rtol: float, feas_tol: float) -> list[Check]:
-    """The checks; those against nominal budgets allow the solver's ``feas_tol`` slack."""
-    checks: list[Check] = []
-    known = all(r is not None for r in fig.radii)
-    feasible = known and all(rep.feasible for rep in fig.layers)
-    feas_text = "every layer's solve feasible (residual <= radius, Omega^c inequalities met)"
-    norm_text = (
+def _tolerated(name, assumption, applies, bound, realized, allowed, tol, rtol, note="") -> Check:
+    """A bound from claimed budgets: it holds up to the budgets' tolerance (``allowed``)."""
+    holds = _le(realized, allowed, rtol)
+    return Check(name, assumption, applies, bound, realized, holds, note, allowed, tol)
+
+
+def _norm_text(fig: _Figures) -> str:
+    return (
         "link-normalized original (||W~_l||_1 = 1 for every layer; got "
         + ", ".join(f"{c:.4g}" for c in fig.norms)
         + ")"
     )
-    for rep in fig.layers:
+
+
+def _budget_checks(fig: _Figures, rtol: float) -> list[Check]:
+    """Each layer meets the budget claimed for it (ball and bounds off Omega), to its tol."""
+    checks = []
+    for rep, ball_ok, bounds_ok in zip(fig.layers, fig.ball_ok, fig.bounds_ok, strict=True):
+        if ball_ok is None:
+            continue
+        l = rep.layer
+        per = " (per neuron)" if np.ndim(fig.radii[l]) else ""
         checks.append(
             Check(
-                name=f"Proposition 1 (realized), layer {rep.layer}",
-                assumption="none (ReLU is 1-Lipschitz)",
-                assumption_holds=True,
-                bound=rep.realized_bound,
-                realized=rep.discrepancy,
-                holds=_le(rep.discrepancy, rep.realized_bound, rtol),
+                f"budget, layer {l}: ||(Zhat - Y)_Omega||_F <= radius{per}",
+                "none",
+                True,
+                rep.radius,
+                rep.residual,
+                ball_ok,
+                allowed=rep.allowed_residual,
+                tolerance=rep.feas_tol,
             )
         )
-        if known and (fig.scheme == "parallel" or rep.layer == 0):
+        if fig.relu[l]:
             checks.append(
                 Check(
-                    name=f"Proposition 1 (nominal eps), layer {rep.layer}",
-                    assumption="the layer's solve is feasible, V = 0",
-                    assumption_holds=bool(rep.feasible),
-                    bound=rep.radius,
-                    realized=rep.discrepancy,
-                    holds=_le(rep.discrepancy, rep.radius, feas_tol),
-                )
-            )
-    if fig.scheme == "parallel":
-        chained = 0.0
-        for rep in fig.layers:
-            chained = rep.realized_bound + rep.spectral_norm * chained
-        checks.append(
-            Check(
-                name="parallel bound, any network: D_L <= e_L + ||What_L||_2 D_(L-1) (chained)",
-                assumption="none",
-                assumption_holds=True,
-                bound=chained,
-                realized=fig.D[-1],
-                holds=_le(fig.D[-1], chained, rtol),
-            )
-        )
-        thm1 = float(sum(rep.realized_bound for rep in fig.layers))
-        checks.append(
-            Check(
-                name="Theorem 1: D_L <= sum_l e_l",
-                assumption=norm_text + " and pruned ||What~_l||_1 <= 1",
-                assumption_holds=fig.normalized and fig.pruned_within,
-                bound=thm1,
-                realized=fig.D[-1],
-                holds=_le(fig.D[-1], thm1, rtol),
-                note=""
-                if fig.normalized
-                else "Theorem 1 not applicable; see the bound for any network",
-            )
-        )
-        if known:
-            nominal = float(sum(np.linalg.norm(np.atleast_1d(r)) for r in fig.radii))
-            checks.append(
-                Check(
-                    name="Theorem 1 (nominal): D_L <= sum_l eps_l",
-                    assumption=norm_text + "; " + feas_text,
-                    assumption_holds=fig.normalized and fig.pruned_within and feasible,
-                    bound=nominal,
-                    realized=fig.D[-1],
-                    holds=_le(fig.D[-1], nominal, feas_tol),
-                )
-            )
-    else:
-        last = fig.layers[-1]
-        checks.append(
-            Check(
-                name="cascade bound, any network: D_L <= e_L (e_L on the pruned input)",
-                assumption="none",
-                assumption_holds=True,
-                bound=last.realized_bound,
-                realized=fig.D[-1],
-                holds=_le(fig.D[-1], last.realized_bound, rtol),
-            )
-        )
-        if known:
-            for l, rep in enumerate(fig.layers):
-                radius = float(np.linalg.norm(np.atleast_1d(fig.radii[l])))
-                bound = math.hypot(radius, fig.off_nominal[l])
-                checks.append(
-                    Check(
-                        name=f"cascade bound (nominal): D_{l + 1}^2 <= eps_{l + 1}^2 + "
-                        f"||(V_{l + 1})_+ on Omega^c||^2",
-                        assumption="the layer's solve is feasible",
-                        assumption_holds=bool(rep.feasible),
-                        bound=bound,
-                        realized=fig.D[l],
-                        holds=_le(fig.D[l], bound, feas_tol),
-                    )
-                )
-        thm2 = fig.layers[0].realized_bound * math.sqrt(
-            float(np.prod(fig.gamma_eff)) if fig.gamma_eff else 1.0
-        )
-        checks.append(
-            Check(
-                name="Theorem 2: D_L <= e_1 sqrt(prod gamma~_l)",
-                assumption=norm_text,
-                assumption_holds=fig.normalized,
-                bound=thm2,
-                realized=fig.D[-1],
-                holds=_le(fig.D[-1], thm2, rtol),
-                note=("gamma~ = " + ", ".join(f"{g:.4g}" for g in fig.gamma_eff))
-                + (
-                    ""
-                    if fig.normalized
-                    else "; Theorem 2 not applicable, see the bound for any network"
-                ),
-            )
-        )
-        if known:
-            nominal = float(np.linalg.norm(np.atleast_1d(fig.radii[0]))) * math.sqrt(
-                float(np.prod(fig.gammas)) if fig.gammas else 1.0
-            )
-            checks.append(
-                Check(
-                    name="Theorem 2 (nominal): D_L <= eps_1 sqrt(prod gamma_l)",
-                    assumption=norm_text + "; " + feas_text,
-                    assumption_holds=fig.normalized and feasible,
-                    bound=nominal,
-                    realized=fig.D[-1],
-                    holds=_le(fig.D[-1], nominal, feas_tol),
-                    note=f"kappa = {fig.kappa:g} <= 1 only tightens it",
+                    f"budget, layer {l}: max (Zhat - V) off Omega <= 0",
+                    "none",
+                    True,
+                    0.0,
+                    rep.violation,
+                    bounds_ok,
+                    allowed=rep.allowed_violation,
+                    tolerance=rep.feas_tol,
                 )
             )
     return checks
+
+
+def _proposition1(fig: _Figures, rtol: float) -> list[Check]:
+    checks = []
+    for rep in fig.layers:
+        l = rep.layer
+        checks.append(
+            _realized(
+                f"Proposition 1 (realized), layer {l}",
+                "none (ReLU is 1-Lipschitz)",
+                True,
+                rep.realized_bound,
+                rep.discrepancy,
+                rtol,
+            )
+        )
+        if rep.feasible is not None and (fig.claims.scheme == "parallel" or l == 0):
+            checks.append(
+                _tolerated(
+                    f"Proposition 1 (nominal eps), layer {l}",
+                    "the layer meets its budget, V = 0",
+                    True,
+                    rep.radius,
+                    rep.discrepancy,
+                    rep.allowed_residual,
+                    rep.feas_tol,
+                    rtol,
+                )
+            )
+    return checks
+
+
+def _parallel_any(fig: _Figures, rtol: float) -> list[Check]:
+    chained = 0.0
+    for rep in fig.layers:
+        chained = rep.realized_bound + rep.spectral_norm * chained
+    name = "parallel bound, any network: D_L <= e_L + ||What_L||_2 D_(L-1) (chained)"
+    return [_realized(name, "none", True, chained, fig.D[-1], rtol)]
+
+
+def _theorem1(fig: _Figures, rtol: float) -> list[Check]:
+    bound = float(sum(rep.realized_bound for rep in fig.layers))
+    note = "" if fig.normalized else "Theorem 1 not applicable; see the bound for any network"
+    assumption = _norm_text(fig) + " and pruned ||What~_l||_1 <= 1"
+    applies = fig.normalized and fig.pruned_within
+    return [
+        _realized("Theorem 1: D_L <= sum_l e_l", assumption, applies, bound, fig.D[-1], rtol, note)
+    ]
+
+
+def _theorem1_nominal(fig: _Figures, rtol: float) -> list[Check]:
+    if not fig.known:
+        return []
+    bound = float(sum(rep.radius for rep in fig.layers))
+    allowed = float(sum(rep.allowed_residual for rep in fig.layers))
+    assumption = _norm_text(fig) + "; every layer meets its budget"
+    applies = fig.normalized and fig.pruned_within
+    return [
+        _tolerated(
+            "Theorem 1 (nominal): D_L <= sum_l eps_l",
+            assumption,
+            applies,
+            bound,
+            fig.D[-1],
+            allowed,
+            fig.tol,
+            rtol,
+        )
+    ]
+
+
+def _cascade_any(fig: _Figures, rtol: float) -> list[Check]:
+    name = "cascade bound, any network: D_L <= e_L (e_L on the pruned input)"
+    return [_realized(name, "none", True, fig.layers[-1].realized_bound, fig.D[-1], rtol)]
+
+
+def _cascade_nominal(fig: _Figures, rtol: float) -> list[Check]:
+    if not fig.known:
+        return []
+    checks = []
+    for l, rep in enumerate(fig.layers):
+        off = fig.off_nominal[l]
+        name = (
+            f"cascade bound (nominal): D_{l + 1}^2 <= eps_{l + 1}^2 + "
+            f"||(V_{l + 1})_+ on Omega^c||^2"
+        )
+        checks.append(
+            _tolerated(
+                name,
+                "the layer meets its budget",
+                True,
+                math.hypot(rep.radius, off),
+                fig.D[l],
+                math.hypot(rep.allowed_residual, off),
+                rep.feas_tol,
+                rtol,
+            )
+        )
+    return checks
+
+
+def _theorem2(fig: _Figures, rtol: float) -> list[Check]:
+    bound = fig.layers[0].realized_bound * math.sqrt(float(np.prod(fig.gamma_eff)))
+    note = "gamma~ = " + ", ".join(f"{g:.4g}" for g in fig.gamma_eff)
+    if not fig.normalized:
+        note += "; Theorem 2 not applicable, see the bound for any network"
+    return [
+        _realized(
+            "Theorem 2: D_L <= e_1 sqrt(prod gamma~_l)",
+            _norm_text(fig),
+            fig.normalized,
+            bound,
+            fig.D[-1],
+            rtol,
+            note,
+        )
+    ]
+
+
+def _theorem2_nominal(fig: _Figures, rtol: float) -> list[Check]:
+    if not fig.known:
+        return []
+    factor = math.sqrt(float(np.prod(fig.claims.gammas)))
+    first = fig.layers[0]
+    return [
+        _tolerated(
+            "Theorem 2 (nominal): D_L <= eps_1 sqrt(prod gamma_l)",
+            _norm_text(fig) + "; every layer meets its budget",
+            fig.normalized,
+            first.radius * factor,
+            fig.D[-1],
+            first.allowed_residual * factor,
+            fig.tol,
+            rtol,
+            note=f"kappa = {fig.claims.kappa:g} <= 1 only tightens it",
+        )
+    ]
+
+
+_CHECKS: dict[str, tuple[Callable[[_Figures, float], list[Check]], ...]] = {
+    "parallel": (_budget_checks, _proposition1, _parallel_any, _theorem1, _theorem1_nominal),
+    "cascade": (
+        _budget_checks,
+        _proposition1,
+        _cascade_any,
+        _cascade_nominal,
+        _theorem2,
+        _theorem2_nominal,
+    ),
+}

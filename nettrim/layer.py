@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .budgets import absolute_radius
 from .network import ACTIVATIONS
 from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, SolverResult, Status, solve_exact
 from .solvers.admm import AdmmSettings, solve_admm
@@ -192,24 +193,6 @@ class TrimOptions:
             return AdmmSettings().updated(**changes)
         except TypeError as exc:
             raise ValueError(f"solver_options: {exc}") from None
-
-
-def absolute_radius(Y: np.ndarray, eps, per_neuron: bool) -> float | np.ndarray:
-    """The relative radius rule: ``eps * ||Y||_F``, or ``eps_j * ||y_j||_2`` per column."""
-    if per_neuron:
-        return np.broadcast_to(np.asarray(eps, np.float64), (Y.shape[1],)) * np.linalg.norm(
-            Y, axis=0
-        )
-    return float(eps) * float(np.linalg.norm(Y))
-
-
-def relative_budget(radius, Y: np.ndarray, per_neuron: bool) -> float | np.ndarray:
-    """The inverse of :func:`absolute_radius`: ``radius / ||Y||`` (0 where ``Y`` is 0)."""
-    if per_neuron:
-        norms = np.linalg.norm(Y, axis=0)
-        return np.divide(radius, norms, out=np.zeros_like(radius), where=norms > 0)
-    norm = float(np.linalg.norm(Y))
-    return radius / norm if norm > 0 else 0.0
 
 
 def relative_discrepancy(out: np.ndarray, Y: np.ndarray) -> float:

@@ -11,7 +11,9 @@ The network file holds, for a network of ``L`` layers:
 * ``activations``: a string array of ``L`` names, ``"relu"`` or ``"linear"``;
 * ``format`` (``"nettrim.network"``) and ``format_version`` (an integer), written by
   :meth:`Network.save`. A file written by hand (``np.savez``) may leave both out; it is then
-  read as version 1.
+  read as version 1;
+* ``metadata`` (optional): one string holding a JSON object, :attr:`Network.metadata` (what
+  ``nettrim prune`` records of the pruning: scheme, budgets, the tolerance of each solve).
 
 A weight may instead be stored sparse (CSR, bitmask or N:M: the entries ``W{l}.{part}``
 described by the string entry ``sparse``; see docs/files.md and :mod:`nettrim.io`).
@@ -21,13 +23,14 @@ Nothing else may be in the archive: an unknown entry is refused rather than igno
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import re
 import secrets
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import IO
 
 import numpy as np
@@ -39,7 +42,7 @@ ACTIVATIONS = ("relu", "linear")
 FILE_FORMAT = "nettrim.network"
 FILE_VERSION = 1
 _LAYER_KEY = re.compile(r"([Wb])(0|[1-9][0-9]*)")
-_META_KEYS = ("activations", "format", "format_version")
+_META_KEYS = ("activations", "format", "format_version", "metadata")
 _WEIGHT_DTYPES = (np.float32, np.float64)
 
 
@@ -109,9 +112,14 @@ class DenseLayer:
 
 @dataclass(frozen=True)
 class Network:
-    """A sequence of dense layers; each layer's output is the next one's input."""
+    """A sequence of dense layers; each layer's output is the next one's input.
+
+    ``metadata`` is a JSON-serializable mapping saved with the network file and read back
+    by :meth:`load` (empty by default; not compared by ``==``).
+    """
 
     layers: tuple[DenseLayer, ...] = field(default_factory=tuple)
+    metadata: Mapping = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -219,6 +227,8 @@ class Network:
             "format_version": np.array(FILE_VERSION),
             "activations": np.array(self.activations, dtype=str),
         }
+        if self.metadata:
+            arrays["metadata"] = np.array(json.dumps(dict(self.metadata), allow_nan=False))
         for l, layer in enumerate(self.layers):
             arrays[f"W{l}"] = _dense(layer.W)
             if layer.b is not None:
@@ -385,7 +395,23 @@ def _network_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Netwo
                 )
         weights.append(W)
         biases.append(b)
-    return Network.from_arrays(weights, biases, activations)
+    network = Network.from_arrays(weights, biases, activations)
+    if "metadata" in arrays:
+        network = replace(network, metadata=_check_metadata(arrays["metadata"], fail))
+    return network
+
+
+def _check_metadata(value: np.ndarray, fail: Callable[[str], Exception]) -> dict:
+    """The ``metadata`` entry: one string holding a JSON object."""
+    if value.ndim != 0 or value.dtype.kind != "U":
+        raise fail(f"metadata must be one string (JSON), got {_show(value)}")
+    try:
+        metadata = json.loads(str(value))
+    except json.JSONDecodeError as exc:
+        raise fail(f"metadata is not valid JSON ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise fail(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    return metadata
 
 
 def _is_safetensors(path: str | os.PathLike) -> bool:

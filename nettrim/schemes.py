@@ -18,7 +18,6 @@ network's layer outputs, ``Yhat^(l)`` the pruned network's, ``W~_l = [W_l; b_l]`
 
 from __future__ import annotations
 
-import math
 import os
 import time
 import warnings
@@ -29,16 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from .budgets import absolute_radius, cascade_budget, relative_budget, warn_unlikely_budgets
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
-from .layer import (
-    DEFAULT_EPS,
-    LayerResult,
-    TrimOptions,
-    absolute_radius,
-    check_eps,
-    relative_budget,
-    solve_layer,
-)
+from .layer import DEFAULT_EPS, LayerResult, TrimOptions, check_eps, solve_layer
 from .network import Network
 from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
@@ -297,6 +289,7 @@ def net_trim(
         reweighting=_check_reweighting(reweight_rounds, reweight_delta),
     )
     acts = _check_inputs(network, X, activations, scheme)
+    warn_unlikely_budgets(run.eps, acts[0].shape[0], network.dims[:-1])
     solve = _parallel if scheme == "parallel" else _cascade
     with JobRunner(
         executor,
@@ -426,7 +419,7 @@ def _parallel(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[lis
 
 def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list, list, list]:
     """Layer by layer on the pruned network's input; the radius and bound from
-    :func:`_cascade_budget`."""
+    :func:`~nettrim.budgets.cascade_budget`."""
     results, radii, rel_eps = [], [], []
     X_hat, last = acts[0], len(run.network) - 1
     for l, layer in enumerate(run.network.layers):
@@ -435,7 +428,7 @@ def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list
             upper, eps_l, relative = None, run.eps[0], True
             radius, relative_eps = absolute_radius(Y, eps_l, run.per_neuron), eps_l
         else:
-            radius, upper = _cascade_budget(
+            radius, upper = cascade_budget(
                 layer,
                 X_hat,
                 Y,
@@ -466,39 +459,6 @@ def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list
         rel_eps.append(relative_eps)
         X_hat = layer.with_weights(merged.W, merged.b)(X_hat)
     return results, radii, rel_eps
-
-
-def _cascade_budget(
-    layer,
-    X_hat: np.ndarray,
-    Y: np.ndarray,
-    *,
-    gamma: float,
-    kappa: float,
-    per_neuron: bool,
-    active_tol: float,
-    cascade_bound: str,
-) -> tuple[Any, np.ndarray | None]:
-    """The cascade's rule for a layer after the first: its absolute radius and bound ``V``.
-
-    ``V = Yhat~ W~`` (the original weights on the pruned input),
-    ``radius^2 = gamma * kappa^2 * ||(V - Y)_Omega||^2`` (per column in per-neuron mode;
-    ``kappa`` is 1 except for the last layer), and off Omega of a ReLU layer the bound
-    ``max(V, 0)`` (``"relaxed"``) or ``V`` (``"paper"``) — ``docs/networks.md``, "Schemes".
-    """
-    V = layer.preactivation(X_hat)
-    R = V - Y
-    if layer.activation == "relu":
-        R = np.where(active_tol < Y, R, 0.0)
-    factor = gamma * kappa**2
-    if per_neuron:
-        radius = np.sqrt(factor) * np.linalg.norm(R, axis=0)
-    else:
-        radius = math.sqrt(factor) * float(np.linalg.norm(R))
-    upper = None
-    if layer.activation == "relu":
-        upper = np.maximum(V, 0.0) if cascade_bound == "relaxed" else V
-    return radius, upper
 
 
 # ---------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from functools import cached_property
 
 import numpy as np
 
+from . import feasibility
 from .programs import Program, program_of
 
 
@@ -126,13 +127,11 @@ class NetTrimProblem:
     ) -> bool:
         """Whether a point with these figures satisfies the constraints to ``feas_tol``.
 
-        Ball: ``residual <= radius + max(feas_tol * radius, feas_tol**2 * ||Y_Omega||)`` (per
-        column with per-column balls): relative to the radius, with an absolute floor that
-        gives ``eps = 0`` (and radii below ``feas_tol * ||Y_Omega||``) a tolerance without
-        loosening the relative one (less ``rounding``, see :meth:`allowed_residuals`). Off
-        Omega: ``violation <= feas_tol * max|Y|``.
+        The rule of :mod:`.feasibility`: ball ``residual <= radius + max(feas_tol * radius,
+        feas_tol**2 * ||Y_Omega||)`` (per column with per-column balls; less ``rounding``,
+        see :meth:`allowed_residuals`), off Omega ``violation <= feas_tol * max|Y|``.
         """
-        if violation > feas_tol * self.target_scale[2]:
+        if not feasibility.bounds_met(violation, self.target_scale[2], feas_tol):
             return False
         if self.penalized:
             return True
@@ -152,8 +151,7 @@ class NetTrimProblem:
             return np.inf
         total, cols, _ = self.target_scale
         radius, scale = (self.radius, cols) if self.per_column else (float(self.radius), total)
-        slack = np.maximum(feas_tol * radius, feas_tol**2 * scale)
-        return radius + slack - np.minimum(rounding * scale, 0.5 * slack)
+        return feasibility.allowed_residual(radius, scale, feas_tol, rounding)
 
     def feasible_columns(
         self,
@@ -163,7 +161,9 @@ class NetTrimProblem:
         rounding: float = 0.0,
     ) -> np.ndarray:
         """Per column, whether it is feasible to ``feas_tol`` (separable programs only)."""
-        ok = np.asarray(column_violations) <= feas_tol * self.target_scale[2]
+        ok = np.asarray(column_violations) <= feasibility.allowed_violation(
+            self.target_scale[2], feas_tol
+        )
         if not self.penalized:
             ok &= np.asarray(column_residuals) <= self.allowed_residuals(feas_tol, rounding)
         return ok

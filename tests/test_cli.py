@@ -66,7 +66,10 @@ def test_demo_json_exact_path(capsys):
 
 def test_demo_text_report(capsys):
     assert main(["demo", "--n-calib", "40"]) == EXIT_OK
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    # 40 rows for 64-wide inputs: the warning, as one line on stderr
+    assert "nettrim demo: warning: 40 calibration samples but layer 0 has 64" in captured.err
+    out = captured.out
     assert "test accuracy" in out and "weights kept" in out
 
 
@@ -155,7 +158,12 @@ def test_prune_writes_what_net_trim_returns(capsys, files):
     assert f"wrote {files['out']}" in captured.out
     report = _strict_json(report_path)
     assert report["nnz_after"] == pruned.nnz < report["nnz_before"] == files["network"].nnz
-    assert report["verify"]["ok"] is True
+    assert report["verify"]["success"] is True
+    assert report["record"] == Network.load(files["out"]).metadata["pruning"]
+    assert report["tolerance"].startswith("0.001 (recorded with the pruning")
+    assert [row["budget"] for row in report["layers"]] == [
+        rep["budget"] for rep in report["verify"]["layers"]
+    ]
     feas_tol = AdmmSettings().feas_tol
     for row, layer in zip(report["layers"], pruned.layers, strict=True):
         assert row["nnz_after"] == layer.nnz
@@ -208,7 +216,7 @@ def test_verify_verb(capsys, files):
     assert out.startswith("verify (parallel scheme)") and "OK" in out.splitlines()[0]
     report = _strict_json(report_path)
     direct = verify(files["network"], Network.load(files["out"]), files["inputs"], eps=0.05)
-    assert report["ok"] is direct.ok is True
+    assert report["success"] is direct.success is True
     assert report["report"]["network_discrepancy"] == pytest.approx(direct.network_discrepancy)
     assert any(
         c["name"].startswith("Proposition 1 (nominal eps)") for c in report["report"]["checks"]
@@ -363,3 +371,72 @@ def test_version(capsys):
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.strip() == f"nettrim {nettrim.__version__}"
+
+
+# ---------------------------------------------------------------------------------------
+# verify judges the budgets; prune refuses inexact runs
+
+
+def _verify(files, *options) -> list[str]:
+    return ["verify", files["net"], files["out"], "--inputs", files["X"], *options]
+
+
+def test_verify_from_the_two_files_uses_the_recorded_pruning(capsys, files):
+    assert main(_prune(files, "--eps", "0.2", "--n-jobs", "1")) == EXIT_OK
+    capsys.readouterr()
+    record = Network.load(files["out"]).metadata["pruning"]
+    assert record["eps"] == [0.2, 0.2, 0.2]
+    assert all(layer["feas_tol"] > 0 for layer in record["layers"])
+    assert main(_verify(files)) == EXIT_OK  # the pruning's own eps, from the file
+    out = capsys.readouterr().out
+    assert "OK" in out.splitlines()[0]
+    assert "budgets judged at feasibility tolerance 0.001 (recorded with the pruning" in out
+    # a budget four times tighter than the pruning's fails, exit 1
+    assert main(_verify(files, "--eps", "0.05")) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "FAILED" in out.splitlines()[0]
+    assert "budget, layer 0: ||(Zhat - Y)_Omega||_F <= radius: realized" in out
+    assert "FAILS beyond tolerance" in out
+
+
+def test_verify_feas_tol_tightens_and_loosens_only_when_asked(capsys, files):
+    assert main(_prune(files, "--n-jobs", "1", "--solver", "admm")) == EXIT_OK
+    capsys.readouterr()
+    assert main(_verify(files, "--feas-tol", "1e-12")) == EXIT_FAILED
+    assert "tolerance 1e-12 (given" in capsys.readouterr().out
+    assert main(_verify(files, "--feas-tol", "0.01")) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "looser than the tolerance layer 0 was solved to (0.001" in err
+    assert "--allow-loose-tol" in err and err.count("\n") == 1
+    assert main(_verify(files, "--feas-tol", "0.01", "--allow-loose-tol")) == EXIT_OK
+    assert "0.01 (given, LOOSER than the 0.001 recorded with the pruning, as asked)" in (
+        capsys.readouterr().out
+    )
+
+
+def test_prune_warns_on_stderr_where_a_mistake_is_likely(capsys, files):
+    assert main(_prune(files, "--eps", "1.5", "--n-jobs", "1")) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "nettrim prune: warning: eps >= 1 (layer 0: 1.5" in err
+    np.save(files["dir"] / "few.npy", files["inputs"][:6])
+    argv = ["prune", files["net"], "--inputs", str(files["dir"] / "few.npy"), "--out"]
+    assert main([*argv, files["out"], "--n-jobs", "1"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "warning: 6 calibration samples but layer 0 has 8, layer 1 has 12 inputs" in err
+
+
+def test_an_inexact_run_exits_1_and_writes_nothing_unless_asked(capsys, files):
+    argv = _prune(files, "--eps", "0", "--solver", "admm", "--max-iter", "2", "--n-jobs", "1")
+    report_path = files["dir"] / "report.json"
+    assert main([*argv, "--json", str(report_path)]) == EXIT_FAILED
+    captured = capsys.readouterr()
+    assert "ended 'max_iter'" in captured.err and "nothing written" in captured.err
+    assert "--allow-inexact" in captured.err
+    assert "warning: layer 0: status 'max_iter'" in captured.err
+    assert "nothing written" in captured.out
+    assert sorted(p.name for p in files["dir"].iterdir()) == ["X.npy", "net.npz"]
+    assert main([*argv, "--allow-inexact"]) == EXIT_OK
+    assert "written as asked (--allow-inexact)" in capsys.readouterr().err
+    record = Network.load(files["out"]).metadata["pruning"]
+    assert {layer["status"] for layer in record["layers"]} == {"max_iter"}
+    assert main(_verify(files)) == EXIT_FAILED  # its budgets are not met: verify says so

@@ -9,7 +9,9 @@ Key convention, for a network of ``L`` layers:
 * ``layers.{l}.bias``: its bias ``(d_out,)``, absent for a layer without bias;
 * the metadata (strings): ``format`` (``"nettrim.network"``), ``format_version``,
   ``activations`` (a JSON list of names), ``orientation`` and, when a weight is sparse,
-  ``sparse`` (the JSON layout description of :mod:`nettrim.io.entries`).
+  ``sparse`` (the JSON layout description of :mod:`nettrim.io.entries`) and, when the
+  network has any, ``metadata`` (:attr:`Network.metadata` as JSON: what ``nettrim prune``
+  records of the pruning, which ``nettrim verify`` judges with).
 
 Files written elsewhere (``safetensors.torch.save_file(model.state_dict())`` of an
 ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU``) are read too: keys ``{prefix}{i}.weight``
@@ -45,7 +47,7 @@ _KEY = re.compile(
 #: What a safetensors file spends on a tensor besides its data: its JSON header entry
 #: (name, dtype, shape, offsets).
 ENTRY_BYTES = 100
-_META = ("format", "format_version", "activations", "orientation", "sparse")
+_META = ("format", "format_version", "activations", "orientation", "sparse", "metadata")
 
 
 def save_safetensors(
@@ -99,6 +101,8 @@ def save_safetensors(
     }
     if description is not None:
         metadata["sparse"] = description
+    if network.metadata:
+        metadata["metadata"] = json.dumps(dict(network.metadata), allow_nan=False)
     data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
     write_atomically(name, lambda fh: fh.write(data))
 
@@ -157,6 +161,8 @@ def load_safetensors(
             arrays[f"b{rank}"] = decoded[bias]
     _check_orientation_fits(arrays, len(layers), orientation, fail)
     arrays["activations"] = np.array(_activations(metadata, activations, len(layers), fail))
+    if "metadata" in metadata:
+        arrays["metadata"] = np.array(metadata["metadata"])
     return _network_from_arrays(arrays, name)
 
 
