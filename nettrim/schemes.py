@@ -316,6 +316,20 @@ def net_trim(
         raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
     if len(network) == 0:
         raise ValueError("network has no layers")
+    if not network.is_dense:  # convolutions, pooling: one dense program per prunable layer
+        from .stages import net_trim_stages
+
+        if activations is not None or warm_start is not None or reweight_rounds:
+            raise ValueError(
+                "a network with convolutions or pooling takes X (no activations, "
+                "warm_start or reweight_rounds)"
+            )
+        return net_trim_stages(
+            network, X, scheme=scheme, eps=eps, gamma=gamma, kappa=kappa,
+            cascade_bound=cascade_bound, per_neuron=per_neuron, solver=solver,
+            executor=executor, n_jobs=n_jobs, blas_threads=blas_threads, store_dir=store_dir,
+            **layer_options,
+        )  # fmt: skip
     scheme = check_choice("scheme", scheme, SCHEMES)
     n_layers = len(network)
     acts = _check_inputs(network, X, activations, scheme)
