@@ -555,7 +555,9 @@ class PruneResult:
     def apply_masks(self, model) -> None:
         """Attach the masks with ``torch.nn.utils.prune.custom_from_mask``, so fine-tuning
         keeps the pruned weights at zero."""
-        prune = _torch().nn.utils.prune
+        _torch()
+        from torch.nn.utils import prune
+
         for name, mask in self.masks(model).items():
             prune.custom_from_mask(model.get_submodule(name), "weight", mask)
 

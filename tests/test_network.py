@@ -144,7 +144,9 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, compressed):
         assert sorted(data.files) == [
             "W0", "W1", "W2", "activations", "b0", "b2", "format", "format_version"
         ]  # fmt: skip
-        assert str(data["format"]) == FILE_FORMAT and int(data["format_version"]) == DENSE_FILE_VERSION
+        assert (
+            str(data["format"]) == FILE_FORMAT and int(data["format_version"]) == DENSE_FILE_VERSION
+        )
 
 
 def test_save_replaces_an_existing_file_with_normal_permissions(tmp_path):
