@@ -125,7 +125,7 @@ def _is_relu(node) -> bool:
     return node.op == "call_method" and node.target in ("relu", "relu_")
 
 
-def _PASS_THROUGH() -> tuple[type, ...]:  # noqa: N802 -- a constant that needs torch
+def _PASS_THROUGH() -> tuple[type, ...]:  # a constant that needs torch
     nn = _torch().nn
     return (nn.Identity, nn.Dropout)
 
@@ -595,6 +595,7 @@ def prune_model(
     executor=None,
     n_jobs: int | None = None,
     store_dir: str | os.PathLike | None = None,
+    module_batches: Mapping[str, Iterable] | None = None,
     **options: Any,
 ) -> PruneResult:
     """Prune a PyTorch model's ``nn.Linear`` / ``nn.Conv2d`` modules in place.
@@ -625,6 +626,16 @@ def prune_model(
         Net-Trim's layer solver (``"auto"``, ``"admm"``, ``"clarabel"``, ...).
     executor, n_jobs, store_dir
         Where the parallel jobs run, as in :func:`~nettrim.net_trim`.
+    module_batches : dict, optional
+        ``{name: batches}``: calibration batches of their own for some modules (e.g. fewer
+        images for convolutions, whose every image gives hundreds of patch rows). Each
+        module's program is built, and in the cascade re-recorded, on its own batches.
+    rows : {"all", "generate"}
+        Net-Trim: solve every program on all its rows, or (``"generate"``) the programs
+        with at least 20 times ``(d_in + 1) * d_out`` rows (conv layers) by row generation
+        (:func:`nettrim.solvers.row_generation.solve_row_generation`: the ball reduced to
+        ``d_in + 1`` rows per output, the inequalities off Omega added while violated;
+        certified feasible on every row).
     **options
         Further :func:`~nettrim.trim_layer` (Net-Trim) or :func:`~nettrim.prune_layer`
         (L0) options, e.g. ``active_tol``, ``per_neuron``, ``damping``.
@@ -646,8 +657,15 @@ def prune_model(
     program, folds = find_programs(model, [n for n, _ in chosen], programs)
     fold_batchnorm(model, folds)
     named = dict(chosen)
-    original = _record(model, batches, chosen, program, mask=mask)
-    order = list(original.modules)
+    batches_of = _module_batches(chosen, batches, module_batches)
+    original = Recording(modules=())
+    for group in {id(b): b for b in batches_of.values()}.values():
+        members = [(n, m) for n, m in chosen if batches_of[n] is group]
+        part = _record(model, group, members, program, mask=mask)
+        original.X.update(part.X)
+        original.Y.update(part.Y)
+        original.info.update(part.info)
+    order = _call_order(model, next(iter(batches)), chosen)
     stages = [Stage(n, *dense_weights(named[n]), program[n]) for n in order]
     before = {s.name: int(np.count_nonzero(s.W)) for s in stages}
     if method == "net-trim":
@@ -657,7 +675,7 @@ def prune_model(
 
     def reinput(i: int) -> np.ndarray:
         name = order[i]
-        return _record(model, batches, [(name, named[name])], program, mask=mask,
+        return _record(model, batches_of[name], [(name, named[name])], program, mask=mask,
                        inputs_of=name).X[name]  # fmt: skip
 
     def on_solved(i: int, result: LayerResult) -> None:
@@ -701,6 +719,40 @@ def prune_model(
         results={s.name: r for s, r in zip(stages, results, strict=True)},
         seconds=time.perf_counter() - start,
     )
+
+
+def _module_batches(chosen, batches, module_batches) -> dict[str, list]:
+    """Each module's calibration batches (listed, so they can be iterated again)."""
+    names = {n for n, _ in chosen}
+    extra = dict(module_batches or {})
+    unknown = sorted(set(extra) - names)
+    if unknown:
+        raise ValueError(f"module_batches: {unknown} are not among the pruned modules")
+    lists = {id(batches): batches}
+    out = {}
+    for name, _ in chosen:
+        group = extra.get(name, batches)
+        if id(group) not in lists:
+            lists[id(group)] = list(group)
+        out[name] = lists[id(group)]
+    return out
+
+
+def _call_order(model, batch, chosen) -> list[str]:
+    """The chosen modules in the order one forward pass calls them."""
+    torch = _torch()
+    order: list[str] = []
+    handles = [m.register_forward_hook(lambda *_, n=n: order.append(n)) for n, m in chosen]
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            _call(model, batch)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(training)
+    return list(dict.fromkeys(order))
 
 
 # ---------------------------------------------------------------------------------------
