@@ -29,8 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from machine import format_machine, machine_info, markdown_table, write_results  # noqa: E402
-from mnist_mlp import load_mnist_5k, stratified_split  # noqa: E402
+from machine import format_machine, machine_info, markdown_table, write_results
+from mnist_mlp import load_mnist_5k, stratified_split
 
 N_TEST = 1500
 N_VALIDATION = 500
@@ -77,8 +77,10 @@ def splits():
     fit, val = stratified_split(y[rest], N_VALIDATION, SEED + 1)
     fit, val = rest[fit], rest[val]
     images = X.reshape(-1, 1, 28, 28).astype(np.float32)
-    return {name: (images[idx], y[idx]) for name, idx in
-            (("train", fit), ("validation", val), ("test", test))}  # fmt: skip
+    return {
+        name: (images[idx], y[idx])
+        for name, idx in (("train", fit), ("validation", val), ("test", test))
+    }
 
 
 def train(model, images, labels) -> float:
@@ -157,10 +159,19 @@ def choose_eps(model, data, scheme: str, budget: float, calibration, options) ->
     for eps in EPS_GRID:
         pruned, result = prune(model, calibration, scheme=scheme, eps=eps, **options)
         acc = accuracy(pruned, *data["validation"])
-        trials.append({"eps": eps, "validation_accuracy": acc, "removed": result.removed,
-                       "seconds": result.seconds})  # fmt: skip
-        print(f"  {scheme} eps={eps}: validation {acc:.4f} (dense {dense:.4f}), "
-              f"{result.removed:.1%} removed, {result.seconds:.1f} s", flush=True)  # fmt: skip
+        trials.append(
+            {
+                "eps": eps,
+                "validation_accuracy": acc,
+                "removed": result.removed,
+                "seconds": result.seconds,
+            }
+        )
+        print(
+            f"  {scheme} eps={eps}: validation {acc:.4f} (dense {dense:.4f}), "
+            f"{result.removed:.1%} removed, {result.seconds:.1f} s",
+            flush=True,
+        )
         if (dense - acc) * 100 <= budget:
             best = eps
         else:
@@ -170,12 +181,24 @@ def choose_eps(model, data, scheme: str, budget: float, calibration, options) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--calibration", type=int, default=LINEAR_IMAGES,
-                        help="calibration images of the linear modules")  # fmt: skip
-    parser.add_argument("--budget", type=float, default=0.5,
-                        help="validation points the eps search may lose (default 0.5)")  # fmt: skip
-    parser.add_argument("--rows", default="generate", choices=("all", "generate"),
-                        help="conv programs on all patch rows, or by row generation")  # fmt: skip
+    parser.add_argument(
+        "--calibration",
+        type=int,
+        default=LINEAR_IMAGES,
+        help="calibration images of the linear modules",
+    )
+    parser.add_argument(
+        "--budget",
+        type=float,
+        default=0.5,
+        help="validation points the eps search may lose (default 0.5)",
+    )
+    parser.add_argument(
+        "--rows",
+        default="generate",
+        choices=("all", "generate"),
+        help="conv programs on all patch rows, or by row generation",
+    )
     parser.add_argument("--skip-l0", action="store_true")
     args = parser.parse_args()
     import torch
@@ -199,8 +222,15 @@ def main() -> None:
         acc = accuracy(pruned, test_images, test_labels)
         print(result.summary())
         print(f"{scheme}: eps {eps}, test {dense_acc:.4f} -> {acc:.4f}", flush=True)
-        runs.append({"method": "net-trim", "scheme": scheme, "eps": eps, "eps_search": trials,
-                     "modules": module_rows(result, dense_acc, acc)})  # fmt: skip
+        runs.append(
+            {
+                "method": "net-trim",
+                "scheme": scheme,
+                "eps": eps,
+                "eps_search": trials,
+                "modules": module_rows(result, dense_acc, acc),
+            }
+        )
     if not args.skip_l0:
         linear = list(LINEAR_MODULES)
         for method in ("admm", "sparsegpt"):
@@ -208,13 +238,22 @@ def main() -> None:
                 ("70% unstructured", {"sparsity": 0.7}),
                 ("2:4 linear", {"pattern": "2:4", "modules": linear}),
             ):
-                pruned, result = prune(model, calibration, method=method, scheme="cascade",
-                                       **kwargs)  # fmt: skip
+                pruned, result = prune(
+                    model, calibration, method=method, scheme="cascade", **kwargs
+                )
                 acc = accuracy(pruned, test_images, test_labels)
-                print(f"{method} {label}: test {dense_acc:.4f} -> {acc:.4f}, "
-                      f"{result.seconds:.1f} s", flush=True)  # fmt: skip
-                runs.append({"method": method, "scheme": "cascade", "setting": label,
-                             "modules": module_rows(result, dense_acc, acc)})  # fmt: skip
+                print(
+                    f"{method} {label}: test {dense_acc:.4f} -> {acc:.4f}, {result.seconds:.1f} s",
+                    flush=True,
+                )
+                runs.append(
+                    {
+                        "method": method,
+                        "scheme": "cascade",
+                        "setting": label,
+                        "modules": module_rows(result, dense_acc, acc),
+                    }
+                )
     report(info, args, data, dense_acc, train_seconds, runs)
 
 
@@ -225,21 +264,34 @@ def report(info, args, data, dense_acc, train_seconds, runs) -> None:
             continue
         overall = run["modules"][-1]
         lost = (overall["test_accuracy_before"] - overall["test_accuracy_after"]) * 100
-        targets.append({
-            "target": f"Net-Trim {run['scheme']}: >= {TARGET_REMOVED:.0%} of all weights "
-                      f"removed with <= {TARGET_POINTS:g} point lost",
-            "removed": overall["removed"], "points_lost": lost,
-            "met": overall["removed"] >= TARGET_REMOVED and lost <= TARGET_POINTS,
-        })  # fmt: skip
+        targets.append(
+            {
+                "target": f"Net-Trim {run['scheme']}: >= {TARGET_REMOVED:.0%} of all weights "
+                f"removed with <= {TARGET_POINTS:g} point lost",
+                "removed": overall["removed"],
+                "points_lost": lost,
+                "met": overall["removed"] >= TARGET_REMOVED and lost <= TARGET_POINTS,
+            }
+        )
     tables = []
     for run in runs:
         title = f"### {run['method']} ({run['scheme']})" + (
             f", eps = {run['eps']}" if "eps" in run else f", {run['setting']}"
         )
         overall = run["modules"][-1]
-        rows = [[m["module"], m.get("kind", ""), "x".join(map(str, m.get("shape", []))),
-                 m.get("program", ""), m["weights"], f"{m['removed']:.1%}",
-                 m.get("status", ""), f"{m['seconds']:.1f}"] for m in run["modules"]]  # fmt: skip
+        rows = [
+            [
+                m["module"],
+                m.get("kind", ""),
+                "x".join(map(str, m.get("shape", []))),
+                m.get("program", ""),
+                m["weights"],
+                f"{m['removed']:.1%}",
+                m.get("status", ""),
+                f"{m['seconds']:.1f}",
+            ]
+            for m in run["modules"]
+        ]
         tables += [
             title,
             f"test accuracy {overall['test_accuracy_before']:.2%} -> "
@@ -247,26 +299,44 @@ def report(info, args, data, dense_acc, train_seconds, runs) -> None:
             markdown_table(
                 ["module", "kind", "shape", "program", "weights", "removed", "status", "seconds"],
                 rows,
-            ),  # fmt: skip
+            ),
         ]
-    markdown = "\n\n".join([
-        "# LeNet-5 on MNIST, pruned through nettrim.torch",
-        f"Trained here ({EPOCHS} epochs, {train_seconds:.0f} s) on {len(data['train'][1])} "
-        f"images; {len(data['validation'][1])} validation, {len(data['test'][1])} held-out test "
-        f"images; calibration: {args.calibration} training images for the linear modules, "
-        f"the first {CONV_IMAGES} of them for the convolutions; rows={args.rows!r}; "
-        f"eps chosen on validation (grid {EPS_GRID}, at most {args.budget} points lost). "
-        f"Dense test accuracy {dense_acc:.2%}. Seconds are noisy (shared machine). "
-        "Generated by `benchmarks/bench_lenet.py`.",
-        format_machine(info),
-        *tables,
-        "## Targets (issue 11)",
-        markdown_table(["target", "removed", "points lost", "met"],
-                       [[t["target"], f"{t['removed']:.1%}", f"{t['points_lost']:.2f}",
-                         "yes" if t["met"] else "**no**"] for t in targets]),  # fmt: skip
-    ])  # fmt: skip
-    payload = {"machine": info, "calibration": args.calibration, "rows": args.rows,
-               "dense_test_accuracy": dense_acc, "runs": runs, "targets": targets}  # fmt: skip
+    markdown = "\n\n".join(
+        [
+            "# LeNet-5 on MNIST, pruned through nettrim.torch",
+            f"Trained here ({EPOCHS} epochs, {train_seconds:.0f} s) on {len(data['train'][1])} "
+            f"images; {len(data['validation'][1])} validation, {len(data['test'][1])} "
+            f"held-out test images; calibration: {args.calibration} training images for the "
+            "linear modules, "
+            f"the first {CONV_IMAGES} of them for the convolutions; rows={args.rows!r}; "
+            f"eps chosen on validation (grid {EPS_GRID}, at most {args.budget} points lost). "
+            f"Dense test accuracy {dense_acc:.2%}. Seconds are noisy (shared machine). "
+            "Generated by `benchmarks/bench_lenet.py`.",
+            format_machine(info),
+            *tables,
+            "## Targets (issue 11)",
+            markdown_table(
+                ["target", "removed", "points lost", "met"],
+                [
+                    [
+                        t["target"],
+                        f"{t['removed']:.1%}",
+                        f"{t['points_lost']:.2f}",
+                        "yes" if t["met"] else "**no**",
+                    ]
+                    for t in targets
+                ],
+            ),
+        ]
+    )
+    payload = {
+        "machine": info,
+        "calibration": args.calibration,
+        "rows": args.rows,
+        "dense_test_accuracy": dense_acc,
+        "runs": runs,
+        "targets": targets,
+    }
     json_path, md_path = write_results("lenet", payload, markdown)
     print(f"wrote {json_path} and {md_path}")
 
