@@ -3,31 +3,45 @@
 from .datasets import BundledModel, load_digits_mlp
 from .guarantees import VerificationReport, link_normalize, theorem3_samples, verify
 from .layer import LayerResult, trim_layer
-from .network import DenseLayer, Network, NetworkFileError
+from .network import (
+    Conv2dLayer,
+    DenseLayer,
+    FlattenLayer,
+    MaxPool2dLayer,
+    Network,
+    NetworkFileError,
+)
 from .pruning import prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .solvers import SolveInfo, Status
 from .solvers.gram import GramAccumulator
+from .store import Recording, StoreError, open_store
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BundledModel",
+    "Conv2dLayer",
     "DenseLayer",
+    "FlattenLayer",
     "GramAccumulator",
     "LayerResult",
     "LayerSolveError",
+    "MaxPool2dLayer",
     "NetTrimResult",
     "Network",
     "NetworkFileError",
+    "Recording",
     "SolveInfo",
     "Status",
+    "StoreError",
     "VerificationReport",
     "__version__",
     "link_normalize",
     "load_digits_mlp",
     "net_trim",
+    "open_store",
     "prune_layer",
     "prune_network",
     "reweighted_trim_layer",
