@@ -297,3 +297,19 @@ def test_load_state_reads_weights_only(tmp_path):
     torch.save({"x": object()}, tmp_path / "evil.pt")
     with pytest.raises(Exception, match="Weights only load failed"):
         load_state(other, tmp_path / "evil.pt")
+
+
+def test_row_generation_and_module_batches_through_prune_model():
+    torch.manual_seed(6)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(128, 3)).eval()
+    x = torch.randn(40, 1, 10, 10, generator=torch.Generator().manual_seed(7))
+    conv_batches = [x[:10]]  # 640 patch rows: 32 times the reduced ball's 10 x 2
+    result = prune_model(
+        model, [x], eps=0.05, rows="generate", module_batches={"0": conv_batches}, n_jobs=1
+    )
+    conv = result.results["0"]
+    assert conv.info.solver == "admm+rows" and conv.status == "optimal"
+    assert conv.info.residual <= conv.info.radius * (1 + 1e-3)
+    assert result.results["3"].info.solver != "admm+rows"  # 40 rows: solved on all of them
+    with pytest.raises(ValueError, match=r"module_batches: \['9'\]"):
+        prune_model(model, [x], module_batches={"9": conv_batches})
