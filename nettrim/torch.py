@@ -20,6 +20,7 @@ Model files are read with ``torch.load(weights_only=True)`` only (:func:`load_st
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,11 +31,18 @@ import numpy as np
 
 from .conv import conv_weight_to_dense, dense_to_conv_weight
 from .layer import DEFAULT_EPS, LayerResult
-from .network import Conv2dLayer, DenseLayer, FlattenLayer, MaxPool2dLayer, Network
+from .network import (
+    Conv2dLayer,
+    DenseLayer,
+    FlattenLayer,
+    MaxPool2dLayer,
+    Network,
+    write_atomically,
+)
 from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES
 from .solvers.gram import GramAccumulator
 from .stages import METHODS, Stage, prune_stages
-from .store import Recording, StoreWriter
+from .store import Recording, StoreWriter, open_store
 from .validation import check_choice
 
 PROGRAMS = ("relu", "linear")
@@ -420,8 +428,6 @@ def _recording(order, parts, gram, program, chosen, store, inputs_of) -> Recordi
     _check_ran(chosen, order, inputs_of)
     info = {n: _geometry(m) for n, m in chosen}
     if store is not None:
-        from .store import open_store
-
         return open_store(store)
     rec = Recording(
         modules=tuple(order),
@@ -816,8 +822,6 @@ def to_network(model, example) -> tuple[Network, list[str]]:
 
 
 def _with_relu(layer):
-    import dataclasses
-
     return dataclasses.replace(layer, activation="relu")
 
 
@@ -855,8 +859,6 @@ def export(model, batches: Iterable, directory: str | os.PathLike, *, mask=None)
     network.save(path)
     array = _numpy(inputs)
     inputs_path = os.path.join(directory, "inputs.npy")
-    from .network import write_atomically
-
     write_atomically(inputs_path, lambda fh: np.save(fh, array, allow_pickle=False))
     record(model, batches, store=os.path.join(directory, "store"), mask=mask)
     return path
