@@ -34,6 +34,7 @@ from .layer import DEFAULT_EPS, LayerResult, admm_settings, build_problem, trim_
 from .network import Network
 from .pruning import METHODS as L0_METHODS
 from .pruning import prune_layer
+from .reweighted import DEFAULT_DELTA, reweighted_trim_layer
 from .schemes import (
     CASCADE_BOUNDS,
     DEFAULT_GAMMA,
@@ -94,6 +95,8 @@ def _run_stage_job(job: _StageJob) -> LayerResult:
     X, Y, upper = resolve(job.X), resolve(job.Y), resolve(job.upper)
     options = dict(job.options)
     rows = check_choice("rows", options.pop("rows", "all"), ROWS)
+    rounds = options.pop("reweight_rounds", 0)
+    delta = options.pop("reweight_delta", DEFAULT_DELTA)
     # worth it only far above the reduced ball's (d_in + 1) * d_out rows (measured on LeNet:
     # 5x faster at 500 times as many rows, 3x slower at 2.6 times)
     tall = X.shape[0] >= TALL_FACTOR * (X.shape[1] + 1) * job.W.shape[1]
@@ -101,6 +104,11 @@ def _run_stage_job(job: _StageJob) -> LayerResult:
         return trim_layer_rows(
             X, Y, activation=job.activation, eps=job.eps, relative=job.relative,
             bias=job.b is not None, upper=upper, **options,
+        )  # fmt: skip
+    if job.method == "net-trim" and rounds:
+        return reweighted_trim_layer(
+            X, Y, rounds=rounds, delta=delta, activation=job.activation, eps=job.eps,
+            relative=job.relative, bias=job.b is not None, upper=upper, **options,
         )  # fmt: skip
     if job.method == "net-trim":
         return trim_layer(
@@ -232,7 +240,9 @@ def prune_stages(
         Where the jobs run (parallel: all stages at once), as in :func:`~nettrim.net_trim`.
     options : dict, optional
         Further keyword arguments of the solver: :func:`~nettrim.trim_layer`'s for
-        Net-Trim (``solver``, ``active_tol``, ``per_neuron``, ...), else
+        Net-Trim (``solver``, ``active_tol``, ``per_neuron``, ``reweight_rounds`` and
+        ``reweight_delta`` of :func:`~nettrim.reweighted_trim_layer` for the programs
+        solved on all rows, ``rows``), else
         :func:`~nettrim.prune_layer`'s (``sparsity``, ``pattern``, ``damping``, ...).
 
     Raises

@@ -313,3 +313,13 @@ def test_row_generation_and_module_batches_through_prune_model():
     assert result.results["3"].info.solver != "admm+rows"  # 40 rows: solved on all of them
     with pytest.raises(ValueError, match=r"module_batches: \['9'\]"):
         prune_model(model, [x], module_batches={"9": conv_batches})
+
+
+def test_reweighting_is_sparser_under_the_same_budgets():
+    x = torch.randn(60, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(8))
+    plain = prune_model(mlp().double().eval(), [x], eps=0.1, solver="clarabel", n_jobs=1)
+    model = mlp().double().eval()
+    reweighted = prune_model(model, [x], eps=0.1, solver="clarabel", n_jobs=1, reweight_rounds=2)
+    assert reweighted.nnz <= plain.nnz
+    for name, r in reweighted.results.items():
+        assert r.info.residual <= plain.results[name].info.radius * (1 + 1e-6) + 1e-9
