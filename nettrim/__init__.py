@@ -10,7 +10,14 @@ from .guarantees import (
 )
 from .io import load_safetensors, save_safetensors
 from .layer import LayerResult, TrimOptions, trim_layer
-from .network import DenseLayer, Network, NetworkFileError
+from .network import (
+    Conv2dLayer,
+    DenseLayer,
+    FlattenLayer,
+    MaxPool2dLayer,
+    Network,
+    NetworkFileError,
+)
 from .onnx import OnnxImportError, from_onnx
 from .pruning import PruneNetworkResult, prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
@@ -19,25 +26,31 @@ from .sklearn import from_sklearn, to_sklearn
 from .solvers import L0Info, SolveInfo, Status
 from .solvers.gram import GramAccumulator
 from .sparse import to_dense, to_sparse
+from .store import Recording, StoreError, open_store
 from .structured import ShrinkResult, shrink
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BundledModel",
+    "Conv2dLayer",
     "DenseLayer",
+    "FlattenLayer",
     "GramAccumulator",
     "L0Info",
     "LayerResult",
     "LayerSolveError",
+    "MaxPool2dLayer",
     "NetTrimResult",
     "Network",
     "NetworkFileError",
     "OnnxImportError",
     "PruneNetworkResult",
+    "Recording",
     "ShrinkResult",
     "SolveInfo",
     "Status",
+    "StoreError",
     "TrimOptions",
     "VerificationReport",
     "__version__",
@@ -47,6 +60,7 @@ __all__ = [
     "load_digits_mlp",
     "load_safetensors",
     "net_trim",
+    "open_store",
     "prune_layer",
     "prune_network",
     "reweighted_trim_layer",

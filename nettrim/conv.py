@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import DenseLayer
-
 #: Axes of an NCHW batch.
 NCHW_NDIM = 4
 
@@ -48,23 +46,47 @@ def _pair(name: str, value, *, low: int) -> tuple[int, int]:
 
 
 def conv_output_shape(
-    in_hw: tuple[int, int], kernel_size, *, stride=1, padding=0
+    in_hw: tuple[int, int], kernel_size, *, stride=1, padding=0, dilation=1
 ) -> tuple[int, int]:
-    """``(h_out, w_out) = ((h + 2 p_h - k_h) // s_h + 1, (w + 2 p_w - k_w) // s_w + 1)``."""
+    """``h_out = (h + 2 p_h - d_h (k_h - 1) - 1) // s_h + 1`` and the same for the width
+    (PyTorch's ``Conv2d`` rule)."""
     h, w = _pair("in_hw", in_hw, low=1)
     k_h, k_w = _pair("kernel_size", kernel_size, low=1)
     s_h, s_w = _pair("stride", stride, low=1)
     p_h, p_w = _pair("padding", padding, low=0)
-    h_out = (h + 2 * p_h - k_h) // s_h + 1
-    w_out = (w + 2 * p_w - k_w) // s_w + 1
+    d_h, d_w = _pair("dilation", dilation, low=1)
+    span_h, span_w = d_h * (k_h - 1) + 1, d_w * (k_w - 1) + 1
+    h_out = (h + 2 * p_h - span_h) // s_h + 1
+    w_out = (w + 2 * p_w - span_w) // s_w + 1
     if h_out < 1 or w_out < 1:
         raise ValueError(
-            f"kernel_size {(k_h, k_w)} is larger than the padded input {(h + 2 * p_h, w + 2 * p_w)}"
+            f"kernel_size {(k_h, k_w)} (dilation {(d_h, d_w)}) is larger than the padded "
+            f"input {(h + 2 * p_h, w + 2 * p_w)}"
         )
     return h_out, w_out
 
 
-def im2col(x, kernel_size, *, stride=1, padding=0) -> np.ndarray:
+def patch_multiplicity(kernel_size, *, stride=1, dilation=1) -> int:
+    """The most patches one input pixel falls in: ``m_h * m_w`` with ``m_h`` the largest
+    number of kernel rows ``a`` sharing one residue ``a d_h mod s_h`` (``ceil(k_h / s_h)``
+    without dilation).
+
+    The patch map ``x -> im2col(x)`` copies every pixel into at most this many rows, so its
+    operator norm is at most ``sqrt(patch_multiplicity)``: a convolution's Lipschitz
+    constant on images is at most ``sqrt(patch_multiplicity) * ||W||_2`` for its dense
+    weights ``W`` (padding only removes copies).
+    """
+    k_h, k_w = _pair("kernel_size", kernel_size, low=1)
+    s_h, s_w = _pair("stride", stride, low=1)
+    d_h, d_w = _pair("dilation", dilation, low=1)
+
+    def most(k: int, s: int, d: int) -> int:
+        return int(np.bincount([(a * d) % s for a in range(k)]).max())
+
+    return most(k_h, s_h, d_h) * most(k_w, s_w, d_w)
+
+
+def im2col(x, kernel_size, *, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Patch matrix of an NCHW batch: one row per (sample, output pixel).
 
     Parameters
@@ -77,6 +99,8 @@ def im2col(x, kernel_size, *, stride=1, padding=0) -> np.ndarray:
         Step between patches.
     padding : int or (int, int)
         Zero padding added on both sides of each spatial axis.
+    dilation : int or (int, int)
+        Spacing between kernel taps.
 
     Returns
     -------
@@ -91,12 +115,17 @@ def im2col(x, kernel_size, *, stride=1, padding=0) -> np.ndarray:
     k_h, k_w = _pair("kernel_size", kernel_size, low=1)
     s_h, s_w = _pair("stride", stride, low=1)
     p_h, p_w = _pair("padding", padding, low=0)
+    d_h, d_w = _pair("dilation", dilation, low=1)
     n, c_in, h, w = x.shape
-    h_out, w_out = conv_output_shape((h, w), (k_h, k_w), stride=(s_h, s_w), padding=(p_h, p_w))
+    h_out, w_out = conv_output_shape(
+        (h, w), (k_h, k_w), stride=(s_h, s_w), padding=(p_h, p_w), dilation=(d_h, d_w)
+    )
     if p_h or p_w:
         x = np.pad(x, ((0, 0), (0, 0), (p_h, p_h), (p_w, p_w)))
-    windows = np.lib.stride_tricks.sliding_window_view(x, (k_h, k_w), axis=(2, 3))
+    span = (d_h * (k_h - 1) + 1, d_w * (k_w - 1) + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
     windows = windows[:, :, : (h_out - 1) * s_h + 1 : s_h, : (w_out - 1) * s_w + 1 : s_w]
+    windows = windows[..., ::d_h, ::d_w]
     # (n, c, h_out, w_out, k_h, k_w) -> (n, h_out, w_out, k_h, k_w, c)
     patches = windows.transpose(0, 2, 3, 4, 5, 1)
     return np.ascontiguousarray(patches).reshape(n * h_out * w_out, k_h * k_w * c_in)
@@ -136,8 +165,19 @@ def patches_to_nchw(Y, *, n: int, out_hw: tuple[int, int]) -> np.ndarray:
     return np.ascontiguousarray(Y.reshape(n, h_out, w_out, Y.shape[1]).transpose(0, 3, 1, 2))
 
 
-def conv2d_as_dense(weight, bias=None, *, activation: str = "relu") -> DenseLayer:
+def nchw_to_rows(y) -> np.ndarray:
+    """NCHW ``(n, c, h, w)`` -> ``(n * h * w, c)``: a conv's output in the rows of its
+    dense program (inverse of :func:`patches_to_nchw`)."""
+    y = np.asarray(y)
+    if y.ndim != NCHW_NDIM:
+        raise ValueError(f"y must be 4-D (n, c, h, w), got shape {y.shape}")
+    return np.ascontiguousarray(y.transpose(0, 2, 3, 1)).reshape(-1, y.shape[1])
+
+
+def conv2d_as_dense(weight, bias=None, *, activation: str = "relu"):
     """The :class:`~nettrim.network.DenseLayer` that a conv2d computes on :func:`im2col` rows."""
+    from .network import DenseLayer  # network.py builds on this module
+
     return DenseLayer(
         conv_weight_to_dense(weight), None if bias is None else np.asarray(bias), activation
     )

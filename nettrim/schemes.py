@@ -276,6 +276,21 @@ def net_trim(
     ('parallel', 2, (6, 8, 3))
     """
     start = time.perf_counter()
+    if isinstance(network, Network) and len(network) and not network.is_dense:
+        # convolutions, pooling: one dense program per prunable layer
+        from .stages import net_trim_stages
+
+        if activations is not None or warm_start is not None or reweight_rounds:
+            raise ValueError(
+                "a network with convolutions or pooling takes X (no activations, "
+                "warm_start or reweight_rounds)"
+            )
+        return net_trim_stages(
+            network, X, scheme=scheme, eps=eps, gamma=gamma, kappa=kappa,
+            cascade_bound=cascade_bound, per_neuron=per_neuron, solver=solver,
+            executor=executor, n_jobs=n_jobs, blas_threads=blas_threads, store_dir=store_dir,
+            **layer_options,
+        )  # fmt: skip
     run = _check_run(
         network,
         scheme=scheme,

@@ -9,7 +9,7 @@ import pytest
 
 import nettrim.network
 from nettrim import DenseLayer, Network, NetworkFileError
-from nettrim.network import FILE_FORMAT, FILE_VERSION, write_atomically
+from nettrim.network import DENSE_FILE_VERSION, FILE_FORMAT, FILE_VERSION, write_atomically
 
 W1 = np.array([[1.0, -1.0, 0.0], [2.0, 0.0, -1.0]])  # 2 -> 3
 B1 = np.array([0.0, 1.0, -0.5])
@@ -144,7 +144,9 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, compressed):
         assert sorted(data.files) == [
             "W0", "W1", "W2", "activations", "b0", "b2", "format", "format_version"
         ]  # fmt: skip
-        assert str(data["format"]) == FILE_FORMAT and int(data["format_version"]) == FILE_VERSION
+        assert (
+            str(data["format"]) == FILE_FORMAT and int(data["format_version"]) == DENSE_FILE_VERSION
+        )
 
 
 def test_save_replaces_an_existing_file_with_normal_permissions(tmp_path):

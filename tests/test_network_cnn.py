@@ -1,0 +1,141 @@
+"""Convolution, pooling and flatten layers of a Network: forward, Lipschitz bounds, the
+version-2 network file, Net-Trim on them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from nettrim import net_trim
+from nettrim.conv import conv_weight_to_dense, patch_multiplicity
+from nettrim.network import (
+    Conv2dLayer,
+    DenseLayer,
+    FlattenLayer,
+    MaxPool2dLayer,
+    Network,
+    NetworkFileError,
+)
+
+
+def cnn(seed=0):
+    rng = np.random.default_rng(seed)
+    conv = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((4, 2, 3, 3))),
+        0.1 * rng.standard_normal(4),
+        in_shape=(2, 8, 8),
+        kernel_size=3,
+        padding=1,
+    )
+    dense = DenseLayer(rng.standard_normal((64, 3)), None, "linear")
+    return Network([conv, MaxPool2dLayer(2), FlattenLayer(), dense])
+
+
+def test_shapes_and_the_chain_check():
+    net = cnn()
+    assert net.shapes == ((2, 8, 8), (4, 8, 8), (4, 4, 4), (64,), (3,))
+    assert net.prunable == (0, 3) and not net.is_dense
+    assert net.size == 72 + 192
+    with pytest.raises(ValueError, match=r"layer 1 gives samples of shape \(4, 4, 4\)"):
+        Network([*net.layers[:2], DenseLayer(np.ones((64, 2)))])  # no Flatten
+    with pytest.raises(ValueError, match="k_h \\* k_w \\* c_in = 18"):
+        Conv2dLayer(np.ones((9, 4)), None, (2, 8, 8), 3)
+
+
+def test_max_pool_takes_the_window_maxima():
+    x = np.arange(2 * 5 * 5, dtype=float).reshape(1, 2, 5, 5)
+    out = MaxPool2dLayer(2)(x)
+    assert out.shape == (1, 2, 2, 2)
+    assert out[0, 1, 1, 0] == x[0, 1, 2:4, 0:2].max()
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "dilation"), [(3, 1, 1), (3, 2, 1), (2, 2, 1), (3, 2, 2)]
+)
+def test_conv_lipschitz_bounds_the_operator_norm_the_dense_norm_does_not(kernel, stride, dilation):
+    rng = np.random.default_rng(1)
+    layer = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 2, kernel, kernel))),
+        None,
+        (2, 12, 12),
+        kernel,
+        stride=stride,
+        dilation=dilation,
+        activation="linear",
+    )
+    L = layer.lipschitz()
+    x = rng.standard_normal((1, 2, 12, 12))
+    for _ in range(30):  # power iteration on A^T A: the operator norm, from below
+        rows = layer.program_output(layer(x))
+        x = _im2col_adjoint(layer, rows @ layer.W.T)
+        x /= np.linalg.norm(x)
+    realized = float(np.linalg.norm(layer(x)))
+    assert realized <= L * (1 + 1e-9)
+    dense_only = np.linalg.norm(layer.W, 2)
+    if patch_multiplicity(kernel, stride=stride, dilation=dilation) > 1:
+        assert realized > dense_only  # the dense kernel's norm alone is not a bound
+
+
+def _im2col_adjoint(layer, patches):
+    """``im2col^T``: scatter-add every patch row back onto the image."""
+    (c, h, w), (k_h, k_w) = layer.in_shape, layer.kernel_size
+    h_out, w_out = layer.out_hw
+    s_h, s_w = layer.stride
+    d_h, d_w = layer.dilation
+    image = np.zeros((c, h, w))
+    rows = patches.reshape(h_out, w_out, k_h, k_w, c)
+    for r in range(h_out):
+        for q in range(w_out):
+            for a in range(k_h):
+                for b in range(k_w):
+                    image[:, r * s_h + a * d_h, q * s_w + b * d_w] += rows[r, q, a, b]
+    return image[None]
+
+
+def test_lipschitz_of_pool_flatten_and_dense():
+    net = cnn()
+    assert net[1].lipschitz() == net[2].lipschitz() == 1.0
+    assert net[3].lipschitz() == pytest.approx(np.linalg.norm(net[3].W, 2))
+
+
+def test_version_2_file_round_trip_and_refusals(tmp_path):
+    net = cnn()
+    path = tmp_path / "cnn.npz"
+    net.save(path)
+    x = np.random.default_rng(2).standard_normal((3, 2, 8, 8))
+    assert np.array_equal(Network.load(path)(x), net(x))
+    with np.load(path) as data:
+        arrays = dict(data)
+    assert sorted(arrays) == ["W0", "W3", "b0", "format", "format_version", "layers"]
+
+    def broken(**changes):
+        target = tmp_path / "broken.npz"
+        np.savez(target, **{**arrays, **changes})
+        return target
+
+    cases = [
+        ({"format_version": np.array(3)}, "reads format versions 1 to 2"),
+        ({"layers": np.array("[{")}, "not valid JSON"),
+        ({"layers": np.array(json.dumps([{"kind": "lstm"}]))}, "known kinds"),
+        ({"W5": np.ones((2, 2))}, "W5 belongs to no dense or conv layer"),
+    ]
+    for changes, message in cases:
+        with pytest.raises(NetworkFileError, match=message):
+            Network.load(broken(**changes))
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_net_trim_on_a_cnn_keeps_every_program_within_its_budget(scheme):
+    net = cnn()
+    x = np.random.default_rng(3).standard_normal((20, 2, 8, 8))
+    result = net_trim(net, x, scheme=scheme, eps=0.1, solver="clarabel", n_jobs=1)
+    assert result.success and len(result.layers) == 2
+    assert result.network.nnz < net.nnz
+    acts = net.record(x)
+    for i, l in enumerate(net.prunable):
+        layer, pruned = net[l], result.network[l]
+        inp = acts[l] if scheme == "parallel" else result.network[:l](x) if l else x
+        Y = layer.program_output(acts[l + 1])
+        Z = pruned.program_input(inp) @ pruned.W + (0 if pruned.b is None else pruned.b)
+        R = np.where(Y > 0, Z - Y, 0.0) if layer.activation == "relu" else Z - Y
+        assert np.linalg.norm(R) <= result.radii[i] * (1 + 1e-6) + 1e-9
