@@ -37,7 +37,8 @@ def test_tuning_result_success_and_its_deprecated_name_met(net_and_x):
 
 
 def test_demo_report_summary_and_its_deprecated_name_format():
-    report = run_demo(n_calib=60, solver="clarabel")
+    with pytest.warns(UserWarning, match="fewer samples than inputs"):
+        report = run_demo(n_calib=60, solver="clarabel")
     text = report.summary()
     assert str(report) == text and "test accuracy" in text
     with pytest.warns(DeprecationWarning, match=r"DemoReport\.format is deprecated"):
