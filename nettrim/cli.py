@@ -25,7 +25,24 @@ from typing import Any
 
 import numpy as np
 
+from .tables import format_layer_table
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: ``--method``'s word for Net-Trim (the other words are the L0 methods of ``prune_network``).
+NETTRIM = "nettrim"
+#: Options of Net-Trim only, refused with an L0 ``--method``: (attribute, option, default).
+_NETTRIM_ONLY = (
+    ("eps", "--eps", None),
+    ("gamma", "--gamma", None),
+    ("kappa", "--kappa", None),
+    ("cascade_bound", "--cascade-bound", None),
+    ("per_neuron", "--per-neuron", False),
+    ("reweight_rounds", "--reweight-rounds", 0),
+    ("solver", "--solver", "auto"),
+    ("active_tol", "--active-tol", 0.0),
+)
+#: What does not change a run's weights, left out of its identity in ``--run-dir``.
+_NOT_IDENTITY = ("run_dir", "quiet", "n_jobs", "scheduler", "store_dir", "out", "json", "dense")
 
 #: Calibration rows the demo uses with the exact (interior-point) path, which needs minutes
 #: on the full 1257 rows; the fast path uses them all.
@@ -118,17 +135,19 @@ def _add_scheme_options(
     )
     parser.add_argument(
         "--scheme",
-        default=None if recorded else "parallel",
+        default=None,
         choices=("parallel", "cascade"),
-        help="Net-Trim scheme" + default.format("parallel"),
-    )
+        help="the scheme"
+        + (default.format("parallel") if recorded else " (default: parallel for Net-Trim, "
+           "cascade for --method admm|iht|sparsegpt|wanda|magnitude)"),
+    )  # fmt: skip
     parser.add_argument(
         "--eps",
         type=_numbers,
         default=eps_default,
         metavar="E[,E...]",
-        help="relative budget: one value, or one per layer (parallel); the first layer's "
-        "(cascade)" + (default.format("none") if recorded else " (default 0.05)"),
+        help="Net-Trim's relative budget: one value, or one per layer (parallel); the first "
+        "layer's (cascade)" + (default.format("none") if recorded else " (default 0.05)"),
     )
     parser.add_argument(
         "--gamma",
@@ -165,13 +184,14 @@ def _add_scheme_options(
 
 
 def _add_prune(sub) -> None:
-    from .layer import DEFAULT_EPS
+    from .pruning import METHODS
 
     prune = sub.add_parser(
         "prune",
         help="prune a network file (.npz or .safetensors) on recorded inputs",
-        description="Prune every layer of a network file with Net-Trim on calibration inputs, "
-        "write the pruned network (same file format) and print a per-layer summary: "
+        description="Prune every layer of a network file on calibration inputs, with Net-Trim "
+        "(--eps: a discrepancy budget) or an L0 method (--method, --sparsity: a sparsity "
+        "budget), write the pruned network (same file format) and print a per-layer summary: "
         "non-zeros, sparsity, the realized discrepancy against its budget, the status. "
         "The network file is a .npz with W0, b0, W1, b1, ... (W of shape (d_in, d_out)) "
         "and activations (see docs/cli.md), or a .safetensors file (docs/files.md); the "
@@ -181,9 +201,31 @@ def _add_prune(sub) -> None:
     )
     prune.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
     prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
+    prune.add_argument(
+        "--method",
+        default=NETTRIM,
+        choices=(NETTRIM, *METHODS),
+        help="nettrim (default: the convex program, budget --eps) or an L0 method with a "
+        "sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
+    )
+    prune.add_argument(
+        "--sparsity",
+        type=_numbers,
+        default=None,
+        metavar="S[,S...]",
+        help="L0 methods: the fraction of weights to remove, one value or one per layer "
+        "(implied by an N:M --pattern)",
+    )
+    prune.add_argument(
+        "--pattern",
+        default="unstructured",
+        metavar="PATTERN",
+        help="L0 methods: unstructured (default), per_output, N:M (e.g. 2:4), inputs "
+        "(whole rows) or outputs (whole columns)",
+    )
     _add_scheme_options(
         prune,
-        eps_default=(DEFAULT_EPS,),
+        eps_default=None,
         json_help="a JSON report: every layer's figures and the verify checks",
     )
     prune.add_argument("--per-neuron", action="store_true", help="one budget per output neuron")
@@ -218,6 +260,30 @@ def _add_prune(sub) -> None:
         default=None,
         metavar="N",
         help="iteration limit per layer solve (default: the solver's)",
+    )
+    prune.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the layer jobs on a Dask cluster (e.g. tcp://10.0.0.5:8786; needs "
+        "nettrim[dask]); the arrays reach the workers as memory-mapped files in --store-dir",
+    )
+    prune.add_argument(
+        "--store-dir",
+        default=None,
+        metavar="DIR",
+        help="with --scheduler: where the arrays are written for the workers (visible to "
+        "every worker; default: the system temporary directory)",
+    )
+    prune.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="record each finished layer in DIR; the same command run again (after a crash "
+        "or kill) resumes from the finished layers with the same output, bit for bit",
+    )
+    prune.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr (warnings stay)"
     )
     prune.add_argument(
         "--allow-inexact",
@@ -286,13 +352,128 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from .guarantees import verify, with_pruning_record
-
     network = _read_network(args.network)
     X = _read_inputs(args.inputs, network.dims[0])
     _check_destination("--out", args.out, (args.network, args.inputs))
     if args.json is not None:
         _check_destination("--json", args.json, (args.network, args.inputs, args.out))
+    l0 = args.method != NETTRIM
+    if args.scheme is None:  # each family's own default
+        args.scheme = "cascade" if l0 else "parallel"
+    _check_method_options(args, l0)
+    if args.n_jobs is not None and args.n_jobs != -1:
+        _check_number("--n-jobs", args.n_jobs, low=1)
+    if args.max_iter is not None:
+        _check_number("--max-iter", args.max_iter, low=1)
+    with _PruneSession(args) as session:
+        if l0:
+            return _prune_l0(args, network, X, session)
+        return _prune_nettrim(args, network, X, session)
+
+
+def _check_method_options(args: argparse.Namespace, l0: bool) -> None:
+    """Refuse the options of the other family rather than ignore them."""
+    from .layer import DEFAULT_EPS
+
+    if not l0:
+        if args.sparsity is not None or args.pattern != "unstructured":
+            raise UsageError(
+                "--sparsity and --pattern apply to the L0 methods (--method admm, ...)"
+            )
+        if args.eps is None:
+            args.eps = (DEFAULT_EPS,)
+        return
+    for attribute, option, default in _NETTRIM_ONLY:
+        if getattr(args, attribute) != default:
+            raise UsageError(f"{option} applies to --method nettrim only, not {args.method}")
+    if args.sparsity is None and ":" not in args.pattern:
+        raise UsageError(f"--method {args.method} needs --sparsity (or an N:M --pattern)")
+    if args.sparsity is not None:
+        for value in args.sparsity:
+            _check_number("--sparsity", value, low=0.0, high=1.0, high_inclusive=False)
+
+
+class _PruneSession:
+    """What a prune run is attached to: the progress on stderr, the run directory, the
+    Dask client. A context manager: the bar and the client are closed however it ends."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .progress import StderrProgress, kernels_cold
+
+        self.args = args
+        self.stderr = None if args.quiet else StderrProgress(args.command)
+        self.run_dir = None
+        self.resume: dict = {}
+        if args.run_dir is not None:
+            self.run_dir = _open_run_dir(args)
+            self.resume = self.run_dir.finished()
+            if self.resume and not args.quiet:
+                print(
+                    f"nettrim prune: resuming {args.run_dir}: layers "
+                    f"{', '.join(map(str, sorted(self.resume)))} already done",
+                    file=sys.stderr,
+                )
+        if not args.quiet and kernels_cold("l0_kernels" if args.method != NETTRIM else "kernels"):
+            print("nettrim prune: compiling kernels, first run only", file=sys.stderr)
+        self.client = None
+        if args.scheduler is not None:
+            if args.n_jobs is not None:
+                raise UsageError("give --scheduler or --n-jobs, not both (the cluster decides)")
+            self.client = _connect(args.scheduler)
+
+    @property
+    def executor(self):
+        return None if self.client is None else self.client.get_executor()
+
+    def progress(self, event) -> None:
+        if self.run_dir is not None:
+            self.run_dir(event)
+        if self.stderr is not None:
+            self.stderr(event)
+
+    def __enter__(self) -> _PruneSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.stderr is not None:
+            self.stderr.close()
+        if self.client is not None:
+            self.client.close()
+
+
+def _open_run_dir(args: argparse.Namespace):
+    """The run directory of this command: its identity is every option that changes the
+    weights and the SHA-256 of the network and input files."""
+    from . import __version__
+    from .runs import RunDirectory, RunDirectoryError, file_digest
+
+    identity = {k: v for k, v in vars(args).items() if k not in _NOT_IDENTITY}
+    identity["network"] = file_digest(args.network)
+    identity["inputs"] = file_digest(args.inputs)
+    identity["nettrim"] = __version__
+    try:
+        return RunDirectory(args.run_dir, identity)
+    except RunDirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--run-dir {args.run_dir}: {exc.strerror or exc}") from None
+
+
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address`` (a clear error when unreachable)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install nettrim[dask]") from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"--scheduler {address}: cannot connect ({exc})") from None
+
+
+def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
+    from .guarantees import verify, with_pruning_record
+
     options = _scheme_options(args, len(network))
     settings = {
         "per_neuron": args.per_neuron,
@@ -300,16 +481,14 @@ def _prune(args: argparse.Namespace) -> int:
         "solver": args.solver,
         "n_jobs": args.n_jobs,
     }
-    if args.n_jobs is not None and args.n_jobs != -1:
-        _check_number("--n-jobs", args.n_jobs, low=1)
     if args.max_iter is not None:
-        settings["max_iter"] = _check_number("--max-iter", args.max_iter, low=1)
+        settings["max_iter"] = args.max_iter
     print(
         f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
         f"eps {_format_eps(options['eps'])}, solver {args.solver}",
         file=sys.stderr,
     )
-    result = _run_net_trim(network, X, {**options, **settings})
+    result = _run_net_trim(network, X, {**options, **settings}, session)
     if result is None:
         return EXIT_FAILED
     report = verify(network, result, X)
@@ -336,7 +515,7 @@ def _prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
+def _run_net_trim(network, X: np.ndarray, options: dict[str, Any], session):
     """``net_trim`` with the CLI's options; its warnings on stderr; ``None`` (reported)
     when a layer's program is infeasible or its solver failed."""
     from .executors import DEFAULT_BLAS_THREADS
@@ -348,6 +527,10 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
                 network,
                 X,
                 blas_threads=None if options["n_jobs"] == 1 else DEFAULT_BLAS_THREADS,
+                executor=session.executor,
+                store_dir=session.args.store_dir,
+                progress=session.progress,
+                resume=session.resume,
                 **options,
             )
     except LayerSolveError as exc:
@@ -355,6 +538,109 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
         return None
     except (ValueError, TypeError) as exc:  # what the checks above did not catch
         raise UsageError(str(exc)) from None
+
+
+def _prune_l0(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
+    """``prune_network`` with the CLI's options: the pruned network, the table, the JSON."""
+    from .pruning import prune_network
+
+    sparsity = args.sparsity
+    if sparsity is not None:
+        sparsity = sparsity[0] if len(sparsity) == 1 else list(sparsity)
+    options = {"sparsity": sparsity, "pattern": args.pattern, "method": args.method}
+    options["scheme"] = args.scheme
+    if args.max_iter is not None:
+        options["max_iter"] = args.max_iter
+    print(
+        f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} "
+        f"{args.method}, pattern {args.pattern}, sparsity {_format_eps(sparsity or 0.5)}",
+        file=sys.stderr,
+    )
+    try:
+        with _warnings_to_stderr("prune"):
+            result = prune_network(
+                network,
+                X,
+                executor=session.executor,
+                progress=session.progress,
+                resume=session.resume,
+                **options,
+            )
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    rows = _l0_rows(network, result)
+    discrepancy = _relative_discrepancy(network, result.network, X)
+    written = _write_network(result.network, args.out, network, args.network, dense=args.dense)
+    if args.json is not None:
+        _write_json(
+            args.json,
+            {
+                "command": "prune",
+                "network": args.network,
+                "inputs": args.inputs,
+                "out": args.out,
+                "samples": X.shape[0],
+                "options": options,
+                "layers": rows,
+                "nnz_before": network.nnz,
+                "nnz_after": result.network.nnz,
+                "size": network.size,
+                "sparsity": result.sparsity,
+                "relative_discrepancy": discrepancy,
+                "seconds": result.seconds,
+                "file": written,
+            },
+        )
+    title = f"nettrim prune — {_describe(network)}, {args.scheme} {args.method} ({args.pattern})"
+    footer = [
+        "discrep. = ||X~ W~0 - X~ W~||_F / ||X~ W~0||_F, the layer's relative reconstruction "
+        "error on its input (P4; P5 for ReLU layers)",
+        f"weights kept: {result.network.nnz} of {network.size} "
+        f"({result.network.nnz / network.size:.1%}); relative output discrepancy on the "
+        f"inputs: {discrepancy:.4g}",
+        f"total seconds: {result.seconds:.1f}; wrote {args.out}",
+    ]
+    print(format_layer_table(title, rows, footer))
+    print(_format_written(written))
+    return EXIT_OK
+
+
+def _l0_rows(network, result) -> list[dict[str, Any]]:
+    """Per layer: the counts and the relative reconstruction error (no budget to judge)."""
+    rows = []
+    for l, (layer, res) in enumerate(zip(network.layers, result.layers, strict=True)):
+        kept = res is not None
+        rows.append(
+            {
+                "layer": l,
+                "shape": list(layer.shape),
+                "activation": layer.activation,
+                "nnz_before": layer.nnz,
+                "nnz_after": res.nnz if kept else layer.nnz,
+                "sparsity": res.sparsity if kept else 1.0 - layer.nnz / layer.W.size,
+                "relative_residual": (
+                    math.sqrt(max(res.info.extra.get("relative_error", math.nan), 0.0))
+                    if kept
+                    else 0.0
+                ),
+                "eps": math.nan,
+                "budget": "-",
+                "program": res.program if kept else None,
+                "objective": res.info.objective if kept else None,
+                "status": res.status.value if kept else "kept",
+                "solver": res.info.solver if kept else None,
+                "iterations": res.info.iterations if kept else 0,
+                "seconds": res.info.seconds if kept else 0.0,
+            }
+        )
+    return rows
+
+
+def _relative_discrepancy(network, pruned, X: np.ndarray) -> float:
+    """``||f_pruned(X) - f(X)||_F / ||f(X)||_F`` on the calibration inputs."""
+    Y = network(X)
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(pruned(X) - Y)) / norm if norm > 0 else math.nan
 
 
 def _inexact(result, report) -> str | None:
@@ -657,27 +943,15 @@ def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
 
 def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str | None) -> str:
     """The summary; ``out`` ``None`` when nothing was written."""
-    lines = [
-        f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim"
-        + (", per neuron" if result.per_neuron else ""),
-        "",
-        f"{'layer':>5} {'shape':>11} {'nnz before':>10} {'nnz after':>9} {'sparsity':>8} "
-        f"{'discrep.':>9} {'eps':>9} {'budget':>10} {'status':>10} {'seconds':>8}",
-    ]
-    for row in rows:
-        shape = "x".join(map(str, row["shape"]))
-        lines.append(
-            f"{row['layer']:>5} {shape:>11} {row['nnz_before']:>10} {row['nnz_after']:>9} "
-            f"{row['sparsity']:>8.1%} {row['relative_residual']:>9.4g} {row['eps']:>9.4g} "
-            f"{row['budget']:>10} {row['status']:>10} {row['seconds']:>8.2f}"
-        )
     verdict = (
         f"OK ({sum(c.assumption_holds for c in report.checks)} applicable checks hold)"
         if report.success
         else f"FAILED: {_failures(report)}"
     )
-    lines += [
-        "",
+    title = f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim" + (
+        ", per neuron" if result.per_neuron else ""
+    )
+    footer = [
         "discrep. = ||(X W + b - Y)_Omega||_F / ||Y||_F, the pruned layer's realized "
         "discrepancy on its input; eps = its budget, relative to ||Y||_F; budget = 'met', "
         "'within tol' (above eps by less than the solver's tolerance allows) or 'FAILS'",
@@ -688,7 +962,7 @@ def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str 
         f"total seconds: {result.seconds:.1f}; "
         + (f"wrote {out}" if out is not None else "nothing written"),
     ]
-    return "\n".join(lines)
+    return format_layer_table(title, rows, footer)
 
 
 def _describe(network) -> str:

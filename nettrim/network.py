@@ -238,8 +238,7 @@ class Network:
         from .io.npz import encode_npz
 
         arrays = encode_npz(arrays, layout)
-        savez = np.savez_compressed if compressed else np.savez
-        write_atomically(path, lambda fh: savez(fh, **arrays))
+        write_atomically(path, lambda fh: _write_npz(fh, arrays, compressed=compressed))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Network:
@@ -495,6 +494,23 @@ def _show(value: np.ndarray) -> str:
     if value.size <= 4 and value.dtype.kind in "iufUSb":
         return f"{value.tolist()!r} (dtype {value.dtype}, shape {value.shape})"
     return f"an array of dtype {value.dtype} and shape {value.shape}"
+
+
+#: The time stamp of every entry of a network file: a fixed one, so the same network gives
+#: the same file bytes whenever it is written (a resumed run's output is the uninterrupted
+#: run's, byte for byte).
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray], *, compressed: bool) -> None:
+    """``np.savez`` / ``np.savez_compressed`` with fixed entry time stamps."""
+    mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(fh, "w", compression=mode, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            entry.compress_type = mode
+            with archive.open(entry, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
