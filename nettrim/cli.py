@@ -390,7 +390,8 @@ def _check_method_options(args: argparse.Namespace, l0: bool) -> None:
         raise UsageError(f"--method {args.method} needs --sparsity (or an N:M --pattern)")
     if args.sparsity is not None:
         for value in args.sparsity:
-            _check_number("--sparsity", value, low=0.0, high=1.0, high_inclusive=False)
+            if not 0.0 <= _check_number("--sparsity", value, low=0.0) < 1.0:
+                raise UsageError(f"--sparsity must be in [0, 1), got {value:g}")
 
 
 class _PruneSession:
