@@ -28,6 +28,8 @@ import numpy as np
 from .tables import format_layer_table
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: stdout closed before the results were written (a pipe into ``head``): 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 #: ``--method``'s word for Net-Trim (the other words are the L0 methods of ``prune_network``).
 NETTRIM = "nettrim"
 #: Options of Net-Trim only, refused with an L0 ``--method``: (attribute, option, default).
@@ -1020,6 +1022,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nettrim {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (`nettrim verify ... | head`): end quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush finds no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a descriptor (captured in tests)
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

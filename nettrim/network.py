@@ -109,6 +109,16 @@ class DenseLayer:
         Z = self.preactivation(X)
         return np.maximum(Z, 0.0) if self.activation == "relu" else Z
 
+    def __repr__(self) -> str:
+        # shapes and counts, never the arrays (a layer of a real network has millions)
+        bias = "bias" if self.b is not None else "no bias"
+        kind = "sparse " if sparse.issparse(self.W) else ""
+        return (
+            f"DenseLayer({self.W.shape[0]}x{self.W.shape[1]}, {self.activation}, {bias}, "
+            f"{self.nnz} of {self.W.shape[0] * self.W.shape[1]} {kind}weights non-zero, "
+            f"{self.W.dtype})"
+        )
+
 
 @dataclass(frozen=True)
 class Network:
@@ -120,6 +130,19 @@ class Network:
 
     layers: tuple[DenseLayer, ...] = field(default_factory=tuple)
     metadata: Mapping = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        """The dims, each layer's shape, activation and non-zeros (no arrays)."""
+        if not self.layers:
+            return "Network(no layers)"
+        size = sum(layer.W.shape[0] * layer.W.shape[1] for layer in self.layers)
+        nnz = sum(layer.nnz for layer in self.layers)
+        head = "-".join(
+            str(d) for d in (self.layers[0].W.shape[0], *(lay.W.shape[1] for lay in self.layers))
+        )
+        lines = [f"Network({head}, {len(self.layers)} layers, {nnz} of {size} weights non-zero"]
+        lines += [f"  {l}: {layer!r}" for l, layer in enumerate(self.layers)]
+        return "\n".join(lines) + ")"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -388,9 +411,15 @@ def _network_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Netwo
         if f"b{l}" in arrays:
             b = _check_array(f"b{l}", arrays[f"b{l}"], 1, fail)
             if b.shape != (W.shape[1],):
+                transposed = b.shape == (W.shape[0],)
                 raise fail(
                     f"b{l} has shape {b.shape} but W{l} has {W.shape[1]} outputs; "
-                    f"b{l} must have shape ({W.shape[1]},)"
+                    + (
+                        f"W{l} of shape {W.shape} looks transposed (PyTorch's nn.Linear "
+                        f"layout is (d_out, d_in)): save W{l}.T, of shape (d_in, d_out)"
+                        if transposed
+                        else f"b{l} must have shape ({W.shape[1]},)"
+                    )
                 )
         weights.append(W)
         biases.append(b)
