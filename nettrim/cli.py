@@ -86,6 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_prune(sub)
     _add_verify(sub)
+    _add_sweep(sub)
+    _add_report(sub)
     return parser
 
 
@@ -323,6 +325,56 @@ def _add_verify(sub) -> None:
         action="store_true",
         help="accept a --feas-tol looser than the recorded one (the verdict says so)",
     )
+
+
+def _add_sweep(sub) -> None:
+    from .pruning import METHODS
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="prune at every point of an eps or sparsity grid; sparsity vs discrepancy "
+        "(and accuracy)",
+        description="Prune a network file once per grid value — Net-Trim's --eps values "
+        "(each point warm-started from the previous one) or an L0 method's --sparsity values "
+        "— and print sparsity against the network's relative output discrepancy, and against "
+        "accuracy when --labels are given. --json writes the points for nettrim report.",
+        epilog="example: nettrim sweep net.npz --inputs X.npy --eps 0.02,0.05,0.1,0.2 "
+        "--eval-inputs X_test.npy --labels y_test.npy --json sweep.json",
+    )
+    sweep.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
+    sweep.add_argument("--inputs", required=True, metavar="X.npy", help="calibration inputs")
+    sweep.add_argument(
+        "--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help="as for prune (nettrim)"
+    )
+    sweep.add_argument("--eps", type=_numbers, default=None, metavar="E,E,...",
+                       help="Net-Trim: the eps grid")  # fmt: skip
+    sweep.add_argument("--sparsity", type=_numbers, default=None, metavar="S,S,...",
+                       help="L0 methods: the sparsity grid")  # fmt: skip
+    sweep.add_argument("--pattern", default="unstructured", help="L0 methods: as for prune")
+    sweep.add_argument("--scheme", default=None, choices=("parallel", "cascade"),
+                       help="as for prune (parallel for Net-Trim, cascade for L0)")  # fmt: skip
+    sweep.add_argument("--eval-inputs", default=None, metavar="X_TEST.npy",
+                       help="where discrepancy and accuracy are measured (default: "
+                       "--inputs; held-out samples say more)")  # fmt: skip
+    sweep.add_argument("--labels", default=None, metavar="Y.npy",
+                       help="integer classes of the evaluation inputs: adds accuracy")  # fmt: skip
+    sweep.add_argument("--n-jobs", type=int, default=None, metavar="N", help="as for prune")
+    sweep.add_argument("--json", default=None, metavar="SWEEP.json", help="also write the points")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_report(sub) -> None:
+    report = sub.add_parser(
+        "report",
+        help="an HTML page and PNG plots from a prune or sweep JSON report",
+        description="Draw a prune report (--json of nettrim prune: per-layer sparsity, "
+        "discrepancy against budget, the network's discrepancy against its Theorem 1/2 "
+        "bound) or a sweep (sparsity against discrepancy and accuracy) as PNG plots and one "
+        "self-contained HTML page (plots embedded, no network access). Needs matplotlib.",
+        epilog="example: nettrim report report.json --out report/",
+    )
+    report.add_argument("report", metavar="REPORT.json", help="from prune --json or sweep --json")
+    report.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
 
 
 # ---------------------------------------------------------------------------------------
@@ -1003,10 +1055,87 @@ def _jsonable(value):
     return value
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import sweep
+
+    network = _read_network(args.network)
+    X = _read_inputs(args.inputs, network.dims[0])
+    l0 = args.method != NETTRIM
+    grid, other = (args.sparsity, "--eps") if l0 else (args.eps, "--sparsity")
+    if grid is None:
+        raise UsageError(f"--method {args.method} sweeps {'--sparsity' if l0 else '--eps'} "
+                         "values; give them, comma-separated")  # fmt: skip
+    if (args.eps if l0 else args.sparsity) is not None:
+        raise UsageError(f"{other} does not apply to --method {args.method}")
+    evaluation = X if args.eval_inputs is None else _read_inputs(args.eval_inputs, X.shape[1])
+    labels = None if args.labels is None else _read_labels(args.labels, evaluation.shape[0])
+    if args.json is not None:
+        _check_destination("--json", args.json, (args.network, args.inputs))
+    options: dict[str, Any] = {"scheme": args.scheme or ("cascade" if l0 else "parallel")}
+    if l0:
+        options["pattern"] = args.pattern
+    else:
+        options["n_jobs"] = args.n_jobs
+
+    def progress(i, point):
+        if not args.quiet:
+            print(f"nettrim sweep: point {i + 1}/{len(grid)}: {point.value:g} -> sparsity "
+                  f"{point.sparsity:.1%}, discrepancy {point.discrepancy:.4g}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    try:
+        with _warnings_to_stderr("sweep"):
+            result = sweep(network, X, grid, method=args.method, eval_inputs=evaluation,
+                           labels=labels, progress=progress, **options)  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json is not None:
+        document = {**result.to_dict(), "network": args.network, "inputs": args.inputs,
+                    "eval_inputs": args.eval_inputs, "labels": args.labels}  # fmt: skip
+        _write_json(args.json, document)
+    print(result.summary())
+    return EXIT_OK
+
+
+def _read_labels(path: str, n: int) -> np.ndarray:
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"cannot read {path} as a .npy array without pickles ({exc})") from None
+    if labels.ndim != 1 or labels.shape[0] != n or labels.dtype.kind not in "iu":
+        raise UsageError(
+            f"{path} has dtype {labels.dtype} and shape {labels.shape}; --labels must be "
+            f"integer classes of shape ({n},), one per evaluation sample"
+        )
+    return labels
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        with open(args.report, encoding="utf-8") as fh:
+            document = json.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.report}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.report} is not JSON ({exc})") from None
+    try:
+        written = write_report(document, args.out, source=args.report)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except ImportError:
+        raise UsageError("nettrim report needs matplotlib: pip install matplotlib") from None
+    print("\n".join(f"wrote {path}" for path in written))
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "prune": _prune,
     "verify": _verify,
+    "sweep": _sweep,
+    "report": _report,
 }
 
 
