@@ -10,6 +10,7 @@ import pytest
 from nettrim import Network
 from nettrim.cli import EXIT_BROKEN_PIPE, EXIT_OK, main
 from nettrim.network import NetworkFileError
+from nettrim.tables import COLUMNS
 
 
 def test_verify_into_a_closed_pipe_ends_without_traceback(tmp_path, random_network, capsys):
@@ -49,3 +50,18 @@ def test_pytorch_layout_file_says_transposed(tmp_path):
     np.savez(path, W0=weight, b0=rng.standard_normal(256), activations=np.array(["linear"]))
     with pytest.raises(NetworkFileError, match=r"W0 of shape \(256, 784\) looks transposed"):
         Network.load(path)
+
+
+def test_demo_and_prune_print_one_table_layout(tmp_path, random_network, capsys):
+    network, X = random_network((8, 12, 4), seed=2, n=60)
+    network.save(tmp_path / "net.npz")
+    np.save(tmp_path / "X.npy", X)
+    args = ["prune", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "X.npy")]
+    assert main([*args, "--out", str(tmp_path / "p.npz"), "--n-jobs", "1", "--quiet"]) == EXIT_OK
+    prune_lines = capsys.readouterr().out.splitlines()
+    assert main(["demo", "--n-calib", "40"]) == EXIT_OK
+    demo_lines = capsys.readouterr().out.splitlines()
+    assert demo_lines[2] == prune_lines[2]  # the same columns, in the same widths
+    assert demo_lines[2] == " ".join(f"{name:>{width}}" for name, width in COLUMNS)
+    row = demo_lines[3].split()
+    assert row[1] == "64x128" and float(row[6]) == 0.05 and row[7] in ("met", "within")
