@@ -12,14 +12,17 @@ from .io import load_safetensors, save_safetensors
 from .layer import LayerResult, TrimOptions, trim_layer
 from .network import DenseLayer, Network, NetworkFileError
 from .onnx import OnnxImportError, from_onnx
+from .progress import ProgressEvent
 from .pruning import PruneNetworkResult, prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
+from .runs import RunDirectory, RunDirectoryError
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .sklearn import from_sklearn, to_sklearn
 from .solvers import L0Info, SolveInfo, Status
 from .solvers.gram import GramAccumulator
 from .sparse import to_dense, to_sparse
 from .structured import ShrinkResult, shrink
+from .sweep import SweepPoint, SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -34,10 +37,15 @@ __all__ = [
     "Network",
     "NetworkFileError",
     "OnnxImportError",
+    "ProgressEvent",
     "PruneNetworkResult",
+    "RunDirectory",
+    "RunDirectoryError",
     "ShrinkResult",
     "SolveInfo",
     "Status",
+    "SweepPoint",
+    "SweepResult",
     "TrimOptions",
     "VerificationReport",
     "__version__",
@@ -52,6 +60,7 @@ __all__ = [
     "reweighted_trim_layer",
     "save_safetensors",
     "shrink",
+    "sweep",
     "theorem3_samples",
     "to_dense",
     "to_sklearn",

@@ -120,7 +120,9 @@ def _prune_figures(document: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
                 [i + width / 2 for i in x], budget, width, color=_NOT_APPLICABLE, label="budget eps"
             )
         right.set(title="layer discrepancy (relative to ||Y||_F)", ylabel="relative discrepancy")
-        right.legend()
+        top = max((v for v in realized + budget if not math.isnan(v)), default=1.0)
+        right.set_ylim(0, 1.3 * top if top > 0 else 1.0)  # room for the legend above the bars
+        right.legend(loc="upper center", ncols=2)
         for axis in (left, right):
             axis.set_xticks(list(x), labels)
             axis.set_xlabel("layer")
