@@ -265,6 +265,17 @@ def _add_prune(sub) -> None:
         metavar="N",
         help="iteration limit per layer solve (default: the solver's)",
     )
+    _add_run_options(prune)
+    prune.add_argument(
+        "--allow-inexact",
+        action="store_true",
+        help="write the pruned network even when a layer's solve did not end 'optimal' "
+        "(max_iter, inaccurate) or a layer misses its budget (default: exit 1, write nothing)",
+    )
+
+
+def _add_run_options(prune: argparse.ArgumentParser) -> None:
+    """Where and how a prune runs: the cluster, the run directory, the progress."""
     prune.add_argument(
         "--scheduler",
         default=None,
@@ -288,12 +299,6 @@ def _add_prune(sub) -> None:
     )
     prune.add_argument(
         "--quiet", action="store_true", help="no progress lines on stderr (warnings stay)"
-    )
-    prune.add_argument(
-        "--allow-inexact",
-        action="store_true",
-        help="write the pruned network even when a layer's solve did not end 'optimal' "
-        "(max_iter, inaccurate) or a layer misses its budget (default: exit 1, write nothing)",
     )
 
 
@@ -419,10 +424,11 @@ def _prune(args: argparse.Namespace) -> int:
         _check_number("--n-jobs", args.n_jobs, low=1)
     if args.max_iter is not None:
         _check_number("--max-iter", args.max_iter, low=1)
+    options = None if l0 else _scheme_options(args, len(network))  # checked before any work
     with _PruneSession(args) as session:
         if l0:
             return _prune_l0(args, network, X, session)
-        return _prune_nettrim(args, network, X, session)
+        return _prune_nettrim(args, network, X, options, session)
 
 
 def _check_method_options(args: argparse.Namespace, l0: bool) -> None:
@@ -453,7 +459,7 @@ class _PruneSession:
     Dask client. A context manager: the bar and the client are closed however it ends."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from .progress import StderrProgress, kernels_cold
+        from .progress import StderrProgress
 
         self.args = args
         self.stderr = None if args.quiet else StderrProgress(args.command)
@@ -468,8 +474,6 @@ class _PruneSession:
                     f"{', '.join(map(str, sorted(self.resume)))} already done",
                     file=sys.stderr,
                 )
-        if not args.quiet and kernels_cold("l0_kernels" if args.method != NETTRIM else "kernels"):
-            print("nettrim prune: compiling kernels, first run only", file=sys.stderr)
         self.client = None
         if args.scheduler is not None:
             if args.n_jobs is not None:
@@ -479,6 +483,16 @@ class _PruneSession:
     @property
     def executor(self):
         return None if self.client is None else self.client.get_executor()
+
+    def starting(self) -> None:
+        """Say once, before the first solve, that numba compiles (a cold cache)."""
+        from .progress import kernels_cold
+
+        module = "l0_kernels" if self.args.method != NETTRIM else "kernels"
+        if not self.args.quiet and kernels_cold(module):
+            print(
+                f"nettrim {self.args.command}: compiling kernels, first run only", file=sys.stderr
+            )
 
     def progress(self, event) -> None:
         if self.run_dir is not None:
@@ -526,10 +540,9 @@ def _connect(address: str):
         raise UsageError(f"--scheduler {address}: cannot connect ({exc})") from None
 
 
-def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
+def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, options, session) -> int:
     from .guarantees import verify, with_pruning_record
 
-    options = _scheme_options(args, len(network))
     settings = {
         "per_neuron": args.per_neuron,
         "reweight_rounds": _check_number("--reweight-rounds", args.reweight_rounds, low=0),
@@ -543,6 +556,7 @@ def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, session) ->
         f"eps {_format_eps(options['eps'])}, solver {args.solver}",
         file=sys.stderr,
     )
+    session.starting()
     result = _run_net_trim(network, X, {**options, **settings}, session)
     if result is None:
         return EXIT_FAILED
@@ -611,6 +625,7 @@ def _prune_l0(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
         f"{args.method}, pattern {args.pattern}, sparsity {_format_eps(sparsity or 0.5)}",
         file=sys.stderr,
     )
+    session.starting()
     try:
         with _warnings_to_stderr("prune"):
             result = prune_network(

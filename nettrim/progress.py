@@ -187,6 +187,7 @@ def kernels_cold(module: str = "kernels") -> bool:
     source = os.path.dirname(os.path.abspath(solvers.__file__))
     places = [os.path.join(source, "__pycache__")]
     cache_dir = os.environ.get("NUMBA_CACHE_DIR")
-    if cache_dir:
+    if cache_dir:  # numba names the folder after the source folder and a hash of its path
+        places.insert(0, os.path.join(cache_dir, f"{os.path.basename(source)}_*"))
         places.insert(0, os.path.join(cache_dir, os.path.splitdrive(source)[1].lstrip(os.sep)))
     return not any(glob.glob(os.path.join(place, f"{module}.*.nbi")) for place in places)
