@@ -1,6 +1,7 @@
 """`nettrim prune` with every method equals the library call bit for bit; progress reaches
 stderr (plain lines when it is not a terminal) and the Python callback, never stdout."""
 
+import io
 import json
 import os
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 
 from nettrim import Network, net_trim, prune_network
 from nettrim.cli import EXIT_OK, EXIT_USAGE, main
-from nettrim.progress import ProgressEvent
+from nettrim.progress import ProgressEvent, StderrProgress
 
 DIMS = (16, 24, 12, 4)
 
@@ -132,3 +133,23 @@ def test_progress_callback_counts_jobs_and_layers(files):
     assert [e.layer for e in l0_events if e.kind == "layer"] == [0, 1, 2]
     with pytest.raises(TypeError, match="progress must be a callable"):
         net_trim(network, X, eps=0.1, n_jobs=1, progress=3)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_terminal_progress_draws_a_bar_and_keeps_layer_lines(files, monkeypatch):
+    _, network, X = files
+    monkeypatch.setenv("TERM", "xterm")
+    stream = _Terminal()
+    with StderrProgress("prune", stream) as progress:
+        assert progress.terminal
+        net_trim(network, X, eps=0.1, per_neuron=True, neuron_block=5, n_jobs=1,
+                 progress=progress)  # fmt: skip
+    text = stream.getvalue()
+    assert "nettrim prune:" in text and "job" in text  # tqdm's bar, its unit
+    assert "\r" in text  # the bar redrawn in place
+    for l in range(3):
+        assert f"nettrim prune: layer {l + 1}/3: " in text
