@@ -44,7 +44,10 @@ _NETTRIM_ONLY = (
     ("active_tol", "--active-tol", 0.0),
 )
 #: What does not change a run's weights, left out of its identity in ``--run-dir``.
-_NOT_IDENTITY = ("run_dir", "quiet", "n_jobs", "scheduler", "store_dir", "out", "json", "dense")
+_NOT_IDENTITY = (
+    *("run_dir", "quiet", "n_jobs", "scheduler", "store_dir", "out", "json", "dense"),
+    "allow_inexact",
+)
 
 #: Calibration rows the demo uses with the exact (interior-point) path, which needs minutes
 #: on the full 1257 rows; the fast path uses them all.
