@@ -19,8 +19,10 @@ from .network import (
     NetworkFileError,
 )
 from .onnx import OnnxImportError, from_onnx
+from .progress import ProgressEvent
 from .pruning import PruneNetworkResult, prune_layer, prune_network
 from .reweighted import reweighted_trim_layer
+from .runs import RunDirectory, RunDirectoryError
 from .schemes import LayerSolveError, NetTrimResult, net_trim
 from .sklearn import from_sklearn, to_sklearn
 from .solvers import L0Info, SolveInfo, Status
@@ -28,6 +30,7 @@ from .solvers.gram import GramAccumulator
 from .sparse import to_dense, to_sparse
 from .store import Recording, StoreError, open_store
 from .structured import ShrinkResult, shrink
+from .sweep import SweepPoint, SweepResult, sweep
 
 __version__ = "0.1.0"
 
@@ -45,12 +48,17 @@ __all__ = [
     "Network",
     "NetworkFileError",
     "OnnxImportError",
+    "ProgressEvent",
     "PruneNetworkResult",
     "Recording",
+    "RunDirectory",
+    "RunDirectoryError",
     "ShrinkResult",
     "SolveInfo",
     "Status",
     "StoreError",
+    "SweepPoint",
+    "SweepResult",
     "TrimOptions",
     "VerificationReport",
     "__version__",
@@ -66,6 +74,7 @@ __all__ = [
     "reweighted_trim_layer",
     "save_safetensors",
     "shrink",
+    "sweep",
     "theorem3_samples",
     "to_dense",
     "to_sklearn",

@@ -25,7 +25,29 @@ from typing import Any
 
 import numpy as np
 
+from .tables import format_layer_table
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: stdout closed before the results were written (a pipe into ``head``): 128 + SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+#: ``--method``'s word for Net-Trim (the other words are the L0 methods of ``prune_network``).
+NETTRIM = "nettrim"
+#: Options of Net-Trim only, refused with an L0 ``--method``: (attribute, option, default).
+_NETTRIM_ONLY = (
+    ("eps", "--eps", None),
+    ("gamma", "--gamma", None),
+    ("kappa", "--kappa", None),
+    ("cascade_bound", "--cascade-bound", None),
+    ("per_neuron", "--per-neuron", False),
+    ("reweight_rounds", "--reweight-rounds", 0),
+    ("solver", "--solver", "auto"),
+    ("active_tol", "--active-tol", 0.0),
+)
+#: What does not change a run's weights, left out of its identity in ``--run-dir``.
+_NOT_IDENTITY = (
+    *("run_dir", "quiet", "n_jobs", "scheduler", "store_dir", "out", "json", "dense"),
+    "allow_inexact",
+)
 
 #: Calibration rows the demo uses with the exact (interior-point) path, which needs minutes
 #: on the full 1257 rows; the fast path uses them all.
@@ -67,10 +89,14 @@ def _parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_prune(sub)
     _add_verify(sub)
+    _add_sweep(sub)
+    _add_report(sub)
     return parser
 
 
 def _add_demo(sub) -> None:
+    from .schemes import SCHEMES
+
     demo = sub.add_parser(
         "demo",
         help="prune the bundled digits network and print a per-layer report",
@@ -95,7 +121,7 @@ def _add_demo(sub) -> None:
     demo.add_argument(
         "--scheme",
         default="parallel",
-        choices=("parallel", "cascade"),
+        choices=SCHEMES,
         help="Net-Trim scheme (default parallel)",
     )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -106,7 +132,7 @@ def _add_scheme_options(
 ) -> None:
     """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
     JSON report. ``recorded``: the defaults are what the pruned file records (verify)."""
-    from .schemes import CASCADE_BOUNDS
+    from .schemes import CASCADE_BOUNDS, SCHEMES
 
     default = " (default: as recorded by prune, else {})" if recorded else " (default {})"
 
@@ -118,17 +144,19 @@ def _add_scheme_options(
     )
     parser.add_argument(
         "--scheme",
-        default=None if recorded else "parallel",
-        choices=("parallel", "cascade"),
-        help="Net-Trim scheme" + default.format("parallel"),
-    )
+        default=None,
+        choices=SCHEMES,
+        help="the scheme"
+        + (default.format("parallel") if recorded else " (default: parallel for Net-Trim, "
+           "cascade for --method admm|iht|sparsegpt|wanda|magnitude)"),
+    )  # fmt: skip
     parser.add_argument(
         "--eps",
         type=_numbers,
         default=eps_default,
         metavar="E[,E...]",
-        help="relative budget: one value, or one per layer (parallel); the first layer's "
-        "(cascade)" + (default.format("none") if recorded else " (default 0.05)"),
+        help="Net-Trim's relative budget: one value, or one per layer (parallel); the first "
+        "layer's (cascade)" + (default.format("none") if recorded else " (default 0.05)"),
     )
     parser.add_argument(
         "--gamma",
@@ -165,13 +193,14 @@ def _add_scheme_options(
 
 
 def _add_prune(sub) -> None:
-    from .layer import DEFAULT_EPS
+    from .pruning import METHODS
 
     prune = sub.add_parser(
         "prune",
         help="prune a network file (.npz or .safetensors) on recorded inputs",
-        description="Prune every layer of a network file with Net-Trim on calibration inputs, "
-        "write the pruned network (same file format) and print a per-layer summary: "
+        description="Prune every layer of a network file on calibration inputs, with Net-Trim "
+        "(--eps: a discrepancy budget) or an L0 method (--method, --sparsity: a sparsity "
+        "budget), write the pruned network (same file format) and print a per-layer summary: "
         "non-zeros, sparsity, the realized discrepancy against its budget, the status. "
         "The network file is a .npz with W0, b0, W1, b1, ... (W of shape (d_in, d_out)) "
         "and activations (see docs/cli.md), or a .safetensors file (docs/files.md); the "
@@ -181,9 +210,31 @@ def _add_prune(sub) -> None:
     )
     prune.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
     prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
+    prune.add_argument(
+        "--method",
+        default=NETTRIM,
+        choices=(NETTRIM, *METHODS),
+        help="nettrim (default: the convex program, budget --eps) or an L0 method with a "
+        "sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
+    )
+    prune.add_argument(
+        "--sparsity",
+        type=_numbers,
+        default=None,
+        metavar="S[,S...]",
+        help="L0 methods: the fraction of weights to remove, one value or one per layer "
+        "(implied by an N:M --pattern)",
+    )
+    prune.add_argument(
+        "--pattern",
+        default="unstructured",
+        metavar="PATTERN",
+        help="L0 methods: unstructured (default), per_output, N:M (e.g. 2:4), inputs "
+        "(whole rows) or outputs (whole columns)",
+    )
     _add_scheme_options(
         prune,
-        eps_default=(DEFAULT_EPS,),
+        eps_default=None,
         json_help="a JSON report: every layer's figures and the verify checks",
     )
     prune.add_argument("--per-neuron", action="store_true", help="one budget per output neuron")
@@ -219,11 +270,40 @@ def _add_prune(sub) -> None:
         metavar="N",
         help="iteration limit per layer solve (default: the solver's)",
     )
+    _add_run_options(prune)
     prune.add_argument(
         "--allow-inexact",
         action="store_true",
         help="write the pruned network even when a layer's solve did not end 'optimal' "
         "(max_iter, inaccurate) or a layer misses its budget (default: exit 1, write nothing)",
+    )
+
+
+def _add_run_options(prune: argparse.ArgumentParser) -> None:
+    """Where and how a prune runs: the cluster, the run directory, the progress."""
+    prune.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="run the layer jobs on a Dask cluster (e.g. tcp://10.0.0.5:8786; needs "
+        "nettrim[dask]); the arrays reach the workers as memory-mapped files in --store-dir",
+    )
+    prune.add_argument(
+        "--store-dir",
+        default=None,
+        metavar="DIR",
+        help="with --scheduler: where the arrays are written for the workers (visible to "
+        "every worker; default: the system temporary directory)",
+    )
+    prune.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="record each finished layer in DIR; the same command run again (after a crash "
+        "or kill) resumes from the finished layers with the same output, bit for bit",
+    )
+    prune.add_argument(
+        "--quiet", action="store_true", help="no progress lines on stderr (warnings stay)"
     )
 
 
@@ -257,6 +337,57 @@ def _add_verify(sub) -> None:
     )
 
 
+def _add_sweep(sub) -> None:
+    from .pruning import METHODS
+    from .schemes import SCHEMES
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="prune at every point of an eps or sparsity grid; sparsity vs discrepancy "
+        "(and accuracy)",
+        description="Prune a network file once per grid value — Net-Trim's --eps values "
+        "(each point warm-started from the previous one) or an L0 method's --sparsity values "
+        "— and print sparsity against the network's relative output discrepancy, and against "
+        "accuracy when --labels are given. --json writes the points for nettrim report.",
+        epilog="example: nettrim sweep net.npz --inputs X.npy --eps 0.02,0.05,0.1,0.2 "
+        "--eval-inputs X_test.npy --labels y_test.npy --json sweep.json",
+    )
+    sweep.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
+    sweep.add_argument("--inputs", required=True, metavar="X.npy", help="calibration inputs")
+    sweep.add_argument(
+        "--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help="as for prune (nettrim)"
+    )
+    sweep.add_argument("--eps", type=_numbers, default=None, metavar="E,E,...",
+                       help="Net-Trim: the eps grid")  # fmt: skip
+    sweep.add_argument("--sparsity", type=_numbers, default=None, metavar="S,S,...",
+                       help="L0 methods: the sparsity grid")  # fmt: skip
+    sweep.add_argument("--pattern", default="unstructured", help="L0 methods: as for prune")
+    sweep.add_argument("--scheme", default=None, choices=SCHEMES,
+                       help="as for prune (parallel for Net-Trim, cascade for L0)")  # fmt: skip
+    sweep.add_argument("--eval-inputs", default=None, metavar="X_TEST.npy",
+                       help="where discrepancy and accuracy are measured (default: "
+                       "--inputs; held-out samples say more)")  # fmt: skip
+    sweep.add_argument("--labels", default=None, metavar="Y.npy",
+                       help="integer classes of the evaluation inputs: adds accuracy")  # fmt: skip
+    sweep.add_argument("--n-jobs", type=int, default=None, metavar="N", help="as for prune")
+    sweep.add_argument("--json", default=None, metavar="SWEEP.json", help="also write the points")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_report(sub) -> None:
+    report = sub.add_parser(
+        "report",
+        help="an HTML page and PNG plots from a prune or sweep JSON report",
+        description="Draw a prune report (--json of nettrim prune: per-layer sparsity, "
+        "discrepancy against budget, the network's discrepancy against its Theorem 1/2 "
+        "bound) or a sweep (sparsity against discrepancy and accuracy) as PNG plots and one "
+        "self-contained HTML page (plots embedded, no network access). Needs matplotlib.",
+        epilog="example: nettrim report report.json --out report/",
+    )
+    report.add_argument("report", metavar="REPORT.json", help="from prune --json or sweep --json")
+    report.add_argument("--out", required=True, metavar="DIR", help="directory to write into")
+
+
 # ---------------------------------------------------------------------------------------
 # demo
 
@@ -286,30 +417,153 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from .guarantees import verify, with_pruning_record
-
     network = _read_network(args.network)
     X = _read_inputs(args.inputs, network.dims[0])
     _check_destination("--out", args.out, (args.network, args.inputs))
     if args.json is not None:
         _check_destination("--json", args.json, (args.network, args.inputs, args.out))
-    options = _scheme_options(args, len(network))
+    l0 = args.method != NETTRIM
+    if args.scheme is None:  # each family's own default
+        args.scheme = "cascade" if l0 else "parallel"
+    _check_method_options(args, l0)
+    if args.n_jobs is not None and args.n_jobs != -1:
+        _check_number("--n-jobs", args.n_jobs, low=1)
+    if args.max_iter is not None:
+        _check_number("--max-iter", args.max_iter, low=1)
+    options = None if l0 else _scheme_options(args, len(network))  # checked before any work
+    with _PruneSession(args) as session:
+        if l0:
+            return _prune_l0(args, network, X, session)
+        return _prune_nettrim(args, network, X, options, session)
+
+
+def _check_method_options(args: argparse.Namespace, l0: bool) -> None:
+    """Refuse the options of the other family rather than ignore them."""
+    from .layer import DEFAULT_EPS
+
+    if not l0:
+        if args.sparsity is not None or args.pattern != "unstructured":
+            raise UsageError(
+                "--sparsity and --pattern apply to the L0 methods (--method admm, ...)"
+            )
+        if args.eps is None:
+            args.eps = (DEFAULT_EPS,)
+        return
+    for attribute, option, default in _NETTRIM_ONLY:
+        if getattr(args, attribute) != default:
+            raise UsageError(f"{option} applies to --method nettrim only, not {args.method}")
+    if args.sparsity is None and ":" not in args.pattern:
+        raise UsageError(f"--method {args.method} needs --sparsity (or an N:M --pattern)")
+    if args.sparsity is not None:
+        for value in args.sparsity:
+            if not 0.0 <= _check_number("--sparsity", value, low=0.0) < 1.0:
+                raise UsageError(f"--sparsity must be in [0, 1), got {value:g}")
+
+
+class _PruneSession:
+    """What a prune run is attached to: the progress on stderr, the run directory, the
+    Dask client. A context manager: the bar and the client are closed however it ends."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from .progress import StderrProgress
+
+        self.args = args
+        self.stderr = None if args.quiet else StderrProgress(args.command)
+        self.run_dir = None
+        self.resume: dict = {}
+        if args.run_dir is not None:
+            self.run_dir = _open_run_dir(args)
+            self.resume = self.run_dir.finished()
+            if self.resume and not args.quiet:
+                print(
+                    f"nettrim prune: resuming {args.run_dir}: layers "
+                    f"{', '.join(map(str, sorted(self.resume)))} already done",
+                    file=sys.stderr,
+                )
+        self.client = None
+        if args.scheduler is not None:
+            if args.n_jobs is not None:
+                raise UsageError("give --scheduler or --n-jobs, not both (the cluster decides)")
+            self.client = _connect(args.scheduler)
+
+    @property
+    def executor(self):
+        return None if self.client is None else self.client.get_executor()
+
+    def starting(self) -> None:
+        """Say once, before the first solve, that numba compiles (a cold cache)."""
+        from .progress import kernels_cold
+
+        module = "l0_kernels" if self.args.method != NETTRIM else "kernels"
+        if not self.args.quiet and kernels_cold(module):
+            print(
+                f"nettrim {self.args.command}: compiling kernels, first run only", file=sys.stderr
+            )
+
+    def progress(self, event) -> None:
+        if self.run_dir is not None:
+            self.run_dir(event)
+        if self.stderr is not None:
+            self.stderr(event)
+
+    def __enter__(self) -> _PruneSession:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.stderr is not None:
+            self.stderr.close()
+        if self.client is not None:
+            self.client.close()
+
+
+def _open_run_dir(args: argparse.Namespace):
+    """The run directory of this command: its identity is every option that changes the
+    weights and the SHA-256 of the network and input files."""
+    from . import __version__
+    from .runs import RunDirectory, RunDirectoryError, file_digest
+
+    identity = {k: v for k, v in vars(args).items() if k not in _NOT_IDENTITY}
+    identity["network"] = file_digest(args.network)
+    identity["inputs"] = file_digest(args.inputs)
+    identity["nettrim"] = __version__
+    try:
+        return RunDirectory(args.run_dir, identity)
+    except RunDirectoryError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"--run-dir {args.run_dir}: {exc.strerror or exc}") from None
+
+
+def _connect(address: str):
+    """A Dask client of the scheduler at ``address`` (a clear error when unreachable)."""
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install nettrim[dask]") from None
+    try:
+        return Client(address, timeout=30)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UsageError(f"--scheduler {address}: cannot connect ({exc})") from None
+
+
+def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, options, session) -> int:
+    from .guarantees import verify, with_pruning_record
+
     settings = {
         "per_neuron": args.per_neuron,
         "reweight_rounds": _check_number("--reweight-rounds", args.reweight_rounds, low=0),
         "solver": args.solver,
         "n_jobs": args.n_jobs,
     }
-    if args.n_jobs is not None and args.n_jobs != -1:
-        _check_number("--n-jobs", args.n_jobs, low=1)
     if args.max_iter is not None:
-        settings["max_iter"] = _check_number("--max-iter", args.max_iter, low=1)
+        settings["max_iter"] = args.max_iter
     print(
         f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
         f"eps {_format_eps(options['eps'])}, solver {args.solver}",
         file=sys.stderr,
     )
-    result = _run_net_trim(network, X, {**options, **settings})
+    session.starting()
+    result = _run_net_trim(network, X, {**options, **settings}, session)
     if result is None:
         return EXIT_FAILED
     report = verify(network, result, X)
@@ -336,7 +590,7 @@ def _prune(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
+def _run_net_trim(network, X: np.ndarray, options: dict[str, Any], session):
     """``net_trim`` with the CLI's options; its warnings on stderr; ``None`` (reported)
     when a layer's program is infeasible or its solver failed."""
     from .executors import DEFAULT_BLAS_THREADS
@@ -348,6 +602,10 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
                 network,
                 X,
                 blas_threads=None if options["n_jobs"] == 1 else DEFAULT_BLAS_THREADS,
+                executor=session.executor,
+                store_dir=session.args.store_dir,
+                progress=session.progress,
+                resume=session.resume,
                 **options,
             )
     except LayerSolveError as exc:
@@ -355,6 +613,110 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any]):
         return None
     except (ValueError, TypeError) as exc:  # what the checks above did not catch
         raise UsageError(str(exc)) from None
+
+
+def _prune_l0(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
+    """``prune_network`` with the CLI's options: the pruned network, the table, the JSON."""
+    from .pruning import prune_network
+
+    sparsity = args.sparsity
+    if sparsity is not None:
+        sparsity = sparsity[0] if len(sparsity) == 1 else list(sparsity)
+    options = {"sparsity": sparsity, "pattern": args.pattern, "method": args.method}
+    options["scheme"] = args.scheme
+    if args.max_iter is not None:
+        options["max_iter"] = args.max_iter
+    print(
+        f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} "
+        f"{args.method}, pattern {args.pattern}, sparsity {_format_eps(sparsity or 0.5)}",
+        file=sys.stderr,
+    )
+    session.starting()
+    try:
+        with _warnings_to_stderr("prune"):
+            result = prune_network(
+                network,
+                X,
+                executor=session.executor,
+                progress=session.progress,
+                resume=session.resume,
+                **options,
+            )
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    rows = _l0_rows(network, result)
+    discrepancy = _relative_discrepancy(network, result.network, X)
+    written = _write_network(result.network, args.out, network, args.network, dense=args.dense)
+    if args.json is not None:
+        _write_json(
+            args.json,
+            {
+                "command": "prune",
+                "network": args.network,
+                "inputs": args.inputs,
+                "out": args.out,
+                "samples": X.shape[0],
+                "options": options,
+                "layers": rows,
+                "nnz_before": network.nnz,
+                "nnz_after": result.network.nnz,
+                "size": network.size,
+                "sparsity": result.sparsity,
+                "relative_discrepancy": discrepancy,
+                "seconds": result.seconds,
+                "file": written,
+            },
+        )
+    title = f"nettrim prune — {_describe(network)}, {args.scheme} {args.method} ({args.pattern})"
+    footer = [
+        "discrep. = ||X~ W~0 - X~ W~||_F / ||X~ W~0||_F, the layer's relative reconstruction "
+        "error on its input (P4; P5 for ReLU layers)",
+        f"weights kept: {result.network.nnz} of {network.size} "
+        f"({result.network.nnz / network.size:.1%}); relative output discrepancy on the "
+        f"inputs: {discrepancy:.4g}",
+        f"total seconds: {result.seconds:.1f}; wrote {args.out}",
+    ]
+    print(format_layer_table(title, rows, footer))
+    print(_format_written(written))
+    return EXIT_OK
+
+
+def _l0_rows(network, result) -> list[dict[str, Any]]:
+    """Per layer: the counts and the relative reconstruction error (no budget to judge)."""
+    rows = []
+    for l, (layer, res) in enumerate(zip(network.layers, result.layers, strict=True)):
+        kept = res is not None
+        rows.append(
+            {
+                "layer": l,
+                "shape": list(layer.shape),
+                "activation": layer.activation,
+                "nnz_before": layer.nnz,
+                "nnz_after": res.nnz if kept else layer.nnz,
+                "sparsity": res.sparsity if kept else 1.0 - layer.nnz / layer.W.size,
+                "relative_residual": (
+                    math.sqrt(max(res.info.extra.get("relative_error", math.nan), 0.0))
+                    if kept
+                    else 0.0
+                ),
+                "eps": math.nan,
+                "budget": "-",
+                "program": res.program if kept else None,
+                "objective": res.info.objective if kept else None,
+                "status": res.status.value if kept else "kept",
+                "solver": res.info.solver if kept else None,
+                "iterations": res.info.iterations if kept else 0,
+                "seconds": res.info.seconds if kept else 0.0,
+            }
+        )
+    return rows
+
+
+def _relative_discrepancy(network, pruned, X: np.ndarray) -> float:
+    """``||f_pruned(X) - f(X)||_F / ||f(X)||_F`` on the calibration inputs."""
+    Y = network(X)
+    norm = float(np.linalg.norm(Y))
+    return float(np.linalg.norm(pruned(X) - Y)) / norm if norm > 0 else math.nan
 
 
 def _inexact(result, report) -> str | None:
@@ -657,27 +1019,15 @@ def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
 
 def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str | None) -> str:
     """The summary; ``out`` ``None`` when nothing was written."""
-    lines = [
-        f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim"
-        + (", per neuron" if result.per_neuron else ""),
-        "",
-        f"{'layer':>5} {'shape':>11} {'nnz before':>10} {'nnz after':>9} {'sparsity':>8} "
-        f"{'discrep.':>9} {'eps':>9} {'budget':>10} {'status':>10} {'seconds':>8}",
-    ]
-    for row in rows:
-        shape = "x".join(map(str, row["shape"]))
-        lines.append(
-            f"{row['layer']:>5} {shape:>11} {row['nnz_before']:>10} {row['nnz_after']:>9} "
-            f"{row['sparsity']:>8.1%} {row['relative_residual']:>9.4g} {row['eps']:>9.4g} "
-            f"{row['budget']:>10} {row['status']:>10} {row['seconds']:>8.2f}"
-        )
     verdict = (
         f"OK ({sum(c.assumption_holds for c in report.checks)} applicable checks hold)"
         if report.success
         else f"FAILED: {_failures(report)}"
     )
-    lines += [
-        "",
+    title = f"nettrim prune — {_describe(network)}, {result.scheme} Net-Trim" + (
+        ", per neuron" if result.per_neuron else ""
+    )
+    footer = [
         "discrep. = ||(X W + b - Y)_Omega||_F / ||Y||_F, the pruned layer's realized "
         "discrepancy on its input; eps = its budget, relative to ||Y||_F; budget = 'met', "
         "'within tol' (above eps by less than the solver's tolerance allows) or 'FAILS'",
@@ -688,7 +1038,7 @@ def _format_prune(network, result, report, rows: list[dict[str, Any]], out: str 
         f"total seconds: {result.seconds:.1f}; "
         + (f"wrote {out}" if out is not None else "nothing written"),
     ]
-    return "\n".join(lines)
+    return format_layer_table(title, rows, footer)
 
 
 def _describe(network) -> str:
@@ -726,10 +1076,87 @@ def _jsonable(value):
     return value
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import sweep
+
+    network = _read_network(args.network)
+    X = _read_inputs(args.inputs, network.dims[0])
+    l0 = args.method != NETTRIM
+    grid, other = (args.sparsity, "--eps") if l0 else (args.eps, "--sparsity")
+    if grid is None:
+        raise UsageError(f"--method {args.method} sweeps {'--sparsity' if l0 else '--eps'} "
+                         "values; give them, comma-separated")  # fmt: skip
+    if (args.eps if l0 else args.sparsity) is not None:
+        raise UsageError(f"{other} does not apply to --method {args.method}")
+    evaluation = X if args.eval_inputs is None else _read_inputs(args.eval_inputs, X.shape[1])
+    labels = None if args.labels is None else _read_labels(args.labels, evaluation.shape[0])
+    if args.json is not None:
+        _check_destination("--json", args.json, (args.network, args.inputs))
+    options: dict[str, Any] = {"scheme": args.scheme or ("cascade" if l0 else "parallel")}
+    if l0:
+        options["pattern"] = args.pattern
+    else:
+        options["n_jobs"] = args.n_jobs
+
+    def progress(i, point):
+        if not args.quiet:
+            print(f"nettrim sweep: point {i + 1}/{len(grid)}: {point.value:g} -> sparsity "
+                  f"{point.sparsity:.1%}, discrepancy {point.discrepancy:.4g}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    try:
+        with _warnings_to_stderr("sweep"):
+            result = sweep(network, X, grid, method=args.method, eval_inputs=evaluation,
+                           labels=labels, progress=progress, **options)  # fmt: skip
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    if args.json is not None:
+        document = {**result.to_dict(), "network": args.network, "inputs": args.inputs,
+                    "eval_inputs": args.eval_inputs, "labels": args.labels}  # fmt: skip
+        _write_json(args.json, document)
+    print(result.summary())
+    return EXIT_OK
+
+
+def _read_labels(path: str, n: int) -> np.ndarray:
+    try:
+        labels = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise UsageError(f"cannot read {path} as a .npy array without pickles ({exc})") from None
+    if labels.ndim != 1 or labels.shape[0] != n or labels.dtype.kind not in "iu":
+        raise UsageError(
+            f"{path} has dtype {labels.dtype} and shape {labels.shape}; --labels must be "
+            f"integer classes of shape ({n},), one per evaluation sample"
+        )
+    return labels
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    try:
+        with open(args.report, encoding="utf-8") as fh:
+            document = json.load(fh)
+    except OSError as exc:
+        raise UsageError(f"cannot read {args.report}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"{args.report} is not JSON ({exc})") from None
+    try:
+        written = write_report(document, args.out, source=args.report)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except ImportError:
+        raise UsageError("nettrim report needs matplotlib: pip install matplotlib") from None
+    print("\n".join(f"wrote {path}" for path in written))
+    return EXIT_OK
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "demo": _demo,
     "prune": _prune,
     "verify": _verify,
+    "sweep": _sweep,
+    "report": _report,
 }
 
 
@@ -745,6 +1172,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"nettrim {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # stdout closed early (`nettrim verify ... | head`): end quietly
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush finds no closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a descriptor (captured in tests)
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":

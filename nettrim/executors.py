@@ -208,6 +208,7 @@ class JobRunner:
                     backend=BACKEND,
                     temp_folder=None if store_dir is None else os.fspath(store_dir),
                     inner_max_num_threads=blas_threads,
+                    return_as="generator",  # results as they arrive, for on_done
                 )
         self.store = ArrayStore(store_dir) if executor is not None else None
 
@@ -223,19 +224,35 @@ class JobRunner:
             return array
         return self.store.put(array)
 
-    def map(self, fn: Callable[[Any], Any], tasks: Iterable[Any]) -> list[Any]:
+    def map(
+        self,
+        fn: Callable[[Any], Any],
+        tasks: Iterable[Any],
+        *,
+        on_done: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]:
         """``[fn(task) for task in tasks]`` under the BLAS limit, results in order.
 
-        A job's exception reaches the caller, raised again here.
+        ``on_done(index, result)`` is called in this process as each job's result arrives
+        (in job order: a finished job waits for the ones before it), so a worker's progress
+        reaches the driver per finished job. A job's exception reaches the caller, raised
+        again here.
         """
         tasks = list(tasks)
         if self.executor is not None:
             futures = [self.executor.submit(call_limited, fn, self.blas_threads, t) for t in tasks]
-            return [future.result() for future in futures]
-        if self._parallel is not None:
+            arriving = (future.result() for future in futures)
+        elif self._parallel is not None:
             jobs = (delayed(call_limited)(fn, self.blas_threads, t) for t in tasks)
-            return list(self._parallel(jobs))
-        return [call_limited(fn, self.blas_threads, t) for t in tasks]
+            arriving = self._parallel(jobs)
+        else:
+            arriving = (call_limited(fn, self.blas_threads, t) for t in tasks)
+        results = []
+        for index, result in enumerate(arriving):
+            results.append(result)
+            if on_done is not None:
+                on_done(index, result)
+        return results
 
     def close(self) -> None:
         """Delete the stored arrays (joblib keeps its workers for the next call)."""

@@ -132,6 +132,16 @@ class DenseLayer:
         Z = self.preactivation(X)
         return np.maximum(Z, 0.0) if self.activation == "relu" else Z
 
+    def __repr__(self) -> str:
+        # shapes and counts, never the arrays (a layer of a real network has millions)
+        bias = "bias" if self.b is not None else "no bias"
+        kind = "sparse " if sparse.issparse(self.W) else ""
+        return (
+            f"DenseLayer({self.W.shape[0]}x{self.W.shape[1]}, {self.activation}, {bias}, "
+            f"{self.nnz} of {self.W.shape[0] * self.W.shape[1]} {kind}weights non-zero, "
+            f"{self.W.dtype})"
+        )
+
     #: Dense and conv layers carry weights a pruning program can change.
     prunable = True
 
@@ -241,6 +251,15 @@ class Conv2dLayer:
     @property
     def augmented_weights(self) -> np.ndarray:
         return DenseLayer.augmented_weights.fget(self)
+
+    def __repr__(self) -> str:
+        # geometry and counts, never the arrays
+        c_in, h, w = self.in_shape
+        return (
+            f"Conv2dLayer({c_in}x{h}x{w} -> {self.W.shape[1]} channels, kernel "
+            f"{self.kernel_size}, stride {self.stride}, padding {self.padding}, "
+            f"{self.activation}, {self.nnz} of {self.W.size} weights non-zero, {self.W.dtype})"
+        )
 
     def with_weights(self, W: np.ndarray, b: np.ndarray | None) -> Conv2dLayer:
         """The same convolution (geometry, activation) with new dense weights and bias."""
@@ -363,6 +382,17 @@ class Network:
 
     layers: tuple[Layer, ...] = field(default_factory=tuple)
     metadata: Mapping = field(default_factory=dict, compare=False)
+
+    def __repr__(self) -> str:
+        """The dims, each layer's shape, activation and non-zeros (no arrays)."""
+        if not self.layers:
+            return "Network(no layers)"
+        head = "-".join(str(d) for d in self.dims)
+        lines = [
+            f"Network({head}, {len(self.layers)} layers, {self.nnz} of {self.size} weights non-zero"
+        ]
+        lines += [f"  {l}: {layer!r}" for l, layer in enumerate(self.layers)]
+        return "\n".join(lines) + ")"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -516,8 +546,7 @@ class Network:
         from .io.npz import encode_npz
 
         arrays = encode_npz(arrays, layout)
-        savez = np.savez_compressed if compressed else np.savez
-        write_atomically(path, lambda fh: savez(fh, **arrays))
+        write_atomically(path, lambda fh: _write_npz(fh, arrays, compressed=compressed))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The entries of the network file: version 1 for dense layers only, else 2."""
@@ -710,9 +739,15 @@ def _network_from_arrays(arrays: Mapping[str, np.ndarray], source: str) -> Netwo
         if f"b{l}" in arrays:
             b = _check_array(f"b{l}", arrays[f"b{l}"], 1, fail)
             if b.shape != (W.shape[1],):
+                transposed = b.shape == (W.shape[0],)
                 raise fail(
                     f"b{l} has shape {b.shape} but W{l} has {W.shape[1]} outputs; "
-                    f"b{l} must have shape ({W.shape[1]},)"
+                    + (
+                        f"W{l} of shape {W.shape} looks transposed (PyTorch's nn.Linear "
+                        f"layout is (d_out, d_in)): save W{l}.T, of shape (d_in, d_out)"
+                        if transposed
+                        else f"b{l} must have shape ({W.shape[1]},)"
+                    )
                 )
         weights.append(W)
         biases.append(b)
@@ -878,6 +913,23 @@ def _show(value: np.ndarray) -> str:
     if value.size <= 4 and value.dtype.kind in "iufUSb":
         return f"{value.tolist()!r} (dtype {value.dtype}, shape {value.shape})"
     return f"an array of dtype {value.dtype} and shape {value.shape}"
+
+
+#: The time stamp of every entry of a network file: a fixed one, so the same network gives
+#: the same file bytes whenever it is written (a resumed run's output is the uninterrupted
+#: run's, byte for byte).
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _write_npz(fh: IO[bytes], arrays: dict[str, np.ndarray], *, compressed: bool) -> None:
+    """``np.savez`` / ``np.savez_compressed`` with fixed entry time stamps."""
+    mode = zipfile.ZIP_DEFLATED if compressed else zipfile.ZIP_STORED
+    with zipfile.ZipFile(fh, "w", compression=mode, allowZip64=True) as archive:
+        for name, value in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            entry.compress_type = mode
+            with archive.open(entry, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:

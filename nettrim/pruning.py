@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from .layer import LayerResult
 from .network import ACTIVATIONS, DenseLayer, Network
+from .progress import JobCounter, check_progress
 from .results import NetworkResult
 from .schemes import SCHEMES
 from .solvers import baselines
@@ -525,6 +526,8 @@ def prune_network(
     activation: str = "linear",
     layers: Sequence[int] | None = None,
     executor: Executor | None = None,
+    progress=None,
+    resume: Mapping[int, LayerResult] | None = None,
     **options,
 ) -> PruneNetworkResult:
     """Prune every (or the chosen) layer of a dense network with :func:`prune_layer`.
@@ -560,6 +563,12 @@ def prune_network(
         Indices of the layers to prune (all when ``None``); the others are kept dense.
     executor : concurrent.futures.Executor, optional
         Runs the layers of the parallel scheme as jobs (ignored by the cascade).
+    progress : callable, optional
+        Called with a :class:`~nettrim.progress.ProgressEvent` as each layer finishes.
+    resume : mapping of int to LayerResult, optional
+        Layers already pruned by an interrupted run of the same call
+        (:class:`nettrim.runs.RunDirectory`): not pruned again; the result is the
+        uninterrupted run's, bit for bit.
     **options
         Further keyword arguments of :func:`prune_layer` (``damping``, ``max_iter``, ...).
 
@@ -578,16 +587,24 @@ def prune_network(
     activation = check_choice("activation", activation, ACTIVATIONS)
     X = check_network_inputs(network, X, np.dtype(np.float64))
     budgets = _check_budgets(sparsity, layers, len(network))
+    resume = {int(l): r for l, r in (resume or {}).items()}
+    if any(l not in budgets for l in resume):
+        raise ValueError(f"resume names layers {sorted(resume)}; only {sorted(budgets)} are pruned")
+    counter = JobCounter(
+        check_progress(progress), len(network), sum(l not in resume for l in budgets)
+    )
 
     def kwargs_for(i: int) -> dict:
         layer = network[i]
         act = "relu" if (activation == "relu" and layer.activation == "relu") else "linear"
         return dict(sparsity=budgets[i], pattern=pattern, method=method, activation=act, **options)
 
+    for l, res in resume.items():
+        counter.layer(l, res, resumed=True)
     if scheme == "cascade":
-        results = _prune_cascade(network, X, budgets, kwargs_for)
+        results = _prune_cascade(network, X, budgets, kwargs_for, counter, resume)
     else:
-        results = _prune_parallel(network, X, budgets, kwargs_for, executor)
+        results = _prune_parallel(network, X, budgets, kwargs_for, executor, counter, resume)
     new_layers = tuple(
         layer if res is None else DenseLayer(res.W, res.b, layer.activation)
         for layer, res in zip(network.layers, results, strict=True)
@@ -613,13 +630,23 @@ def _check_budgets(sparsity, layers, n_layers: int) -> dict[int, float | None]:
     return dict(zip(chosen, values, strict=True))
 
 
-def _prune_cascade(network: Network, X, budgets: dict, kwargs_for) -> list[LayerResult | None]:
+def _done(counter: JobCounter, i: int, res: LayerResult) -> LayerResult:
+    counter.job(i, 0, 1, res)
+    counter.layer(i, res)
+    return res
+
+
+def _prune_cascade(
+    network: Network, X, budgets: dict, kwargs_for, counter: JobCounter, resume: dict
+) -> list[LayerResult | None]:
     """Layer by layer, each on the outputs of the pruned layers before it."""
     results: list[LayerResult | None] = [None] * len(network)
     current = X
     for i, layer in enumerate(network.layers):
         if i in budgets:
-            res = prune_layer(current, layer.W, layer.b, **kwargs_for(i))
+            res = resume.get(i)
+            if res is None:
+                res = _done(counter, i, prune_layer(current, layer.W, layer.b, **kwargs_for(i)))
             results[i] = res
             layer = DenseLayer(res.W, res.b, layer.activation)
         current = layer(current)
@@ -627,19 +654,27 @@ def _prune_cascade(network: Network, X, budgets: dict, kwargs_for) -> list[Layer
 
 
 def _prune_parallel(
-    network: Network, X, budgets: dict, kwargs_for, executor: Executor | None
+    network: Network,
+    X,
+    budgets: dict,
+    kwargs_for,
+    executor: Executor | None,
+    counter: JobCounter,
+    resume: dict,
 ) -> list[LayerResult | None]:
     """Every chosen layer on the original network's input to it; jobs on ``executor``."""
-    results: list[LayerResult | None] = [None] * len(network)
+    results: list[LayerResult | None] = [resume.get(i) for i in range(len(network))]
     inputs = network.record(X)[:-1]
+    todo = [i for i in budgets if i not in resume]
     if executor is None:
-        for i in budgets:
-            results[i] = prune_layer(inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+        for i in todo:
+            res = prune_layer(inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+            results[i] = _done(counter, i, res)
         return results
     futures = {
         i: executor.submit(prune_layer, inputs[i], network[i].W, network[i].b, **kwargs_for(i))
-        for i in budgets
+        for i in todo
     }
-    for i in budgets:
-        results[i] = futures[i].result()
+    for i in todo:
+        results[i] = _done(counter, i, futures[i].result())
     return results

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -32,6 +32,7 @@ from .budgets import absolute_radius, cascade_budget, relative_budget, warn_unli
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
 from .layer import DEFAULT_EPS, LayerResult, TrimOptions, check_eps, solve_layer
 from .network import Network
+from .progress import JobCounter, check_progress
 from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
@@ -189,6 +190,8 @@ def net_trim(
     reweight_rounds: int = 0,
     reweight_delta: float = DEFAULT_DELTA,
     options: TrimOptions | None = None,
+    progress=None,
+    resume: Mapping[int, LayerResult] | None = None,
     **layer_options: Any,
 ) -> NetTrimResult:
     """Prune every layer of ``network`` with Net-Trim (parallel or cascade scheme).
@@ -250,6 +253,13 @@ def net_trim(
         The layer options as one checked object, instead of ``solver``, ``per_neuron`` and
         ``**layer_options``; its ``activation``, ``eps``, ``relative`` and ``bias`` are set
         for every layer by the scheme.
+    progress : callable, optional
+        Called in this process with a :class:`~nettrim.progress.ProgressEvent` as each job
+        and each layer finishes (jobs in pool or Dask workers included).
+    resume : mapping of int to LayerResult, optional
+        Layers already solved by an interrupted run of the same call
+        (:class:`nettrim.runs.RunDirectory`): they are not solved again, and the result
+        is the one the uninterrupted run gives, bit for bit.
     **layer_options
         Further :func:`~nettrim.trim_layer` options (``active_tol``, ``penalize_bias``,
         ``tol``, ``max_iter``, ``solver_options``, ...).
@@ -306,6 +316,9 @@ def net_trim(
     acts = _check_inputs(network, X, activations, scheme)
     warn_unlikely_budgets(run.eps, acts[0].shape[0], network.dims[:-1])
     solve = _parallel if scheme == "parallel" else _cascade
+    resume = _check_resume(resume, network)
+    total = sum(len(run.blocks(l)) for l in range(len(network)) if l not in resume)
+    counter = JobCounter(check_progress(progress), len(network), total)
     with JobRunner(
         executor,
         n_jobs,
@@ -313,7 +326,7 @@ def net_trim(
         max_parallel=run.max_parallel,
         store_dir=store_dir,
     ) as runner:
-        results, radii, rel_eps = solve(run, acts, runner)
+        results, radii, rel_eps = solve(run, acts, runner, counter, resume)
     pruned = Network(
         tuple(
             layer.with_weights(res.W, res.b)
@@ -416,25 +429,45 @@ class _Run:
         }
 
 
-def _parallel(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list, list, list]:
-    """Every layer on the original network's own input and output: all jobs at once."""
-    shared = [runner.share(a) for a in acts]
-    per_layer = [
-        run.jobs(l, shared[l], shared[l + 1], None, run.eps[l], relative=True)
-        for l in range(len(run.network))
+def _parallel(
+    run: _Run, acts: list[np.ndarray], runner: JobRunner, counter: JobCounter, resume: Mapping
+) -> tuple[list, list, list]:
+    """Every layer on the original network's own input and output: all jobs at once; each
+    layer merged and reported as soon as its last job is back."""
+    todo = [l for l in range(len(run.network)) if l not in resume]
+    shared = {i: runner.share(acts[i]) for l in todo for i in (l, l + 1)}
+    jobs = [
+        job
+        for l in todo
+        for job in run.jobs(l, shared[l], shared[l + 1], None, run.eps[l], relative=True)
     ]
-    done = runner.map(_run_layer_job, [job for jobs in per_layer for job in jobs])
-    results = []
-    for l, jobs in enumerate(per_layer):
-        parts, done = done[: len(jobs)], done[len(jobs) :]
-        results.append(run.merge(l, parts))
+    results: dict[int, LayerResult] = {}
+    for l, res in resume.items():
+        results[l] = res
+        counter.layer(l, res, resumed=True)
+    parts: dict[int, list[LayerResult]] = {l: [] for l in todo}
+
+    def on_done(index: int, part: LayerResult) -> None:
+        l = jobs[index].layer
+        parts[l].append(part)
+        n_blocks = len(run.blocks(l))
+        counter.job(l, len(parts[l]) - 1, n_blocks, part)
+        if len(parts[l]) == n_blocks:
+            results[l] = run.merge(l, parts.pop(l))
+            counter.layer(l, results[l])
+
+    runner.map(_run_layer_job, jobs, on_done=on_done)
+    results = [results[l] for l in range(len(run.network))]
     radii = [absolute_radius(acts[l + 1], e, run.per_neuron) for l, e in enumerate(run.eps)]
     return results, radii, list(run.eps)
 
 
-def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list, list, list]:
+def _cascade(
+    run: _Run, acts: list[np.ndarray], runner: JobRunner, counter: JobCounter, resume: Mapping
+) -> tuple[list, list, list]:
     """Layer by layer on the pruned network's input; the radius and bound from
-    :func:`~nettrim.budgets.cascade_budget`."""
+    :func:`~nettrim.budgets.cascade_budget`. A resumed layer's weights feed the next layer
+    exactly as the solved ones would."""
     results, radii, rel_eps = [], [], []
     X_hat, last = acts[0], len(run.network) - 1
     for l, layer in enumerate(run.network.layers):
@@ -455,25 +488,40 @@ def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list
             )
             eps_l, relative = radius, False
             relative_eps = relative_budget(radius, Y, run.per_neuron)
-        jobs = run.jobs(
-            l, runner.share(X_hat), runner.share(Y), runner.share(upper), eps_l, relative
-        )
-        try:
-            merged = run.merge(l, runner.map(_run_layer_job, jobs))
-        except LayerSolveError as exc:
-            if l != last or run.kappa == 1.0:
-                raise
-            hint = (
-                f"kappa={run.kappa:g} asks the last layer to beat the original weights' "
-                "error on the pruned input by that factor, which no weights reach "
-                "here; raise kappa"
-            )
-            raise LayerSolveError(l, exc.result, layer.W.shape, hint) from None
+        if l in resume:
+            merged = resume[l]
+            counter.layer(l, merged, resumed=True)
+        else:
+            merged = _cascade_layer(run, l, runner, counter, (X_hat, Y, upper), eps_l, relative)
         results.append(merged)
         radii.append(radius)
         rel_eps.append(relative_eps)
         X_hat = layer.with_weights(merged.W, merged.b)(X_hat)
     return results, radii, rel_eps
+
+
+def _cascade_layer(run: _Run, l: int, runner, counter, arrays, eps_l, relative) -> LayerResult:
+    """One cascade layer's jobs, merged (the last layer's infeasibility explained)."""
+    X_hat, Y, upper = (runner.share(a) for a in arrays)
+    jobs = run.jobs(l, X_hat, Y, upper, eps_l, relative)
+    layer, last = run.network[l], len(run.network) - 1
+
+    def on_done(index: int, part: LayerResult) -> None:
+        counter.job(l, index, len(jobs), part)
+
+    try:
+        merged = run.merge(l, runner.map(_run_layer_job, jobs, on_done=on_done))
+    except LayerSolveError as exc:
+        if l != last or run.kappa == 1.0:
+            raise
+        hint = (
+            f"kappa={run.kappa:g} asks the last layer to beat the original weights' "
+            "error on the pruned input by that factor, which no weights reach "
+            "here; raise kappa"
+        )
+        raise LayerSolveError(l, exc.result, layer.W.shape, hint) from None
+    counter.layer(l, merged)
+    return merged
 
 
 # ---------------------------------------------------------------------------------------
@@ -605,6 +653,25 @@ def _check_reweighting(rounds, delta) -> Reweighting | None:
     if not rounds:
         return None
     return Reweighting(rounds, check_scalar("reweight_delta", delta, low=0.0, low_inclusive=False))
+
+
+def _check_resume(resume, network: Network) -> dict[int, LayerResult]:
+    """``{layer: LayerResult}`` of the layers already solved, each of the layer's shape."""
+    if resume is None:
+        return {}
+    checked = {}
+    for l, res in dict(resume).items():
+        if not (isinstance(l, (int, np.integer)) and 0 <= l < len(network)):
+            raise ValueError(f"resume has key {l!r}; keys are layer indices in [0, {len(network)})")
+        if not isinstance(res, LayerResult) or res.W is None:
+            raise TypeError(f"resume[{l}] must be a LayerResult with weights")
+        if res.W.shape != network[l].W.shape:
+            raise ValueError(
+                f"resume[{l}] has weights of shape {res.W.shape} but layer {l} has "
+                f"{network[l].W.shape}"
+            )
+        checked[int(l)] = res
+    return checked
 
 
 def _check_warm_start(warm_start, n_layers: int) -> list | None:

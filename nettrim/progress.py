@@ -1,0 +1,193 @@
+"""Progress of a network run: the events :func:`~nettrim.net_trim` and
+:func:`~nettrim.prune_network` report, and the command line's renderer of them.
+
+A run calls ``progress(event)`` in the calling process (the driver) with a
+:class:`ProgressEvent`:
+
+* ``"job"`` — one job finished: a layer, or one column block of a layer in per-neuron mode.
+  Jobs that run in pool or Dask workers are reported as their results reach the driver
+  (in job order).
+* ``"layer"`` — a layer is finished; ``result`` holds its :class:`~nettrim.LayerResult`
+  (``resumed`` when it came from an earlier, interrupted run rather than a solve).
+
+Any callable taking one event works, so a notebook can drive its own bar::
+
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(network))
+    net_trim(network, X, progress=lambda e: e.kind == "layer" and bar.update())
+
+:class:`StderrProgress` is what ``nettrim prune`` uses: a tqdm bar on a terminal, one plain
+line per event otherwise (a log file, a pipe, CI), nothing with ``quiet``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+#: The kinds of :class:`ProgressEvent`.
+EVENT_KINDS = ("job", "layer")
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """One step of a network run.
+
+    Attributes
+    ----------
+    kind : {"job", "layer"}
+    layer : int
+        The layer the job or layer belongs to.
+    n_layers : int
+        Layers in the network.
+    block : int
+        The job's column block within its layer (0 unless per-neuron).
+    n_blocks : int
+        Column blocks (jobs) of that layer.
+    jobs_done, jobs_total : int
+        Jobs of the whole run finished so far, and in all (resumed layers not counted).
+    result : LayerResult or None
+        The finished layer (``"layer"`` events) or block (``"job"`` events).
+    resumed : bool
+        The layer was read back from a run directory, not solved now.
+    """
+
+    kind: str
+    layer: int
+    n_layers: int
+    block: int = 0
+    n_blocks: int = 1
+    jobs_done: int = 0
+    jobs_total: int = 0
+    result: Any = None
+    resumed: bool = False
+
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def check_progress(progress) -> ProgressCallback | None:
+    """``progress`` if callable (or ``None``); a TypeError naming the argument otherwise."""
+    if progress is not None and not callable(progress):
+        raise TypeError(
+            f"progress must be a callable taking a ProgressEvent, got {type(progress).__name__}"
+        )
+    return progress
+
+
+class JobCounter:
+    """Counts a run's finished jobs and reports them: the one place events are built."""
+
+    def __init__(self, progress: ProgressCallback | None, n_layers: int, total: int) -> None:
+        self.progress, self.n_layers, self.total, self.done = progress, n_layers, total, 0
+
+    def job(self, layer: int, block: int, n_blocks: int, result) -> None:
+        self.done += 1
+        self._send("job", layer, result, block=block, n_blocks=n_blocks)
+
+    def layer(self, layer: int, result, *, resumed: bool = False) -> None:
+        self._send("layer", layer, result, resumed=resumed)
+
+    def _send(self, kind: str, layer: int, result, **fields) -> None:
+        if self.progress is not None:
+            self.progress(
+                ProgressEvent(
+                    kind=kind,
+                    layer=layer,
+                    n_layers=self.n_layers,
+                    jobs_done=self.done,
+                    jobs_total=self.total,
+                    result=result,
+                    **fields,
+                )
+            )
+
+
+def describe_layer(event: ProgressEvent) -> str:
+    """``"layer 1/3: 5281 of 16384 weights kept, optimal, 5.72 s"``."""
+    res = event.result
+    text = f"layer {event.layer + 1}/{event.n_layers}"
+    if res is None:
+        return text
+    how = "resumed from the run directory" if event.resumed else f"{res.info.seconds:.2f} s"
+    return f"{text}: {res.nnz} of {res.W.size} weights kept, {res.status.value}, {how}"
+
+
+class StderrProgress:
+    """The command line's progress: a tqdm bar over the jobs on a terminal, plain lines
+    (``nettrim VERB: layer 1/3: ...``) when ``stream`` is not a terminal.
+
+    Parameters
+    ----------
+    verb : str
+        The command, as the lines' prefix.
+    stream : file, optional
+        ``sys.stderr`` by default.
+    """
+
+    def __init__(self, verb: str, stream: TextIO | None = None) -> None:
+        self.verb = verb
+        self.stream = sys.stderr if stream is None else stream
+        self._bar = None
+        isatty = getattr(self.stream, "isatty", None)
+        self.terminal = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
+
+    def __call__(self, event: ProgressEvent) -> None:
+        if self.terminal:
+            self._draw(event)
+            return
+        if event.kind == "layer":
+            print(f"nettrim {self.verb}: {describe_layer(event)}", file=self.stream, flush=True)
+        elif event.n_blocks > 1:
+            print(
+                f"nettrim {self.verb}: layer {event.layer + 1}/{event.n_layers} block "
+                f"{event.block + 1}/{event.n_blocks} done ({event.jobs_done}/"
+                f"{event.jobs_total} jobs)",
+                file=self.stream,
+                flush=True,
+            )
+
+    def _draw(self, event: ProgressEvent) -> None:
+        from tqdm import tqdm
+
+        if self._bar is None:
+            self._bar = tqdm(
+                total=max(event.jobs_total, 1), desc=f"nettrim {self.verb}", unit="job",
+                file=self.stream, leave=False, dynamic_ncols=True,
+            )  # fmt: skip
+        if event.kind == "job":
+            self._bar.update(1)
+        else:
+            self._bar.write(f"nettrim {self.verb}: {describe_layer(event)}", file=self.stream)
+
+    def close(self) -> None:
+        """Remove the bar (the finished layers' lines stay)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> StderrProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def kernels_cold(module: str = "kernels") -> bool:
+    """Whether numba has no cached compilation of ``nettrim.solvers.<module>`` yet (the
+    first run then spends seconds compiling). Cheap: looks for numba's index files where
+    numba keeps them (``NUMBA_CACHE_DIR``, else the package's ``__pycache__``)."""
+    import glob
+
+    from . import solvers
+
+    source = os.path.dirname(os.path.abspath(solvers.__file__))
+    places = [os.path.join(source, "__pycache__")]
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if cache_dir:  # numba names the folder after the source folder and a hash of its path
+        places.insert(0, os.path.join(cache_dir, f"{os.path.basename(source)}_*"))
+        places.insert(0, os.path.join(cache_dir, os.path.splitdrive(source)[1].lstrip(os.sep)))
+    return not any(glob.glob(os.path.join(place, f"{module}.*.nbi")) for place in places)
