@@ -47,8 +47,10 @@ class ProgressEvent:
         The job's column block within its layer (0 unless per-neuron).
     n_blocks : int
         Column blocks (jobs) of that layer.
-    jobs_done, jobs_total : int
-        Jobs of the whole run finished so far, and in all (resumed layers not counted).
+    jobs_done : int
+        Jobs of the whole run finished so far (resumed layers not counted).
+    jobs_total : int
+        Jobs of the whole run in all (resumed layers not counted).
     result : LayerResult or None
         The finished layer (``"layer"`` events) or block (``"job"`` events).
     resumed : bool

@@ -470,6 +470,8 @@ class PruneNetworkResult(NetworkResult):
     seconds : float
         Wall time of the run.
 
+    Notes
+    -----
     Unpacking as ``network, results = prune_network(...)`` (the old return value) still
     works, with a ``DeprecationWarning``.
     """

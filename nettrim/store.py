@@ -58,10 +58,11 @@ class Recording:
     ----------
     modules : tuple of str
         Module names in forward order.
-    X, Y : dict of str to ndarray
-        Each module's input rows ``(rows, d_in)`` and output rows ``(rows, d_out)``
-        (``Y`` is the ReLU's output for a ``"relu"`` module). Empty for a Gram-only
-        recording.
+    X : dict of str to ndarray
+        Each module's input rows ``(rows, d_in)``. Empty for a Gram-only recording.
+    Y : dict of str to ndarray
+        Each module's output rows ``(rows, d_out)`` (the ReLU's output for a ``"relu"``
+        module). Empty for a Gram-only recording.
     activation : dict of str to str
         ``"relu"`` (program P1) or ``"linear"`` (P2) per module.
     info : dict of str to dict

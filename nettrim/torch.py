@@ -636,15 +636,15 @@ def prune_model(
         ``{name: batches}``: calibration batches of their own for some modules (e.g. fewer
         images for convolutions, whose every image gives hundreds of patch rows). Each
         module's program is built, and in the cascade re-recorded, on its own batches.
-    rows : {"all", "generate"}
+    **options
+        Further :func:`~nettrim.trim_layer` (Net-Trim) or :func:`~nettrim.prune_layer`
+        (L0) options, e.g. ``active_tol``, ``per_neuron``, ``damping``; and
+        ``rows={"all", "generate"}`` (Net-Trim; default ``"all"``):
         Net-Trim: solve every program on all its rows, or (``"generate"``) the programs
         with at least 20 times ``(d_in + 1) * d_out`` rows (conv layers) by row generation
         (:func:`nettrim.solvers.row_generation.solve_row_generation`: the ball reduced to
         ``d_in + 1`` rows per output, the inequalities off Omega added while violated;
         certified feasible on every row).
-    **options
-        Further :func:`~nettrim.trim_layer` (Net-Trim) or :func:`~nettrim.prune_layer`
-        (L0) options, e.g. ``active_tol``, ``per_neuron``, ``damping``.
 
     Returns
     -------

@@ -153,6 +153,8 @@ class L0Info:
     extra : dict
         Method-specific figures (``relative_error``, ``nnz``, penalties, refit figures).
 
+    Notes
+    -----
     An L0 program has no ball and no dual certificate: ``radius``, ``ball_excess``,
     ``dual_bound`` and ``gap`` are not fields; reading them gives ``nan`` with a
     ``DeprecationWarning`` (they were ``nan`` fields when L0 results used
