@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from nettrim import trim_layer
-from nettrim.layer import SAFE_EXPONENT, build_problem, safe_exponent
+from nettrim.layer import SAFE_EXPONENT, safe_exponent
 from nettrim.solvers import AdmmSettings, solve_exact
 
 EPS = 0.1
@@ -31,22 +31,17 @@ def layer():
     return X, np.maximum(X @ W + 0.3, 0.0), X @ W - 0.2
 
 
-def _reference(X, Y, activation="relu", **program):
-    """Clarabel's optimal objective on the well-scaled program."""
-    arguments = dict(
-        activation=activation,
-        eps=EPS,
-        relative=True,
-        per_neuron=False,
-        bias=True,
-        penalize_bias=True,
-        upper=None,
-        penalty=None,
-        active_tol=0.0,
-    )
-    result = solve_exact(build_problem(X, Y, **{**arguments, **program}), solver="clarabel")
-    assert result.status.value == "optimal"
-    return result.info.objective
+@pytest.fixture(scope="module")
+def reference(layer_program):
+    """Clarabel's optimal objective on a well-scaled program."""
+
+    def solve(X, Y, activation="relu", **program):
+        problem = layer_program(X, Y, activation=activation, eps=EPS, **program)
+        result = solve_exact(problem, solver="clarabel")
+        assert result.status.value == "optimal"
+        return result.info.objective
+
+    return solve
 
 
 def _solve(X, Y, **options):
@@ -76,16 +71,18 @@ def _check_proposition_1(result, X, Y, activation="relu"):
         (np.float32, 1e37),  # and near its largest
     ],
 )
-def test_relu_layer_at_extreme_scale_matches_the_well_scaled_program(layer, dtype, scale):
+def test_relu_layer_at_extreme_scale_matches_the_well_scaled_program(
+    layer, reference, dtype, scale
+):
     X0, Y0, _ = layer
     X, Y = (scale * X0).astype(dtype), (scale * Y0).astype(dtype)
     result = _solve(X, Y)
     assert result.success and result.W.dtype == dtype
     assert result.info.extra["scaling"] != (0, 0)
     if scale < 1:
-        reference = _reference(X0, Y0, penalize_bias=False)
+        reference = reference(X0, Y0, penalize_bias=False)
     else:
-        reference = _reference(X0, Y0, bias=False)
+        reference = reference(X0, Y0, bias=False)
         assert np.all(result.b == 0)
     objective = float(np.abs(result.W.astype(np.float64)).sum() + np.abs(result.b).sum())
     assert objective == pytest.approx(reference, rel=2e-3)
@@ -94,24 +91,24 @@ def test_relu_layer_at_extreme_scale_matches_the_well_scaled_program(layer, dtyp
     _check_proposition_1(result, X, Y)
 
 
-def test_inputs_and_outputs_at_different_extreme_scales(layer):
+def test_inputs_and_outputs_at_different_extreme_scales(layer, reference):
     """``X * 1e150`` and ``Y`` as given: ``W = W0 / 1e150`` and the bias weight is 1e150."""
     X0, Y0, _ = layer
     result = _solve(X0 * 1e150, Y0)
     assert result.success
     assert np.all(result.b == 0)
-    assert np.abs(result.W).sum() * 1e150 == pytest.approx(_reference(X0, Y0, bias=False), rel=2e-3)
+    assert np.abs(result.W).sum() * 1e150 == pytest.approx(reference(X0, Y0, bias=False), rel=2e-3)
     _check_proposition_1(result, X0 * 1e150, Y0)
 
 
 @pytest.mark.parametrize("scale", [1e-150, 1e150])
-def test_scale_invariant_programs_at_extreme_scale(layer, scale):
+def test_scale_invariant_programs_at_extreme_scale(layer, reference, scale):
     """Without a penalized bias the program is scale-invariant: so is the answer."""
     X0, _, Z0 = layer
     linear = _solve(X0 * scale, Z0 * scale, activation="linear", bias=False)
     assert linear.success
     assert np.abs(linear.W).sum() == pytest.approx(
-        _reference(X0, Z0, activation="linear", bias=False), rel=2e-3
+        reference(X0, Z0, activation="linear", bias=False), rel=2e-3
     )
     _check_proposition_1(linear, X0 * scale, Z0 * scale, activation="linear")
 
