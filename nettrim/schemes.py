@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from .budgets import absolute_radius, cascade_budget, relative_budget, warn_unlikely_budgets
-from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
+from .executors import (
+    DEFAULT_BLAS_THREADS,
+    JobRunner,
+    StoredArray,
+    WorkerDiedError,
+    resolve,
+    split_columns,
+)
 from .layer import DEFAULT_EPS, LayerResult, TrimOptions, check_eps, solve_layer
 from .network import Network
 from .results import NetworkResult
@@ -408,7 +415,15 @@ def _parallel(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[lis
         run.jobs(l, shared[l], shared[l + 1], None, run.eps[l], relative=True)
         for l in range(len(run.network))
     ]
-    done = runner.map(_run_layer_job, [job for jobs in per_layer for job in jobs])
+    try:
+        done = runner.map(_run_layer_job, [j for jobs in per_layer for j in jobs], label=_label)
+    except WorkerDiedError as exc:  # keep the layers whose every job came back
+        finished, exc.layers = exc.finished, []
+        for l, jobs in enumerate(per_layer):
+            parts, finished = finished[: len(jobs)], finished[len(jobs) :]
+            whole = all(p is not None and p.W is not None for p in parts)
+            exc.layers.append(run.merge(l, parts) if whole else None)
+        raise
     results = []
     for l, jobs in enumerate(per_layer):
         parts, done = done[: len(jobs)], done[len(jobs) :]
@@ -444,7 +459,10 @@ def _cascade(run: _Run, acts: list[np.ndarray], runner: JobRunner) -> tuple[list
             l, runner.share(X_hat), runner.share(Y), runner.share(upper), eps_l, relative
         )
         try:
-            merged = run.merge(l, runner.map(_run_layer_job, jobs))
+            merged = run.merge(l, runner.map(_run_layer_job, jobs, label=_label))
+        except WorkerDiedError as exc:
+            exc.layers = results + [None] * (len(run.network) - l)  # the layers done are kept
+            raise
         except LayerSolveError as exc:
             if l != last or run.kappa == 1.0:
                 raise
@@ -618,6 +636,12 @@ def _slice_warm(warm: list | None, l: int, cols: slice | None):
     if cols is None:
         return (W, b)
     return (np.asarray(W)[:, cols], None if b is None else np.asarray(b)[cols])
+
+
+def _label(job: _LayerJob) -> str:
+    """What a job does, for an error that names it."""
+    columns = "" if job.columns is None else f", columns {job.columns.start}:{job.columns.stop}"
+    return f"layer {job.layer}{columns}"
 
 
 def _merge_blocks(
