@@ -11,7 +11,7 @@ import hashlib
 
 import numpy as np
 import pytest
-from dask.distributed import Client, LocalCluster
+from conftest import dask_client
 
 from nettrim import net_trim, prune_network
 from nettrim.executors import process_pool
@@ -37,12 +37,7 @@ def data(random_network):
 @pytest.fixture(scope="module")
 def executors():
     """The executors besides in-process: a loky pool and an in-process Dask cluster."""
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with dask_client(processes=False) as client:
         pool = process_pool(2)
         try:
             yield {"loky": pool, "dask": client.get_executor()}
