@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,32 @@ DEFAULT_BLAS_THREADS = 1
 #: joblib's backend for ``n_jobs > 1``: fresh worker processes, no ``__main__`` re-import.
 BACKEND = "loky"
 _STORE_PREFIX = "nettrim-arrays-"
+
+
+class WorkerDiedError(RuntimeError):
+    """A worker process ended (killed, out of memory, ``os._exit``) before its jobs did.
+
+    Attributes
+    ----------
+    label : str
+        What the first job without a result was doing (e.g. ``"layer 2, columns 0:64"``).
+    finished : list
+        Every job's result in job order, ``None`` for those that did not finish: work done
+        before the worker died is kept.
+    """
+
+    def __init__(self, label: str, finished: list, cause: BaseException) -> None:
+        self.label = label
+        self.finished = finished
+        done = sum(r is not None for r in finished)
+        detail = str(cause).splitlines()[0] if str(cause) else "no detail"
+        super().__init__(
+            f"a worker process died before {label} finished ({type(cause).__name__}: "
+            f"{detail}); the results of the {done} of {len(finished)} jobs before it are "
+            "kept in .finished (a network run's finished layers in .layers). A worker "
+            "dies when the system kills it, most often for memory: try fewer n_jobs or a "
+            "smaller neuron_block"
+        )
 
 
 @dataclass(frozen=True)
@@ -206,9 +232,9 @@ class JobRunner:
                 self._parallel = Parallel(
                     n_jobs=workers,
                     backend=BACKEND,
+                    return_as="generator",  # in order, as they arrive: on_done, a death's prefix
                     temp_folder=None if store_dir is None else os.fspath(store_dir),
                     inner_max_num_threads=blas_threads,
-                    return_as="generator",  # results as they arrive, for on_done
                 )
         self.store = ArrayStore(store_dir) if executor is not None else None
 
@@ -230,28 +256,40 @@ class JobRunner:
         tasks: Iterable[Any],
         *,
         on_done: Callable[[int, Any], None] | None = None,
+        label: Callable[[Any], str] = lambda task: "a job",
     ) -> list[Any]:
         """``[fn(task) for task in tasks]`` under the BLAS limit, results in order.
 
         ``on_done(index, result)`` is called in this process as each job's result arrives
         (in job order: a finished job waits for the ones before it), so a worker's progress
         reaches the driver per finished job. A job's exception reaches the caller, raised
-        again here.
+        again here; a worker process that dies raises :class:`WorkerDiedError`, naming
+        ``label(task)`` of the first unfinished task and keeping the results that came back.
         """
         tasks = list(tasks)
-        if self.executor is not None:
-            futures = [self.executor.submit(call_limited, fn, self.blas_threads, t) for t in tasks]
-            arriving = (future.result() for future in futures)
-        elif self._parallel is not None:
-            jobs = (delayed(call_limited)(fn, self.blas_threads, t) for t in tasks)
-            arriving = self._parallel(jobs)
-        else:
-            arriving = (call_limited(fn, self.blas_threads, t) for t in tasks)
-        results = []
-        for index, result in enumerate(arriving):
-            results.append(result)
-            if on_done is not None:
-                on_done(index, result)
+        results: list[Any] = []
+        futures = []
+        try:
+            if self.executor is not None:
+                futures = [
+                    self.executor.submit(call_limited, fn, self.blas_threads, t) for t in tasks
+                ]
+                arriving = (future.result() for future in futures)
+            elif self._parallel is not None:
+                jobs = (delayed(call_limited)(fn, self.blas_threads, t) for t in tasks)
+                arriving = self._parallel(jobs)  # in order: the prefix before a death
+            else:
+                arriving = (call_limited(fn, self.blas_threads, t) for t in tasks)
+            for index, result in enumerate(arriving):
+                results.append(result)
+                if on_done is not None:
+                    on_done(index, result)
+        except BrokenExecutor as exc:
+            finished = results + [None] * (len(tasks) - len(results))
+            for i, future in enumerate(futures):  # an executor's later jobs may be done too
+                if future.done() and not future.cancelled() and future.exception() is None:
+                    finished[i] = future.result()
+            raise WorkerDiedError(label(tasks[len(results)]), finished, exc) from exc
         return results
 
     def close(self) -> None:

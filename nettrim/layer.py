@@ -8,8 +8,9 @@ their own boundary and call :func:`solve_layer` (or :func:`prepare_layer`) with 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -35,6 +36,9 @@ DEFAULT_EPS = 0.05
 AUTO_SOLVER = "admm"
 AUTO_EXACT_SOLVER = "clarabel"
 AUTO_EXACT_MAX_ENTRIES = 500
+#: Arrays whose largest magnitude lies in ``[2^-SAFE_EXPONENT, 2^SAFE_EXPONENT]`` are solved
+#: as given (bit for bit); outside, :class:`Scaling` rescales them by an exact power of two.
+SAFE_EXPONENT = 20
 
 
 @dataclass(frozen=True)
@@ -239,14 +243,19 @@ def build_problem(
     upper: np.ndarray | None,
     penalty: float | None,
     active_tol: float,
+    bias_weight: float = 1.0,
 ) -> NetTrimProblem:
-    """The program for validated arrays (``X`` ``(n, d_in)``, ``Y`` ``(n, d_out)``)."""
+    """The program for validated arrays (``X`` ``(n, d_in)``, ``Y`` ``(n, d_out)``).
+
+    ``bias_weight`` is the L1 weight of a penalized bias row (1 for the program as stated;
+    :class:`Scaling` sets another for the rescaled equivalent).
+    """
     n = X.shape[0]
     dtype = X.dtype
     X_aug = np.hstack([X, np.ones((n, 1), dtype)]) if bias else X
     l1_weights = np.ones(X_aug.shape[1], dtype=np.float64)
-    if bias and not penalize_bias:
-        l1_weights[-1] = 0.0
+    if bias:
+        l1_weights[-1] = bias_weight if penalize_bias else 0.0
     active = None
     if activation == "relu":
         active = active_tol < Y
@@ -268,6 +277,76 @@ def build_problem(
         l1_weights=l1_weights,
         penalty=penalty,
     )
+
+
+def safe_exponent(array: np.ndarray) -> int:
+    """The power of two ``k`` that :class:`Scaling` multiplies ``array`` by: 0 when
+    ``max |array|`` lies in ``[2^-SAFE_EXPONENT, 2^SAFE_EXPONENT]`` (or is 0), otherwise the
+    ``k`` that brings it into ``[1/2, 1)``."""
+    peak = float(np.abs(array).max(initial=0.0))
+    if peak == 0.0 or math.ldexp(1.0, -SAFE_EXPONENT) <= peak <= math.ldexp(1.0, SAFE_EXPONENT):
+        return 0
+    return -math.frexp(peak)[1]  # peak = m * 2**exponent with 1/2 <= m < 1
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """The layer solved at ``X' = 2^x X``, ``Y' = 2^y Y``: the same program, well scaled.
+
+    Products of values near ``1e150`` (or ``1e-150``, or float32's range limits) overflow or
+    underflow inside any solver; powers of two rescale exactly. With ``a = 2^x``, ``s = 2^y``
+    the weights ``W' = (s/a) W``, ``b' = s b`` are feasible for ``(X', Y', s V, s radius)``
+    exactly when ``(W, b)`` are for the given program, and the given objective
+    ``||W||_1 + ||b||_1`` is ``(a/s) (||W'||_1 + ||b'||_1 / a)``: the rescaled program weighs
+    a penalized bias row by ``1/a`` (and a penalty ``lam`` becomes ``lam / (a s)``). The
+    minimizers correspond one to one; :meth:`weights` and :meth:`info` map back.
+    ``x = y = 0`` (every well-scaled layer, see :func:`safe_exponent`) changes nothing.
+    """
+
+    x: int = 0
+    y: int = 0
+
+    @classmethod
+    def of(cls, X: np.ndarray, Y: np.ndarray) -> Scaling:
+        return cls(safe_exponent(X), safe_exponent(Y))
+
+    @property
+    def identity(self) -> bool:
+        return self.x == 0 and self.y == 0
+
+    def weights(self, x_aug: np.ndarray, bias: bool, *, inward: bool = False) -> np.ndarray:
+        """Augmented weights of the rescaled program mapped back (``inward``: to it)."""
+        if self.identity:
+            return x_aug
+        sign = -1 if inward else 1
+        out = np.empty_like(x_aug)
+        d_in = x_aug.shape[0] - (1 if bias else 0)
+        out[:d_in] = np.ldexp(x_aug[:d_in], sign * (self.x - self.y))
+        if bias:
+            out[d_in:] = np.ldexp(x_aug[d_in:], sign * -self.y)
+        return out
+
+    def info(self, info: SolveInfo) -> SolveInfo:
+        """The rescaled solve's figures in the given program's units."""
+        if self.identity:
+            return info
+        objective, discrepancy = self.x - self.y, -self.y  # the factors a/s and 1/s
+
+        def back(value: float, exponent: int) -> float:
+            with np.errstate(over="ignore"):
+                return float(np.ldexp(value, exponent))
+
+        return replace(
+            info,
+            objective=back(info.objective, objective),
+            dual_bound=back(info.dual_bound, objective),
+            gap=back(info.gap, objective),
+            residual=back(info.residual, discrepancy),
+            radius=back(info.radius, discrepancy),
+            ball_excess=back(info.ball_excess, discrepancy),
+            violation=back(info.violation, discrepancy),
+            extra={**info.extra, "scaling": (self.x, self.y)},
+        )
 
 
 def trim_layer(
@@ -401,6 +480,7 @@ class PreparedLayer:
     backend: str
     settings: AdmmSettings | None
     initial: np.ndarray | None
+    scaling: Scaling = Scaling()
 
     def solve(
         self, problem: NetTrimProblem | None = None, warm_start: np.ndarray | None = None
@@ -419,9 +499,12 @@ class PreparedLayer:
         )
 
     def layer_result(self, x: np.ndarray | None, status: Status, info: SolveInfo) -> LayerResult:
-        """``W`` and ``b`` split from the augmented weights ``x`` (``None``: no weights)."""
+        """``W`` and ``b`` split from the augmented weights ``x`` of :attr:`problem`
+        (``None``: no weights), both and ``info`` mapped back through :attr:`scaling`."""
         W = b = None
+        info = self.scaling.info(info)
         if x is not None:
+            x = self.scaling.weights(x, self.options.bias)
             d_in = x.shape[0] - (1 if self.options.bias else 0)
             W = np.ascontiguousarray(x[:d_in])
             b = x[-1].copy() if self.options.bias else None
@@ -450,26 +533,53 @@ def prepare_layer(X, Y, options: TrimOptions, *, upper=None, warm_start=None) ->
     backend = resolve_solver(options.solver, Y.shape)
     initial = _check_warm_start(warm_start, X.shape[1], Y.shape[1], options.bias, dtype)
     settings = options.admm_settings() if backend == "admm" else None
-    problem = build_problem(
-        X,
-        Y,
-        activation=options.activation,
-        eps=options.eps,
-        relative=options.relative,
-        per_neuron=options.per_neuron,
-        bias=options.bias,
-        penalize_bias=options.penalize_bias,
-        upper=upper,
-        penalty=options.penalty,
-        active_tol=options.active_tol,
-    )
+    scaling = Scaling.of(X, Y)
+    problem = build_problem(**_scaled_program(scaling, X, Y, upper, options))
+    if initial is not None:
+        initial = scaling.weights(initial, options.bias, inward=True)
     return PreparedLayer(
         problem=problem,
         options=options,
         backend=backend,
         settings=settings,
         initial=initial,
+        scaling=scaling,
     )
+
+
+def _scaled_program(scaling: Scaling, X, Y, upper, options: TrimOptions) -> dict[str, Any]:
+    """:func:`build_problem`'s arguments for the program rescaled by ``scaling``: every
+    quantity in ``Y``'s units times ``2^y``, ``X`` times ``2^x``, a penalized bias row
+    weighed by ``2^-x`` and a penalty times ``2^-(x+y)`` (:class:`Scaling`)."""
+    eps, active_tol, penalty, bias_weight = (
+        options.eps,
+        options.active_tol,
+        options.penalty,
+        1.0,
+    )
+    if not scaling.identity:
+        X, Y = np.ldexp(X, scaling.x), np.ldexp(Y, scaling.y)
+        upper = None if upper is None else np.ldexp(upper, scaling.y)
+        if not options.relative:
+            eps = np.ldexp(eps, scaling.y) if np.ndim(eps) else float(np.ldexp(eps, scaling.y))
+        active_tol = float(np.ldexp(active_tol, scaling.y))
+        if penalty is not None:
+            penalty = float(np.ldexp(penalty, -(scaling.x + scaling.y)))
+        bias_weight = float(np.ldexp(1.0, -scaling.x))
+    return {
+        "X": X,
+        "Y": Y,
+        "activation": options.activation,
+        "eps": eps,
+        "relative": options.relative,
+        "per_neuron": options.per_neuron,
+        "bias": options.bias,
+        "penalize_bias": options.penalize_bias,
+        "upper": upper,
+        "penalty": penalty,
+        "active_tol": active_tol,
+        "bias_weight": bias_weight,
+    }
 
 
 def solve_layer(X, Y, options: TrimOptions, *, upper=None, warm_start=None) -> LayerResult:

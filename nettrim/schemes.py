@@ -29,7 +29,14 @@ from typing import Any
 import numpy as np
 
 from .budgets import absolute_radius, cascade_budget, relative_budget, warn_unlikely_budgets
-from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve, split_columns
+from .executors import (
+    DEFAULT_BLAS_THREADS,
+    JobRunner,
+    StoredArray,
+    WorkerDiedError,
+    resolve,
+    split_columns,
+)
 from .layer import DEFAULT_EPS, LayerResult, TrimOptions, check_eps, solve_layer
 from .network import Network
 from .progress import JobCounter, check_progress
@@ -456,7 +463,11 @@ def _parallel(
             results[l] = run.merge(l, parts.pop(l))
             counter.layer(l, results[l])
 
-    runner.map(_run_layer_job, jobs, on_done=on_done)
+    try:
+        runner.map(_run_layer_job, jobs, on_done=on_done, label=_label)
+    except WorkerDiedError as exc:  # keep the layers whose every job came back
+        exc.layers = [results.get(l) for l in range(len(run.network))]
+        raise
     results = [results[l] for l in range(len(run.network))]
     radii = [absolute_radius(acts[l + 1], e, run.per_neuron) for l, e in enumerate(run.eps)]
     return results, radii, list(run.eps)
@@ -492,7 +503,11 @@ def _cascade(
             merged = resume[l]
             counter.layer(l, merged, resumed=True)
         else:
-            merged = _cascade_layer(run, l, runner, counter, (X_hat, Y, upper), eps_l, relative)
+            try:
+                merged = _cascade_layer(run, l, runner, counter, (X_hat, Y, upper), eps_l, relative)
+            except WorkerDiedError as exc:
+                exc.layers = results + [None] * (len(run.network) - l)  # the layers done
+                raise
         results.append(merged)
         radii.append(radius)
         rel_eps.append(relative_eps)
@@ -510,7 +525,7 @@ def _cascade_layer(run: _Run, l: int, runner, counter, arrays, eps_l, relative) 
         counter.job(l, index, len(jobs), part)
 
     try:
-        merged = run.merge(l, runner.map(_run_layer_job, jobs, on_done=on_done))
+        merged = run.merge(l, runner.map(_run_layer_job, jobs, on_done=on_done, label=_label))
     except LayerSolveError as exc:
         if l != last or run.kappa == 1.0:
             raise
@@ -700,6 +715,12 @@ def _slice_warm(warm: list | None, l: int, cols: slice | None):
     if cols is None:
         return (W, b)
     return (np.asarray(W)[:, cols], None if b is None else np.asarray(b)[cols])
+
+
+def _label(job: _LayerJob) -> str:
+    """What a job does, for an error that names it."""
+    columns = "" if job.columns is None else f", columns {job.columns.start}:{job.columns.stop}"
+    return f"layer {job.layer}{columns}"
 
 
 def _merge_blocks(

@@ -39,7 +39,10 @@ from .results import deprecated_alias
 from .schemes import NetTrimResult, net_trim
 from .validation import (
     as_float_dtype,
+    check_columns,
     check_matrix,
+    check_network,
+    check_network_inputs,
     check_same_rows,
     check_scalar,
     renamed_argument,
@@ -282,6 +285,8 @@ def tune_layer(
     if X_val is not None:
         X_val, Y_val = check_matrix("X_val", X_val, dtype), check_matrix("Y_val", Y_val, dtype)
         check_same_rows(("Y_val", "X_val"), (Y_val, X_val))
+        check_columns("X_val", X_val, X.shape[1], "X")
+        check_columns("Y_val", Y_val, Y.shape[1], "Y")
     X_eval, Y_eval = (X, Y) if X_val is None else (X_val, Y_val)
 
     def evaluate(eps: float, warm):
@@ -369,9 +374,10 @@ def tune_network(
         if key in options:
             raise TypeError(f"tune_network sets {key!r} itself")
     dtype = as_float_dtype(X)
-    X = check_matrix("X", X, dtype)
+    network = check_network(network)
+    X = check_network_inputs(network, X, dtype)
     if X_val is not None:
-        X_val = check_matrix("X_val", X_val, dtype)
+        X_val = check_network_inputs(network, X_val, dtype, name="X_val")
 
     if per_layer:
         with JobRunner(

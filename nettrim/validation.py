@@ -39,7 +39,12 @@ def check_matrix(name: str, value, dtype: np.dtype, *, allow_empty: bool = False
         array = np.asarray(value)
     except Exception as exc:  # ragged lists and the like
         raise TypeError(f"{name} must be array-like, got {type(value).__name__}") from exc
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+    if array.dtype == bool:  # a mask passed by mistake far more often than 0/1 data
+        raise TypeError(
+            f"{name} must hold numbers, got dtype bool; pass 0/1 data as numbers "
+            f"({name}.astype(float))"
+        )
+    if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
     if np.iscomplexobj(array):
         raise TypeError(f"{name} must be real, got dtype {array.dtype}")
@@ -56,6 +61,13 @@ def check_finite(name: str, array: np.ndarray) -> None:
     if not np.isfinite(array).all():
         bad = int(np.count_nonzero(~np.isfinite(array)))
         raise ValueError(f"{name} contains {bad} NaN or infinite value(s); all must be finite")
+
+
+def check_columns(name: str, array: np.ndarray, columns: int, what: str) -> None:
+    """``array`` has ``columns`` columns (``what`` says whose count that is), or a
+    ``ValueError`` naming both."""
+    if array.shape[1] != columns:
+        raise ValueError(f"{name} has {array.shape[1]} columns but {what} has {columns}")
 
 
 def check_same_rows(names: Iterable[str], arrays: Iterable[np.ndarray]) -> None:
@@ -127,12 +139,12 @@ def check_network(network) -> Network:
     return network
 
 
-def check_network_inputs(network: Network, X, dtype: np.dtype) -> np.ndarray:
+def check_network_inputs(network: Network, X, dtype: np.dtype, *, name: str = "X") -> np.ndarray:
     """``X`` checked as the network's input: 2-D, finite, one column per input."""
-    X = check_matrix("X", X, dtype)
+    X = check_matrix(name, X, dtype)
     if X.shape[1] != network.dims[0]:
         raise ValueError(
-            f"X has {X.shape[1]} columns but the network's first layer expects "
+            f"{name} has {X.shape[1]} columns but the network's first layer expects "
             f"{network.dims[0]} inputs"
         )
     return X

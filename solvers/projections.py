@@ -159,7 +159,7 @@ def make_pattern(
     if (sparsity is None) == (k is None):
         raise ValueError(f"pass exactly one of sparsity and k for pattern {pattern!r}")
     if sparsity is not None:
-        if isinstance(sparsity, bool) or not np.isscalar(sparsity):
+        if isinstance(sparsity, bool | str | bytes) or not np.isscalar(sparsity):
             raise TypeError(f"sparsity must be a number in [0, 1), got {sparsity!r}")
         s = float(sparsity)
         if not (0.0 <= s < 1.0):

@@ -7,8 +7,9 @@ session-scoped (they hold no state), so module-scoped fixtures can use them too.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -67,6 +68,21 @@ def make_random_network(
     weights = [rng.standard_normal((a, b)) / np.sqrt(a) for a, b in itertools.pairwise(dims)]
     biases = [0.1 * rng.standard_normal(b) for b in dims[1:]]
     return Network.from_arrays(weights, biases), rng.standard_normal((n, dims[0]))
+
+
+@contextlib.contextmanager
+def dask_client(*, processes: bool) -> Iterator:
+    """A two-worker Dask ``LocalCluster`` (worker processes, or threads of this process)
+    and its client, one thread per worker, no dashboard."""
+    from dask.distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=processes, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from dask.distributed import Client, LocalCluster
+from conftest import dask_client
 
 from nettrim.network import Network
 from nettrim.schemes import net_trim
@@ -24,12 +24,7 @@ def random_network(seed: int = 0) -> tuple[Network, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with dask_client(processes=True) as client:
         yield client
 
 

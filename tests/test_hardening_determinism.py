@@ -1,0 +1,83 @@
+"""Same inputs, same weights, bit for bit: across runs, ``n_jobs`` and executors, for every
+method (Net-Trim's two schemes, with and without reweighting; every L0 method).
+
+The executors: in-process, joblib's loky pool (``n_jobs=2`` / :func:`process_pool`), and a
+Dask ``LocalCluster`` running its two workers as threads of this process (the process-based
+cluster is ``tests/test_dask.py``'s). Layers are split into column blocks (``neuron_block``)
+so a layer is several jobs.
+"""
+
+import hashlib
+
+import numpy as np
+import pytest
+from conftest import dask_client
+
+from nettrim import net_trim, prune_network
+from nettrim.executors import process_pool
+from nettrim.pruning import METHODS
+
+
+def _digest(result) -> str:
+    """SHA-256 of every pruned weight and bias, in order, with dtypes and shapes."""
+    digest = hashlib.sha256()
+    for layer in result.network.layers:
+        for array in (layer.W, layer.b):
+            array = np.ascontiguousarray(np.asarray(array))
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def data(random_network):
+    return random_network([8, 10, 6, 3], seed=5, n=60)
+
+
+@pytest.fixture(scope="module")
+def executors():
+    """The executors besides in-process: a loky pool and an in-process Dask cluster."""
+    with dask_client(processes=False) as client:
+        pool = process_pool(2)
+        try:
+            yield {"loky": pool, "dask": client.get_executor()}
+        finally:
+            pool.shutdown()
+
+
+NET_TRIM = [
+    pytest.param(dict(scheme="parallel"), id="parallel"),
+    pytest.param(dict(scheme="cascade"), id="cascade"),
+    pytest.param(dict(scheme="parallel", reweight_rounds=1), id="parallel-reweighted"),
+    pytest.param(dict(scheme="cascade", per_neuron=True), id="cascade-per-neuron"),
+]
+
+
+@pytest.mark.parametrize("settings", NET_TRIM)
+def test_net_trim_is_bit_identical_across_runs_n_jobs_and_executors(data, executors, settings):
+    network, X = data
+    common = dict(eps=0.1, solver="admm", neuron_block=4, **settings)
+    runs = {
+        "in-process": net_trim(network, X, n_jobs=1, **common),
+        "in-process again": net_trim(network, X, n_jobs=1, **common),
+        "n_jobs=2": net_trim(network, X, n_jobs=2, **common),
+    }
+    for name, executor in executors.items():
+        runs[name] = net_trim(network, X, executor=executor, **common)
+    assert all(run.success for run in runs.values())
+    digests = {name: _digest(run) for name, run in runs.items()}
+    assert len(set(digests.values())) == 1, digests
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_l0_pruning_is_bit_identical_across_runs_and_executors(data, executors, method):
+    network, X = data
+    common = dict(sparsity=0.5, method=method)
+    parallel = [prune_network(network, X, scheme="parallel", **common) for _ in range(2)]
+    parallel += [
+        prune_network(network, X, scheme="parallel", executor=executor, **common)
+        for executor in executors.values()
+    ]
+    assert len({_digest(run) for run in parallel}) == 1
+    cascade = [prune_network(network, X, scheme="cascade", **common) for _ in range(2)]
+    assert _digest(cascade[0]) == _digest(cascade[1])
