@@ -467,6 +467,10 @@ def _parallel(
         runner.map(_run_layer_job, jobs, on_done=on_done, label=_label)
     except WorkerDiedError as exc:  # keep the layers whose every job came back
         exc.layers = [results.get(l) for l in range(len(run.network))]
+        for l in todo:  # an executor's later jobs may have finished after the death
+            parts = [exc.finished[i] for i, job in enumerate(jobs) if job.layer == l]
+            if exc.layers[l] is None and all(p is not None and p.W is not None for p in parts):
+                exc.layers[l] = run.merge(l, parts)
         raise
     results = [results[l] for l in range(len(run.network))]
     radii = [absolute_radius(acts[l + 1], e, run.per_neuron) for l, e in enumerate(run.eps)]
