@@ -155,6 +155,7 @@ def solve_l0_admm(
     d_k = W0.shape[0] - n_free
     rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
     D = D0.copy()
+    f_last, GD, GD_it = np.inf, GD0, 0
     for it in range(1, st.max_iter + 1):
         rho_t = sc.W0.dtype.type(rho)
         kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
@@ -167,9 +168,15 @@ def solve_l0_admm(
         change = changed / kept
         last_mask = mask
         history.append((it, rho, change))
-        if it >= st.min_iter and change < st.stop_change:
-            status = Status.OPTIMAL
-            break
+        if it >= st.min_iter and change < max(st.settle_change, st.stop_change):
+            # the support has (nearly) settled: is the objective of D still improving?
+            GD, GD_it = sc.G @ D, it
+            fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
+            flat = np.isfinite(f_last) and f_last - fD <= st.objective_tol * abs(f_last)
+            f_last = fD
+            if change < st.stop_change or flat:
+                status = Status.OPTIMAL
+                break
         if it == st.max_iter:
             break
         rho, grown, restart = _admm_rho_step(st, rho, change, grown)
@@ -189,7 +196,7 @@ def solve_l0_admm(
     # Safeguard: return the better (damped objective before refit) of the final iterate D
     # and the start D0 -- a short run can still be exploring. Its product G D also starts
     # the CG refit, so the check costs one product (G D0) in all.
-    GD = sc.G @ D if it else GD0
+    GD = sc.G @ D if GD_it != it else GD
     fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
     extra["objective_iterate"] = fD
     extra["objective_start"] = f0

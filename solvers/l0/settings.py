@@ -5,7 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: ``factorization="auto"`` uses a Cholesky inverse per penalty up to this many penalties.
-CHOLESKY_MAX_PENALTIES = 8
+CHOLESKY_MAX_PENALTIES = 24
+#: ALPS's penalty factors and stopping rule (support change only), shared by the named
+#: schedules :meth:`AdmmL0Settings.thorough` and :meth:`AdmmL0Settings.short`.
+_ALPS_RULES = {
+    "grow_fast": 1.3,
+    "grow": 1.2,
+    "grow_slow": 1.1,
+    "stop_change": 3e-4,
+    "settle_change": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -57,14 +66,16 @@ class AdmmL0Settings:
 
     rho: float = 0.1
     update_every: int = 2
-    grow_fast: float = 1.3
-    grow: float = 1.2
-    grow_slow: float = 1.1
+    grow_fast: float = 1.7
+    grow: float = 1.45
+    grow_slow: float = 1.2
     fast_above: float = 0.1
     slow_above: float = 0.005
-    stop_change: float = 3e-4
+    stop_change: float = 1e-3
+    settle_change: float = 0.005
+    objective_tol: float = 1e-3
     min_iter: int = 4
-    max_iter: int = 4
+    max_iter: int = 40
     rho_max: float = 1e6
     refit_iter: int = 3
     dtype: str = "auto"
@@ -72,6 +83,13 @@ class AdmmL0Settings:
 
     @classmethod
     def thorough(cls) -> AdmmL0Settings:
-        """ALPS's full schedule: penalty updates every 3 iterations, at least 30 and up to 300
-        iterations (until the support settles), 20 CG steps of refit."""
-        return cls(update_every=3, min_iter=30, max_iter=300, refit_iter=20)
+        """ALPS's full schedule: penalty updates every 3 iterations by 1.3 / 1.2 / 1.1, at
+        least 30 and up to 300 iterations (until less than 0.03% of the support moves), 20 CG
+        steps of refit."""
+        return cls(update_every=3, min_iter=30, max_iter=300, refit_iter=20, **_ALPS_RULES)
+
+    @classmethod
+    def short(cls) -> AdmmL0Settings:
+        """The earlier four-iteration default: a penalty update (ALPS's factors) after the
+        2nd iteration, 3 CG steps of refit; it usually ends at ``max_iter``."""
+        return cls(min_iter=4, max_iter=4, **_ALPS_RULES)
