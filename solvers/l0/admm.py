@@ -96,10 +96,13 @@ def solve_l0_admm(
     support changed (:class:`AdmmL0Settings`); if it did not change before ``rho`` ever
     grew, ``rho`` was too large: it is divided by 5 and the iteration restarts. The
     eigendecomposition ``G = Q diag(L) Q^T`` is computed once; each new ``rho`` costs one
-    product ``Q diag(1 / (L + rho)) Q^T``. The iteration stops when the support is stable
-    (``stop_change``) or at ``max_iter``. Safeguard: of the last iterate ``D`` and the start
-    ``D0 = H_K(start)``, the one with the lower damped objective is kept (one extra product
-    ``G D0``; the other product starts the refit). The kept support is re-fitted
+    product ``Q diag(1 / (L + rho)) Q^T`` (or, with few penalties, a Cholesky inverse per
+    penalty). The iteration stops with status ``optimal`` when the support is stable
+    (``stop_change``), or when it has settled (``settle_change``) and the objective of ``D``
+    improved by less than ``objective_tol`` since the last check; at ``max_iter`` otherwise.
+    Safeguard: of the last iterate ``D`` and the start ``D0 = H_K(start)``, the one with
+    the lower damped objective is kept (one extra product ``G D0``; the other product starts
+    the refit). The kept support is re-fitted
     (:func:`refit`, batched CG from ``D`` for large layers).
 
     Parameters
@@ -194,7 +197,7 @@ def solve_l0_admm(
         "dtype": dtype.name,
     }
     # Safeguard: return the better (damped objective before refit) of the final iterate D
-    # and the start D0 -- a short run can still be exploring. Its product G D also starts
+    # and the start D0 -- a run cut by max_iter can still be exploring. Its product G D starts
     # the CG refit, so the check costs one product (G D0) in all.
     GD = sc.G @ D if GD_it != it else GD
     fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
