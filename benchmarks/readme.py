@@ -69,12 +69,27 @@ def _network(d: dict) -> list[list[str]]:
 
 def _l0(d: dict) -> list[list[str]]:
     admm = [r["error_vs_sparsegpt"] for r in d["rows"] if r["method"] == "admm"]
-    return [
+    minilm = {
+        m["setting"]: m
+        for m in d.get("medians", [])
+        if m["kind"] == "minilm" and m["method"] == "admm"
+    }
+    medians = "; ".join(
+        f"{s}: {minilm[s]['median_error_vs_sparsegpt']:.2f} at "
+        f"{minilm[s]['median_time_vs_sparsegpt']:.1f}x its time"
+        for s in ("70%", "2:4")
+        if s in minilm
+    )
+    rows = [
         [
             "L0 layer pruning: ADMM's held-out error over SparseGPT's",
             f"{min(admm):.2f} to {max(admm):.2f} over {len(admm)} (layer, sparsity) cases",
         ]
     ]
+    if medians:
+        layers = max(m["layers"] for m in minilm.values())
+        rows.append([f"L0, median over {layers} MiniLM layers (error ratio, time ratio)", medians])
+    return rows
 
 
 def _parallel(d: dict) -> list[list[str]]:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 from scipy.linalg import get_blas_funcs
 
 from .gram import DEFAULT_DAMPING
@@ -93,15 +94,25 @@ def wanda(W: np.ndarray, input_norms: np.ndarray, pattern: SparsityPattern) -> n
 
 
 def _inverse_hessian_factor(H: np.ndarray) -> np.ndarray:
-    """Upper Cholesky factor ``U`` of ``H^{-1}`` (``H^{-1} = U^T U``), as SparseGPT uses."""
-    L = scipy.linalg.cholesky(H, lower=True, check_finite=False)
-    eye = np.eye(H.shape[0], dtype=H.dtype)
-    Linv = scipy.linalg.solve_triangular(L, eye, lower=True, check_finite=False)
-    Hinv = Linv.T @ Linv
-    return scipy.linalg.cholesky(Hinv, lower=False, check_finite=False)
+    """Upper Cholesky factor ``U`` of ``H^{-1}`` (``H^{-1} = U^T U``), as SparseGPT uses,
+    from one Cholesky factorization and one triangular inverse (``2/3 d^3`` flops).
+
+    With ``J`` the reversal permutation, ``J H J = L L^T`` gives ``H = (J L J)(J L J)^T``
+    with ``J L J`` upper triangular, so ``H^{-1} = U^T U`` with ``U = (J L J)^{-1} =
+    J L^{-1} J``: the reference's ``cholesky(cholesky_inverse(cholesky(H)))`` (three
+    factorizations and an inverse) in a third of the work, the same factor (it is unique).
+    """
+    potrf, trtri = scipy.linalg.lapack.get_lapack_funcs(("potrf", "trtri"), (H,))
+    L, info = potrf(H[::-1, ::-1], lower=True, clean=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"the damped Hessian is not positive definite ({info})")
+    Linv, info = trtri(L, lower=True)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"triangular inverse failed ({info})")
+    return np.ascontiguousarray(Linv[::-1, ::-1])
 
 
-def _block_prune_counts(pattern: SparsityPattern, d: int, block: int) -> list[int]:
+def block_prune_counts(pattern: SparsityPattern, d: int, block: int) -> list[int]:
     """Entries to prune in each block for the unstructured set: cumulative rounding, so the
     blocks add up to exactly ``size - keep`` (the reference prunes ``numel * s`` per block)."""
     m = pattern.shape[1]
@@ -192,7 +203,7 @@ def sparsegpt(
         raise ValueError(f"block={block} must be a multiple of M={group}")
     if sub_block < 1 or block % sub_block or (nm and sub_block % group):
         raise ValueError("sub_block must divide block (and be a multiple of M for N:M)")
-    counts = None if nm else _block_prune_counts(pattern, d, block)
+    counts = None if nm else block_prune_counts(pattern, d, block)
     pruned = np.zeros((d, m), dtype=bool)
     for bi, i1 in enumerate(range(0, d, block)):
         i2 = min(i1 + block, d)
@@ -230,6 +241,7 @@ def sparsegpt(
 __all__ = [
     "SPARSEGPT_BLOCK",
     "SPARSEGPT_SUB_BLOCK",
+    "block_prune_counts",
     "magnitude",
     "sparsegpt",
     "wanda",

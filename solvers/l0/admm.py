@@ -96,10 +96,13 @@ def solve_l0_admm(
     support changed (:class:`AdmmL0Settings`); if it did not change before ``rho`` ever
     grew, ``rho`` was too large: it is divided by 5 and the iteration restarts. The
     eigendecomposition ``G = Q diag(L) Q^T`` is computed once; each new ``rho`` costs one
-    product ``Q diag(1 / (L + rho)) Q^T``. The iteration stops when the support is stable
-    (``stop_change``) or at ``max_iter``. Safeguard: of the last iterate ``D`` and the start
-    ``D0 = H_K(start)``, the one with the lower damped objective is kept (one extra product
-    ``G D0``; the other product starts the refit). The kept support is re-fitted
+    product ``Q diag(1 / (L + rho)) Q^T`` (or, with few penalties, a Cholesky inverse per
+    penalty). The iteration stops with status ``optimal`` when the support is stable
+    (``stop_change``), or when it has settled (``settle_change``) and the objective of ``D``
+    improved by less than ``objective_tol`` since the last check; at ``max_iter`` otherwise.
+    Safeguard: of the last iterate ``D`` and the start ``D0 = H_K(start)``, the one with
+    the lower damped objective is kept (one extra product ``G D0``; the other product starts
+    the refit). The kept support is re-fitted
     (:func:`refit`, batched CG from ``D`` for large layers).
 
     Parameters
@@ -155,6 +158,7 @@ def solve_l0_admm(
     d_k = W0.shape[0] - n_free
     rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
     D = D0.copy()
+    f_last, GD, GD_it = np.inf, GD0, 0
     for it in range(1, st.max_iter + 1):
         rho_t = sc.W0.dtype.type(rho)
         kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
@@ -167,9 +171,15 @@ def solve_l0_admm(
         change = changed / kept
         last_mask = mask
         history.append((it, rho, change))
-        if it >= st.min_iter and change < st.stop_change:
-            status = Status.OPTIMAL
-            break
+        if it >= st.min_iter and change < max(st.settle_change, st.stop_change):
+            # the support has (nearly) settled: is the objective of D still improving?
+            GD, GD_it = sc.G @ D, it
+            fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
+            flat = np.isfinite(f_last) and f_last - fD <= st.objective_tol * abs(f_last)
+            f_last = fD
+            if change < st.stop_change or flat:
+                status = Status.OPTIMAL
+                break
         if it == st.max_iter:
             break
         rho, grown, restart = _admm_rho_step(st, rho, change, grown)
@@ -187,9 +197,9 @@ def solve_l0_admm(
         "dtype": dtype.name,
     }
     # Safeguard: return the better (damped objective before refit) of the final iterate D
-    # and the start D0 -- a short run can still be exploring. Its product G D also starts
+    # and the start D0 -- a run cut by max_iter can still be exploring. Its product G D starts
     # the CG refit, so the check costs one product (G D0) in all.
-    GD = sc.G @ D if it else GD0
+    GD = sc.G @ D if GD_it != it else GD
     fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
     extra["objective_iterate"] = fD
     extra["objective_start"] = f0

@@ -137,6 +137,31 @@ def test_thorough_schedule_reaches_a_lower_error_at_high_sparsity(correlated_lay
     assert long.status == "optimal"  # the support settled before 300 iterations
 
 
+def test_default_stops_by_its_own_rule_and_short_schedule_is_by_name(correlated_layer):
+    G, W0, K = correlated_layer
+    default = solve_l0_admm(G, W0, K)
+    st = AdmmL0Settings()
+    # its own rule met before max_iter: the support settled at the last check
+    assert default.status == "optimal"
+    assert default.info.iterations < st.max_iter
+    last_change = default.info.extra["history"][-1][2]
+    assert last_change < max(st.settle_change, st.stop_change)
+    short = solve_l0_admm(G, W0, K, settings=AdmmL0Settings.short())
+    assert short.info.iterations <= 4
+    assert default.info.objective <= short.info.objective * (1 + 1e-9)
+
+
+def test_flat_objective_stops_once_the_support_has_settled(correlated_layer):
+    G, W0, K = correlated_layer
+    # a huge tolerance: the first check with a settled support stops the run
+    eager = AdmmL0Settings(objective_tol=1e9, stop_change=0.0, settle_change=0.5)
+    never = AdmmL0Settings(objective_tol=0.0, stop_change=0.0, settle_change=0.5)
+    a = solve_l0_admm(G, W0, K, settings=eager)
+    b = solve_l0_admm(G, W0, K, settings=never)
+    assert a.status == "optimal" and b.status == "max_iter"
+    assert a.info.iterations < b.info.iterations == never.max_iter
+
+
 @pytest.mark.parametrize("factorization", ["eigh", "cholesky"])
 def test_factorizations_agree(factorization):
     X = correlated(300, 16, 6)
