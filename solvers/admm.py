@@ -150,6 +150,11 @@ class AdmmSettings:
     reduce_min_ratio : float
         ... ``n >= reduce_min_ratio * d`` (default 2.0): below it the reduction's setup
         (``X^T Y``, one eigendecomposition) is not won back.
+    reduced_rho : float
+        Initial ``rho1`` of a layer-wide ball solved through the reduction when ``rho`` is
+        ``None`` (default 300.0). Set by measurement: the penalties of those solves settle
+        near 500-2000, and against ``default_rho`` it took 40-45% fewer iterations on
+        correlated linear layers (4096 x 128 -> 128, 8192 x 256 -> 256, eps 0.05).
     """
 
     rho: float | None = None
@@ -179,6 +184,7 @@ class AdmmSettings:
     repair_gap_fraction: float = 0.8
     reduce_range: bool = True
     reduce_min_ratio: float = 2.0
+    reduced_rho: float = 300.0
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
@@ -194,6 +200,7 @@ class AdmmSettings:
             "repair_max_violation",
             "repair_gap_fraction",
             "reduce_min_ratio",
+            "reduced_rho",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -621,7 +628,7 @@ def _prepare(
     sigma = float(np.sqrt(gram.lambda_max)) or 1.0
     scaled = scale_problem(problem, sigma)
     working = scale_problem(working, sigma) if working is not problem else scaled
-    columns = _first_columns(problem, scaled, working, settings)
+    columns = _first_columns(problem, scaled, working, settings, reduced=rotation is not None)
     run = _Run(
         problem=problem,
         settings=settings,
@@ -642,8 +649,11 @@ def _first_columns(
     scaled: NetTrimProblem,
     working: NetTrimProblem,
     settings: AdmmSettings,
+    *,
+    reduced: bool = False,
 ) -> _Columns:
-    """Every column, with its units ``beta_j``, initial penalties and a zero state."""
+    """Every column, with its units ``beta_j``, initial penalties and a zero state
+    (``reduced``: the program is a (P2) reduced to the range of ``X``)."""
     n, d, m = problem.shape
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
@@ -653,7 +663,8 @@ def _first_columns(
     if settings.rho is not None:
         rho1 = np.full(m, float(settings.rho))
     else:
-        rho1 = np.full(m, settings.separable_rho if separable else settings.default_rho)
+        layer_rho = settings.reduced_rho if reduced else settings.default_rho
+        rho1 = np.full(m, settings.separable_rho if separable else layer_rho)
     return _Columns(
         index=np.arange(m),
         scaled=scaled,
