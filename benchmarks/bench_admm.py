@@ -188,7 +188,8 @@ def reference_section(quick: bool, layers: list[int]) -> list[dict]:
         row["best_rho"] = best["rho"]
         row["best_qualifies"] = best["equal"]
         row["speedup_at_best"] = best["seconds"] / admm_sec
-        row["speedup_at_rho1"] = row["reference"][0]["seconds"] / admm_sec
+        at_rho1 = [r["seconds"] for r in row["reference"] if r["rho"] == 1.0]
+        row["speedup_at_rho1"] = at_rho1[0] / admm_sec if at_rho1 else None
         rows.append(row)
     return rows
 
@@ -634,7 +635,12 @@ def report(results: dict, quick: bool) -> str:
             [""]
             + [
                 f"layer {r['layer']}: {r['speedup_at_best']:.1f}x the reference at its best rho "
-                f"({r['best_rho']:g}), {r['speedup_at_rho1']:.1f}x at rho = 1"
+                f"({r['best_rho']:g})"
+                + (
+                    ""
+                    if r["speedup_at_rho1"] is None
+                    else f", {r['speedup_at_rho1']:.1f}x at rho = 1"
+                )
                 for r in results["reference"]
             ]
             + [""]
