@@ -25,6 +25,12 @@ returned when the repaired point is feasible with a certified gap. A diverging m
 that is a Farkas ray proves the program infeasible (it is returned as
 ``info.infeasibility_certificate``).
 
+(P2) (a ball on every entry, no inequalities) with many more samples than rows is solved
+through its reduction to the range of ``X`` (:func:`_solve_reduced`): the same iteration
+on ``R W`` against ``C = P^T Y`` (``X = P R``, ``R = diag(s) V^T``), whose W-update is
+diagonal in the rotated coordinates (:class:`.linalg.RotatedGram`), the weights measured on
+the original program.
+
 :func:`solve_admm` is a driver over three stages, as cvxpy splits ``apply`` /
 ``solve_via_data`` / ``invert``: :func:`_prepare` (scaling, penalties, start),
 :func:`_iterate` (steps and checks until a :class:`Stop`) and :func:`_report` (measure,
