@@ -529,8 +529,11 @@ def _lift(
 ) -> SolverResult:
     """The reduced program's result as the original's: the weights measured on the
     original (one ``X W`` product), polished there when rounding left them outside, the
-    reduced bound as the certificate (:func:`_solve_reduced`)."""
+    reduced bound as the certificate (:func:`_solve_reduced`). A result without weights
+    passes through (the reduced program is always feasible, so none is expected)."""
     S = inner.W
+    if S is None:
+        return inner
     col = problem.column_residuals(S)
     feasible = problem.is_feasible(col, 0.0, settings.feas_tol)
     polish_info: dict = {}
