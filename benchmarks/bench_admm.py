@@ -7,15 +7,21 @@ Sections (all ratios measured side by side in one run, same BLAS threads):
   ``docs/theory.md`` writes it (dense ``X``, masks, no reduction). Objective ratio, ball excess over
   eps, violation over max|Y|, speed-up (Clarabel's one solve over the median of
   ``ADMM_REPEATS`` identical ADMM solves).
+* ``reference``: the same hidden layers (layer-wide eps): the reference implementation's
+  fixed-rho ADMM (``reference_admm``, at each rho of ``REFERENCE_RHOS``) against this
+  package's, at equal objective and feasibility; its best rho sets the target's ratio.
 * ``floor``: a 1024 x 1024 layer with 8192 samples, float64 and float32: seconds per ADMM
   iteration over the seconds of the products an iteration cannot avoid (two
   ``n x d x m`` GEMMs and the solve's two ``d x d x m`` products).
 * ``large``: a 2048 x 2048 layer with 16384 samples in float32, solved to the default
   tolerances: time, iterations, duality gap, peak memory (in a child process).
+* ``linear``: a linear layer (P2), n = 16384, 512 -> 512, correlated inputs, eps = 0.05:
+  the ADMM through the reduction to the range of ``X`` against the unreduced ADMM
+  (``reduce_range=False``), time also in units of one ``X @ W`` product of its size.
 * ``auto``: small layers where Clarabel and the ADMM are timed side by side, which sets
   ``solver="auto"``'s size rule.
 
-``--quick`` runs small versions of ``digits``, ``floor`` and ``auto`` in well under a minute
+``--quick`` runs small versions of every section but ``large`` in well under a minute
 (for CI); the full run takes tens of minutes (Clarabel needs minutes per digits layer).
 Results: ``benchmarks/results/admm[_quick].json`` and ``.md``.
 """
@@ -48,7 +54,9 @@ TARGET_SPEEDUP = 100.0
 TARGET_FLOOR = 1.5
 #: The ADMM's time on a digits layer is the median of this many identical solves.
 ADMM_REPEATS = 5
-ALL_SECTIONS = ("digits", "floor", "large", "auto")
+ALL_SECTIONS = ("digits", "reference", "linear", "floor", "large", "auto")
+TARGET_LINEAR_SPEEDUP = 15.0
+TARGET_LINEAR_PRODUCTS = 20.0
 BLAS_THREADS = [1]  # set from the command line; the large case's child process inherits it
 
 
@@ -70,6 +78,123 @@ def straightforward_clarabel(X, Y, eps, per_neuron):
     problem.solve(solver=cp.CLARABEL)
     seconds = time.perf_counter() - started
     return float(problem.value), seconds, problem.status
+
+
+#: The reference ADMM's fixed penalties: its default and the sweep its best is taken from.
+REFERENCE_RHOS = (1.0, 10.0, 100.0, 1000.0)
+REFERENCE_MAX_ITER = 10000
+TARGET_REFERENCE_SPEEDUP = 30.0
+
+
+def reference_admm(X, Y, eps, rho, max_iter=REFERENCE_MAX_ITER):
+    """The reference implementation's ADMM for (P1) with ``V = 0``, transcribed from its
+    published algorithm (journal Net-Trim) into this package's conventions (samples in
+    rows, ``X~ = [X, 1]``, a layer-wide ball of radius ``eps ||Y||_F``).
+
+    Data divided by ``c0 = 0.3 sqrt(max(X~^T X~))``, one Cholesky factor of
+    ``X~^T X~ / c0^2 + I``, a fixed ``rho``, the four updates (projection onto the
+    constraint set, soft threshold at ``1 / rho``, the W-solve, the two dual updates),
+    stopped when ``||W - W_prev||_F`` falls below ``d m 5e-9`` (the reference's rule, in
+    its scaled units). ``X~ W`` is formed once per iteration (the reference forms it
+    twice; once is the algorithm). Returns the sparse iterate ``W2``, its seconds and
+    iterations.
+    """
+    import scipy.linalg
+
+    started = time.perf_counter()
+    Xa = np.hstack([X, np.ones((X.shape[0], 1))])
+    gram = Xa.T @ Xa
+    c0 = 0.3 * np.sqrt(gram.max())
+    factor = scipy.linalg.cho_factor(gram / c0**2 + np.eye(gram.shape[0]), lower=True)
+    Xs, Ys = Xa / c0, Y / c0
+    radius = eps * np.linalg.norm(Y) / c0
+    on = Ys > 1e-6
+    d, m = Xa.shape[1], Y.shape[1]
+    W = np.zeros((d, m))
+    W2 = np.zeros((d, m))
+    U1 = np.zeros_like(Ys)
+    U2 = np.zeros((d, m))
+    XW = np.zeros_like(Ys)
+    threshold = d * m * 5e-9
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        Z = XW - U1
+        # the constraint set: the ball around Y on Omega, (X W) <= 0 off it
+        D = np.where(on, Z - Ys, 0.0)
+        gain = radius / max(float(np.linalg.norm(D)), radius)
+        W1 = np.where(on, Ys + gain * D, np.minimum(Z, 0.0))
+        T = W - U2
+        W2 = np.sign(T) * np.maximum(np.abs(T) - 1.0 / rho, 0.0)
+        W_prev = W
+        W = scipy.linalg.cho_solve(factor, Xs.T @ (W1 + U1) + W2 + U2)
+        XW = Xs @ W
+        U1 = U1 + W1 - XW
+        U2 = U2 + W2 - W
+        if np.linalg.norm(W - W_prev) < threshold:
+            break
+    return W2, time.perf_counter() - started, iterations
+
+
+def _layer_figures(X, Y, W, eps):
+    """Objective (sum |W~|), ball excess over the radius and violation over max|Y| of the
+    augmented weights ``W`` on the layer-wide (P1)."""
+    Z = np.hstack([X, np.ones((X.shape[0], 1))]) @ W
+    on = Y > 0
+    radius = eps * np.linalg.norm(Y)
+    residual = float(np.linalg.norm(np.where(on, Z - Y, 0.0)))
+    violation = float(np.max(np.where(on, 0.0, Z), initial=0.0))
+    return {
+        "objective": float(np.abs(W).sum()),
+        "excess_over_eps": max(0.0, residual - radius) / radius,
+        "violation_over_ymax": max(0.0, violation) / float(Y.max()),
+    }
+
+
+def reference_section(quick: bool, layers: list[int]) -> list[dict]:
+    """The reference ADMM at each rho of the sweep against this package's ADMM, on the
+    digits hidden layers (layer-wide eps), same BLAS threads, one run."""
+    model = load_digits_mlp()
+    acts = model.network.record(model.X_calib)
+    n = 150 if quick else len(model.X_calib)
+    rhos = REFERENCE_RHOS[2:3] if quick else REFERENCE_RHOS
+    rows = []
+    for layer in [0] if quick else layers:
+        X, Y = acts[layer][:n], acts[layer + 1][:n]
+        res, admm_sec, _ = timed_admm(X, Y, False, ADMM_REPEATS)
+        W_ours = np.vstack([res.W, res.b[None, :]])
+        ours = _layer_figures(X, Y, W_ours, EPS)
+        row = {
+            "layer": layer,
+            "shape": f"{X.shape[1]}x{Y.shape[1]}",
+            "n": n,
+            "nettrim_seconds": admm_sec,
+            "nettrim_iterations": res.info.iterations,
+            **{f"nettrim_{k}": v for k, v in ours.items()},
+            "reference": [],
+        }
+        for rho in rhos:
+            W2, sec, iters = reference_admm(X, Y, EPS, rho)
+            figures = _layer_figures(X, Y, W2, EPS)
+            equal = (
+                abs(figures["objective"] / ours["objective"] - 1) <= TARGET_OBJECTIVE
+                and figures["excess_over_eps"] <= TARGET_EXCESS
+                and figures["violation_over_ymax"] <= TARGET_VIOLATION
+            )
+            row["reference"].append(
+                {"rho": rho, "seconds": sec, "iterations": iters, "equal": equal, **figures}
+            )
+            print(f"  reference layer {layer} rho {rho:g}: {sec:.2f}s", file=sys.stderr)
+        row["load"] = os.getloadavg()[0]
+        qualified = [r for r in row["reference"] if r["equal"]] or row["reference"]
+        best = min(qualified, key=lambda r: r["seconds"])
+        row["best_rho"] = best["rho"]
+        row["best_qualifies"] = best["equal"]
+        row["speedup_at_best"] = best["seconds"] / admm_sec
+        at_rho1 = [r["seconds"] for r in row["reference"] if r["rho"] == 1.0]
+        row["speedup_at_rho1"] = at_rho1[0] / admm_sec if at_rho1 else None
+        rows.append(row)
+    return rows
 
 
 def timed_admm(X, Y, per_neuron: bool, repeats: int):
@@ -216,6 +341,52 @@ def floor_section(quick: bool) -> list[dict]:
     return rows
 
 
+def _linear_layer(n, d, m, seed=4):
+    """A linear layer: correlated inputs, a 10%-dense planted map, a little noise."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((d, d)) / np.sqrt(d)
+    X = np.maximum(rng.standard_normal((n, d)) @ (np.eye(d) + 0.5 * mixing), 0.0)
+    W = rng.standard_normal((d, m)) * (rng.random((d, m)) < 0.1) / np.sqrt(0.1 * d)
+    Y = X @ W + 0.1 * rng.standard_normal(m) + 0.01 * rng.standard_normal((n, m))
+    return X, Y
+
+
+def linear_section(quick: bool) -> list[dict]:
+    n, d, m = (4096, 128, 128) if quick else (16384, 512, 512)
+    X, Y = _linear_layer(n, d, m)
+    Xa = np.hstack([X, np.ones((n, 1))])
+    W0 = np.ones((d + 1, m))
+    product = _median_time(lambda: Xa @ W0, repeats=3)
+    runs = {}
+    for reduce in (True, False):
+        options = {"reduce_range": reduce}
+        started = time.perf_counter()
+        res = trim_layer(X, Y, eps=EPS, activation="linear", solver="admm", solver_options=options)
+        runs[reduce] = (res, time.perf_counter() - started)
+    (red, red_s), (full, full_s) = runs[True], runs[False]
+    row = {
+        "shape": f"n={n}, {d}+1 -> {m}",
+        "product_seconds": product,
+        "load": os.getloadavg()[0],
+    }
+    for name, (res, sec) in (("reduced", runs[True]), ("unreduced", runs[False])):
+        info = res.info
+        row[name] = {
+            "status": res.status.value,
+            "seconds": sec,
+            "products": sec / product,
+            "iterations": info.iterations,
+            "objective": info.objective,
+            "rel_gap": info.gap / info.objective,
+            "excess_over_eps": info.ball_excess / info.radius,
+            "feasible": bool(info.extra.get("feasible")),
+        }
+    row["speedup"] = full_s / red_s
+    row["objective_ratio"] = red.info.objective / full.info.objective
+    print(f"  linear: speed-up {row['speedup']:.1f}x", file=sys.stderr)
+    return [row]
+
+
 def large_child() -> None:
     """Run inside a child process: solve the 2048 x 2048 float32 layer and print JSON."""
     n, d, m = 16384, 2048, 2048
@@ -342,6 +513,77 @@ AUTO_COLUMNS = [
     ("Clarabel/ADMM", "clarabel_over_admm", ".2f"),
     ("obj ratio", "objective_ratio", ".5f"),
 ]
+REFERENCE_COLUMNS = [
+    ("layer", "layer", ""),
+    ("solver", "solver", ""),
+    ("rho", "rho", ""),
+    ("s", "seconds", ".3f"),
+    ("iters", "iterations", ""),
+    ("objective", "objective", ".6g"),
+    ("excess/eps", "excess_over_eps", ".1e"),
+    ("viol/max|Y|", "violation_over_ymax", ".1e"),
+    ("equal", "equal", ""),
+    ("load", "load", ".2f"),
+]
+LINEAR_COLUMNS = [
+    ("shape", "shape", ""),
+    ("path", "path", ""),
+    ("status", "status", ""),
+    ("s", "seconds", ".2f"),
+    ("X@W products", "products", ".1f"),
+    ("iters", "iterations", ""),
+    ("objective", "objective", ".6g"),
+    ("rel gap", "rel_gap", ".1e"),
+    ("excess/eps", "excess_over_eps", ".1e"),
+    ("feasible", "feasible", ""),
+    ("load", "load", ".2f"),
+]
+
+
+def _reference_rows(rows: list[dict]) -> list[dict]:
+    """One table row for this package's ADMM on each layer, then one per rho of the sweep."""
+    table = []
+    for r in rows:
+        ours = {k.removeprefix("nettrim_"): v for k, v in r.items() if k.startswith("nettrim_")}
+        table.append({**ours, "layer": r["layer"], "solver": "nettrim", "rho": "adaptive"})
+        table[-1].update(equal="", load=r["load"])
+        table += [
+            {
+                **ref,
+                "layer": r["layer"],
+                "solver": "reference",
+                "rho": f"{ref['rho']:g}",
+                "load": "",
+            }
+            for ref in r["reference"]
+        ]
+    return table
+
+
+def _reference_lines(rows: list[dict]) -> list[str]:
+    return [
+        f"layer {r['layer']}: {r['speedup_at_best']:.1f}x the reference at its best rho "
+        f"({r['best_rho']:g})"
+        + ("" if r["speedup_at_rho1"] is None else f", {r['speedup_at_rho1']:.1f}x at rho = 1")
+        for r in rows
+    ]
+
+
+def _linear_rows(rows: list[dict]) -> list[dict]:
+    """Two table rows per linear layer: the reduced path, then the unreduced one."""
+    return [
+        {**r[path], "shape": r["shape"], "path": path, "load": r["load"]}
+        for r in rows
+        for path in ("reduced", "unreduced")
+    ]
+
+
+def _linear_lines(rows: list[dict]) -> list[str]:
+    return [
+        f"speed-up {r['speedup']:.1f}x, objective ratio {r['objective_ratio']:.5f}" for r in rows
+    ]
+
+
 #: The report's sections in order: key in the results, title, columns.
 SECTIONS = [
     (
@@ -349,10 +591,35 @@ SECTIONS = [
         "Digits hidden layers: ADMM vs Clarabel (straightforward cvxpy (P1))",
         DIGITS_COLUMNS,
     ),
+    (
+        "reference",
+        "Digits hidden layers: the reference implementation's ADMM (fixed rho) vs this package's",
+        REFERENCE_COLUMNS,
+    ),
+    ("linear", "Linear layer (P2): reduced to the range of X vs unreduced", LINEAR_COLUMNS),
     ("floor", "Time per iteration vs the GEMM floor", FLOOR_COLUMNS),
     ("large", "Large layer, float32", LARGE_COLUMNS),
     ("auto", "Size rule of solver='auto': Clarabel vs ADMM on small layers", AUTO_COLUMNS),
 ]
+
+#: Sections whose results hold nested rows: the flat table rows made from them.
+ROWS = {"reference": _reference_rows, "linear": _linear_rows}
+#: A line under a section's title.
+SUBTITLES = {
+    "digits": f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
+    f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|, "
+    f">= {TARGET_SPEEDUP:.0f}x faster. ADMM s: median of {ADMM_REPEATS} identical "
+    "solves (same weights bit for bit), their range beside it",
+    "reference": f"equal: objective within {TARGET_OBJECTIVE:.1%} of this package's, excess <= "
+    f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|",
+    "linear": "X@W: one product of the layer's size (seconds); products: time over it",
+}
+#: Lines under a section's table, from its results.
+NOTES = {
+    "reference": _reference_lines,
+    "linear": _linear_lines,
+    "auto": lambda rows: [_size_rule_line(rows)],
+}
 
 
 def _verdicts(results: dict) -> list[str]:
@@ -368,6 +635,29 @@ def _verdicts(results: dict) -> list[str]:
         }
         failed = [k for k, ok in checks.items() if not ok]
         lines.append(f"- {name}: {'met' if not failed else 'NOT met: ' + ', '.join(failed)}")
+    for r in results.get("reference", []):
+        ok = r["best_qualifies"] and r["speedup_at_best"] >= TARGET_REFERENCE_SPEEDUP
+        lines.append(
+            f"- digits layer {r['layer']}: >= {TARGET_REFERENCE_SPEEDUP:.0f}x the reference "
+            f"ADMM at its best rho ({r['best_rho']:g}) at equal objective and feasibility: "
+            f"{'met' if ok else 'NOT met'} ({r['speedup_at_best']:.1f}x"
+            f"{'' if r['best_qualifies'] else '; no rho of the sweep reached equal figures'})"
+        )
+    for r in results.get("linear", []):
+        red = r["reduced"]
+        ok = (
+            r["speedup"] >= TARGET_LINEAR_SPEEDUP
+            and red["products"] <= TARGET_LINEAR_PRODUCTS
+            and abs(r["objective_ratio"] - 1) <= TARGET_OBJECTIVE
+            and red["feasible"]
+            and red["status"] == "optimal"
+        )
+        lines.append(
+            f"- linear layer ({r['shape']}) >= {TARGET_LINEAR_SPEEDUP:.0f}x the unreduced ADMM "
+            f"in <= {TARGET_LINEAR_PRODUCTS:.0f} X@W products, objective within "
+            f"{TARGET_OBJECTIVE:.1%}, feasible: {'met' if ok else 'NOT met'} "
+            f"({r['speedup']:.1f}x, {red['products']:.1f} products)"
+        )
     for r in results.get("floor", []):
         ok = r["ratio_to_floor"] <= TARGET_FLOOR
         lines.append(
@@ -398,16 +688,11 @@ def report(results: dict, quick: bool) -> str:
         if key not in results:
             continue
         parts += ["", f"## {title}"]
-        if key == "digits":
-            parts.append(
-                f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
-                f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|, "
-                f">= {TARGET_SPEEDUP:.0f}x faster. ADMM s: median of {ADMM_REPEATS} identical "
-                "solves (same weights bit for bit), their range beside it"
-            )
-        parts += ["", column_table(results[key], columns)]
-        if key == "auto":
-            parts += ["", _size_rule_line(results["auto"])]
+        if key in SUBTITLES:
+            parts.append(SUBTITLES[key])
+        parts += ["", column_table(ROWS.get(key, list)(results[key]), columns)]
+        if key in NOTES:
+            parts += ["", *NOTES[key](results[key])]
     verdicts = _verdicts(results)
     if verdicts:
         parts += ["", "## Targets", "", *verdicts]
@@ -436,8 +721,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small, fast versions (CI)")
     parser.add_argument(
         "--sections",
-        default="digits,floor,large,auto",
-        help="comma-separated subset of digits,floor,large,auto",
+        default="digits,reference,linear,floor,large,auto",
+        help="comma-separated subset of digits,reference,linear,floor,large,auto",
     )
     parser.add_argument(
         "--blas-threads",
@@ -467,6 +752,11 @@ def main(argv=None) -> int:
     if "digits" in sections:
         layers = [int(v) for v in args.digits_layers.split(",")]
         results["digits"] = digits_section(args.quick, layers)
+    if "reference" in sections:
+        layers = [int(v) for v in args.digits_layers.split(",")]
+        results["reference"] = reference_section(args.quick, layers)
+    if "linear" in sections:
+        results["linear"] = linear_section(args.quick)
     if "floor" in sections:
         results["floor"] = floor_section(args.quick)
     if "large" in sections:

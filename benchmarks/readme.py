@@ -30,6 +30,22 @@ def _admm(d: dict) -> list[list[str]]:
         ],
         ["ADMM time per iteration over the two-GEMM floor", floor],
     ]
+    for r in d.get("linear", []):
+        rows.append(
+            [
+                f"Linear layer (P2) through the reduction to the range of X ({r['shape']})",
+                f"{r['speedup']:.0f}x faster than unreduced, {r['reduced']['products']:.0f} X@W "
+                f"products, objective ratio {r['objective_ratio']:.5f}",
+            ]
+        )
+    if d.get("reference"):
+        best = ", ".join(
+            f"{r['speedup_at_best']:.1f}x (layer {r['layer']}, rho {r['best_rho']:g})"
+            for r in d["reference"]
+        )
+        rows.append(
+            ["ADMM speed-up over the reference fixed-rho ADMM at its best rho, digits layers", best]
+        )
     for r in d.get("large", []):
         rows.append(
             [

@@ -25,6 +25,12 @@ returned when the repaired point is feasible with a certified gap. A diverging m
 that is a Farkas ray proves the program infeasible (it is returned as
 ``info.infeasibility_certificate``).
 
+(P2) (a ball on every entry, no inequalities) with many more samples than rows is solved
+through its reduction to the range of ``X`` (:func:`_solve_reduced`): the same iteration
+on ``R W`` against ``C = P^T Y`` (``X = P R``, ``R = diag(s) V^T``), whose W-update is
+diagonal in the rotated coordinates (:class:`.linalg.RotatedGram`), the weights measured on
+the original program.
+
 :func:`solve_admm` is a driver over three stages, as cvxpy splits ``apply`` /
 ``solve_via_data`` / ``invert``: :func:`_prepare` (scaling, penalties, start),
 :func:`_iterate` (steps and checks until a :class:`Stop`) and :func:`_report` (measure,
@@ -43,7 +49,7 @@ import numpy as np
 
 from . import kernels
 from .duality import DualCertifier, feasible_multiplier
-from .linalg import ShiftedGramSolver
+from .linalg import RotatedGram, RotatedReduction, ShiftedGramSolver, rotate_to_range
 from .polish import polish_support, repair_violations
 from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
@@ -142,6 +148,19 @@ class AdmmSettings:
         (default 0.8): the repair adds to the L1 norm and moves every column. Separable
         programs try at any certified gap: the columns still iterating are few by then,
         and an attempt is cheap.
+    reduce_range : bool
+        (P2) (a ball on every entry, no inequalities) with at least ``reduce_min_ratio``
+        times as many samples as rows: iterate on the program reduced to the range of
+        ``X`` (:func:`_solve_reduced`), whose iterations cost ``d x d x m`` products
+        instead of ``n x d x m`` ones (default True).
+    reduce_min_ratio : float
+        ... ``n >= reduce_min_ratio * d`` (default 2.0): below it the reduction's setup
+        (``X^T Y``, one eigendecomposition) is not won back.
+    reduced_rho : float
+        Initial ``rho1`` of a layer-wide ball solved through the reduction when ``rho`` is
+        ``None`` (default 300.0). Set by measurement: the penalties of those solves settle
+        near 500-2000, and against ``default_rho`` it took 40-45% fewer iterations on
+        correlated linear layers (4096 x 128 -> 128, 8192 x 256 -> 256, eps 0.05).
     """
 
     rho: float | None = None
@@ -169,6 +188,9 @@ class AdmmSettings:
     mixed_rounding: float = 1e-5
     repair_max_violation: float = 10.0
     repair_gap_fraction: float = 0.8
+    reduce_range: bool = True
+    reduce_min_ratio: float = 2.0
+    reduced_rho: float = 300.0
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
@@ -183,6 +205,8 @@ class AdmmSettings:
             "separable_rho",
             "repair_max_violation",
             "repair_gap_fraction",
+            "reduce_min_ratio",
+            "reduced_rho",
         )
         for name in positive:
             if not getattr(self, name) > 0:
@@ -424,6 +448,10 @@ def solve_admm(
     """
     settings = settings or AdmmSettings()
     _check_entry_weights(problem)
+    if _reducible(problem, settings):
+        result = _solve_reduced(problem, settings, warm_start, verbose)
+        if result is not None:
+            return result
     run = _prepare(problem, settings, warm_start)
     stop = _iterate(run, settings, verbose)
     return _report(run, settings, stop)
@@ -439,6 +467,99 @@ def _check_entry_weights(problem: NetTrimProblem) -> None:
             "problem.entry_weights must be finite and > 0 on every penalized row for "
             "solve_admm (a zero weight leaves an entry free; use solve_exact for that)"
         )
+
+
+def _reducible(problem: NetTrimProblem, settings: AdmmSettings) -> bool:
+    """Whether the solve goes through the range reduction (``AdmmSettings.reduce_range``)."""
+    n, d, _ = problem.shape
+    return bool(
+        settings.reduce_range
+        and problem.active is None
+        and problem.program.has_ball
+        and n >= settings.reduce_min_ratio * d
+    )
+
+
+def _solve_reduced(
+    problem: NetTrimProblem,
+    settings: AdmmSettings,
+    warm_start: np.ndarray | None,
+    verbose: bool,
+) -> SolverResult | None:
+    """(P2) through its reduction to the range of ``X``; ``None`` when the targets are
+    farther than the radius from the range (the unreduced ADMM then proves the program
+    infeasible).
+
+    The ADMM runs on ``R W`` against ``C = P^T Y`` (:class:`.linalg.RotatedReduction`, in
+    the rotated form) with the radius left inside the range. That program has the same
+    feasible ``W`` (up to the rank cutoff) and the same objective, so its dual bound bounds
+    the original optimum: its multiplier ``L`` lifts to ``P L + mu O / ||O||_F`` (``O`` the
+    targets' part outside the range, ``X^T O = 0``, with the best ``mu >= 0``), which is
+    dual-feasible for the original with the same dual value. The returned weights are
+    measured on the original program (:func:`_lift`).
+    """
+    started = time.perf_counter()
+    rotation = rotate_to_range(problem.X, problem.Y, problem.gram)
+    radius = problem.program.in_range(rotation.outside, problem.target_scale)
+    if radius is None:
+        return None
+    reduced = NetTrimProblem(
+        X=rotation.R.astype(problem.dtype),
+        Y=rotation.C.astype(problem.dtype),
+        active=None,
+        upper=None,
+        l1_weights=problem.l1_weights,
+        entry_weights=problem.entry_weights,
+        **radius,
+    )
+    reduction_seconds = time.perf_counter() - started
+    run = _prepare(reduced, settings, warm_start, rotation)
+    stop = _iterate(run, settings, verbose)
+    inner = _report(run, settings, stop)
+    extra = {"range_rank": rotation.rank, "reduction_seconds": reduction_seconds}
+    return _lift(problem, inner, settings, started, extra)
+
+
+def _lift(
+    problem: NetTrimProblem,
+    inner: SolverResult,
+    settings: AdmmSettings,
+    started: float,
+    extra: dict,
+) -> SolverResult:
+    """The reduced program's result as the original's: the weights measured on the
+    original (one ``X W`` product), polished there when rounding left them outside, the
+    reduced bound as the certificate (:func:`_solve_reduced`). A result without weights
+    passes through (the reduced program is always feasible, so none is expected)."""
+    S = inner.W
+    if S is None:
+        return inner
+    col = problem.column_residuals(S)
+    feasible = problem.is_feasible(col, 0.0, settings.feas_tol)
+    polish_info: dict = {}
+    if settings.polish and not feasible:
+        S, polish_info = polish_support(problem, S, feas_tol=settings.feas_tol)
+        col = problem.column_residuals(S)
+        feasible = problem.is_feasible(col, 0.0, settings.feas_tol)
+    residual = float(np.sqrt(np.sum(col**2)))
+    objective, radius, excess = problem.program.measure(problem.l1(S), col, residual)
+    status, message = inner.status, inner.info.message
+    if status is Status.OPTIMAL and not feasible:
+        status = Status.INACCURATE
+        message += "; the returned weights are outside the constraints beyond feas_tol"
+    info = replace(
+        inner.info,
+        seconds=time.perf_counter() - started,
+        objective=objective,
+        residual=residual,
+        radius=radius,
+        ball_excess=excess,
+        violation=0.0,
+        gap=objective - inner.info.dual_bound,
+        message=message,
+        extra={**inner.info.extra, **polish_info, **extra, "feasible": feasible},
+    )
+    return replace(inner, W=S, status=status, info=info)
 
 
 class _Run:
@@ -493,9 +614,15 @@ class _Run:
 
 
 def _prepare(
-    problem: NetTrimProblem, settings: AdmmSettings, warm_start: np.ndarray | None
+    problem: NetTrimProblem,
+    settings: AdmmSettings,
+    warm_start: np.ndarray | None,
+    rotation: RotatedReduction | None = None,
 ) -> _Run:
-    """Scale the program, set the penalties and the start point (``Z = Proj_C(X W)``)."""
+    """Scale the program, set the penalties and the start point (``Z = Proj_C(X W)``).
+
+    With a ``rotation`` (``problem.X`` is its ``R``), the W-update is the rotated one.
+    """
     dtype = working_dtype(problem, settings)
     compile_started = time.perf_counter()
     kernels.warm_up(dtype)
@@ -506,11 +633,11 @@ def _prepare(
     # the working-precision copy runs the iterations; ``scaled`` (the problem's precision)
     # measures, certifies and polishes the returned weights
     working = _cast(problem, dtype)
-    gram = ShiftedGramSolver(working.X)
+    gram = ShiftedGramSolver(working.X) if rotation is None else rotation.gram(dtype)
     sigma = float(np.sqrt(gram.lambda_max)) or 1.0
     scaled = scale_problem(problem, sigma)
     working = scale_problem(working, sigma) if working is not problem else scaled
-    columns = _first_columns(problem, scaled, working, settings)
+    columns = _first_columns(problem, scaled, working, settings, reduced=rotation is not None)
     run = _Run(
         problem=problem,
         settings=settings,
@@ -531,8 +658,11 @@ def _first_columns(
     scaled: NetTrimProblem,
     working: NetTrimProblem,
     settings: AdmmSettings,
+    *,
+    reduced: bool = False,
 ) -> _Columns:
-    """Every column, with its units ``beta_j``, initial penalties and a zero state."""
+    """Every column, with its units ``beta_j``, initial penalties and a zero state
+    (``reduced``: the program is a (P2) reduced to the range of ``X``)."""
     n, d, m = problem.shape
     # penalties per column: rho2 (S = W) always separates by column; rho1 (Z = X W) only
     # when the constraint set does (per-column balls, P3), since the projection onto a
@@ -542,7 +672,8 @@ def _first_columns(
     if settings.rho is not None:
         rho1 = np.full(m, float(settings.rho))
     else:
-        rho1 = np.full(m, settings.separable_rho if separable else settings.default_rho)
+        layer_rho = settings.reduced_rho if reduced else settings.default_rho
+        rho1 = np.full(m, settings.separable_rho if separable else layer_rho)
     return _Columns(
         index=np.arange(m),
         scaled=scaled,
@@ -628,10 +759,13 @@ def _step(c: _Columns, run: _Run, alpha: float, *, with_stats: bool) -> None:
     """One ADMM iteration on the columns still iterating (module docstring)."""
     st = c.st
     r = c.rho2 / c.rho1
-    np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
-    kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
-    run.gram.solve(st.rhs, r, out=st.W, work=st.work)
-    np.matmul(run.X, st.W, out=st.XW)
+    if isinstance(run.gram, RotatedGram):  # a reduced (P2): two products, not four
+        run.gram.update(st.D, st.S, st.T, r, W=st.W, XW=st.XW, E=st.rhs)
+    else:
+        np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
+        kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
+        run.gram.solve(st.rhs, r, out=st.W, work=st.work)
+        np.matmul(run.X, st.W, out=st.XW)
     c.relax(st.XW, alpha)
     c.project(st.XW, alpha, with_stats=with_stats)
     kernels.shrink_and_update(st.W, st.S, st.T, c.weights, c.beta / c.rho2, alpha, st.sstats)

@@ -158,3 +158,118 @@ class ShiftedGramSolver:
         result = np.subtract(B, correction, out=out)
         result /= r.astype(self.dtype).reshape(1, -1)
         return result
+
+
+@dataclass(frozen=True)
+class RotatedReduction:
+    """``X = P diag(s) V^T`` (thin, rank ``k``) from the eigendecomposition of ``X^T X``.
+
+    The rotated form of :class:`RangeReduction`: with ``R = diag(s) V^T`` and
+    ``C = P^T Y = diag(1/s) V^T X^T Y``, for any ``W``
+    ``||X W - Y||_F^2 = ||R W - C||_F^2 + ||outside||^2`` (per column, up to the
+    directions below the rank cutoff). ``R`` has orthogonal rows, so the ADMM's W-update
+    on it is diagonal in the rotated coordinates (:class:`RotatedGram`). Nothing of size
+    ``n`` is kept: ``outside[j]^2 = ||y_j||^2 - ||c_j||^2`` (in float64; the cancellation
+    costs ``eps * ||y_j||^2``, far below any radius the tolerances can resolve).
+    """
+
+    s: np.ndarray  # (k,) singular values, decreasing, float64
+    V: np.ndarray  # (d, k) right singular vectors, float64
+    C: np.ndarray  # (k, m), float64
+    outside: np.ndarray  # (m,), float64
+
+    @property
+    def rank(self) -> int:
+        return self.s.size
+
+    @property
+    def R(self) -> np.ndarray:
+        """``diag(s) V^T``, shape ``(k, d)``."""
+        return self.s[:, None] * self.V.T
+
+    def gram(self, dtype: np.dtype) -> RotatedGram:
+        """The W-update of the ADMM on ``R``, in ``dtype``."""
+        return RotatedGram(self.s, self.V, dtype)
+
+
+def rotate_to_range(
+    X: np.ndarray, Y: np.ndarray, gram: np.ndarray | None = None
+) -> RotatedReduction:
+    """The :class:`RotatedReduction` of ``X W ~ Y`` from ``X^T X`` (``gram``, float64, when
+    already computed) and one ``d x n x m`` product ``X^T Y``.
+
+    Rank cutoff: an eigenvalue of ``X^T X`` is known to about ``eps * lambda_max * max(n,
+    d)``; directions below it are dropped (their singular values are below
+    ``sqrt(max(n, d) eps)`` of the largest, so they move ``X W`` by that fraction at most).
+    """
+    n, d = X.shape
+    X64 = X.astype(np.float64, copy=False)
+    gram = X64.T @ X64 if gram is None else gram
+    evals, evecs = np.linalg.eigh(gram)
+    evals, evecs = evals[::-1], evecs[:, ::-1]  # decreasing
+    lam_max = max(float(evals[0]), 0.0) if evals.size else 0.0
+    k = int(
+        np.count_nonzero(evals > lam_max * max(n, d) * np.finfo(np.float64).eps * RANK_RTOL_FACTOR)
+    )
+    s = np.sqrt(evals[:k])
+    V = np.ascontiguousarray(evecs[:, :k])
+    Y64 = Y.astype(np.float64, copy=False)
+    C = (V.T @ (X64.T @ Y64)) / s[:, None]
+    y_sq = np.einsum("ij,ij->j", Y64, Y64)
+    outside = np.sqrt(np.maximum(y_sq - np.einsum("ij,ij->j", C, C), 0.0))
+    return RotatedReduction(s=s, V=V, C=C, outside=outside)
+
+
+class RotatedGram:
+    """The ADMM's W-update and ``X W`` for ``X = diag(s) V^T`` with orthonormal ``V``
+    ``(d, k)``: two ``d x k x m`` products instead of four.
+
+    ``W = (X^T X + r I)^{-1} (X^T D + r (S - T))`` with ``E = S - T``, ``P = V^T E`` is
+    ``W = E + V B``, ``B = s/(s^2 + r) D - s^2/(s^2 + r) P``, and then
+    ``X W = s (P + B)`` needs no product (``V^T V = I``).
+    """
+
+    woodbury = False
+
+    def __init__(self, s: np.ndarray, V: np.ndarray, dtype: np.dtype):
+        self.s64 = np.asarray(s, dtype=np.float64)
+        self.dtype = np.dtype(dtype)
+        self.V = np.ascontiguousarray(V.astype(self.dtype))
+        self.VT = np.ascontiguousarray(self.V.T)
+        self.s = self.s64.astype(self.dtype)[:, None]
+        self._cache: tuple | None = None
+
+    @property
+    def lambda_max(self) -> float:
+        return float(self.s64[0] ** 2) if self.s64.size else 0.0
+
+    def scaled(self, factor: float) -> RotatedGram:
+        """The update for ``X * factor``."""
+        return RotatedGram(self.s64 * factor, self.V, self.dtype)
+
+    def _coefficients(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``s/(s^2 + r_j)`` and ``s^2/(s^2 + r_j)``, ``(k, m)``; kept while ``r`` does not
+        change (penalties change rarely)."""
+        if self._cache is not None and np.array_equal(self._cache[0], r):
+            return self._cache[1], self._cache[2]
+        s = self.s64[:, None]
+        inv = 1.0 / (s**2 + r.reshape(1, -1))
+        a, b = (s * inv).astype(self.dtype), (s**2 * inv).astype(self.dtype)
+        self._cache = (r.copy(), a, b)
+        return a, b
+
+    def update(self, D, S, T, r, *, W, XW, E) -> None:
+        """``W`` and ``XW = X W`` of the W-update (``E`` ``(d, m)`` is a work buffer;
+        ``XW`` holds ``P`` on the way)."""
+        a, b = self._coefficients(np.asarray(r, dtype=np.float64))
+        B = self.__dict__.get("_B")
+        if B is None or B.shape != D.shape:
+            B = self._B = np.empty_like(D)
+        np.subtract(S, T, out=E)
+        np.matmul(self.VT, E, out=XW)  # P
+        np.multiply(a, D, out=B)
+        B -= b * XW
+        np.matmul(self.V, B, out=W)
+        W += E
+        XW += B
+        XW *= self.s

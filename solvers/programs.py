@@ -84,6 +84,16 @@ class Program:
         columns with nothing on Omega asks nothing)."""
         return False
 
+    def in_range(
+        self, outside: np.ndarray, target_scale: tuple[float, np.ndarray, float]
+    ) -> dict[str, Any] | None:
+        """The radius fields once the targets are reduced to the range of ``X``
+        (``outside[j]``: the distance of ``y_j`` to it, every entry on Omega): the radius
+        left for the part inside, or ``None`` when the targets are farther than the radius
+        from the range (no ``W`` is feasible). Only programs with a ball reduce so (the
+        penalty of (P3) would gain a constant)."""
+        raise NotImplementedError
+
     # --- the ADMM ----------------------------------------------------------------------
     def projection_scale(
         self, column_sq: np.ndarray, rho1: np.ndarray, beta: np.ndarray
@@ -176,6 +186,10 @@ class LayerBall(Program):
     def asks_exact_fit(self, target_scale):
         return bool(np.any((np.asarray(self.radius) <= 0) & (np.asarray(target_scale[0]) > 0)))
 
+    def in_range(self, outside, target_scale):
+        radius = reduced_radius(self.radius, float(np.linalg.norm(outside)), target_scale[0])
+        return None if radius is None else {"radius": radius}
+
     def projection_scale(self, column_sq, rho1, beta):
         # the layer-wide ball couples the columns: one radial factor for all of them
         norm = float(np.sqrt(column_sq.sum()))
@@ -245,6 +259,13 @@ class ColumnBalls(Program):
 
     def asks_exact_fit(self, target_scale):
         return bool(np.any((self.radius <= 0) & (np.asarray(target_scale[1]) > 0)))
+
+    def in_range(self, outside, target_scale):
+        radii = [
+            reduced_radius(float(r), float(o), float(c))
+            for r, o, c in zip(self.radius, outside, target_scale[1], strict=True)
+        ]
+        return None if None in radii else {"radius": np.asarray(radii, dtype=self.radius.dtype)}
 
     def projection_scale(self, column_sq, rho1, beta):
         norms = np.sqrt(column_sq)
