@@ -385,11 +385,11 @@ def _record(model, batches, chosen, program, *, store=None, mask=None, statistic
                 gram.setdefault(name, GramAccumulator(X.shape[1], bias=module.bias is not None))
                 gram[name].update(_numpy(X))
                 return
-            parts[name]["X"].append(_numpy(X))
+            parts[name]["X"].append(_finite(_numpy(X), name, "input"))
             if inputs_of is not None:
                 raise _Stop
             Y = _output_rows(module, output, state["keep"], program[name] == "relu")
-            parts[name]["Y"].append(_numpy(Y))
+            parts[name]["Y"].append(_finite(_numpy(Y), name, "output"))
 
         return capture
 
@@ -401,12 +401,15 @@ def _record(model, batches, chosen, program, *, store=None, mask=None, statistic
     try:
         with writer or contextlib.nullcontext(), torch.no_grad():
             totals = _store_totals(batches, mask) if writer is not None else None
-            for batch in batches:
+            seen_batches = 0
+            for seen_batches, batch in enumerate(batches, start=1):
                 state["keep"], state["seen"] = _batch_mask(batch, mask), set()
                 with contextlib.suppress(_Stop):
-                    _call(model, batch)
+                    _forward(model, batch, seen_batches - 1)
                 if writer is not None:
                     _flush(writer, parts, chosen, totals, state["tokens"])
+            if not seen_batches:
+                raise ValueError("batches is empty: recording needs at least one batch")
             if writer is not None:
                 _check_ran(chosen, order, inputs_of)
                 meta = {n: {**_geometry(m), "activation": program[n]} for n, m in chosen}
@@ -416,6 +419,29 @@ def _record(model, batches, chosen, program, *, store=None, mask=None, statistic
             handle.remove()
         model.train(training)
     return _recording(order, parts, gram, program, chosen, store, inputs_of)
+
+
+def _forward(model, batch, index: int) -> None:
+    """One recording forward pass; the model's own failure (a batch of the wrong shape or
+    dtype, a NumPy array) reported as bad ``batches``, naming the batch."""
+    try:
+        _call(model, batch)
+    except (ValueError, _Stop):
+        raise
+    except (RuntimeError, TypeError) as exc:
+        kind = TypeError if isinstance(exc, TypeError) else ValueError
+        raise kind(f"batches[{index}]: the model's forward pass failed on it: {exc}") from exc
+
+
+def _finite(rows: np.ndarray, name: str, what: str) -> np.ndarray:
+    """``rows`` if every recorded value is finite, else a ValueError naming the module."""
+    if not np.isfinite(rows).all():
+        bad = int(rows.size - np.count_nonzero(np.isfinite(rows)))
+        raise ValueError(
+            f"module {name!r}: its recorded {what} has {bad} NaN or infinite value(s); "
+            "the calibration batches (or the model's weights) must give finite activations"
+        )
+    return rows
 
 
 def _check_ran(chosen, order, inputs_of) -> None:

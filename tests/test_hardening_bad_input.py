@@ -389,3 +389,35 @@ def test_cli_bad_input_exits_2_and_writes_nothing(D, capsys, arguments, pattern)
     err = capsys.readouterr().err
     assert pattern in err or pattern.lower() in err.lower()
     assert list(out.parent.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------------------
+# the PyTorch adapter: bad batches are refused naming the batch or the module
+
+
+def _adapter_cases():
+    import torch  # the torch extra is in `test`, which CI installs
+    x = torch.randn(20, 4)
+    return [
+        ("nan", [torch.full((20, 4), float("nan"))], ValueError, r"module '0'.*NaN or infinite"),
+        ("empty", [], ValueError, "batches is empty"),
+        ("width", [torch.randn(10, 5)], ValueError, r"batches\[0\]: the model's forward"),
+        ("dtype", [x, torch.ones(10, 4, dtype=torch.int64)], ValueError, r"batches\[1\]"),
+        ("numpy", [np.ones((10, 4))], TypeError, r"batches\[0\]"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5), ids=["nan", "empty", "width", "dtype", "numpy"])
+def test_adapter_refuses_bad_batches_naming_them(case):
+    import torch
+
+    from nettrim.torch import prune_model
+
+    _, batches, error, pattern = _adapter_cases()[case]
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(error, match=pattern):
+        prune_model(model, batches, eps=0.1)
+    # nothing written half: the model's weights are untouched
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
