@@ -397,6 +397,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(D, capsys, arguments, pattern)
 
 def _adapter_cases():
     import torch  # the torch extra is in `test`, which CI installs
+
     x = torch.randn(20, 4)
     return [
         ("nan", [torch.full((20, 4), float("nan"))], ValueError, r"module '0'.*NaN or infinite"),
