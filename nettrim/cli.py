@@ -60,6 +60,11 @@ class UsageError(Exception):
     """Bad arguments or input files: reported as one line on stderr, exit code 2."""
 
 
+class WriteError(Exception):
+    """An output that could not be written (full disk, no permission): one line on stderr,
+    exit code 1; the previous file, if any, is left as it was (writes are atomic)."""
+
+
 def _numbers(text: str) -> tuple[float, ...]:
     """``"0.05"`` or ``"0.05,0.1,0.02"`` (argparse type: one value or one per layer)."""
     try:
@@ -834,6 +839,8 @@ def _write_network(network, path: str, original, source: str, *, dense: bool) ->
         network.save(path, layout="dense" if dense else "auto")
     except ImportError as exc:
         raise UsageError(f"cannot write {path}: {exc} (pip install nettrim[safetensors])") from None
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
     return {
         "bytes_before": os.path.getsize(source),
         "bytes_after": os.path.getsize(path),
@@ -1057,7 +1064,10 @@ def _write_json(path: str, document: dict[str, Any]) -> None:
     from .network import write_atomically
 
     text = json.dumps(_jsonable(document), indent=2, allow_nan=False) + "\n"
-    write_atomically(path, lambda fh: fh.write(text.encode()))
+    try:
+        write_atomically(path, lambda fh: fh.write(text.encode()))
+    except OSError as exc:
+        raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _jsonable(value):
@@ -1169,6 +1179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"nettrim {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WriteError as exc:
+        print(f"nettrim {args.command}: {exc}; any previous file is unchanged", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"nettrim {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
