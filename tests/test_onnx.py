@@ -253,3 +253,32 @@ def test_convolutions_nettrim_cannot_compute_are_named():
     )
     with pytest.raises(OnnxImportError, match=r"Conv node 'conv1': needs .* a fixed size"):
         from_onnx(model)
+
+
+def test_a_torch_cnn_exported_by_torch_onnx_export(tmp_path):
+    """PyTorch's own export (the TorchScript exporter, which needs only onnx) of a small CNN."""
+    import warnings
+
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    module = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(4, 6, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 2 * 2, 3),
+    ).eval()  # fmt: skip
+    path = tmp_path / "cnn.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
+        torch.onnx.export(
+            module, (torch.randn(2, 1, 12, 12),), path, dynamo=False, input_names=["x"],
+            output_names=["y"], dynamic_axes={"x": {0: "N"}},
+        )  # fmt: skip
+    net = from_onnx(path)
+    assert [type(layer).__name__ for layer in net.layers] == [
+        "Conv2dLayer", "MaxPool2dLayer", "Conv2dLayer", "FlattenLayer", "DenseLayer",
+    ]  # fmt: skip
+    x = RNG.standard_normal((5, 1, 12, 12)).astype(np.float32)
+    with torch.no_grad():
+        expected = module(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(net(x), expected, **FLOAT32)
