@@ -418,6 +418,12 @@ class _Claims:
     source: str
 
 
+def _only_hidden_widths_differ(original: Network, pruned: Network) -> bool:
+    """Whether ``pruned`` looks shrunk from ``original``: same depth, inputs and outputs."""
+    a, b = original.dims, pruned.dims
+    return len(a) == len(b) and a[0] == b[0] and a[-1] == b[-1] and a != b
+
+
 def verify(
     original: Network,
     pruned: Network | NetTrimResult,
@@ -493,6 +499,13 @@ def verify(
             f"pruned has dims {net_hat.dims} and activations "
             f"{net_hat.activations} but original has {original.dims} and "
             f"{original.activations}; they must match"
+            + (
+                " (the same inputs and outputs but narrower hidden layers: a network "
+                "nettrim.shrink removed neurons from is no longer layer-for-layer comparable; "
+                "verify the masked network before shrinking, whose outputs shrink keeps)"
+                if _only_hidden_widths_differ(original, net_hat)
+                else ""
+            )
         )
     record = pruning_record(result) if result is not None else net_hat.metadata.get(PRUNING_KEY)
     claims = _claims(

@@ -360,3 +360,52 @@ def test_a_damaged_sparse_part_names_the_file_and_the_weight(tmp_path):
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(NetworkFileError, match=r"bad\.npz: W0 \(csr\): indices must lie in"):
         Network.load(tmp_path / "bad.npz")
+
+
+def conv_network(c_in=4, k=3, dtype=np.float32):
+    """Conv(c_in -> 5, k x k) on c_in x 6 x 6 images, its dense kernel 2:4 sparse along the input
+    channels of every kernel position and output; then max-pooling, flattening, a dense layer."""
+    from nettrim import Conv2dLayer, FlattenLayer, MaxPool2dLayer
+    from nettrim.conv import conv_weight_to_dense
+
+    kernel = RNG.standard_normal((5, c_in, k, k)).astype(dtype)  # (c_out, c_in, k_h, k_w)
+    kernel[:, 1::2] = 0.0  # every other input channel: 2 of every 4 consecutive channels kept
+    W = conv_weight_to_dense(kernel)
+    conv = Conv2dLayer(W, RNG.standard_normal(5).astype(dtype), (c_in, 6, 6), (k, k))
+    dense = n_m_sparse((5 * 2 * 2, 3), 2, 4, dtype)
+    layers = (conv, MaxPool2dLayer((2, 2)), FlattenLayer())
+    return Network((*layers, Network.from_arrays([dense], [None])[0]))
+
+
+def test_a_conv_kernel_in_n_m_groups_of_input_channels_reads_back_bit_for_bit(tmp_path):
+    from nettrim.io import stored_layouts
+
+    net = conv_network(c_in=4)
+    W = net[0].W
+    encoded = encode(W, "2:4", channels=4)
+    # the kernel's rows are (k_h, k_w, c_in): each group is channels 0-3 of one position, and
+    # the kept ones are channels 0 and 2
+    count = 5 * 9 * 2  # outputs x kernel positions x N (one group of 4 channels each)
+    positions = np.unpackbits(encoded.parts["positions"])[: 2 * count].reshape(-1, 2) @ [2, 1]
+    assert positions.reshape(-1, 2).tolist() == [[0, 2]] * (5 * 9)
+    net.save(tmp_path / "cnn.npz", layout="2:4")
+    assert stored_layouts(tmp_path / "cnn.npz") == ["2:4", "dense", "dense", "2:4"]
+    loaded = Network.load(tmp_path / "cnn.npz")
+    for a, b in zip(loaded.layers, net.layers, strict=True):
+        if a.prunable:
+            assert_bits(a.W, b.W)
+        if getattr(b, "b", None) is not None:
+            assert_bits(a.b, b.b)
+    x = RNG.standard_normal((3, 4, 6, 6)).astype(np.float32)
+    np.testing.assert_array_equal(loaded(x), net(x))
+
+
+def test_n_m_groups_that_would_straddle_kernel_positions_are_refused(tmp_path):
+
+    net = conv_network(c_in=2, k=2)  # 2 channels: a group of 4 rows spans two kernel positions
+    assert net[0].W.shape[0] % 4 == 0  # the flat rows alone would allow 2:4
+    with pytest.raises(ValueError, match=r"W0: layout '2:4' .* c_in a multiple of 4, got c_in=2"):
+        net.save(tmp_path / "cnn.npz", layout="2:4")
+    assert not (tmp_path / "cnn.npz").exists()
+    # "auto" groups at most the 2 channels of one position (here 1:2: channel 1 is all zero)
+    assert smallest(net[0].W, channels=2).layout == "1:2"

@@ -84,3 +84,17 @@ def test_nothing_to_remove_leaves_the_network_as_it_is():
         assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
     with pytest.raises(TypeError, match=r"nettrim\.Network"):
         shrink([np.ones((2, 2))])
+
+
+def test_verify_refuses_a_shrunk_network_and_says_why():
+    from nettrim import verify
+
+    net = random_network((6, 4, 3))
+    W = net[0].W.copy()
+    W[:, 2:] = 0.0  # two silent neurons
+    masked = net.with_layer(0, net[0].with_weights(W, net[0].b))
+    small = shrink(masked).network
+    X = RNG.standard_normal((20, 6))
+    np.testing.assert_allclose(small(X), masked(X), rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"narrower hidden layers: a network nettrim.shrink"):
+        verify(net, small, X)

@@ -22,17 +22,32 @@ from .layouts import LAYOUT_VERSION, check_layout, decode, encode, smallest
 
 
 def encode_entries(
-    arrays: Mapping[str, np.ndarray], names: Iterable[str], layout: str, *, entry_bytes: int
+    arrays: Mapping[str, np.ndarray],
+    names: Iterable[str],
+    layout: str,
+    *,
+    entry_bytes: int,
+    channels: Mapping[str, int] | None = None,
 ) -> tuple[dict[str, np.ndarray], str | None]:
     """``arrays`` with each weight in ``names`` stored in ``layout`` (``"auto"``: the
     smallest layout of each weight, counting ``entry_bytes`` per stored array), and the JSON
-    description (``None`` when every weight stays dense)."""
+    description (``None`` when every weight stays dense). ``channels`` maps a convolution's
+    weight to its ``c_in`` (N:M groups of input channels, :mod:`nettrim.io.layouts`)."""
     check_layout(layout)
     out = dict(arrays)
     described = {}
+    channels = channels or {}
     for name in names:
         W = out.pop(name)
-        encoded = smallest(W, entry_bytes=entry_bytes) if layout == "auto" else encode(W, layout)
+        c_in = channels.get(name)
+        try:
+            encoded = (
+                smallest(W, entry_bytes=entry_bytes, channels=c_in)
+                if layout == "auto"
+                else encode(W, layout, channels=c_in)
+            )
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
         if encoded.layout == "dense":
             out[name] = W
             continue
@@ -118,7 +133,9 @@ def stored_layouts(path: str | os.PathLike) -> list[str]:
     else:
         with np.load(name, allow_pickle=False) as archive:
             description = str(archive["sparse"]) if "sparse" in archive.files else None
-            n_layers = len(archive["activations"])
+            # a version-2 file lists its layers; a version-1 file has one activation each
+            listed = "layers" in archive.files
+            n_layers = len(json.loads(str(archive["layers"])) if listed else archive["activations"])
         key = "W{}"
     layouts = json.loads(description)["layouts"] if description else {}
     return [layouts.get(key.format(l), {"layout": "dense"})["layout"] for l in range(n_layers)]

@@ -20,7 +20,11 @@ neuron, PyTorch's ``nn.Linear.weight`` — read in row-major order. The parts of
     ``M``), each with at most ``N`` non-zeros: ``values`` holds exactly ``N`` values per group
     (``d_out * d_in / M * N``; a group with fewer non-zeros is padded with zeros of its own)
     and ``positions`` (uint8) the position in ``[0, M)`` of each, in ``ceil(log2 M)`` bits
-    (2 bits for 2:4), packed like the mask, increasing within a group.
+    (2 bits for 2:4), packed like the mask, increasing within a group. For a convolution's
+    dense kernel (rows in (kernel row, kernel column, input channel) order,
+    :mod:`nettrim.conv`) the groups are ``M`` consecutive input channels of one kernel
+    position and output: :func:`encode` and :func:`smallest` take ``channels=c_in`` and
+    then need ``c_in`` a multiple of ``M``, so that no group straddles two kernel positions.
 
 A kept value is one whose bits are not all zero, so ``-0.0`` is kept and every layout reads
 back bit for bit. :func:`encode` builds a layout, :func:`decode` checks and inverts it,
@@ -92,14 +96,18 @@ def kept(T: np.ndarray) -> np.ndarray:
     return (T != 0) | np.signbit(T)
 
 
-def encode(W: np.ndarray, layout: str) -> Encoded:
+def encode(W: np.ndarray, layout: str, *, channels: int | None = None) -> Encoded:
     """``W`` of shape ``(d_in, d_out)`` in ``layout`` (module docstring).
+
+    ``channels`` is a convolution's number of input channels ``c_in`` (``W`` a dense kernel
+    of :mod:`nettrim.conv`): N:M groups then hold input channels of one kernel position.
 
     Raises
     ------
     ValueError
-        For an unknown layout, or an N:M layout ``W`` does not satisfy (``d_in`` not a
-        multiple of ``M``, or a group with more than ``N`` non-zeros).
+        For an unknown layout, or an N:M layout ``W`` does not satisfy (``d_in``, or
+        ``channels`` for a convolution, not a multiple of ``M``, or a group with more than
+        ``N`` non-zeros).
     """
     W = np.asarray(W)
     shape = (int(W.shape[0]), int(W.shape[1]))
@@ -116,7 +124,13 @@ def encode(W: np.ndarray, layout: str) -> Encoded:
     elif layout == "bitmask":
         parts = {"mask": np.packbits(mask.ravel())}
     else:
-        return _encode_nm(T, mask, shape, *parse_nm(layout))
+        n, m = parse_nm(layout)
+        if channels is not None and channels % m:
+            raise ValueError(
+                f"layout '{n}:{m}' groups {m} consecutive input channels of a convolution; "
+                f"it needs c_in a multiple of {m}, got c_in={channels}"
+            )
+        return _encode_nm(T, mask, shape, n, m)
     return Encoded(layout, shape, W.dtype, {**parts, "values": T[mask]})
 
 
@@ -158,13 +172,14 @@ def _unpack(packed: np.ndarray, count: int, m: int) -> np.ndarray:
     return bits.astype(np.int64) @ (1 << np.arange(width - 1, -1, -1))
 
 
-def smallest(W: np.ndarray, *, entry_bytes: int = 0) -> Encoded:
+def smallest(W: np.ndarray, *, entry_bytes: int = 0, channels: int | None = None) -> Encoded:
     """The layout of ``W`` with the fewest bytes: dense, N:M (``M`` in :data:`NM_GROUPS`,
     ``N`` the most non-zeros in a group), bitmask or CSR; on a tie the earlier one.
 
     ``entry_bytes`` is what a file spends on each stored array besides its data (its name
     and header; a sparse layout spends it once more to be described): a small weight whose
-    parts would cost more than its zeros stays dense.
+    parts would cost more than its zeros stays dense. ``channels``: as for :func:`encode`
+    (N:M only for ``M`` dividing a convolution's ``c_in``).
     """
     W = np.asarray(W)
     T = W.T
@@ -172,7 +187,7 @@ def smallest(W: np.ndarray, *, entry_bytes: int = 0) -> Encoded:
     candidates = [encode(W, "dense")]
     d_out, d_in = T.shape
     for m in NM_GROUPS:
-        if d_in % m == 0:
+        if d_in % m == 0 and (channels is None or channels % m == 0):
             n = int(mask.reshape(d_out, d_in // m, m).sum(axis=2).max())
             if 0 < n < m:
                 candidates.append(encode(W, f"{n}:{m}"))

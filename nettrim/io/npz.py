@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 
@@ -23,10 +24,24 @@ _WEIGHT = re.compile(r"W(0|[1-9][0-9]*)")
 def encode_npz(arrays: Mapping[str, np.ndarray], layout: str) -> dict[str, np.ndarray]:
     """The entries of a network file with its 2-D weights ``W{l}`` in ``layout``."""
     names = [key for key, value in arrays.items() if _WEIGHT.fullmatch(key) and value.ndim == 2]
-    out, description = encode_entries(arrays, names, layout, entry_bytes=ENTRY_BYTES)
+    out, description = encode_entries(
+        arrays, names, layout, entry_bytes=ENTRY_BYTES, channels=_conv_channels(arrays)
+    )
     if description is not None:
         out[SPARSE_ENTRY] = np.array(description)
     return out
+
+
+def _conv_channels(arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """``W{l}`` -> ``c_in`` for every convolution of a version-2 file's ``layers`` list."""
+    if "layers" not in arrays:
+        return {}
+    layers = json.loads(str(arrays["layers"]))
+    return {
+        f"W{l}": int(entry["in_shape"][0])
+        for l, entry in enumerate(layers)
+        if entry["kind"] == "conv2d"
+    }
 
 
 def decode_npz(arrays: Mapping[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
