@@ -323,3 +323,26 @@ def test_reweighting_is_sparser_under_the_same_budgets():
     assert reweighted.nnz <= plain.nnz
     for name, r in reweighted.results.items():
         assert r.info.residual <= plain.results[name].info.radius * (1 + 1e-6) + 1e-9
+
+
+def test_sparsify_linear_runs_pruned_modules_through_torch_sparse():
+    from nettrim.torch import sparsify_linear
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(20, 30), torch.nn.ReLU(), torch.nn.Linear(30, 5), torch.nn.ReLU()
+    )
+    with torch.no_grad():  # the first layer 95% pruned, the second left dense
+        model[0].weight[torch.rand(30, 20) < 0.95] = 0.0
+    x = torch.randn(7, 3, 20)  # leading dimensions (tokens) kept
+    with torch.no_grad():
+        before = model(x)
+        assert sparsify_linear(model) == ["0"]
+        after = model(x)
+    assert type(model[0]).__name__ == "SparseLinear" and model[0].weight.layout == torch.sparse_csr
+    assert type(model[2]) is torch.nn.Linear  # dense: dense BLAS is faster there
+    # float32: the sparse product sums the same terms in another order
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-6)
+    assert after.shape == (7, 3, 5)
+    with pytest.raises(ValueError, match="min_sparsity"):
+        sparsify_linear(model, min_sparsity=1.5)
