@@ -139,3 +139,13 @@ def test_net_trim_on_a_cnn_keeps_every_program_within_its_budget(scheme):
         Z = pruned.program_input(inp) @ pruned.W + (0 if pruned.b is None else pruned.b)
         R = np.where(Y > 0, Z - Y, 0.0) if layer.activation == "relu" else Z - Y
         assert np.linalg.norm(R) <= result.radii[i] * (1 + 1e-6) + 1e-9
+
+
+def test_a_cnn_network_is_refused_by_safetensors_and_nothing_is_written(tmp_path):
+    conv = Conv2dLayer(np.ones((9, 4)), np.zeros(4), (1, 8, 8), (3, 3))
+    dense = DenseLayer(np.ones((36, 3)), None, "linear")
+    network = Network((conv, MaxPool2dLayer((2, 2)), FlattenLayer(), dense))
+    path = tmp_path / "cnn.safetensors"
+    with pytest.raises(ValueError, match=r"saved as \.npz"):
+        network.save(path)
+    assert not path.exists()

@@ -73,8 +73,9 @@ def save_safetensors(
     Raises
     ------
     ValueError
-        For an unknown layout or orientation, a layout the weights do not satisfy, or
-        weights :func:`load_safetensors` would refuse.
+        For an unknown layout or orientation, a layout the weights do not satisfy,
+        weights :func:`load_safetensors` would refuse, or a network that is not a chain of
+        dense layers (save those as ``.npz``).
     ImportError
         When the ``safetensors`` package is missing (``pip install nettrim[safetensors]``).
     """
@@ -82,6 +83,12 @@ def save_safetensors(
 
     _check_orientation(orientation)
     name = os.fspath(path)
+    if not network.is_dense:
+        raise ValueError(
+            f"cannot save to {name}: a network with convolutions, pooling or flattening is "
+            "saved as .npz (network file version 2); .safetensors files hold chains of dense "
+            "layers"
+        )
     arrays = {"activations": np.array(network.activations, dtype=str)}
     tensors = {}
     for l, layer in enumerate(network.layers):
