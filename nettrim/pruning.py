@@ -41,6 +41,7 @@ from .solvers.l0 import (
 )
 from .solvers.projections import SparsityPattern, make_pattern
 from .solvers.result import L0Info, Status
+from .tables import format_columns
 from .validation import (
     check_choice,
     check_matrix,
@@ -456,7 +457,7 @@ def _baseline_result(method, G, W0, b0, Wp, out_dtype, started) -> LayerResult:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class PruneNetworkResult(NetworkResult):
     """A network pruned by :func:`prune_network`, with the per-layer results.
 
@@ -483,28 +484,25 @@ class PruneNetworkResult(NetworkResult):
 
     def summary(self) -> str:
         """A per-layer table: shape, program, non-zeros, sparsity, objective, status, time."""
-        lines = [
-            f"{self.scheme} L0 pruning, {len(self.layers)} layers, "
-            f"sparsity {self.sparsity:.1%}, {self.seconds:.2f} s",
-            f"{'layer':>5} {'shape':>10} {'program':>7} {'nnz':>8} {'sparsity':>8} "
-            f"{'objective':>10} {'status':>10} {'seconds':>8}",
-        ]
+        rows = []
         for l, (res, layer) in enumerate(zip(self.layers, self.network.layers, strict=True)):
             shape = f"{layer.W.shape[0]}x{layer.W.shape[1]}"
             if res is None:
-                lines.append(f"{l:>5} {shape:>10} {'-':>7} {layer.nnz:>8} {'(kept dense)':>30}")
+                rows.append((l, shape, "-", layer.nnz, "-", "-", "kept dense", "-"))
                 continue
-            lines.append(
-                f"{l:>5} {shape:>10} {res.program:>7} {res.nnz:>8} {res.sparsity:>8.1%} "
-                f"{res.info.objective:>10.4g} {res.status.value:>10} {res.info.seconds:>8.2f}"
+            rows.append(
+                (
+                    l,
+                    shape,
+                    res.program,
+                    res.nnz,
+                    f"{res.sparsity:.1%}",
+                    f"{res.info.objective:.4g}",
+                    res.status.value,
+                    f"{res.info.seconds:.2f}",
+                )
             )
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        return (
-            f"PruneNetworkResult(scheme={self.scheme!r}, layers={len(self.layers)}, "
-            f"sparsity={self.sparsity:.3f}, seconds={self.seconds:.2f})"
-        )
+        return "\n".join([self._headline("L0 pruning"), *format_columns(_SUMMARY_COLUMNS, rows)])
 
     def __iter__(self):
         warnings.warn(
@@ -514,6 +512,19 @@ class PruneNetworkResult(NetworkResult):
             stacklevel=2,
         )
         return iter((self.network, list(self.layers)))
+
+
+#: The columns of :meth:`PruneNetworkResult.summary`.
+_SUMMARY_COLUMNS = (
+    ("layer", 5),
+    ("shape", 10),
+    ("program", 7),
+    ("nnz", 8),
+    ("sparsity", 8),
+    ("objective", 10),
+    ("status", 10),
+    ("seconds", 8),
+)
 
 
 def prune_network(

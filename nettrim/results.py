@@ -20,6 +20,8 @@ class NetworkResult:
 
     network: Any
     layers: tuple
+    scheme: str
+    seconds: float
 
     @property
     def nnz(self) -> int:
@@ -39,8 +41,22 @@ class NetworkResult:
     def summary(self) -> str:  # pragma: no cover - every subclass writes its own
         raise NotImplementedError
 
+    def _headline(self, method: str) -> str:
+        """The first line of :meth:`summary`: scheme, method, layers, sparsity, time."""
+        return (
+            f"{self.scheme} {method}, {len(self.layers)} layers, "
+            f"sparsity {self.sparsity:.1%}, {self.seconds:.2f} s"
+        )
+
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        # subclasses are dataclasses declared with repr=False, so this one is theirs
+        return (
+            f"{type(self).__name__}(scheme={self.scheme!r}, layers={len(self.layers)}, "
+            f"sparsity={self.sparsity:.3f}, seconds={self.seconds:.2f})"
+        )
 
 
 def deprecated_alias(old: str, new: str) -> property:

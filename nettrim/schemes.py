@@ -43,6 +43,7 @@ from .progress import JobCounter, check_progress
 from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
+from .tables import format_columns
 from .validation import (
     as_float_dtype,
     check_choice,
@@ -82,7 +83,7 @@ class LayerSolveError(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class NetTrimResult(NetworkResult):
     """A pruned network with the per-layer results and the budgets that produced it.
 
@@ -123,29 +124,33 @@ class NetTrimResult(NetworkResult):
 
     def summary(self) -> str:
         """A per-layer table: shape, non-zeros, sparsity, residual vs radius, status, time."""
-        lines = [
-            f"{self.scheme} Net-Trim, {len(self.layers)} layers, "
-            f"sparsity {self.sparsity:.1%}, {self.seconds:.2f} s"
-        ]
-        lines.append(
-            f"{'layer':>5} {'shape':>10} {'nnz':>8} {'sparsity':>8} "
-            f"{'residual':>10} {'radius':>10} {'status':>10} {'seconds':>8}"
-        )
-        for l, (res, radius) in enumerate(zip(self.layers, self.radii, strict=True)):
-            shape = f"{res.W.shape[0]}x{res.W.shape[1]}"
-            rad = float(np.linalg.norm(np.atleast_1d(radius)))
-            lines.append(
-                f"{l:>5} {shape:>10} {res.nnz:>8} {res.sparsity:>8.1%} "
-                f"{res.info.residual:>10.4g} {rad:>10.4g} {res.status.value:>10} "
-                f"{res.info.seconds:>8.2f}"
+        rows = [
+            (
+                l,
+                f"{res.W.shape[0]}x{res.W.shape[1]}",
+                res.nnz,
+                f"{res.sparsity:.1%}",
+                f"{res.info.residual:.4g}",
+                f"{float(np.linalg.norm(np.atleast_1d(radius))):.4g}",
+                res.status.value,
+                f"{res.info.seconds:.2f}",
             )
-        return "\n".join(lines)
+            for l, (res, radius) in enumerate(zip(self.layers, self.radii, strict=True))
+        ]
+        return "\n".join([self._headline("Net-Trim"), *format_columns(_SUMMARY_COLUMNS, rows)])
 
-    def __repr__(self) -> str:
-        return (
-            f"NetTrimResult(scheme={self.scheme!r}, layers={len(self.layers)}, "
-            f"sparsity={self.sparsity:.3f}, seconds={self.seconds:.2f})"
-        )
+
+#: The columns of :meth:`NetTrimResult.summary`.
+_SUMMARY_COLUMNS = (
+    ("layer", 5),
+    ("shape", 10),
+    ("nnz", 8),
+    ("sparsity", 8),
+    ("residual", 10),
+    ("radius", 10),
+    ("status", 10),
+    ("seconds", 8),
+)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,16 @@ def _number(value: Any) -> str:
     )
 
 
+def format_columns(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The header and one line per row, every cell right-aligned to its column's width."""
+
+    def line(cells: Sequence[Any]) -> str:
+        pairs = zip(cells, columns, strict=True)
+        return " ".join(f"{cell!s:>{width}}" for cell, (_, width) in pairs)
+
+    return [line([name for name, _ in columns]), *(line(row) for row in rows)]
+
+
 def format_layer_table(title: str, rows: Sequence[Mapping[str, Any]], footer: Sequence[str]) -> str:
     """``title``, a blank line, the table, a blank line, the ``footer`` lines.
 
@@ -36,10 +46,8 @@ def format_layer_table(title: str, rows: Sequence[Mapping[str, Any]], footer: Se
     discrepancy, relative), ``eps`` (its budget, relative; NaN for none), ``budget`` (the
     verdict, or ``"-"``), ``status`` and ``seconds``.
     """
-    header = " ".join(f"{name:>{width}}" for name, width in COLUMNS)
-    lines = [title, "", header]
-    for row in rows:
-        cells = (
+    cells = [
+        (
             row["layer"],
             "x".join(map(str, row["shape"])),
             row["nnz_before"],
@@ -51,7 +59,6 @@ def format_layer_table(title: str, rows: Sequence[Mapping[str, Any]], footer: Se
             row["status"],
             f"{row['seconds']:.2f}",
         )
-        lines.append(
-            " ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True))
-        )
-    return "\n".join([*lines, "", *footer])
+        for row in rows
+    ]
+    return "\n".join([title, "", *format_columns(COLUMNS, cells), "", *footer])
