@@ -59,7 +59,7 @@ from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetT
 from .solvers import AdmmSettings
 from .solvers.exact import ZERO_RTOL
 from .solvers.feasibility import EXACT_FEAS_TOL, allowed_residual, allowed_violation
-from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
+from .validation import as_float_dtype, check_choice, check_network_inputs, check_scalar
 
 #: Relative slack for comparing a realized value with a bound computed from the same
 #: floating-point data (both are sums of the same products; 1e-9 covers their rounding).
@@ -448,41 +448,6 @@ def _only_hidden_widths_differ(original: Network, pruned: Network) -> bool:
     return len(a) == len(b) and a[0] == b[0] and a[-1] == b[-1] and a != b
 
 
-def check_network_input(network: Network, X) -> np.ndarray:
-    """``X`` as a finite float array of samples of the network's input shape: ``(n, d_0)``
-    rows for a dense first layer, NCHW ``(n, c, h, w)`` images for a convolution.
-
-    Raises
-    ------
-    ValueError
-        When ``X`` has another shape (the message names the expected one) or holds
-        NaN or infinite values.
-    """
-    if network.is_dense:
-        X = check_matrix("X", X, as_float_dtype(X))
-        if X.shape[1] != network.dims[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} columns but the network expects {network.dims[0]} inputs"
-            )
-        return X
-    sample = network.shapes[0]
-    X = np.asarray(X)
-    if X.dtype.kind not in "biuf":
-        raise TypeError(f"X has dtype {X.dtype}; the inputs must be real numbers")
-    if X.ndim != 1 + len(sample) or tuple(X.shape[1:]) != tuple(sample) or not len(X):
-        raise ValueError(
-            f"X has shape {X.shape}; the network's first layer ({type(network[0]).__name__}) "
-            f"takes (n, {', '.join(map(str, sample))}) with n >= 1"
-            + (" (NCHW images)" if len(sample) == 3 else "")
-        )
-    X = X.astype(as_float_dtype(X), copy=False)
-    if not np.isfinite(X).all():
-        raise ValueError(
-            f"X holds {int(np.count_nonzero(~np.isfinite(X)))} NaN or infinite value(s)"
-        )
-    return X
-
-
 def _geometry(layer) -> tuple:
     """A layer's kind and the shape of what it computes (its weights left out)."""
     if isinstance(layer, Conv2dLayer):
@@ -626,7 +591,7 @@ def verify(
         feas_tol,
         allow_loose_tol,
     )
-    X = check_network_input(original, X)
+    X = check_network_inputs(original, X, as_float_dtype(X))
     mu = check_scalar("mu", mu, low=1.0, low_inclusive=False)
     figures = _measure(original, net_hat, X, claims, mu)
     figures.normalized = all(abs(c - 1.0) <= link_tol for c in figures.norms)
