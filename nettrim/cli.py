@@ -135,18 +135,12 @@ def _add_demo(sub) -> None:
 def _add_scheme_options(
     parser: argparse.ArgumentParser, *, eps_default: Any, json_help: str, recorded: bool = False
 ) -> None:
-    """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
-    JSON report. ``recorded``: the defaults are what the pruned file records (verify)."""
+    """The options ``prune`` and ``verify`` share: the scheme and its budgets, the JSON
+    report. ``recorded``: the defaults are what the pruned file records (verify)."""
     from .schemes import CASCADE_BOUNDS, SCHEMES
 
     default = " (default: as recorded by prune, else {})" if recorded else " (default {})"
 
-    parser.add_argument(
-        "--inputs",
-        required=True,
-        metavar="X.npy",
-        help="calibration inputs: one .npy array (np.save), one sample per row",
-    )
     parser.add_argument(
         "--scheme",
         default=None,
@@ -197,9 +191,28 @@ def _add_scheme_options(
     )
 
 
-def _add_prune(sub) -> None:
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """``--inputs``: the calibration inputs (docs/cli.md, "Inputs")."""
+    parser.add_argument(
+        "--inputs",
+        required=True,
+        metavar="X.npy|STORE",
+        help="calibration inputs: one .npy array (np.save), one sample per row, or NCHW "
+        "images (n, c, h, w) for a network that starts with a convolution; or an activation "
+        "store directory (nettrim.torch.record / export)",
+    )
+
+
+def _add_target(parser: argparse.ArgumentParser, *, method_help: str) -> None:
+    """What ``prune`` and ``sweep`` prune: the network file, its inputs, the method."""
     from .pruning import METHODS
 
+    parser.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
+    _add_inputs(parser)
+    parser.add_argument("--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help=method_help)
+
+
+def _add_prune(sub) -> None:
     prune = sub.add_parser(
         "prune",
         help="prune a network file (.npz or .safetensors) on recorded inputs",
@@ -213,15 +226,12 @@ def _add_prune(sub) -> None:
         epilog="example: nettrim prune net.npz --inputs X.npy --out pruned.npz "
         "--scheme cascade --eps 0.05 --json report.json",
     )
-    prune.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
-    prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
-    prune.add_argument(
-        "--method",
-        default=NETTRIM,
-        choices=(NETTRIM, *METHODS),
-        help="nettrim (default: the convex program, budget --eps) or an L0 method with a "
-        "sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
+    _add_target(
+        prune,
+        method_help="nettrim (default: the convex program, budget --eps) or an L0 method "
+        "with a sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
     )
+    prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
     prune.add_argument(
         "--sparsity",
         type=_numbers,
@@ -326,6 +336,7 @@ def _add_verify(sub) -> None:
     )
     verify.add_argument("original", metavar="ORIGINAL.npz", help="the network before pruning")
     verify.add_argument("pruned", metavar="PRUNED.npz", help="the pruned network")
+    _add_inputs(verify)
     _add_scheme_options(verify, eps_default=None, json_help="the report as JSON", recorded=True)
     verify.add_argument(
         "--feas-tol",
@@ -343,7 +354,6 @@ def _add_verify(sub) -> None:
 
 
 def _add_sweep(sub) -> None:
-    from .pruning import METHODS
     from .schemes import SCHEMES
 
     sweep = sub.add_parser(
@@ -357,11 +367,7 @@ def _add_sweep(sub) -> None:
         epilog="example: nettrim sweep net.npz --inputs X.npy --eps 0.02,0.05,0.1,0.2 "
         "--eval-inputs X_test.npy --labels y_test.npy --json sweep.json",
     )
-    sweep.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
-    sweep.add_argument("--inputs", required=True, metavar="X.npy", help="calibration inputs")
-    sweep.add_argument(
-        "--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help="as for prune (nettrim)"
-    )
+    _add_target(sweep, method_help="as for prune (nettrim)")
     sweep.add_argument("--eps", type=_numbers, default=None, metavar="E,E,...",
                        help="Net-Trim: the eps grid")  # fmt: skip
     sweep.add_argument("--sparsity", type=_numbers, default=None, metavar="S,S,...",
