@@ -1102,7 +1102,8 @@ def _theorem2_nominal(fig: _Figures, rtol: float) -> list[Check]:
             first.allowed_residual * factor,
             fig.tol,
             rtol,
-            note=f"kappa = {fig.claims.kappa:g} <= 1 only tightens it",
+            note=f"kappa = {fig.claims.kappa:g} <= 1 only tightens it"
+            + ("; " + _dense_only(fig, "Theorem 2") if not fig.dense else ""),
         )
     ]
 
