@@ -517,8 +517,11 @@ def verify(
         from a file written by ``nettrim prune`` (:func:`with_pruning_record`), also supplies
         the scheme, the budgets and the tolerance each layer was solved to; the options
         below override them (a claim to check).
-    X : array-like of shape (n, d_0)
+    X : array-like of shape (n, d_0), or (n, c, h, w) for a network with convolutions
         The calibration inputs the network was pruned with (the guarantees are about them).
+        With convolutions and pooling every layer with weights is checked on its dense
+        program's rows and the bounds chain through each layer's ``lipschitz()``
+        (``docs/verify.md``); Theorems 1-2, stated for dense chains, are not applied.
     scheme : {"parallel", "cascade"}, optional
         ``"parallel"`` when neither given nor recorded; must agree with the record.
     eps : float or list, optional

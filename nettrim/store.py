@@ -19,6 +19,9 @@ take them like any array. What a solver then holds in RAM: the ADMM works on the
 ``X`` and ``Y`` must fit in memory, but never the whole recording; the L0 methods need only
 the Gram matrix ``X~^T X~``, which :class:`~nettrim.GramAccumulator` builds batch by batch
 (``record(..., statistics="gram")`` in :mod:`nettrim.torch`), so any calibration size fits.
+
+:func:`network_input` reads a :class:`~nettrim.Network`'s calibration input back from the
+store of its modules (``nettrim prune --inputs STORE``; ``docs/cli.md``).
 """
 
 from __future__ import annotations
