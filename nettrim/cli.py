@@ -192,7 +192,7 @@ def _add_scheme_options(
 
 
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
-    """``--inputs``: the calibration inputs (docs/cli.md, "Inputs")."""
+    """``--inputs``: the calibration inputs (docs/cli.md, ``nettrim prune``)."""
     parser.add_argument(
         "--inputs",
         required=True,
@@ -443,7 +443,7 @@ def _prune(args: argparse.Namespace) -> int:
         _check_number("--max-iter", args.max_iter, low=1)
     _check_l0_network(args, network)
     # checked before any work
-    options = None if l0 else _scheme_options(args, len(network.prunable))
+    options = None if l0 else _scheme_options(args, network)
     with _PruneSession(args) as session:
         if l0:
             return _prune_l0(args, network, X, session)
@@ -819,7 +819,7 @@ def _verify(args: argparse.Namespace) -> int:
     X = _read_inputs(args.inputs, original)
     if args.json is not None:
         _check_destination("--json", args.json, (args.original, args.pruned, args.inputs))
-    options = _scheme_options(args, len(original.prunable))
+    options = _scheme_options(args, original)
     if args.feas_tol is not None:
         options["feas_tol"] = _check_number("--feas-tol", args.feas_tol, low=0.0)
     options["allow_loose_tol"] = args.allow_loose_tol
@@ -1014,9 +1014,12 @@ def _check_number(option: str, value, **bounds) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
-    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked; for
-    verify, what is not given is left out (the record of the pruning decides)."""
+def _scheme_options(args: argparse.Namespace, network) -> dict[str, Any]:
+    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked (one
+    budget per layer with weights: pooling and flattening have none); for verify, what is
+    not given is left out (the record of the pruning decides)."""
+    n_layers = len(network.prunable)
+    layers = "layers" if network.is_dense else "layers with weights (dense or conv)"
     options: dict[str, Any] = {"scheme": args.scheme}
     if args.active_tol is not None:  # None: verify takes the recorded one
         options["active_tol"] = _check_number("--active-tol", args.active_tol, low=0.0)
@@ -1030,7 +1033,7 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
             )
         if len(eps) not in (1, n_layers):
             raise UsageError(
-                f"--eps has {len(eps)} values but the network has {n_layers} layers; give "
+                f"--eps has {len(eps)} values but the network has {n_layers} {layers}; give "
                 "one, or one per layer"
             )
         eps = eps[0] if len(eps) == 1 else eps

@@ -518,11 +518,14 @@ def test_cnn_inputs_of_the_wrong_shape_exit_2_naming_the_shape(
     assert not os.path.exists(out)
 
 
-def test_l0_methods_on_a_cnn_file_are_refused(capsys, cnn_files):
+def test_l0_methods_and_per_layer_options_of_a_cnn_file(capsys, cnn_files):
     out = str(cnn_files["dir"] / "pruned.npz")
     argv = ["prune", cnn_files["net"], "--inputs", cnn_files["x"], "--out", out]
     assert main([*argv, "--method", "admm", "--sparsity", "0.5"]) == EXIT_USAGE
     assert "--method admm prunes dense networks" in capsys.readouterr().err
+    # one eps per layer with weights: the pool and the flatten have no budget
+    assert main([*argv, "--eps", "0.1,0.1,0.1,0.1"]) == EXIT_USAGE
+    assert "the network has 2 layers with weights (dense or conv)" in capsys.readouterr().err
     assert not os.path.exists(out)
 
 
