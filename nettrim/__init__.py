@@ -28,7 +28,7 @@ from .sklearn import from_sklearn, to_sklearn
 from .solvers import L0Info, SolveInfo, Status
 from .solvers.gram import GramAccumulator
 from .sparse import to_dense, to_sparse
-from .store import Recording, StoreError, open_store
+from .store import Recording, StoreError, network_input, open_store
 from .structured import ShrinkResult, shrink
 from .sweep import SweepPoint, SweepResult, sweep
 
@@ -68,6 +68,7 @@ __all__ = [
     "load_digits_mlp",
     "load_safetensors",
     "net_trim",
+    "network_input",
     "open_store",
     "prune_layer",
     "prune_network",

@@ -135,18 +135,12 @@ def _add_demo(sub) -> None:
 def _add_scheme_options(
     parser: argparse.ArgumentParser, *, eps_default: Any, json_help: str, recorded: bool = False
 ) -> None:
-    """The options ``prune`` and ``verify`` share: inputs, the scheme and its budgets, the
-    JSON report. ``recorded``: the defaults are what the pruned file records (verify)."""
+    """The options ``prune`` and ``verify`` share: the scheme and its budgets, the JSON
+    report. ``recorded``: the defaults are what the pruned file records (verify)."""
     from .schemes import CASCADE_BOUNDS, SCHEMES
 
     default = " (default: as recorded by prune, else {})" if recorded else " (default {})"
 
-    parser.add_argument(
-        "--inputs",
-        required=True,
-        metavar="X.npy",
-        help="calibration inputs: one .npy array (np.save), one sample per row",
-    )
     parser.add_argument(
         "--scheme",
         default=None,
@@ -197,9 +191,28 @@ def _add_scheme_options(
     )
 
 
-def _add_prune(sub) -> None:
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """``--inputs``: the calibration inputs (docs/cli.md, ``nettrim prune``)."""
+    parser.add_argument(
+        "--inputs",
+        required=True,
+        metavar="X.npy|STORE",
+        help="calibration inputs: one .npy array (np.save), one sample per row, or NCHW "
+        "images (n, c, h, w) for a network that starts with a convolution; or an activation "
+        "store directory (nettrim.torch.record / export)",
+    )
+
+
+def _add_target(parser: argparse.ArgumentParser, *, method_help: str) -> None:
+    """What ``prune`` and ``sweep`` prune: the network file, its inputs, the method."""
     from .pruning import METHODS
 
+    parser.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
+    _add_inputs(parser)
+    parser.add_argument("--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help=method_help)
+
+
+def _add_prune(sub) -> None:
     prune = sub.add_parser(
         "prune",
         help="prune a network file (.npz or .safetensors) on recorded inputs",
@@ -213,15 +226,12 @@ def _add_prune(sub) -> None:
         epilog="example: nettrim prune net.npz --inputs X.npy --out pruned.npz "
         "--scheme cascade --eps 0.05 --json report.json",
     )
-    prune.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
-    prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
-    prune.add_argument(
-        "--method",
-        default=NETTRIM,
-        choices=(NETTRIM, *METHODS),
-        help="nettrim (default: the convex program, budget --eps) or an L0 method with a "
-        "sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
+    _add_target(
+        prune,
+        method_help="nettrim (default: the convex program, budget --eps) or an L0 method "
+        "with a sparsity budget: admm, iht (fitted), sparsegpt, wanda, magnitude (baselines)",
     )
+    prune.add_argument("--out", required=True, metavar="PRUNED.npz", help="where to write it")
     prune.add_argument(
         "--sparsity",
         type=_numbers,
@@ -326,6 +336,7 @@ def _add_verify(sub) -> None:
     )
     verify.add_argument("original", metavar="ORIGINAL.npz", help="the network before pruning")
     verify.add_argument("pruned", metavar="PRUNED.npz", help="the pruned network")
+    _add_inputs(verify)
     _add_scheme_options(verify, eps_default=None, json_help="the report as JSON", recorded=True)
     verify.add_argument(
         "--feas-tol",
@@ -343,7 +354,6 @@ def _add_verify(sub) -> None:
 
 
 def _add_sweep(sub) -> None:
-    from .pruning import METHODS
     from .schemes import SCHEMES
 
     sweep = sub.add_parser(
@@ -357,11 +367,7 @@ def _add_sweep(sub) -> None:
         epilog="example: nettrim sweep net.npz --inputs X.npy --eps 0.02,0.05,0.1,0.2 "
         "--eval-inputs X_test.npy --labels y_test.npy --json sweep.json",
     )
-    sweep.add_argument("network", metavar="NETWORK.npz", help="the network to prune")
-    sweep.add_argument("--inputs", required=True, metavar="X.npy", help="calibration inputs")
-    sweep.add_argument(
-        "--method", default=NETTRIM, choices=(NETTRIM, *METHODS), help="as for prune (nettrim)"
-    )
+    _add_target(sweep, method_help="as for prune (nettrim)")
     sweep.add_argument("--eps", type=_numbers, default=None, metavar="E,E,...",
                        help="Net-Trim: the eps grid")  # fmt: skip
     sweep.add_argument("--sparsity", type=_numbers, default=None, metavar="S,S,...",
@@ -423,7 +429,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _prune(args: argparse.Namespace) -> int:
     network = _read_network(args.network)
-    X = _read_inputs(args.inputs, network.dims[0])
+    X = _read_inputs(args.inputs, network)
     _check_destination("--out", args.out, (args.network, args.inputs))
     if args.json is not None:
         _check_destination("--json", args.json, (args.network, args.inputs, args.out))
@@ -435,11 +441,23 @@ def _prune(args: argparse.Namespace) -> int:
         _check_number("--n-jobs", args.n_jobs, low=1)
     if args.max_iter is not None:
         _check_number("--max-iter", args.max_iter, low=1)
-    options = None if l0 else _scheme_options(args, len(network))  # checked before any work
+    _check_l0_network(args, network)
+    # checked before any work
+    options = None if l0 else _scheme_options(args, network)
     with _PruneSession(args) as session:
         if l0:
             return _prune_l0(args, network, X, session)
         return _prune_nettrim(args, network, X, options, session)
+
+
+def _check_l0_network(args: argparse.Namespace, network) -> None:
+    """The L0 methods of the command line prune chains of dense layers."""
+    if args.method != NETTRIM and not network.is_dense:
+        raise UsageError(
+            f"--method {args.method} prunes dense networks; this one has convolutions or "
+            "pooling: prune it with --method nettrim, or with the L0 methods through "
+            "nettrim.torch.prune_model"
+        )
 
 
 def _check_method_options(args: argparse.Namespace, l0: bool) -> None:
@@ -529,7 +547,11 @@ def _open_run_dir(args: argparse.Namespace):
 
     identity = {k: v for k, v in vars(args).items() if k not in _NOT_IDENTITY}
     identity["network"] = file_digest(args.network)
-    identity["inputs"] = file_digest(args.inputs)
+    identity["inputs"] = (
+        _store_digest(args.inputs, file_digest)
+        if os.path.isdir(args.inputs)
+        else file_digest(args.inputs)
+    )
     identity["nettrim"] = __version__
     try:
         return RunDirectory(args.run_dir, identity)
@@ -537,6 +559,14 @@ def _open_run_dir(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--run-dir {args.run_dir}: {exc.strerror or exc}") from None
+
+
+def _store_digest(path: str, file_digest) -> str:
+    """The identity of an activation store: the SHA-256 of its files' names and digests."""
+    import hashlib
+
+    lines = [f"{name} {file_digest(os.path.join(path, name))}" for name in sorted(os.listdir(path))]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _connect(address: str):
@@ -727,7 +757,7 @@ def _relative_discrepancy(network, pruned, X: np.ndarray) -> float:
 def _inexact(result, report) -> str | None:
     """Why the pruned network should not be written silently (``None``: nothing)."""
     by_status: dict[Any, list[int]] = {}
-    for l, res in enumerate(result.layers):
+    for l, res in zip(result.network.prunable, result.layers, strict=True):
         if not res.success:
             by_status.setdefault(res.status, []).append(l)
     reasons = [
@@ -786,10 +816,10 @@ def _verify(args: argparse.Namespace) -> int:
             f"but {args.original} has {_dims(original)} and {list(original.activations)}; "
             "a pruned network keeps its original's shapes"
         )
-    X = _read_inputs(args.inputs, original.dims[0])
+    X = _read_inputs(args.inputs, original)
     if args.json is not None:
         _check_destination("--json", args.json, (args.original, args.pruned, args.inputs))
-    options = _scheme_options(args, len(original))
+    options = _scheme_options(args, original)
     if args.feas_tol is not None:
         options["feas_tol"] = _check_number("--feas-tol", args.feas_tol, low=0.0)
     options["allow_loose_tol"] = args.allow_loose_tol
@@ -851,7 +881,9 @@ def _write_network(network, path: str, original, source: str, *, dense: bool) ->
 
 
 def _parameters(network) -> int:
-    return network.nnz + sum(0 if layer.b is None else layer.b.size for layer in network.layers)
+    return network.nnz + sum(
+        0 if network[l].b is None else network[l].b.size for l in network.prunable
+    )
 
 
 def _format_written(written: dict[str, Any]) -> str:
@@ -863,25 +895,16 @@ def _format_written(written: dict[str, Any]) -> str:
     )
 
 
-def _read_inputs(path: str, width: int) -> np.ndarray:
-    """The calibration inputs: a 2-D finite numeric ``.npy`` array with ``width`` columns."""
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(len(_NPY_MAGIC))
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if head.startswith(_ZIP_MAGIC):
-        raise UsageError(
-            f"{path} is a .npz archive; --inputs takes one array saved with np.save (.npy)"
-        )
-    if head != _NPY_MAGIC:
-        raise UsageError(f"{path} is not a .npy file; save the inputs with np.save")
-    try:
-        X = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise UsageError(f"{path}: cannot be read without pickles ({exc})") from None
-    if X.dtype.kind not in "biuf":
-        raise UsageError(f"{path} has dtype {X.dtype}; the inputs must be real numbers")
+def _read_inputs(path: str, network) -> np.ndarray:
+    """The calibration inputs of ``network``: a finite numeric ``.npy`` array of its input
+    samples (2-D rows for a dense first layer, NCHW images for a convolution), or an
+    activation store directory (the first module's recorded input, :mod:`nettrim.store`)."""
+    if os.path.isdir(path):
+        return _read_store_inputs(path, network)
+    X = _read_npy(path)
+    if not network.is_dense:
+        return _check_images(path, X, network)
+    width = network.dims[0]
     if X.ndim != 2:
         hint = f" (one sample? use X.reshape(1, {width}))" if X.shape == (width,) else ""
         raise UsageError(
@@ -896,11 +919,76 @@ def _read_inputs(path: str, width: int) -> np.ndarray:
             f"{path} has {X.shape[1]} columns but the network's first layer takes {width} "
             f"inputs; one sample per row{hint}"
         )
+    return _finite(path, X)
+
+
+def _read_npy(path: str) -> np.ndarray:
+    """One numeric array saved with ``np.save``, read without pickles."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_NPY_MAGIC))
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if head.startswith(_ZIP_MAGIC):
+        raise UsageError(
+            f"{path} is a .npz archive; --inputs takes one array saved with np.save (.npy) "
+            "or an activation store directory"
+        )
+    if head != _NPY_MAGIC:
+        raise UsageError(f"{path} is not a .npy file; save the inputs with np.save")
+    try:
+        X = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise UsageError(f"{path}: cannot be read without pickles ({exc})") from None
+    if X.dtype.kind not in "biuf":
+        raise UsageError(f"{path} has dtype {X.dtype}; the inputs must be real numbers")
+    return X
+
+
+def _finite(path: str, X: np.ndarray) -> np.ndarray:
+    """``X`` as float32 (when it is) or float64, after checking every value is finite."""
     X = X.astype(np.float32 if X.dtype == np.float32 else np.float64, copy=False)
     if not np.isfinite(X).all():
         bad = int(np.count_nonzero(~np.isfinite(X)))
         raise UsageError(f"{path} holds {bad} NaN or infinite value(s); all must be finite")
     return X
+
+
+def _check_images(path: str, X: np.ndarray, network) -> np.ndarray:
+    """Inputs of a network with convolutions: ``(n, c, h, w)``, the first layer's shape."""
+    sample = tuple(network.shapes[0])
+    dims = ", ".join(map(str, sample))
+    if X.ndim != 1 + len(sample) or tuple(X.shape[1:]) != sample:
+        hint = ""
+        if X.ndim == 2 and X.shape[1] == math.prod(sample):
+            hint = f" (flattened images? save X.reshape(-1, {dims}))"
+        elif X.ndim == 4 and tuple(X.shape[1:]) == (*sample[1:], sample[0]):
+            hint = " (NHWC? save X.transpose(0, 3, 1, 2))"
+        raise UsageError(
+            f"{path} has shape {X.shape} but the network's first layer "
+            f"({type(network[0]).__name__}) takes shape (n, {dims})"
+            + (", NCHW images" if len(sample) == 3 else "")
+            + hint
+        )
+    if X.shape[0] == 0:
+        raise UsageError(f"{path} has no samples; give at least one")
+    return _finite(path, X)
+
+
+def _read_store_inputs(path: str, network) -> np.ndarray:
+    """An activation store as ``--inputs``: the network's input rebuilt from the store's
+    first module (:func:`nettrim.store.network_input`)."""
+    from .store import StoreError, network_input, open_store
+
+    try:
+        X = network_input(open_store(path), network)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    except (OSError, KeyError, TypeError) as exc:  # a manifest written by hand, damaged
+        raise UsageError(f"{path}: cannot be read as an activation store ({exc})") from None
+    if X.shape[0] == 0:
+        raise UsageError(f"{path} records no samples")
+    return _finite(path, X)
 
 
 def _check_destination(option: str, path: str, sources: Sequence[str]) -> None:
@@ -926,9 +1014,12 @@ def _check_number(option: str, value, **bounds) -> Any:
         raise UsageError(str(exc)) from None
 
 
-def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
-    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked; for
-    verify, what is not given is left out (the record of the pruning decides)."""
+def _scheme_options(args: argparse.Namespace, network) -> dict[str, Any]:
+    """``eps``, ``gamma``, ``kappa``, ``active_tol`` for net_trim / verify, checked (one
+    budget per layer with weights: pooling and flattening have none); for verify, what is
+    not given is left out (the record of the pruning decides)."""
+    n_layers = len(network.prunable)
+    layers = "layers" if network.is_dense else "layers with weights (dense or conv)"
     options: dict[str, Any] = {"scheme": args.scheme}
     if args.active_tol is not None:  # None: verify takes the recorded one
         options["active_tol"] = _check_number("--active-tol", args.active_tol, low=0.0)
@@ -942,7 +1033,7 @@ def _scheme_options(args: argparse.Namespace, n_layers: int) -> dict[str, Any]:
             )
         if len(eps) not in (1, n_layers):
             raise UsageError(
-                f"--eps has {len(eps)} values but the network has {n_layers} layers; give "
+                f"--eps has {len(eps)} values but the network has {n_layers} {layers}; give "
                 "one, or one per layer"
             )
         eps = eps[0] if len(eps) == 1 else eps
@@ -990,13 +1081,13 @@ def _warnings_to_stderr(verb: str):
 def _layer_rows(network, result, report, X: np.ndarray) -> list[dict[str, Any]]:
     """Per layer: the counts, and the realized discrepancy against the budget (absolute,
     and relative to ``||Y^(l)||_F``)."""
-    outputs = network.record(X)[1:]
+    outputs = network.record(X)
     rows = []
-    for l, (layer, res, rep, Y) in enumerate(
-        zip(network.layers, result.layers, report.layers, outputs, strict=True)
-    ):
+    for i, (res, rep) in enumerate(zip(result.layers, report.layers, strict=True)):
+        l = network.prunable[i]  # the layer's position: pooling and flattening count
+        layer, Y = network[l], outputs[l + 1]
         norm = float(np.linalg.norm(Y))
-        radius = float(np.linalg.norm(np.atleast_1d(result.radii[l])))
+        radius = float(np.linalg.norm(np.atleast_1d(result.radii[i])))
         rows.append(
             {
                 "layer": l,
@@ -1090,7 +1181,8 @@ def _sweep(args: argparse.Namespace) -> int:
     from .sweep import sweep
 
     network = _read_network(args.network)
-    X = _read_inputs(args.inputs, network.dims[0])
+    X = _read_inputs(args.inputs, network)
+    _check_l0_network(args, network)
     l0 = args.method != NETTRIM
     grid, other = (args.sparsity, "--eps") if l0 else (args.eps, "--sparsity")
     if grid is None:
@@ -1098,7 +1190,7 @@ def _sweep(args: argparse.Namespace) -> int:
                          "values; give them, comma-separated")  # fmt: skip
     if (args.eps if l0 else args.sparsity) is not None:
         raise UsageError(f"{other} does not apply to --method {args.method}")
-    evaluation = X if args.eval_inputs is None else _read_inputs(args.eval_inputs, X.shape[1])
+    evaluation = X if args.eval_inputs is None else _read_inputs(args.eval_inputs, network)
     labels = None if args.labels is None else _read_labels(args.labels, evaluation.shape[0])
     if args.json is not None:
         _check_destination("--json", args.json, (args.network, args.inputs))

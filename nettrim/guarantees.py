@@ -52,13 +52,14 @@ from typing import Any
 import numpy as np
 
 from .budgets import absolute_radius, cascade_budget
+from .conv import patch_multiplicity
 from .layer import LayerResult
-from .network import DenseLayer, Network
+from .network import Conv2dLayer, DenseLayer, MaxPool2dLayer, Network
 from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES, NetTrimResult
 from .solvers import AdmmSettings
 from .solvers.exact import ZERO_RTOL
 from .solvers.feasibility import EXACT_FEAS_TOL, allowed_residual, allowed_violation
-from .validation import as_float_dtype, check_choice, check_matrix, check_scalar
+from .validation import as_float_dtype, check_choice, check_network_inputs, check_scalar
 
 #: Relative slack for comparing a realized value with a bound computed from the same
 #: floating-point data (both are sums of the same products; 1e-9 covers their rounding).
@@ -137,6 +138,11 @@ def link_normalize(network: Network, *, include_bias: bool = True) -> LinkNormal
     """
     if not isinstance(network, Network):
         raise TypeError(f"network must be a nettrim.Network, got {type(network).__name__}")
+    if not network.is_dense:
+        raise ValueError(
+            "link_normalize rescales dense ReLU/linear chains; this network has convolutions "
+            "or pooling (verify bounds it through each layer's Lipschitz constant instead)"
+        )
     scale = 1.0
     layers, scales = [], []
     for l, layer in enumerate(network.layers):
@@ -156,10 +162,10 @@ def link_normalize(network: Network, *, include_bias: bool = True) -> LinkNormal
 
 
 def link_norms(network: Network, *, include_bias: bool = True) -> tuple[float, ...]:
-    """Entry-wise ``||W~_l||_1`` of every layer."""
+    """Entry-wise ``||W~_l||_1`` of every layer with weights (dense and conv)."""
     return tuple(
         float(np.abs(layer.augmented_weights if include_bias else layer.W).sum())
-        for layer in network.layers
+        for layer in (network[l] for l in network.prunable)
     )
 
 
@@ -283,16 +289,22 @@ class Check:
 
 @dataclass(frozen=True)
 class LayerReport:
-    """Figures of one layer on the calibration inputs.
+    """Figures of one layer with weights (dense or conv) on the calibration inputs.
 
-    ``discrepancy`` is the layer's output discrepancy on its scheme input (in the cascade it
-    is the network's ``D_l``); ``residual`` is ``r_l``, ``off_support`` is ``q_l``,
+    ``layer`` is the layer's position in the network (pooling and flattening count);
+    every figure is measured on the rows of the layer's dense program (a convolution's
+    patch rows, :meth:`~nettrim.network.Conv2dLayer.program_input`). ``discrepancy`` is
+    the layer's output discrepancy on its scheme input (in the cascade it is the
+    network's ``D_l``); ``residual`` is ``r_l``, ``off_support`` is ``q_l``,
     ``realized_bound`` is ``e_l``; ``radius`` the claimed absolute budget (``nan`` unknown;
     the norm of the per-column radii in per-neuron mode) and ``allowed_residual`` the
     residual the tolerance ``feas_tol`` allows; ``violation`` the largest ``Zhat - V`` off
     Omega and ``allowed_violation`` its allowance; ``feasible`` whether the layer meets its
     budget to ``feas_tol`` (``None`` when no budget is known), ``exact`` whether it meets it
-    without the tolerance (every column's ball, no violation).
+    without the tolerance (every column's ball, no violation). ``spectral_norm`` is the
+    pruned dense weights' ``||What||_2``; ``lipschitz`` the pruned layer's Lipschitz
+    constant on its input, which chains the bounds: ``||What||_2`` for a dense layer,
+    ``sqrt(m) ||What||_2`` for a convolution (``docs/verify.md``).
     """
 
     layer: int
@@ -312,6 +324,7 @@ class LayerReport:
     allowed_violation: float = math.nan
     feas_tol: float = math.nan
     exact: bool | None = None
+    lipschitz: float = math.nan
 
     @property
     def budget(self) -> str:
@@ -373,7 +386,7 @@ class VerificationReport:
             f"budgets judged at feasibility tolerance {self.tolerance}",
             f"{'layer':>5} {'shape':>9} {'nnz':>7} {'discrep.':>10} {'e_l':>10} "
             f"{'residual':>10} {'radius':>10} {'violation':>9} {'budget':>10} {'tol':>7} "
-            f"{'||W||_2':>8} {'T3 P':>8} {'n':>6}",
+            f"{'||W||_2':>8} {'T3 P':>8} {'n':>6}" + (f" {'Lip':>8}" if self._convolutions else ""),
         ]
         for rep in self.layers:
             lines.append(
@@ -382,6 +395,7 @@ class VerificationReport:
                 f"{rep.radius:>10.4g} {rep.violation:>9.2g} {rep.budget:>10} "
                 f"{rep.feas_tol:>7.2g} {rep.spectral_norm:>8.3g} "
                 f"{rep.theorem3_samples:>8.0f} {rep.samples:>6}"
+                + (f" {rep.lipschitz:>8.3g}" if self._convolutions else "")
             )
         lines.append(
             "budget: residual <= radius and violation <= 0 ('met'), or within the allowance "
@@ -396,6 +410,16 @@ class VerificationReport:
         return "\n".join(lines)
 
     __str__ = summary
+
+    @property
+    def _convolutions(self) -> bool:
+        """Whether some layer's Lipschitz constant is not its ``||What||_2`` (a convolution
+        whose pixels feed several patches): the table then shows both."""
+        return any(
+            not math.isclose(rep.lipschitz, rep.spectral_norm, rel_tol=1e-6)
+            for rep in self.layers
+            if math.isfinite(rep.lipschitz)
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -422,6 +446,45 @@ def _only_hidden_widths_differ(original: Network, pruned: Network) -> bool:
     """Whether ``pruned`` looks shrunk from ``original``: same depth, inputs and outputs."""
     a, b = original.dims, pruned.dims
     return len(a) == len(b) and a[0] == b[0] and a[-1] == b[-1] and a != b
+
+
+def _geometry(layer) -> tuple:
+    """A layer's kind and the shape of what it computes (its weights left out)."""
+    if isinstance(layer, Conv2dLayer):
+        return ("conv2d", layer.in_shape, layer.kernel_size, layer.stride, layer.padding,
+                layer.dilation)  # fmt: skip
+    if isinstance(layer, MaxPool2dLayer):
+        return ("maxpool2d", layer.kernel_size)
+    return (type(layer).__name__,)
+
+
+def _same_structure(a: Network, b: Network) -> bool:
+    return len(a) == len(b) and all(
+        _geometry(x) == _geometry(y) for x, y in zip(a.layers, b.layers, strict=True)
+    )
+
+
+def _kinds(network: Network) -> str:
+    return "-".join(type(layer).__name__.removesuffix("Layer") for layer in network.layers)
+
+
+def _chain_notes(net_hat: Network) -> list[str]:
+    """How the bounds chain through a network with convolutions or pooling."""
+    if net_hat.is_dense:
+        return []
+    convs = [
+        f"layer {l}: m = "
+        f"{patch_multiplicity(layer.kernel_size, stride=layer.stride, dilation=layer.dilation)}"
+        for l, layer in enumerate(net_hat.layers)
+        if isinstance(layer, Conv2dLayer)
+    ]
+    return [
+        "bounds chained through each layer's Lipschitz constant (column 'Lip'): "
+        "sqrt(m) ||What||_2 for a convolution, m the most patches one input pixel falls in ("
+        + ", ".join(convs)
+        + "); non-overlapping max-pooling and flattening are 1-Lipschitz; Theorems 1-2 are "
+        "stated for dense chains and not applied (docs/verify.md)"
+    ]
 
 
 def verify(
@@ -454,8 +517,11 @@ def verify(
         from a file written by ``nettrim prune`` (:func:`with_pruning_record`), also supplies
         the scheme, the budgets and the tolerance each layer was solved to; the options
         below override them (a claim to check).
-    X : array-like of shape (n, d_0)
+    X : array-like of shape (n, d_0), or (n, c, h, w) for a network with convolutions
         The calibration inputs the network was pruned with (the guarantees are about them).
+        With convolutions and pooling every layer with weights is checked on its dense
+        program's rows and the bounds chain through each layer's ``lipschitz()``
+        (``docs/verify.md``); Theorems 1-2, stated for dense chains, are not applied.
     scheme : {"parallel", "cascade"}, optional
         ``"parallel"`` when neither given nor recorded; must agree with the record.
     eps : float or list, optional
@@ -494,6 +560,11 @@ def verify(
         raise TypeError(
             f"pruned must be a nettrim.Network or a NetTrimResult, got {type(pruned).__name__}"
         )
+    if not _same_structure(original, net_hat):
+        raise ValueError(
+            "pruned and original have different layers (kinds or convolution/pooling "
+            f"geometry): {_kinds(net_hat)} vs {_kinds(original)}; they must match"
+        )
     if original.dims != net_hat.dims or original.activations != net_hat.activations:
         raise ValueError(
             f"pruned has dims {net_hat.dims} and activations "
@@ -509,7 +580,7 @@ def verify(
         )
     record = pruning_record(result) if result is not None else net_hat.metadata.get(PRUNING_KEY)
     claims = _claims(
-        len(original),
+        len(original.prunable),
         record,
         dict(
             scheme=scheme,
@@ -523,18 +594,14 @@ def verify(
         feas_tol,
         allow_loose_tol,
     )
-    dtype = as_float_dtype(X)
-    X = check_matrix("X", X, dtype)
-    if X.shape[1] != original.dims[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} columns but the network expects {original.dims[0]} inputs"
-        )
+    X = check_network_inputs(original, X, as_float_dtype(X))
     mu = check_scalar("mu", mu, low=1.0, low_inclusive=False)
     figures = _measure(original, net_hat, X, claims, mu)
     figures.normalized = all(abs(c - 1.0) <= link_tol for c in figures.norms)
     figures.pruned_within = all(c <= 1.0 + link_tol for c in link_norms(net_hat))
     checks = [c for build in _CHECKS[claims.scheme] for c in build(figures, rtol)]
     notes = [
+        *_chain_notes(net_hat),
         "Theorem 3 (sample complexity) assumes Gaussian inputs, no bias and eps = 0; it is "
         "not checked from data: column 'T3 P' is (11 s + 7) mu log N for the densest pruned "
         f"neuron (mu = {mu}), column 'n' the samples used.",
@@ -663,7 +730,10 @@ class _Figures:
     budgets (``None`` where unknown); ``off_nominal[l]`` is ``||(V_l)_+ on Omega^c||``;
     ``gamma_eff`` the cascade's realized ``gamma~_l``; ``norms`` the original's link norms,
     ``normalized`` whether they are all 1, ``pruned_within`` whether the pruned network's
-    are at most 1; ``target_norms[l]`` is ``||Y^(l)||_F``.
+    are at most 1; ``target_norms[l]`` is ``||Y^(l)||_F``; ``lipschitz[l]`` the pruned
+    network's layer ``l``'s Lipschitz constant, ``dense`` whether every layer is dense.
+    ``layers``, ``radii``, ``off_nominal``, ``relu`` and the verdicts have one entry per
+    weighted layer, ``D`` and ``lipschitz`` one per layer.
     """
 
     claims: _Claims
@@ -675,6 +745,8 @@ class _Figures:
     gamma_eff: list[float]
     target_norms: list[float]
     norms: tuple[float, ...]
+    lipschitz: list[float] = field(default_factory=list)
+    dense: bool = True
     normalized: bool = False
     pruned_within: bool = False
     relu: list[bool] = field(default_factory=list)
@@ -691,7 +763,8 @@ class _Figures:
 
 
 def _measure(original: Network, net_hat: Network, X: np.ndarray, claims: _Claims, mu: float):
-    """Every layer's figures on ``X`` (:class:`_Figures`, link normalization left to set)."""
+    """Every layer's figures on ``X`` (:class:`_Figures`, link normalization left to set),
+    each weighted layer's on the rows of its dense program."""
     Y = original.record(X)
     Y_hat = net_hat.record(X)
     fig = _Figures(
@@ -704,43 +777,57 @@ def _measure(original: Network, net_hat: Network, X: np.ndarray, claims: _Claims
         gamma_eff=[],
         target_norms=[],
         norms=link_norms(original),
+        lipschitz=[layer.lipschitz() for layer in net_hat.layers],
+        dense=original.is_dense,
     )
-    for l, layer in enumerate(original.layers):
-        inp = Y[l] if claims.scheme == "parallel" else Y_hat[l]
-        radius, upper = _budget(layer, l, len(original), inp, Y[l + 1], claims)
-        _measure_layer(fig, l, layer, net_hat[l], inp, radius, upper, mu)
-        if claims.scheme == "cascade" and l > 0:
+    positions = original.prunable
+    for i, l in enumerate(positions):
+        layer = original[l]
+        program = _program(layer)
+        inp = layer.program_input(Y[l] if claims.scheme == "parallel" else Y_hat[l])
+        out = layer.program_output(Y[l + 1])
+        radius, upper = _budget(program, i, len(positions), inp, out, claims)
+        _measure_layer(fig, l, program, net_hat[l], inp, out, radius, upper, mu)
+        if claims.scheme == "cascade" and i > 0:
             e = fig.layers[-1].realized_bound
-            base = float(np.linalg.norm((Y_hat[l] - Y[l]) @ layer.W))
-            g = claims.gammas[l - 1]
+            base = float(np.linalg.norm((inp - layer.program_input(Y[l])) @ layer.W))
+            g = claims.gammas[i - 1]
             fig.gamma_eff.append(max(g, e**2 / base**2) if base > 0 else (g if e == 0 else np.inf))
     return fig
 
 
-def _budget(layer: DenseLayer, l: int, n_layers: int, inp, out, claims: _Claims):
-    """Layer ``l``'s claimed absolute radius (``None`` without a claim) and its bound ``V``
-    off Omega (``None``: 0), by the rule of :mod:`nettrim.budgets`."""
+def _program(layer) -> DenseLayer:
+    """A weighted layer's dense program (a dense layer is its own)."""
+    if isinstance(layer, DenseLayer):
+        return layer
+    return DenseLayer(layer.W, layer.b, layer.activation)
+
+
+def _budget(layer: DenseLayer, i: int, n_layers: int, inp, out, claims: _Claims):
+    """The ``i``-th weighted layer's claimed absolute radius (``None`` without a claim) and
+    its bound ``V`` off Omega (``None``: 0), by the rule of :mod:`nettrim.budgets`."""
     if claims.eps is None:
         return None, None
-    if claims.scheme == "parallel" or l == 0:
+    if claims.scheme == "parallel" or i == 0:
         return absolute_radius(
-            out, claims.eps[l if claims.scheme == "parallel" else 0], claims.per_neuron
+            out, claims.eps[i if claims.scheme == "parallel" else 0], claims.per_neuron
         ), None
     return cascade_budget(
         layer,
         inp,
         out,
-        gamma=claims.gammas[l - 1],
-        kappa=claims.kappa if l == n_layers - 1 else 1.0,
+        gamma=claims.gammas[i - 1],
+        kappa=claims.kappa if i == n_layers - 1 else 1.0,
         per_neuron=claims.per_neuron,
         active_tol=claims.active_tol,
         cascade_bound=claims.cascade_bound,
     )
 
 
-def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, mu) -> None:
-    """Append layer ``l``'s figures to ``fig``: its report, budget verdicts and bounds."""
-    claims, out = fig.claims, fig.Y[l + 1]
+def _measure_layer(fig: _Figures, l: int, layer, network_hat, inp, out, radius, upper, mu):
+    """Append layer ``l``'s figures to ``fig``: its report, budget verdicts and bounds;
+    ``layer`` is the original's dense program, ``inp`` and ``out`` its rows."""
+    claims, layer_hat = fig.claims, _program(network_hat)
     Z_hat = layer_hat.preactivation(inp)
     if layer.activation == "relu":
         omega = out > claims.active_tol
@@ -754,7 +841,7 @@ def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, 
     else:
         R, q, violation, off, targets = Z_hat - out, 0.0, 0.0, 0.0, out
     r = float(np.linalg.norm(R))
-    tol = claims.tols[l]
+    tol = claims.tols[len(fig.layers)]
     ball_ok = bounds_ok = exact = None
     allowed_r = allowed_v = math.nan
     if radius is not None:
@@ -789,6 +876,7 @@ def _measure_layer(fig: _Figures, l: int, layer, layer_hat, inp, radius, upper, 
             allowed_violation=allowed_v,
             feas_tol=tol,
             exact=exact,
+            lipschitz=fig.lipschitz[l],
         )
     )
     fig.radii.append(radius)
@@ -828,11 +916,11 @@ def _norm_text(fig: _Figures) -> str:
 def _budget_checks(fig: _Figures, rtol: float) -> list[Check]:
     """Each layer meets the budget claimed for it (ball and bounds off Omega), to its tol."""
     checks = []
-    for rep, ball_ok, bounds_ok in zip(fig.layers, fig.ball_ok, fig.bounds_ok, strict=True):
+    for i, (rep, ball_ok) in enumerate(zip(fig.layers, fig.ball_ok, strict=True)):
         if ball_ok is None:
             continue
-        l = rep.layer
-        per = " (per neuron)" if np.ndim(fig.radii[l]) else ""
+        l, bounds_ok = rep.layer, fig.bounds_ok[i]
+        per = " (per neuron)" if np.ndim(fig.radii[i]) else ""
         checks.append(
             Check(
                 f"budget, layer {l}: ||(Zhat - Y)_Omega||_F <= radius{per}",
@@ -845,7 +933,7 @@ def _budget_checks(fig: _Figures, rtol: float) -> list[Check]:
                 tolerance=rep.feas_tol,
             )
         )
-        if fig.relu[l]:
+        if fig.relu[i]:
             checks.append(
                 Check(
                     f"budget, layer {l}: max (Zhat - V) off Omega <= 0",
@@ -863,7 +951,7 @@ def _budget_checks(fig: _Figures, rtol: float) -> list[Check]:
 
 def _proposition1(fig: _Figures, rtol: float) -> list[Check]:
     checks = []
-    for rep in fig.layers:
+    for i, rep in enumerate(fig.layers):
         l = rep.layer
         checks.append(
             _realized(
@@ -875,7 +963,7 @@ def _proposition1(fig: _Figures, rtol: float) -> list[Check]:
                 rtol,
             )
         )
-        if rep.feasible is not None and (fig.claims.scheme == "parallel" or l == 0):
+        if rep.feasible is not None and (fig.claims.scheme == "parallel" or i == 0):
             checks.append(
                 _tolerated(
                     f"Proposition 1 (nominal eps), layer {l}",
@@ -892,18 +980,38 @@ def _proposition1(fig: _Figures, rtol: float) -> list[Check]:
 
 
 def _parallel_any(fig: _Figures, rtol: float) -> list[Check]:
-    chained = 0.0
-    for rep in fig.layers:
-        chained = rep.realized_bound + rep.spectral_norm * chained
-    name = "parallel bound, any network: D_L <= e_L + ||What_L||_2 D_(L-1) (chained)"
+    """``D_l <= e_l + Lip(What_l) D_(l-1)`` through every weighted layer and
+    ``D_l <= Lip_l D_(l-1)`` through pooling and flattening (``Lip_l = 1``)."""
+    chained, e = 0.0, {rep.layer: rep.realized_bound for rep in fig.layers}
+    for l, lipschitz in enumerate(fig.lipschitz):
+        chained = e.get(l, 0.0) + lipschitz * chained
+    if fig.dense:
+        name = "parallel bound, any network: D_L <= e_L + ||What_L||_2 D_(L-1) (chained)"
+    else:
+        name = "parallel bound, any network: D_L <= e_L + Lip(What_L) D_(L-1) (chained)"
     return [_realized(name, "none", True, chained, fig.D[-1], rtol)]
+
+
+def _after_last(fig: _Figures) -> float:
+    """The Lipschitz constant of the layers after the last weighted one (1 or none)."""
+    return float(np.prod(fig.lipschitz[fig.layers[-1].layer + 1 :]))
+
+
+def _dense_only(fig: _Figures, theorem: str) -> str:
+    return (
+        ""
+        if fig.dense
+        else f"{theorem} is stated for dense chains (a convolution's Lipschitz constant "
+        "can exceed its ||W~||_1); see the bound for any network"
+    )
 
 
 def _theorem1(fig: _Figures, rtol: float) -> list[Check]:
     bound = float(sum(rep.realized_bound for rep in fig.layers))
     note = "" if fig.normalized else "Theorem 1 not applicable; see the bound for any network"
+    note = _dense_only(fig, "Theorem 1") or note
     assumption = _norm_text(fig) + " and pruned ||What~_l||_1 <= 1"
-    applies = fig.normalized and fig.pruned_within
+    applies = fig.dense and fig.normalized and fig.pruned_within
     return [
         _realized("Theorem 1: D_L <= sum_l e_l", assumption, applies, bound, fig.D[-1], rtol, note)
     ]
@@ -915,7 +1023,7 @@ def _theorem1_nominal(fig: _Figures, rtol: float) -> list[Check]:
     bound = float(sum(rep.radius for rep in fig.layers))
     allowed = float(sum(rep.allowed_residual for rep in fig.layers))
     assumption = _norm_text(fig) + "; every layer meets its budget"
-    applies = fig.normalized and fig.pruned_within
+    applies = fig.dense and fig.normalized and fig.pruned_within
     return [
         _tolerated(
             "Theorem 1 (nominal): D_L <= sum_l eps_l",
@@ -926,21 +1034,23 @@ def _theorem1_nominal(fig: _Figures, rtol: float) -> list[Check]:
             allowed,
             fig.tol,
             rtol,
+            _dense_only(fig, "Theorem 1"),
         )
     ]
 
 
 def _cascade_any(fig: _Figures, rtol: float) -> list[Check]:
     name = "cascade bound, any network: D_L <= e_L (e_L on the pruned input)"
-    return [_realized(name, "none", True, fig.layers[-1].realized_bound, fig.D[-1], rtol)]
+    bound = fig.layers[-1].realized_bound * _after_last(fig)
+    return [_realized(name, "none", True, bound, fig.D[-1], rtol)]
 
 
 def _cascade_nominal(fig: _Figures, rtol: float) -> list[Check]:
     if not fig.known:
         return []
     checks = []
-    for l, rep in enumerate(fig.layers):
-        off = fig.off_nominal[l]
+    for i, rep in enumerate(fig.layers):
+        off, l = fig.off_nominal[i], rep.layer
         name = (
             f"cascade bound (nominal): D_{l + 1}^2 <= eps_{l + 1}^2 + "
             f"||(V_{l + 1})_+ on Omega^c||^2"
@@ -965,11 +1075,13 @@ def _theorem2(fig: _Figures, rtol: float) -> list[Check]:
     note = "gamma~ = " + ", ".join(f"{g:.4g}" for g in fig.gamma_eff)
     if not fig.normalized:
         note += "; Theorem 2 not applicable, see the bound for any network"
+    if not fig.dense:
+        note += "; " + _dense_only(fig, "Theorem 2")
     return [
         _realized(
             "Theorem 2: D_L <= e_1 sqrt(prod gamma~_l)",
             _norm_text(fig),
-            fig.normalized,
+            fig.dense and fig.normalized,
             bound,
             fig.D[-1],
             rtol,
@@ -987,13 +1099,14 @@ def _theorem2_nominal(fig: _Figures, rtol: float) -> list[Check]:
         _tolerated(
             "Theorem 2 (nominal): D_L <= eps_1 sqrt(prod gamma_l)",
             _norm_text(fig) + "; every layer meets its budget",
-            fig.normalized,
+            fig.dense and fig.normalized,
             first.radius * factor,
             fig.D[-1],
             first.allowed_residual * factor,
             fig.tol,
             rtol,
-            note=f"kappa = {fig.claims.kappa:g} <= 1 only tightens it",
+            note=f"kappa = {fig.claims.kappa:g} <= 1 only tightens it"
+            + ("; " + _dense_only(fig, "Theorem 2") if not fig.dense else ""),
         )
     ]
 

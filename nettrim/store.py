@@ -19,12 +19,16 @@ take them like any array. What a solver then holds in RAM: the ADMM works on the
 ``X`` and ``Y`` must fit in memory, but never the whole recording; the L0 methods need only
 the Gram matrix ``X~^T X~``, which :class:`~nettrim.GramAccumulator` builds batch by batch
 (``record(..., statistics="gram")`` in :mod:`nettrim.torch`), so any calibration size fits.
+
+:func:`network_input` reads a :class:`~nettrim.Network`'s calibration input back from the
+store of its modules (``nettrim prune --inputs STORE``; ``docs/cli.md``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 from collections.abc import Mapping
@@ -217,3 +221,88 @@ def open_store(path: str | os.PathLike) -> Recording:
         rec.activation[name] = entry["activation"]
         rec.info[name] = {k: v for k, v in entry.items() if k not in ("X", "Y", "name")}
     return rec
+
+
+def network_input(recording: Recording, network) -> np.ndarray:
+    """The calibration input of ``network`` read back from a recording of its modules.
+
+    The recording must hold one module per layer with weights of ``network``, in order,
+    with the same kinds, shapes, programs (``"relu"`` / ``"linear"``) and convolution
+    geometry (the store :func:`nettrim.torch.export` writes beside its network file).
+    The input is the first module's recorded input: for a dense first layer its rows
+    themselves (the memory-map, not a copy); for a convolution, the NCHW images its patch
+    rows were cut from, every pixel copied back from a patch that holds it. A pixel that no
+    patch reads (possible with a stride larger than the kernel) is set to 0: it changes
+    no output of the network, so the forward pass and every program's rows are the
+    recorded images' exactly.
+
+    Raises
+    ------
+    StoreError
+        When the recording does not match ``network`` (the message names the module and
+        what differs) or holds Gram statistics only.
+    """
+    where = recording.path or "the recording"
+    if not recording.X:
+        raise StoreError(f"{where} holds Gram statistics only; the inputs need recorded rows")
+    positions = network.prunable
+    if len(recording.modules) != len(positions):
+        raise StoreError(
+            f"{where} records {len(recording.modules)} modules but the network has "
+            f"{len(positions)} layers with weights; use the store written with its network"
+        )
+    if positions[0] != 0:
+        raise StoreError("the network must start with a dense or conv layer to be fed a store")
+    for name, l in zip(recording.modules, positions, strict=True):
+        _check_module(recording, name, network[l], l, where)
+    first, layer = recording.modules[0], network[0]
+    X = recording.X[first]
+    if not hasattr(layer, "in_shape"):
+        return X
+    n, rest = divmod(X.shape[0], math.prod(layer.out_hw))
+    if rest:
+        raise StoreError(
+            f"{where}: module {first!r} has {X.shape[0]} patch rows, not a multiple of the "
+            f"{math.prod(layer.out_hw)} output pixels of its convolution"
+        )
+    return _images_from_patches(X, n, layer)
+
+
+def _check_module(recording: Recording, name: str, layer, l: int, where: str) -> None:
+    """Module ``name``'s recording is the program of network layer ``l``."""
+    info, (X, Y) = recording.info[name], recording[name]
+    kind = "conv2d" if hasattr(layer, "in_shape") else "linear"
+    problems = []
+    if info.get("kind") != kind:
+        problems.append(f"it is a {info.get('kind')} module, the layer a {kind} one")
+    elif kind == "conv2d":
+        for key in ("kernel_size", "stride", "padding", "dilation"):
+            if tuple(info.get(key, ())) != tuple(getattr(layer, key)):
+                problems.append(f"{key} {tuple(info.get(key, ()))} != {getattr(layer, key)}")
+    if (X.shape[1], Y.shape[1]) != layer.W.shape:
+        problems.append(f"its program is {X.shape[1]}x{Y.shape[1]}, the layer's {layer.W.shape}")
+    if recording.activation[name] != layer.activation:
+        problems.append(
+            f"its program is {recording.activation[name]!r}, the layer's {layer.activation!r}"
+        )
+    if problems:
+        raise StoreError(
+            f"{where}: module {name!r} does not match network layer {l}: " + "; ".join(problems)
+        )
+
+
+def _images_from_patches(P: np.ndarray, n: int, layer) -> np.ndarray:
+    """The NCHW images whose :func:`~nettrim.conv.im2col` patches are ``P`` (pixels no
+    patch reads left 0); one kernel tap at a time, so ``P`` is read in slices."""
+    c, h, w = layer.in_shape
+    (k_h, k_w), (s_h, s_w) = layer.kernel_size, layer.stride
+    (p_h, p_w), (d_h, d_w) = layer.padding, layer.dilation
+    h_out, w_out = layer.out_hw
+    taps = P.reshape(n, h_out, w_out, k_h, k_w, c)
+    images = np.zeros((n, c, h + 2 * p_h, w + 2 * p_w), dtype=P.dtype)
+    for a in range(k_h):
+        for b in range(k_w):
+            rows = slice(a * d_h, a * d_h + (h_out - 1) * s_h + 1, s_h)
+            cols = slice(b * d_w, b * d_w + (w_out - 1) * s_w + 1, s_w)
+            images[:, :, rows, cols] = taps[:, :, :, a, b, :].transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(images[:, :, p_h : p_h + h, p_w : p_w + w])

@@ -141,7 +141,9 @@ def sweep(
     for i, value in enumerate(grid):
         started = time.perf_counter()
         if method == "nettrim":
-            result = net_trim(network, X, eps=value, warm_start=previous, **options)
+            # a network with convolutions is solved stage by stage, without warm starts
+            warm = previous if network.is_dense else None
+            result = net_trim(network, X, eps=value, warm_start=warm, **options)
             previous = result
         else:
             result = prune_network(network, X, sparsity=value, method=method, **options)

@@ -140,11 +140,34 @@ def check_network(network) -> Network:
 
 
 def check_network_inputs(network: Network, X, dtype: np.dtype, *, name: str = "X") -> np.ndarray:
-    """``X`` checked as the network's input: 2-D, finite, one column per input."""
+    """``X`` checked as the network's input: finite, 2-D with one column per input for a
+    dense first layer, ``(n, *sample_shape)`` (NCHW images for a convolution) otherwise."""
+    if not network.is_dense:
+        return _check_samples(network, X, dtype, name)
     X = check_matrix(name, X, dtype)
     if X.shape[1] != network.dims[0]:
         raise ValueError(
             f"{name} has {X.shape[1]} columns but the network's first layer expects "
             f"{network.dims[0]} inputs"
         )
+    return X
+
+
+def _check_samples(network: Network, X, dtype: np.dtype, name: str) -> np.ndarray:
+    """The inputs of a network with convolutions or pooling: samples of its input shape."""
+    sample = tuple(network.shapes[0] or ())
+    X = np.asarray(X)
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} has dtype {X.dtype}; the inputs must be real numbers")
+    if X.ndim != 1 + len(sample) or tuple(X.shape[1:]) != sample or not len(X):
+        layout = " (NCHW images)" if len(sample) == 3 else ""
+        raise ValueError(
+            f"{name} has shape {X.shape}; the network's first layer "
+            f"({type(network[0]).__name__}) takes (n, {', '.join(map(str, sample))}){layout} "
+            "with n >= 1"
+        )
+    X = X.astype(dtype, copy=False)
+    if not np.isfinite(X).all():
+        bad = int(np.count_nonzero(~np.isfinite(X)))
+        raise ValueError(f"{name} holds {bad} NaN or infinite value(s); all must be finite")
     return X

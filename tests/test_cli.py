@@ -440,3 +440,160 @@ def test_an_inexact_run_exits_1_and_writes_nothing_unless_asked(capsys, files):
     record = Network.load(files["out"]).metadata["pruning"]
     assert {layer["status"] for layer in record["layers"]} == {"max_iter"}
     assert main(_verify(files)) == EXIT_FAILED  # its budgets are not met: verify says so
+
+
+# ---------------------------------------------------------------------------------------
+# networks with convolutions: NCHW inputs and activation stores
+
+
+SOLVER = "clarabel"
+
+
+@pytest.fixture
+def cnn_files(tmp_path):
+    """A small CNN file (conv + ReLU, 2x2 max-pool, flatten, linear) and NCHW inputs."""
+    from nettrim.conv import conv_weight_to_dense
+    from nettrim.network import Conv2dLayer, DenseLayer, FlattenLayer, MaxPool2dLayer
+
+    rng = np.random.default_rng(0)
+    conv = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 2, 3, 3))),
+        0.1 * rng.standard_normal(3),
+        in_shape=(2, 6, 6),
+        kernel_size=3,
+        padding=1,
+    )
+    dense = DenseLayer(rng.standard_normal((27, 4)), np.zeros(4), "linear")
+    Network((conv, MaxPool2dLayer(2), FlattenLayer(), dense)).save(tmp_path / "cnn.npz")
+    x = rng.standard_normal((10, 2, 6, 6))
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "flat.npy", x.reshape(10, -1))
+    np.save(tmp_path / "nhwc.npy", x.transpose(0, 2, 3, 1))
+    return {k: str(tmp_path / f"{k}.npy") for k in ("x", "flat", "nhwc")} | {
+        "net": str(tmp_path / "cnn.npz"),
+        "dir": tmp_path,
+    }
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_prune_and_verify_a_cnn_file_on_nchw_inputs(capsys, cnn_files, scheme):
+    out = str(cnn_files["dir"] / "pruned.npz")
+    argv = ["prune", cnn_files["net"], "--inputs", cnn_files["x"], "--out", out]
+    argv += ["--scheme", scheme, "--eps", "0.1", "--solver", SOLVER, "--n-jobs", "1", "--quiet"]
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    printed = capsys.readouterr().out
+    assert "guarantees (nettrim verify): OK" in printed
+    original, pruned = Network.load(cnn_files["net"]), Network.load(out)
+    assert pruned.nnz < original.nnz and pruned.prunable == (0, 3)
+    verify_argv = ["verify", cnn_files["net"], out, "--inputs", cnn_files["x"]]
+    assert main(verify_argv) == EXIT_OK
+    report = capsys.readouterr().out
+    assert report.splitlines()[0].endswith("OK") and "Lip" in report
+    assert main([*verify_argv, "--eps", "0.01"]) == EXIT_FAILED  # a tighter claim
+    assert "budget, layer 0" in capsys.readouterr().out.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        ("flat", "takes shape (n, 2, 6, 6), NCHW images (flattened images? save "
+         "X.reshape(-1, 2, 6, 6))"),
+        ("nhwc", "has shape (10, 6, 6, 2) but the network's first layer (Conv2dLayer) takes "
+         "shape (n, 2, 6, 6), NCHW images (NHWC? save X.transpose(0, 3, 1, 2))"),
+    ],
+)  # fmt: skip
+@pytest.mark.parametrize("verb", ["prune", "verify", "sweep"])
+def test_cnn_inputs_of_the_wrong_shape_exit_2_naming_the_shape(
+    capsys, cnn_files, inputs, message, verb
+):
+    net, out = cnn_files["net"], str(cnn_files["dir"] / "pruned.npz")
+    argv = {
+        "prune": ["prune", net, "--out", out],
+        "verify": ["verify", net, net],
+        "sweep": ["sweep", net, "--eps", "0.1"],
+    }[verb]
+    assert main([*argv, "--inputs", cnn_files[inputs]]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not os.path.exists(out)
+
+
+def test_l0_methods_and_per_layer_options_of_a_cnn_file(capsys, cnn_files):
+    out = str(cnn_files["dir"] / "pruned.npz")
+    argv = ["prune", cnn_files["net"], "--inputs", cnn_files["x"], "--out", out]
+    assert main([*argv, "--method", "admm", "--sparsity", "0.5"]) == EXIT_USAGE
+    assert "--method admm prunes dense networks" in capsys.readouterr().err
+    # one eps per layer with weights: the pool and the flatten have no budget
+    assert main([*argv, "--eps", "0.1,0.1,0.1,0.1"]) == EXIT_USAGE
+    assert "the network has 2 layers with weights (dense or conv)" in capsys.readouterr().err
+    assert not os.path.exists(out)
+
+
+def test_sweep_a_cnn_file(capsys, cnn_files):
+    argv = ["sweep", cnn_files["net"], "--inputs", cnn_files["x"], "--eps", "0.1,0.3"]
+    assert main([*argv, "--n-jobs", "1", "--quiet"]) == EXIT_OK, capsys.readouterr().err
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if "%" in line]
+    assert [float(r[0]) for r in rows] == [0.1, 0.3]
+    assert float(rows[0][1].rstrip("%")) < float(rows[1][1].rstrip("%"))  # looser: sparser
+
+
+def _torch_cnn():
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(27, 6), nn.ReLU(), nn.Linear(6, 3),
+    )  # fmt: skip
+    return model, torch.randn(24, 1, 8, 8)
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_an_exported_store_as_inputs_prunes_what_the_model_runs(capsys, tmp_path, scheme):
+    """export -> nettrim prune --inputs STORE -> load_pruned: the model's forward is the
+    pruned Network's; the weights are the ones pruned from inputs.npy, bit for bit."""
+    import torch
+
+    from nettrim.torch import export, load_pruned
+
+    model, x = _torch_cnn()
+    path = export(model, [x[:12], x[12:]], tmp_path / "export")
+    store = str(tmp_path / "export" / "store")
+    common = ["--eps", "0.1", "--scheme", scheme, "--solver", SOLVER, "--n-jobs", "1", "--quiet"]
+    for inputs, out in ((store, "from_store.npz"), (str(tmp_path / "export" / "inputs.npy"),
+                                                       "from_npy.npz")):  # fmt: skip
+        argv = ["prune", path, "--inputs", inputs, "--out", str(tmp_path / out), *common]
+        assert main(argv) == EXIT_OK, capsys.readouterr().err
+    capsys.readouterr()
+    pruned = Network.load(tmp_path / "from_store.npz")
+    from_npy = Network.load(tmp_path / "from_npy.npz")
+    for l in pruned.prunable:
+        np.testing.assert_array_equal(pruned[l].W, from_npy[l].W)
+    assert pruned.nnz < Network.load(path).nnz
+    load_pruned(model, tmp_path / "from_store.npz")
+    held_out = torch.randn(16, 1, 8, 8)
+    with torch.no_grad():
+        expected = model(held_out).numpy()
+    # float32 on both sides, the same products in another order: a few ulps of the outputs
+    np.testing.assert_allclose(pruned(held_out.numpy()), expected, rtol=1e-5, atol=1e-5)
+    verify_argv = ["verify", path, str(tmp_path / "from_store.npz"), "--inputs", store]
+    assert main(verify_argv) == EXIT_OK
+    assert capsys.readouterr().out.splitlines()[0].endswith("OK")
+
+
+def test_a_store_that_does_not_match_the_network_exits_2(capsys, tmp_path, cnn_files):
+    from nettrim.torch import export
+
+    model, x = _torch_cnn()
+    export(model, [x], tmp_path / "export")
+    store = str(tmp_path / "export" / "store")
+    out = str(tmp_path / "pruned.npz")
+    assert main(["prune", cnn_files["net"], "--inputs", store, "--out", out]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "records 3 modules but the network has 2 layers with weights" in err
+    os.remove(tmp_path / "export" / "store" / "manifest.json")  # an unfinished recording
+    path = str(tmp_path / "export" / "network.npz")
+    assert main(["prune", path, "--inputs", store, "--out", out]) == EXIT_USAGE
+    assert "the recording is unfinished" in capsys.readouterr().err
+    assert not os.path.exists(out)

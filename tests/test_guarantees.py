@@ -393,3 +393,117 @@ def test_per_neuron_budgets_from_the_file(tmp_path, random_network):
     assert not verify(net, pruned, X, eps=eps / 2).success
     with pytest.raises(ValueError, match="takes one eps"):
         verify(net, pruned, X, eps=[0.1, 0.1], per_neuron=False)
+
+
+# ---------------------------------------------------------------------------------------
+# networks with convolutions and pooling
+
+
+def small_cnn(seed=0):
+    """conv 3x3 (padding 1) + ReLU, 2x2 max-pool, conv 3x3 + ReLU, flatten, linear: two
+    convolutions so that a conv's Lipschitz constant enters the chained bound."""
+    from nettrim.conv import conv_weight_to_dense
+    from nettrim.network import Conv2dLayer, DenseLayer, FlattenLayer, MaxPool2dLayer
+
+    rng = np.random.default_rng(seed)
+    conv1 = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 1, 3, 3))),
+        0.1 * rng.standard_normal(3),
+        in_shape=(1, 8, 8),
+        kernel_size=3,
+        padding=1,
+    )
+    conv2 = Conv2dLayer(
+        conv_weight_to_dense(0.5 * rng.standard_normal((4, 3, 3, 3))),
+        0.1 * rng.standard_normal(4),
+        in_shape=(3, 4, 4),
+        kernel_size=3,
+    )
+    dense = DenseLayer(rng.standard_normal((16, 3)), np.zeros(3), "linear")
+    net = Network((conv1, MaxPool2dLayer(2), conv2, FlattenLayer(), dense))
+    return net, rng.standard_normal((12, 1, 8, 8))
+
+
+def true_operator_norm(layer, rng, iterations=60) -> float:
+    """A convolution's operator norm on images, from below: power iteration on A^T A for
+    the linear map A (no bias, no ReLU); the patch map's adjoint entry by entry,
+    ``(im2col^T R)_j = <im2col(e_j), R>``."""
+    import dataclasses as dc
+
+    linear = dc.replace(layer, b=None, activation="linear")
+    x = rng.standard_normal((1, *layer.in_shape))
+    basis = np.eye(x.size).reshape(x.size, *x.shape[1:])
+    patches_of_basis = [linear.program_input(e[None]) for e in basis]
+    for _ in range(iterations):
+        R = linear.program_output(linear(x)) @ linear.W.T
+        y = np.array([np.sum(P * R) for P in patches_of_basis]).reshape(x.shape)
+        x = y / np.linalg.norm(y)
+    return float(np.linalg.norm(linear(x)))
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_a_cnn_pruned_by_net_trim_verifies_at_its_own_eps(tmp_path, scheme):
+    net, x = small_cnn()
+    result = net_trim(net, x, scheme=scheme, eps=0.1, solver=SOLVER, n_jobs=1)
+    report = verify(net, result, x)
+    assert report.success, str(report)
+    assert [rep.layer for rep in report.layers] == [0, 2, 4]  # positions, pooling counted
+    assert all(rep.budget in ("met", "within tol") for rep in report.layers), str(report)
+    D = float(np.linalg.norm(result.network(x) - net(x)))
+    assert report.network_discrepancy[-1] == pytest.approx(D)
+    # the conv programs' rows: (sample, output pixel)
+    assert [rep.samples for rep in report.layers] == [12 * 64, 12 * 4, 12]
+    # the pruned file alone (record of the pruning) verifies, and a tighter claim fails
+    with_pruning_record(result).save(tmp_path / "pruned.npz")
+    pruned = Network.load(tmp_path / "pruned.npz")
+    assert verify(net, pruned, x).success
+    tighter = verify(net, pruned, x, eps=0.02)
+    assert not tighter.success
+    assert "budget, layer 0: ||(Zhat - Y)_Omega||_F <= radius" in [c.name for c in tighter.failed()]
+    # the theorems are stated for dense chains: reported, never applied
+    for check in report.checks:
+        if check.name.startswith("Theorem"):
+            assert not check.applicable and "dense chains" in check.note, check.summary()
+    any_network = check_named(report, f"{scheme} bound, any network")[0]
+    assert any_network.applicable and any_network.holds
+    assert any_network.bound >= D * (1 - 1e-12)
+
+
+def test_the_cnn_chained_bound_uses_each_convolution_s_operator_norm():
+    """Parallel: D_L <= e_L + Lip_L D_(L-1) with Lip of a conv sqrt(m) ||What||_2 (m = 9
+    here) — at least its true operator norm, which ||What||_2 alone is not; the chain the
+    report states equals the one recomputed here and bounds D_L."""
+    from nettrim.conv import patch_multiplicity
+
+    net, x = small_cnn(1)
+    result = net_trim(net, x, eps=0.2, solver=SOLVER, n_jobs=1)
+    report = verify(net, result, x)
+    rng = np.random.default_rng(0)
+    conv2 = result.network[2]
+    m = patch_multiplicity(conv2.kernel_size, stride=conv2.stride, dilation=conv2.dilation)
+    assert m == 9
+    lip = report.layers[1].lipschitz
+    assert lip == pytest.approx(3.0 * np.linalg.norm(conv2.W, 2))
+    true = true_operator_norm(conv2, rng)
+    assert np.linalg.norm(conv2.W, 2) < true <= lip * (1 + 1e-9)
+    e = [rep.realized_bound for rep in report.layers]
+    expected = e[2] + report.layers[2].lipschitz * (e[1] + lip * (1.0 * e[0]))  # pool: 1
+    (chained,) = check_named(report, "parallel bound, any network")
+    assert chained.bound == pytest.approx(expected, rel=1e-12)
+    assert chained.realized == pytest.approx(report.network_discrepancy[-1])
+    assert chained.holds and chained.bound >= chained.realized
+
+
+def test_verify_refuses_cnn_inputs_and_networks_that_do_not_match():
+    import dataclasses as dc
+
+    net, x = small_cnn()
+    with pytest.raises(ValueError, match=r"takes \(n, 1, 8, 8\) \(NCHW images\)"):
+        verify(net, net, x.reshape(12, -1))
+    with pytest.raises(ValueError, match=r"X has shape \(12, 8, 8, 1\)"):
+        verify(net, net, x.transpose(0, 2, 3, 1))
+    strided = Network((dc.replace(net[0], stride=(1, 1), padding=(1, 1)), *net.layers[1:]))
+    assert verify(net, strided, x).success  # the same geometry: accepted
+    dilated = dc.replace(net[0], dilation=(2, 2), padding=(2, 2))  # the same output shape
+    with pytest.raises(ValueError, match="different layers"):
+        verify(net, Network((dilated, *net.layers[1:])), x)

@@ -2,6 +2,7 @@
 version-2 network file, Net-Trim on them."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -149,3 +150,52 @@ def test_a_cnn_network_is_refused_by_safetensors_and_nothing_is_written(tmp_path
     with pytest.raises(ValueError, match=r"saved as \.npz"):
         network.save(path)
     assert not path.exists()
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "dilation"),
+    [(3, 1, 1, 1), (2, 3, 0, 1), (3, 2, 1, 2), (5, 1, 0, 1)],
+)
+def test_a_store_s_patch_rows_give_back_the_images_the_network_sees(
+    kernel, stride, padding, dilation
+):
+    """network_input: the first conv's recorded patches folded back to NCHW images; pixels
+    no patch reads are 0 (stride 3 > kernel 2), and every output is the recorded images'."""
+    from nettrim.store import Recording, StoreError, network_input
+
+    rng = np.random.default_rng(2)
+    conv = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 2, kernel, kernel))),
+        None,
+        (2, 9, 9),
+        kernel,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+    )
+    d_flat = conv.W.shape[1] * math.prod(conv.out_hw)
+    dense = DenseLayer(rng.standard_normal((d_flat, 2)), None, "linear")
+    net = Network([conv, FlattenLayer(), dense])
+    x = rng.standard_normal((4, 2, 9, 9))
+    acts = net.record(x)
+    geometry = {"kind": "conv2d", "kernel_size": conv.kernel_size, "stride": conv.stride,
+                "padding": conv.padding, "dilation": conv.dilation}  # fmt: skip
+    rec = Recording(
+        modules=("conv", "fc"),
+        X={"conv": conv.program_input(x), "fc": acts[2]},
+        Y={"conv": conv.program_output(acts[1]), "fc": acts[3]},
+        activation={"conv": "relu", "fc": "linear"},
+        info={"conv": geometry, "fc": {"kind": "linear"}},
+    )
+    images = network_input(rec, net)
+    np.testing.assert_array_equal(net(images), net(x))
+    read = np.zeros(x.shape, bool)
+    for j in range(read[0].size):  # the pixels some patch reads
+        e = np.zeros(x[0].size)
+        e[j] = 1.0
+        read[:, :].flat[j :: x[0].size] = conv.program_input(e.reshape(1, *x.shape[1:])).any()
+    np.testing.assert_array_equal(images[read], x[read])
+    assert not images[~read].any()
+    rec.info["conv"] = {**geometry, "stride": (stride + 1, stride + 1)}
+    with pytest.raises(StoreError, match=r"module 'conv' does not match network layer 0: stride"):
+        network_input(rec, net)
