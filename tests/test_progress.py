@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from nettrim import net_trim
-from nettrim.cli import EXIT_OK
+from nettrim.cli import EXIT_OK, main
 from nettrim.layer import TrimOptions, prepare_layer
 from nettrim.progress import IterationSampler, ProgressEvent, StderrProgress
 from nettrim.solvers import AdmmIterate, solve_admm
 
-#: A network whose every layer takes the ADMM a few hundred iterations (eps 0.02).
+#: A network whose every layer takes the ADMM some hundred iterations (eps 0.05).
 DIMS = (20, 60, 30, 5)
 
 
@@ -87,8 +87,8 @@ def _run(random_network, **options):
     def progress(event):
         events.append((event, threading.current_thread().name))
 
-    plain = net_trim(network, X, eps=0.02, solver="admm", **options)
-    watched = net_trim(network, X, eps=0.02, solver="admm", progress=progress, **options)
+    plain = net_trim(network, X, eps=0.05, solver="admm", **options)
+    watched = net_trim(network, X, eps=0.05, solver="admm", progress=progress, **options)
     for a, b in zip(plain.layers, watched.layers, strict=True):
         np.testing.assert_array_equal(a.W, b.W)
         np.testing.assert_array_equal(a.b, b.b)
@@ -119,7 +119,7 @@ def test_a_failing_callback_in_the_relay_is_raised_to_the_caller(random_network)
             raise RuntimeError("the notebook's bar broke")
 
     with pytest.raises(RuntimeError, match="bar broke"):
-        net_trim(network, X, eps=0.02, solver="admm", n_jobs=2, progress=progress)
+        net_trim(network, X, eps=0.05, solver="admm", n_jobs=2, progress=progress)
 
 
 def _iteration(layer, block, iteration, n_blocks=2):
@@ -177,20 +177,35 @@ def files(tmp_path_factory, random_network):
     return folder
 
 
-@pytest.mark.parametrize("n_jobs", ["1", "2"])
-def test_cli_prints_iterations_on_stderr_only(files, n_jobs):
-    command = [sys.executable, "-m", "nettrim", "prune", str(files / "net.npz"), "--inputs"]
-    command += [str(files / "X.npy"), "--out", str(files / f"out{n_jobs}.npz")]
-    command += ["--solver", "admm", "--eps", "0.02", "--n-jobs", n_jobs]
+def _prune_command(files, *options):
+    return ["prune", str(files / "net.npz"), "--inputs", str(files / "X.npy"), "--solver",
+            "admm", "--eps", "0.05", *options]  # fmt: skip
+
+
+def _assert_progress(stderr: str, stdout: str) -> None:
+    for l in range(3):
+        assert f"nettrim prune: layer {l + 1}/3: ADMM iteration 20, gap " in stderr
+        assert f"nettrim prune: layer {l + 1}/3: " in stderr
+    assert "ADMM iterations, " in stderr  # the finished layers' lines
+    assert stdout.startswith("nettrim prune — 20-60-30-5 network")
+    assert "ADMM" not in stdout and "nettrim prune:" not in stdout
+
+
+def test_cli_pool_run_prints_iterations_on_stderr_only(files):
+    """A real `nettrim prune` process whose jobs run in two loky workers, stderr a pipe."""
+    command = [sys.executable, "-m", "nettrim"]
+    command += _prune_command(files, "--out", str(files / "pool.npz"), "--n-jobs", "2")
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=os.environ)
     assert done.returncode == EXIT_OK, done.stderr
-    for l in range(3):
-        assert f"nettrim prune: layer {l + 1}/3: ADMM iteration 20, gap " in done.stderr
-        assert f"nettrim prune: layer {l + 1}/3: " in done.stderr
-    assert "ADMM iterations, " in done.stderr  # the finished layers' lines
-    assert done.stdout.startswith("nettrim prune — 20-60-30-5 network")
-    assert "ADMM" not in done.stdout and "nettrim prune:" not in done.stdout
-    quiet = subprocess.run([*command, "--quiet"], capture_output=True, text=True, timeout=300)
-    assert quiet.returncode == EXIT_OK
-    assert quiet.stderr == ""
-    assert quiet.stdout.splitlines()[0] == done.stdout.splitlines()[0]
+    _assert_progress(done.stderr, done.stdout)
+
+
+def test_cli_in_process_run_and_quiet(files, capsys):
+    out = str(files / "local.npz")
+    assert main(_prune_command(files, "--out", out, "--n-jobs", "1")) == EXIT_OK
+    loud = capsys.readouterr()
+    _assert_progress(loud.err, loud.out)
+    assert main(_prune_command(files, "--out", out, "--n-jobs", "1", "--quiet")) == EXIT_OK
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    assert quiet.out.splitlines()[0] == loud.out.splitlines()[0]
