@@ -187,8 +187,10 @@ class Reporter:
     """A job's ``report``: sends a payload (plain numbers, strings, lists and dicts) to the
     driver while the job runs (:meth:`JobRunner.map`'s ``on_report``).
 
-    Progress never fails a job: once the channel is gone (the driver ended, a manager
-    process killed), later reports are dropped.
+    A channel to another process never fails a job: once it is gone (the driver ended, a
+    manager process killed), later reports are dropped. In-process, the driver's
+    ``on_report`` is called directly and what it raises ends the job, as it would end the
+    ``map`` call from the driver's relay.
     """
 
     def __init__(self, sender, index: int) -> None:
@@ -199,8 +201,10 @@ class Reporter:
             return
         try:
             self.sender.send(self.index, payload)
-        except Exception:  # the driver's end is gone: the job goes on unreported
-            self.sender = None
+        except Exception:
+            if isinstance(self.sender, _DirectSender):
+                raise
+            self.sender = None  # the driver's end is gone: the job goes on unreported
 
 
 @dataclass(frozen=True)
@@ -216,8 +220,8 @@ class _QueueSender:
 
 @dataclass(frozen=True)
 class _DaskSender:
-    """Reports as Dask events of ``topic`` (the worker -> scheduler -> client streams,
-    which carry them before the job's result: none is late)."""
+    """Reports as Dask events of ``topic`` (worker -> scheduler -> client, the streams
+    that carry the job's result after them)."""
 
     topic: str
     call: int
@@ -317,13 +321,13 @@ class _Relay:
                 except BaseException as exc:  # raised again in the caller's thread
                     self.error = exc
 
-    def close(self) -> None:
-        """Deliver what was sent before (queues keep their order), stop, raise an error of
-        ``on_report``."""
+    def close(self, *, raising: bool = True) -> None:
+        """Deliver what was sent before (queues keep their order), stop, and raise what
+        ``on_report`` raised (``raising``)."""
         with contextlib.suppress(Exception):  # a manager gone: the thread has ended or will
             self.channel.inbox.put((self.call, None, None))
         self.thread.join(timeout=30)
-        if self.error is not None:
+        if raising and self.error is not None:
             raise self.error
 
 
@@ -438,10 +442,14 @@ class JobRunner:
                 relay = self._channel.relay(on_report, self._lock)
             calls = [(_call_reporting, fn, sender, i, task) for i, task in enumerate(tasks)]
         try:
-            return self._gather(calls, tasks, on_done, label)
-        finally:
+            results = self._gather(calls, tasks, on_done, label)
+        except BaseException:
             if relay is not None:
-                relay.close()
+                relay.close(raising=False)  # the jobs' error is the one to see
+            raise
+        if relay is not None:
+            relay.close()
+        return results
 
     def _gather(self, calls: list[tuple], tasks: list, on_done, label) -> list[Any]:
         """Run ``call[0](*call[1:])`` for every call where the jobs run (:meth:`map`)."""

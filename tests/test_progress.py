@@ -8,12 +8,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from nettrim import net_trim
 from nettrim.cli import EXIT_OK, main
+from nettrim.executors import JobRunner, Reporter, WorkerDiedError
 from nettrim.layer import TrimOptions, prepare_layer
 from nettrim.progress import IterationSampler, ProgressEvent, StderrProgress
 from nettrim.solvers import AdmmIterate, solve_admm
@@ -111,7 +113,8 @@ def test_iteration_events_reach_the_callback_weights_unchanged(random_network, s
     assert all(thread == "MainThread" for e, thread in events if e.kind != "iteration")
 
 
-def test_a_failing_callback_in_the_relay_is_raised_to_the_caller(random_network):
+@pytest.mark.parametrize("n_jobs", [1, 2])  # called in the job, or from the driver's relay
+def test_a_failing_callback_is_raised_to_the_caller(random_network, n_jobs):
     network, X = random_network(DIMS, seed=3, n=300)
 
     def progress(event):
@@ -119,7 +122,38 @@ def test_a_failing_callback_in_the_relay_is_raised_to_the_caller(random_network)
             raise RuntimeError("the notebook's bar broke")
 
     with pytest.raises(RuntimeError, match="bar broke"):
-        net_trim(network, X, eps=0.05, solver="admm", n_jobs=2, progress=progress)
+        net_trim(network, X, eps=0.05, solver="admm", n_jobs=n_jobs, progress=progress)
+
+
+def test_reports_of_a_worker_that_dies_are_kept_and_the_death_is_the_error():
+    """A real loky worker that reports, then calls ``os._exit``: what it sent arrived."""
+
+    def job(task, report):  # travels to the worker by value (cloudpickle)
+        report({"task": task})
+        if task == 3:
+            time.sleep(0.5)  # the jobs before it have come back by then
+            os._exit(3)
+        return task * 10
+
+    got = []
+    with JobRunner(n_jobs=2) as runner, pytest.raises(WorkerDiedError, match="task 3"):
+        runner.map(job, range(6), on_report=lambda i, p: got.append((i, p["task"])),
+                   label=lambda task: f"task {task}")  # fmt: skip
+    assert {(i, i) for i in range(4)} <= set(got)  # 0-2 finished, 3 reported before dying
+
+
+def test_a_report_whose_channel_is_gone_never_fails_the_job():
+    class Gone:
+        calls = 0
+
+        def send(self, index, payload):
+            Gone.calls += 1
+            raise EOFError("the manager process was killed")
+
+    report = Reporter(Gone(), 0)
+    report({"iteration": 20})
+    report({"iteration": 40})  # dropped without trying again
+    assert Gone.calls == 1
 
 
 def _iteration(layer, block, iteration, n_blocks=2):
