@@ -198,7 +198,7 @@ def test_terminal_shows_the_latest_check_beside_the_bar(monkeypatch):
     with StderrProgress("prune", stream) as progress:
         progress(_iteration(0, 1, 40))
     text = stream.getvalue()
-    assert "layer 1/3 block 2/2: ADMM iteration 40, gap 1.0e-01" in text and "job" in text
+    assert "L1/3 b2/2 it 40 gap 1.0e-01 infeas 5.0e-01" in text and "0/4 jobs" in text
     assert "\n" not in text.rstrip("\n").replace("\r", "")  # drawn in place, no log line
 
 
