@@ -270,7 +270,9 @@ def net_trim(
         for every layer by the scheme.
     progress : callable, optional
         Called in this process with a :class:`~nettrim.progress.ProgressEvent` as each job
-        and each layer finishes (jobs in pool or Dask workers included).
+        and each layer finishes, and with samples of the ADMM's certificate checks while a
+        job runs (``"iteration"`` events; jobs in pool or Dask workers included, their
+        checks relayed by a thread of this process). The weights do not depend on it.
     resume : mapping of int to LayerResult, optional
         Layers already solved by an interrupted run of the same call
         (:class:`nettrim.runs.RunDirectory`): they are not solved again, and the result
