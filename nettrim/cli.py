@@ -318,7 +318,9 @@ def _add_run_options(prune: argparse.ArgumentParser) -> None:
         "or kill) resumes from the finished layers with the same output, bit for bit",
     )
     prune.add_argument(
-        "--quiet", action="store_true", help="no progress lines on stderr (warnings stay)"
+        "--quiet",
+        action="store_true",
+        help="nothing on stderr but warnings and errors (no progress, no ADMM iterations)",
     )
 
 
@@ -497,11 +499,10 @@ class _PruneSession:
         if args.run_dir is not None:
             self.run_dir = _open_run_dir(args)
             self.resume = self.run_dir.finished()
-            if self.resume and not args.quiet:
-                print(
-                    f"nettrim prune: resuming {args.run_dir}: layers "
-                    f"{', '.join(map(str, sorted(self.resume)))} already done",
-                    file=sys.stderr,
+            if self.resume:
+                self.say(
+                    f"resuming {args.run_dir}: layers "
+                    f"{', '.join(map(str, sorted(self.resume)))} already done"
                 )
         self.client = None
         if args.scheduler is not None:
@@ -513,15 +514,18 @@ class _PruneSession:
     def executor(self):
         return None if self.client is None else self.client.get_executor()
 
+    def say(self, text: str) -> None:
+        """One line of what the run is doing on stderr (none with ``--quiet``)."""
+        if not self.args.quiet:
+            print(f"nettrim {self.args.command}: {text}", file=sys.stderr, flush=True)
+
     def starting(self) -> None:
         """Say once, before the first solve, that numba compiles (a cold cache)."""
         from .progress import kernels_cold
 
         module = "l0_kernels" if self.args.method != NETTRIM else "kernels"
-        if not self.args.quiet and kernels_cold(module):
-            print(
-                f"nettrim {self.args.command}: compiling kernels, first run only", file=sys.stderr
-            )
+        if kernels_cold(module):
+            self.say("compiling kernels, first run only")
 
     def progress(self, event) -> None:
         if self.run_dir is not None:
@@ -592,10 +596,9 @@ def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, options, se
     }
     if args.max_iter is not None:
         settings["max_iter"] = args.max_iter
-    print(
-        f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
-        f"eps {_format_eps(options['eps'])}, solver {args.solver}",
-        file=sys.stderr,
+    session.say(
+        f"{_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
+        f"eps {_format_eps(options['eps'])}, solver {args.solver}"
     )
     session.starting()
     result = _run_net_trim(network, X, {**options, **settings}, session)
@@ -661,10 +664,9 @@ def _prune_l0(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
     options["scheme"] = args.scheme
     if args.max_iter is not None:
         options["max_iter"] = args.max_iter
-    print(
-        f"nettrim prune: {_describe(network)}, {X.shape[0]} samples; {args.scheme} "
-        f"{args.method}, pattern {args.pattern}, sparsity {_format_eps(sparsity or 0.5)}",
-        file=sys.stderr,
+    session.say(
+        f"{_describe(network)}, {X.shape[0]} samples; {args.scheme} "
+        f"{args.method}, pattern {args.pattern}, sparsity {_format_eps(sparsity or 0.5)}"
     )
     session.starting()
     try:

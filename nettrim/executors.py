@@ -33,9 +33,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
+import queue
 import shutil
 import tempfile
+import threading
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
@@ -178,6 +183,154 @@ def resolve_n_jobs(n_jobs: int | None, blas_threads: int | None = None) -> int:
     return int(check_scalar("n_jobs", n_jobs, low=1, integer=True))
 
 
+class Reporter:
+    """A job's ``report``: sends a payload (plain numbers, strings, lists and dicts) to the
+    driver while the job runs (:meth:`JobRunner.map`'s ``on_report``).
+
+    A channel to another process never fails a job: once it is gone (the driver ended, a
+    manager process killed), later reports are dropped. In-process, the driver's
+    ``on_report`` is called directly and what it raises ends the job, as it would end the
+    ``map`` call from the driver's relay.
+    """
+
+    def __init__(self, sender, index: int) -> None:
+        self.sender, self.index = sender, index
+
+    def __call__(self, payload) -> None:
+        if self.sender is None:
+            return
+        try:
+            self.sender.send(self.index, payload)
+        except Exception:
+            if isinstance(self.sender, _DirectSender):
+                raise
+            self.sender = None  # the driver's end is gone: the job goes on unreported
+
+
+@dataclass(frozen=True)
+class _QueueSender:
+    """Reports through a multiprocessing manager's queue (loky workers, other executors)."""
+
+    queue: Any
+    call: int
+
+    def send(self, index: int, payload) -> None:
+        self.queue.put((self.call, index, payload))
+
+
+@dataclass(frozen=True)
+class _DaskSender:
+    """Reports as Dask events of ``topic`` (worker -> scheduler -> client, the streams
+    that carry the job's result after them)."""
+
+    topic: str
+    call: int
+
+    def send(self, index: int, payload) -> None:
+        from distributed import get_worker
+
+        get_worker().log_event(self.topic, [self.call, index, payload])
+
+
+class _DirectSender:
+    """Reports of in-process jobs: straight to ``on_report``."""
+
+    def __init__(self, on_report: Callable[[int, Any], None]) -> None:
+        self.on_report = on_report
+
+    def send(self, index: int, payload) -> None:
+        self.on_report(index, payload)
+
+
+def _call_reporting(fn: Callable[[Any, Reporter], Any], sender, index: int, task: Any) -> Any:
+    return fn(task, Reporter(sender, index))
+
+
+def _dask_client(executor: Executor | None):
+    """The Dask client behind ``client.get_executor()`` (``None`` for any other executor)."""
+    if executor is None or not type(executor).__module__.startswith("distributed"):
+        return None
+    return getattr(executor, "_client", None)
+
+
+class _ReportChannel:
+    """The driver's end of the jobs' reports: a queue that workers reach (a manager's queue,
+    or Dask events put into a local one) and a thread per :meth:`JobRunner.map` call that
+    hands each report to ``on_report`` under the runner's lock.
+
+    One channel serves a runner's every ``map`` call; each call numbers its reports, so a
+    report that arrives after its call ended is dropped.
+    """
+
+    def __init__(self, executor: Executor | None) -> None:
+        self.client = _dask_client(executor)
+        self.manager = None
+        self.calls = 0
+        if self.client is not None:
+            self.topic = f"nettrim-progress-{uuid.uuid4().hex}"
+            self.inbox: Any = queue.Queue()
+            self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(event[1]))
+        else:
+            # fork where there is one: the manager process then never re-imports the
+            # caller's __main__ (the worry that keeps the jobs on loky); it runs no numba
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else None)
+            self.manager = context.Manager()
+            self.inbox = self.manager.Queue()
+
+    def sender(self):
+        self.calls += 1
+        if self.client is not None:
+            return _DaskSender(self.topic, self.calls)
+        return _QueueSender(self.inbox, self.calls)
+
+    def relay(self, on_report: Callable[[int, Any], None], lock: threading.Lock) -> _Relay:
+        return _Relay(self, on_report, lock)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.unsubscribe_topic(self.topic)
+        if self.manager is not None:
+            self.manager.shutdown()
+
+
+class _Relay:
+    """The thread that hands one ``map`` call's reports to ``on_report``; the first
+    exception ``on_report`` raises is kept for the caller (:meth:`close` raises it)."""
+
+    def __init__(self, channel: _ReportChannel, on_report, lock: threading.Lock) -> None:
+        self.channel, self.on_report, self.lock = channel, on_report, lock
+        self.call = channel.calls
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="nettrim-progress", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                call, index, payload = self.channel.inbox.get()
+            except Exception:  # the manager is gone: nothing more will come
+                return
+            if call == self.call and index is None:
+                return
+            if call != self.call or self.error is not None:
+                continue
+            with self.lock:
+                try:
+                    self.on_report(index, payload)
+                except BaseException as exc:  # raised again in the caller's thread
+                    self.error = exc
+
+    def close(self, *, raising: bool = True) -> None:
+        """Deliver what was sent before (queues keep their order), stop, and raise what
+        ``on_report`` raised (``raising``)."""
+        with contextlib.suppress(Exception):  # a manager gone: the thread has ended or will
+            self.channel.inbox.put((self.call, None, None))
+        self.thread.join(timeout=30)
+        if raising and self.error is not None:
+            raise self.error
+
+
 class JobRunner:
     """Where a scheme's jobs run: a given executor, joblib's loky pool, or in-process.
 
@@ -237,6 +390,8 @@ class JobRunner:
                     inner_max_num_threads=blas_threads,
                 )
         self.store = ArrayStore(store_dir) if executor is not None else None
+        self._channel: _ReportChannel | None = None
+        self._lock = threading.Lock()
 
     @property
     def local(self) -> bool:
@@ -252,10 +407,11 @@ class JobRunner:
 
     def map(
         self,
-        fn: Callable[[Any], Any],
+        fn: Callable[..., Any],
         tasks: Iterable[Any],
         *,
         on_done: Callable[[int, Any], None] | None = None,
+        on_report: Callable[[int, Any], None] | None = None,
         label: Callable[[Any], str] = lambda task: "a job",
     ) -> list[Any]:
         """``[fn(task) for task in tasks]`` under the BLAS limit, results in order.
@@ -265,25 +421,55 @@ class JobRunner:
         reaches the driver per finished job. A job's exception reaches the caller, raised
         again here; a worker process that dies raises :class:`WorkerDiedError`, naming
         ``label(task)`` of the first unfinished task and keeping the results that came back.
+
+        With ``on_report``, ``fn`` is called as ``fn(task, report)``: ``report(payload)``
+        (a :class:`Reporter`; the payload of plain numbers, strings, lists and dicts) sends
+        to this process while the job runs, where ``on_report(index, payload)`` is called
+        as the reports arrive: directly for in-process jobs; else from a thread of this
+        process (through a manager's queue for a pool, Dask events for a Dask executor),
+        never at the same time as ``on_done``. What ``on_report`` raises is raised here.
         """
         tasks = list(tasks)
+        relay = None
+        if on_report is None:
+            calls = [(fn, task) for task in tasks]
+        else:
+            if self.local:
+                sender = _DirectSender(on_report)
+            else:
+                self._channel = self._channel or _ReportChannel(self.executor)
+                sender = self._channel.sender()
+                relay = self._channel.relay(on_report, self._lock)
+            calls = [(_call_reporting, fn, sender, i, task) for i, task in enumerate(tasks)]
+        try:
+            results = self._gather(calls, tasks, on_done, label)
+        except BaseException:
+            if relay is not None:
+                relay.close(raising=False)  # the jobs' error is the one to see
+            raise
+        if relay is not None:
+            relay.close()
+        return results
+
+    def _gather(self, calls: list[tuple], tasks: list, on_done, label) -> list[Any]:
+        """Run ``call[0](*call[1:])`` for every call where the jobs run (:meth:`map`)."""
         results: list[Any] = []
         futures = []
+        blas = self.blas_threads
         try:
             if self.executor is not None:
-                futures = [
-                    self.executor.submit(call_limited, fn, self.blas_threads, t) for t in tasks
-                ]
+                futures = [self.executor.submit(call_limited, c[0], blas, *c[1:]) for c in calls]
                 arriving = (future.result() for future in futures)
             elif self._parallel is not None:
-                jobs = (delayed(call_limited)(fn, self.blas_threads, t) for t in tasks)
+                jobs = (delayed(call_limited)(c[0], blas, *c[1:]) for c in calls)
                 arriving = self._parallel(jobs)  # in order: the prefix before a death
             else:
-                arriving = (call_limited(fn, self.blas_threads, t) for t in tasks)
+                arriving = (call_limited(c[0], blas, *c[1:]) for c in calls)
             for index, result in enumerate(arriving):
                 results.append(result)
                 if on_done is not None:
-                    on_done(index, result)
+                    with self._lock:
+                        on_done(index, result)
         except BrokenExecutor as exc:
             finished = results + [None] * (len(tasks) - len(results))
             for i, future in enumerate(futures):  # an executor's later jobs may be done too
@@ -293,8 +479,12 @@ class JobRunner:
         return results
 
     def close(self) -> None:
-        """Delete the stored arrays (joblib keeps its workers for the next call)."""
+        """Delete the stored arrays, end the reports' channel (joblib keeps its workers
+        for the next call)."""
         self._parallel = None
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
         if self.store is not None:
             self.store.close()
             self.store = None

@@ -18,7 +18,7 @@ import numpy as np
 from .budgets import absolute_radius
 from .network import ACTIVATIONS
 from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, SolverResult, Status, solve_exact
-from .solvers.admm import AdmmSettings, solve_admm
+from .solvers.admm import AdmmCallback, AdmmSettings, solve_admm
 from .validation import (
     as_float_dtype,
     check_choice,
@@ -483,10 +483,14 @@ class PreparedLayer:
     scaling: Scaling = Scaling()
 
     def solve(
-        self, problem: NetTrimProblem | None = None, warm_start: np.ndarray | None = None
+        self,
+        problem: NetTrimProblem | None = None,
+        warm_start: np.ndarray | None = None,
+        *,
+        callback: AdmmCallback | None = None,
     ) -> SolverResult:
         """Run the backend on ``problem`` (this one by default) from ``warm_start``
-        (the checked initial weights by default)."""
+        (the checked initial weights by default); ``callback`` sees the ADMM's checks."""
         return solve_program(
             self.problem if problem is None else problem,
             self.backend,
@@ -496,6 +500,7 @@ class PreparedLayer:
             solver_options=self.options.solver_options,
             warm_start=self.initial if warm_start is None else warm_start,
             verbose=self.options.verbose,
+            callback=callback,
         )
 
     def layer_result(self, x: np.ndarray | None, status: Status, info: SolveInfo) -> LayerResult:
@@ -582,10 +587,13 @@ def _scaled_program(scaling: Scaling, X, Y, upper, options: TrimOptions) -> dict
     }
 
 
-def solve_layer(X, Y, options: TrimOptions, *, upper=None, warm_start=None) -> LayerResult:
-    """:func:`trim_layer` for checked ``options`` (the path the schemes and tuners take)."""
+def solve_layer(
+    X, Y, options: TrimOptions, *, upper=None, warm_start=None, callback=None
+) -> LayerResult:
+    """:func:`trim_layer` for checked ``options`` (the path the schemes and tuners take);
+    ``callback`` sees the ADMM's certificate checks (:func:`nettrim.solvers.solve_admm`)."""
     prepared = prepare_layer(X, Y, options, upper=upper, warm_start=warm_start)
-    result = prepared.solve()
+    result = prepared.solve(callback=callback)
     return prepared.layer_result(result.W, result.status, result.info)
 
 
@@ -599,10 +607,14 @@ def solve_program(
     solver_options: Mapping[str, Any] | None,
     warm_start: np.ndarray | None,
     verbose: bool,
+    callback: AdmmCallback | None = None,
 ) -> SolverResult:
-    """Run ``backend`` (``"admm"`` with ``settings``, or an exact one) on ``problem``."""
+    """Run ``backend`` (``"admm"`` with ``settings``, or an exact one) on ``problem``;
+    ``callback`` sees the ADMM's certificate checks (the exact solvers report none)."""
     if backend == "admm":
-        return solve_admm(problem, settings, warm_start=warm_start, verbose=verbose)
+        return solve_admm(
+            problem, settings, warm_start=warm_start, verbose=verbose, callback=callback
+        )
     return solve_exact(
         problem,
         solver=backend,

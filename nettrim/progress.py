@@ -9,6 +9,12 @@ A run calls ``progress(event)`` in the calling process (the driver) with a
   (in job order).
 * ``"layer"`` — a layer is finished; ``result`` holds its :class:`~nettrim.LayerResult`
   (``resumed`` when it came from an earlier, interrupted run rather than a solve).
+* ``"iteration"`` — a job's ADMM is under way; ``iterate`` holds the figures of one of its
+  certificate checks (:class:`nettrim.solvers.AdmmIterate`: iteration, certified gap,
+  feasibility, residuals). Sampled in the job: its first check, then at most one every
+  ``ITERATION_INTERVAL`` seconds. They travel back from pool and Dask workers while the
+  job runs (a manager's queue, Dask events) and are reported from a thread of the driver,
+  never at the same time as another event. The exact solvers (Clarabel, ...) report none.
 
 Any callable taking one event works, so a notebook can drive its own bar::
 
@@ -24,12 +30,23 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TextIO
 
+from .solvers.admm import AdmmIterate
+
 #: The kinds of :class:`ProgressEvent`.
-EVENT_KINDS = ("job", "layer")
+EVENT_KINDS = ("job", "layer", "iteration")
+#: Seconds between the ``"iteration"`` events of one job (its first check is always sent).
+ITERATION_INTERVAL = 0.25
+#: Seconds between the plain iteration lines of one job when stderr is not a terminal.
+LINE_INTERVAL = 5.0
+#: The terminal's bar: short, so that the latest ADMM check fits beside it on 80 columns
+#: (the bar itself takes what width is left).
+BAR_FORMAT = "{desc} {n_fmt}/{total_fmt} jobs |{bar}| {elapsed}{postfix}"
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ class ProgressEvent:
 
     Attributes
     ----------
-    kind : {"job", "layer"}
+    kind : {"job", "layer", "iteration"}
     layer : int
         The layer the job or layer belongs to.
     n_layers : int
@@ -55,6 +72,8 @@ class ProgressEvent:
         The finished layer (``"layer"`` events) or block (``"job"`` events).
     resumed : bool
         The layer was read back from a run directory, not solved now.
+    iterate : AdmmIterate or None
+        The ADMM's figures at a certificate check of the job (``"iteration"`` events).
     """
 
     kind: str
@@ -66,6 +85,7 @@ class ProgressEvent:
     jobs_total: int = 0
     result: Any = None
     resumed: bool = False
+    iterate: AdmmIterate | None = None
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -93,6 +113,15 @@ class JobCounter:
     def layer(self, layer: int, result, *, resumed: bool = False) -> None:
         self._send("layer", layer, result, resumed=resumed)
 
+    def iteration(self, layer: int, block: int, n_blocks: int, figures: dict) -> None:
+        """A job's report (:class:`IterationSampler`'s payload) as an ``"iteration"`` event."""
+        iterate = AdmmIterate(**figures)
+        self._send("iteration", layer, None, block=block, n_blocks=n_blocks, iterate=iterate)
+
+    @property
+    def wants_iterations(self) -> bool:
+        return self.progress is not None
+
     def _send(self, kind: str, layer: int, result, **fields) -> None:
         if self.progress is not None:
             self.progress(
@@ -108,6 +137,55 @@ class JobCounter:
             )
 
 
+class IterationSampler:
+    """The ADMM callback of a job that reports its checks: the first, then one every
+    ``interval`` seconds, each as a dict of plain values (what crosses to the driver).
+
+    Parameters
+    ----------
+    report : callable
+        Sends one payload to the driver (:class:`nettrim.executors.Reporter`).
+    interval : float
+        Seconds between two reports.
+    """
+
+    def __init__(self, report: Callable[[dict], None], interval: float = ITERATION_INTERVAL):
+        self.report, self.interval = report, interval
+        self._last: float | None = None
+
+    def __call__(self, iterate: AdmmIterate) -> None:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.interval:
+            return
+        self._last = now
+        self.report(asdict(iterate))
+
+
+def describe_iterate(event: ProgressEvent) -> str:
+    """``"layer 2/3 block 1/4: ADMM iteration 400, gap 2.1e-03, feasible (excess 0.0e+00,
+    violation 3.1e-04), 1.2 s"``."""
+    it = event.iterate
+    where = f"layer {event.layer + 1}/{event.n_layers}"
+    if event.n_blocks > 1:
+        where += f" block {event.block + 1}/{event.n_blocks}"
+    feasible = "feasible" if it.feasible else "not yet feasible"
+    return (
+        f"{where}: ADMM iteration {it.iteration}, gap {it.gap:.1e}, {feasible} (excess "
+        f"{it.ball_excess:.1e}, violation {it.violation:.1e}), {it.seconds:.1f} s"
+    )
+
+
+def describe_iterate_briefly(event: ProgressEvent) -> str:
+    """``"L2/3 b1/4 it 400 gap 2.1e-03 infeas 3.1e-04"`` (beside a terminal's bar; the
+    infeasibility is the larger of the ball's excess and the violation)."""
+    it = event.iterate
+    where = f"L{event.layer + 1}/{event.n_layers}"
+    if event.n_blocks > 1:
+        where += f" b{event.block + 1}/{event.n_blocks}"
+    infeasibility = max(it.ball_excess, it.violation)
+    return f"{where} it {it.iteration} gap {it.gap:.1e} infeas {infeasibility:.1e}"
+
+
 def describe_layer(event: ProgressEvent) -> str:
     """``"layer 1/3: 5281 of 16384 weights kept, optimal, 5.72 s"``."""
     res = event.result
@@ -115,12 +193,17 @@ def describe_layer(event: ProgressEvent) -> str:
     if res is None:
         return text
     how = "resumed from the run directory" if event.resumed else f"{res.info.seconds:.2f} s"
+    if not event.resumed and res.info.solver == "admm" and res.info.iterations:
+        how = f"{res.info.iterations} ADMM iterations, {how}"
     return f"{text}: {res.nnz} of {res.W.size} weights kept, {res.status.value}, {how}"
 
 
 class StderrProgress:
-    """The command line's progress: a tqdm bar over the jobs on a terminal, plain lines
-    (``nettrim VERB: layer 1/3: ...``) when ``stream`` is not a terminal.
+    """The command line's progress: a tqdm bar over the jobs on a terminal, with the latest
+    ADMM check of a running job beside it; plain lines (``nettrim VERB: layer 1/3: ...``)
+    when ``stream`` is not a terminal: each finished layer (and column block), and per job
+    its first ADMM check, then one every ``LINE_INTERVAL`` seconds, so a log of a long run
+    shows it moving without being flooded.
 
     Parameters
     ----------
@@ -128,29 +211,62 @@ class StderrProgress:
         The command, as the lines' prefix.
     stream : file, optional
         ``sys.stderr`` by default.
+    line_interval : float
+        Seconds between two plain iteration lines of one job.
     """
 
-    def __init__(self, verb: str, stream: TextIO | None = None) -> None:
+    def __init__(
+        self, verb: str, stream: TextIO | None = None, *, line_interval: float = LINE_INTERVAL
+    ) -> None:
         self.verb = verb
         self.stream = sys.stderr if stream is None else stream
+        self.line_interval = line_interval
         self._bar = None
+        self._lock = threading.Lock()  # iteration events come from another thread
+        self._last_line: dict[tuple[int, int], float] = {}
+        self._finished: set[tuple[int, int]] = set()
+        self._last_postfix = 0.0
         isatty = getattr(self.stream, "isatty", None)
         self.terminal = bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 
     def __call__(self, event: ProgressEvent) -> None:
+        with self._lock:
+            if event.kind == "iteration":
+                self._iteration(event)
+            elif self.terminal:
+                self._draw(event)
+            else:
+                self._plain(event)
+
+    def _line(self, text: str) -> None:
+        print(f"nettrim {self.verb}: {text}", file=self.stream, flush=True)
+
+    def _plain(self, event: ProgressEvent) -> None:
+        if event.kind == "job":
+            self._finished.add((event.layer, event.block))
+        if event.kind == "layer":
+            self._line(describe_layer(event))
+        elif event.n_blocks > 1:
+            self._line(
+                f"layer {event.layer + 1}/{event.n_layers} block {event.block + 1}/"
+                f"{event.n_blocks} done ({event.jobs_done}/{event.jobs_total} jobs)"
+            )
+
+    def _iteration(self, event: ProgressEvent) -> None:
+        job = (event.layer, event.block)
+        if job in self._finished:
+            return  # a report overtaken by its job's result
+        now = time.monotonic()
         if self.terminal:
             self._draw(event)
+            if now - self._last_postfix >= 0.1:
+                self._last_postfix = now
+                self._bar.set_postfix_str(describe_iterate_briefly(event), refresh=True)
             return
-        if event.kind == "layer":
-            print(f"nettrim {self.verb}: {describe_layer(event)}", file=self.stream, flush=True)
-        elif event.n_blocks > 1:
-            print(
-                f"nettrim {self.verb}: layer {event.layer + 1}/{event.n_layers} block "
-                f"{event.block + 1}/{event.n_blocks} done ({event.jobs_done}/"
-                f"{event.jobs_total} jobs)",
-                file=self.stream,
-                flush=True,
-            )
+        last = self._last_line.get(job)
+        if last is None or now - last >= self.line_interval:
+            self._last_line[job] = now
+            self._line(describe_iterate(event))
 
     def _draw(self, event: ProgressEvent) -> None:
         from tqdm import tqdm
@@ -158,11 +274,12 @@ class StderrProgress:
         if self._bar is None:
             self._bar = tqdm(
                 total=max(event.jobs_total, 1), desc=f"nettrim {self.verb}", unit="job",
-                file=self.stream, leave=False, dynamic_ncols=True,
+                file=self.stream, leave=False, dynamic_ncols=True, bar_format=BAR_FORMAT,
             )  # fmt: skip
         if event.kind == "job":
+            self._finished.add((event.layer, event.block))
             self._bar.update(1)
-        else:
+        elif event.kind == "layer":
             self._bar.write(f"nettrim {self.verb}: {describe_layer(event)}", file=self.stream)
 
     def close(self) -> None:

@@ -112,12 +112,19 @@ def reweighted_trim_layer(
 
 
 def reweight_layer(
-    X, Y, options: TrimOptions, reweighting: Reweighting, *, upper=None, warm_start=None
+    X,
+    Y,
+    options: TrimOptions,
+    reweighting: Reweighting,
+    *,
+    upper=None,
+    warm_start=None,
+    callback=None,
 ) -> LayerResult:
     """:func:`reweighted_trim_layer` for checked options (the path the schemes take)."""
     started = time.perf_counter()
     prepared = prepare_layer(X, Y, options, upper=upper, warm_start=warm_start)
-    first = prepared.solve()
+    first = prepared.solve(callback=callback)
     if first.W is None or reweighting.rounds == 0:
         return prepared.layer_result(first.W, first.status, first.info)
     d_in = prepared.problem.X.shape[1] - (1 if options.bias else 0)
@@ -132,7 +139,8 @@ def reweight_layer(
         weights = 1.0 / (magnitude + floor)
         if options.penalty is None:  # scaled so the previous round keeps its L1 norm (pace)
             weights *= magnitude.sum() / float(np.sum(weights * magnitude))
-        result = prepared.solve(replace(prepared.problem, entry_weights=weights), current)
+        problem = replace(prepared.problem, entry_weights=weights)
+        result = prepared.solve(problem, current, callback=callback)
         if result.W is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
             break  # keep the last round that solved as well as the plain solve did
         current, status, done = result.W, result.status, done + 1

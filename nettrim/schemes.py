@@ -39,7 +39,7 @@ from .executors import (
 )
 from .layer import DEFAULT_EPS, LayerResult, TrimOptions, check_eps, solve_layer
 from .network import Network
-from .progress import JobCounter, check_progress
+from .progress import IterationSampler, JobCounter, check_progress
 from .results import NetworkResult
 from .reweighted import DEFAULT_DELTA, Reweighting, reweight_layer
 from .solvers import SolveInfo, Status
@@ -167,18 +167,26 @@ class _LayerJob:
     reweighting: Reweighting | None
 
 
-def _run_layer_job(job: _LayerJob) -> LayerResult:
-    """Solve one job (runs in a worker; arrays memory-mapped there)."""
+def _run_layer_job(job: _LayerJob, report=None) -> LayerResult:
+    """Solve one job (runs in a worker; arrays memory-mapped there); ``report`` (from
+    :meth:`JobRunner.map`) carries samples of the ADMM's checks to the driver."""
     X, Y, upper = resolve(job.X), resolve(job.Y), resolve(job.upper)
     if job.columns is not None:
         Y = Y[:, job.columns]
         if upper is not None:
             upper = upper[:, job.columns]
+    callback = None if report is None else IterationSampler(report)
     if job.reweighting is not None:
         return reweight_layer(
-            X, Y, job.options, job.reweighting, upper=upper, warm_start=job.warm_start
+            X,
+            Y,
+            job.options,
+            job.reweighting,
+            upper=upper,
+            warm_start=job.warm_start,
+            callback=callback,
         )
-    return solve_layer(X, Y, job.options, upper=upper, warm_start=job.warm_start)
+    return solve_layer(X, Y, job.options, upper=upper, warm_start=job.warm_start, callback=callback)
 
 
 def net_trim(
@@ -267,7 +275,9 @@ def net_trim(
         for every layer by the scheme.
     progress : callable, optional
         Called in this process with a :class:`~nettrim.progress.ProgressEvent` as each job
-        and each layer finishes (jobs in pool or Dask workers included).
+        and each layer finishes, and with samples of the ADMM's certificate checks while a
+        job runs (``"iteration"`` events; jobs in pool or Dask workers included, their
+        checks relayed by a thread of this process). The weights do not depend on it.
     resume : mapping of int to LayerResult, optional
         Layers already solved by an interrupted run of the same call
         (:class:`nettrim.runs.RunDirectory`): they are not solved again, and the result
@@ -459,6 +469,8 @@ def _parallel(
         counter.layer(l, res, resumed=True)
     parts: dict[int, list[LayerResult]] = {l: [] for l in todo}
 
+    first = {l: next(i for i, job in enumerate(jobs) if job.layer == l) for l in todo}
+
     def on_done(index: int, part: LayerResult) -> None:
         l = jobs[index].layer
         parts[l].append(part)
@@ -468,8 +480,18 @@ def _parallel(
             results[l] = run.merge(l, parts.pop(l))
             counter.layer(l, results[l])
 
+    def on_report(index: int, figures: dict) -> None:
+        l = jobs[index].layer
+        counter.iteration(l, index - first[l], len(run.blocks(l)), figures)
+
     try:
-        runner.map(_run_layer_job, jobs, on_done=on_done, label=_label)
+        runner.map(
+            _run_layer_job,
+            jobs,
+            on_done=on_done,
+            on_report=on_report if counter.wants_iterations else None,
+            label=_label,
+        )
     except WorkerDiedError as exc:  # keep the layers whose every job came back
         exc.layers = [results.get(l) for l in range(len(run.network))]
         for l in todo:  # an executor's later jobs may have finished after the death
@@ -533,8 +555,13 @@ def _cascade_layer(run: _Run, l: int, runner, counter, arrays, eps_l, relative) 
     def on_done(index: int, part: LayerResult) -> None:
         counter.job(l, index, len(jobs), part)
 
+    def on_report(index: int, figures: dict) -> None:
+        counter.iteration(l, index, len(jobs), figures)
+
+    reporting = on_report if counter.wants_iterations else None
     try:
-        merged = run.merge(l, runner.map(_run_layer_job, jobs, on_done=on_done, label=_label))
+        parts = runner.map(_run_layer_job, jobs, on_done=on_done, on_report=reporting, label=_label)
+        merged = run.merge(l, parts)
     except LayerSolveError as exc:
         if l != last or run.kappa == 1.0:
             raise

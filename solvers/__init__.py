@@ -6,7 +6,7 @@ certificate, the exact conic/QP path through cvxpy (:func:`solve_exact`), and th
 result type every backend returns.
 """
 
-from .admm import AdmmSettings, scale_problem, solve_admm
+from .admm import AdmmCallback, AdmmIterate, AdmmSettings, scale_problem, solve_admm
 from .duality import DualCertifier, dual_bound, feasible_multiplier
 from .exact import EXACT_SOLVERS, solve_exact
 from .gram import GramAccumulator
@@ -20,6 +20,8 @@ from .result import STATUS_MESSAGES, L0Info, SolveInfo, SolverResult, Status
 __all__ = [
     "EXACT_SOLVERS",
     "STATUS_MESSAGES",
+    "AdmmCallback",
+    "AdmmIterate",
     "AdmmL0Settings",
     "AdmmSettings",
     "ColumnBalls",

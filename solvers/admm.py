@@ -42,6 +42,7 @@ field (``docs/solvers.md``, "Code layout").
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
 
@@ -247,6 +248,57 @@ REPAIR_MAX_VIOLATION = AdmmSettings.repair_max_violation
 REPAIR_GAP_FRACTION = AdmmSettings.repair_gap_fraction
 
 
+@dataclass(frozen=True)
+class AdmmIterate:
+    """What :func:`solve_admm` passes its ``callback`` at each certificate check.
+
+    SciPy's ``minimize(callback=...)`` convention: one object of plain numbers (no array of
+    the solver's state, so a callback cannot change the iterations). Figures are those the
+    check measured on the current ``S``, in the stopping rules' own scales.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations so far.
+    objective : float
+        ``||S||_1`` (the program's objective) of the current point.
+    lower_bound : float
+        The dual certificate's lower bound on the optimal objective.
+    gap : float
+        The certified relative duality gap ``(objective - lower_bound) / |objective|``
+        (the solve stops below ``gap_tol`` once ``feasible``).
+    ball_excess : float
+        How far ``S`` is outside its ball(s), relative to the largest radius.
+    violation : float
+        Largest positive pre-activation off Omega above its bound, relative to ``max |Y|``.
+    feasible : bool
+        Whether ``S`` meets the constraints to ``feas_tol``.
+    primal_residual, dual_residual : float
+        The residuals of the splitting (Boyd et al. 2011, §3.3) on the scaled program.
+    columns : int
+        Columns still iterating (fewer than the layer's once columns are set aside).
+    seconds : float
+        Since the solve started (after its setup).
+    """
+
+    iteration: int
+    objective: float
+    lower_bound: float
+    gap: float
+    ball_excess: float
+    violation: float
+    feasible: bool
+    primal_residual: float
+    dual_residual: float
+    columns: int
+    seconds: float
+
+
+#: ``callback`` of :func:`solve_admm`: called with an :class:`AdmmIterate`; its return
+#: value is ignored.
+AdmmCallback = Callable[[AdmmIterate], object]
+
+
 def working_dtype(problem: NetTrimProblem, settings: AdmmSettings) -> np.dtype:
     """The dtype the iterations run in (see ``AdmmSettings.precision``)."""
     if settings.precision != "auto":
@@ -416,6 +468,7 @@ def solve_admm(
     *,
     warm_start: np.ndarray | None = None,
     verbose: bool = False,
+    callback: AdmmCallback | None = None,
 ) -> SolverResult:
     """Solve (P1), (P2) or (P3) by ADMM (see the module docstring for the iteration).
 
@@ -435,6 +488,11 @@ def solve_admm(
         Initial weights (e.g. the solution for a nearby ``eps``).
     verbose : bool
         Print one line per certificate check.
+    callback : callable, optional
+        Called at every certificate check (every ``settings.check_every`` iterations) with
+        an :class:`AdmmIterate`: iteration, certified gap, feasibility, residuals. It only
+        observes: the iterations and the returned weights are the same with or without
+        it, bit for bit (an exception it raises ends the solve and reaches the caller).
 
     Returns
     -------
@@ -449,11 +507,11 @@ def solve_admm(
     settings = settings or AdmmSettings()
     _check_entry_weights(problem)
     if _reducible(problem, settings):
-        result = _solve_reduced(problem, settings, warm_start, verbose)
+        result = _solve_reduced(problem, settings, warm_start, verbose, callback)
         if result is not None:
             return result
     run = _prepare(problem, settings, warm_start)
-    stop = _iterate(run, settings, verbose)
+    stop = _iterate(run, settings, verbose, callback)
     return _report(run, settings, stop)
 
 
@@ -485,6 +543,7 @@ def _solve_reduced(
     settings: AdmmSettings,
     warm_start: np.ndarray | None,
     verbose: bool,
+    callback: AdmmCallback | None = None,
 ) -> SolverResult | None:
     """(P2) through its reduction to the range of ``X``; ``None`` when the targets are
     farther than the radius from the range (the unreduced ADMM then proves the program
@@ -514,7 +573,7 @@ def _solve_reduced(
     )
     reduction_seconds = time.perf_counter() - started
     run = _prepare(reduced, settings, warm_start, rotation)
-    stop = _iterate(run, settings, verbose)
+    stop = _iterate(run, settings, verbose, callback)
     inner = _report(run, settings, stop)
     extra = {"range_rank": rotation.rank, "reduction_seconds": reduction_seconds}
     return _lift(problem, inner, settings, started, extra)
@@ -728,7 +787,9 @@ def _normalize_columns(
     return beta, normalized
 
 
-def _iterate(run: _Run, settings: AdmmSettings, verbose: bool) -> Stop:
+def _iterate(
+    run: _Run, settings: AdmmSettings, verbose: bool, callback: AdmmCallback | None = None
+) -> Stop:
     """Iterate the splitting until one of the ways of :class:`Stop` applies."""
     for iteration in range(1, settings.max_iter + 1):
         run.iteration = iteration
@@ -747,7 +808,7 @@ def _iterate(run: _Run, settings: AdmmSettings, verbose: bool) -> Stop:
             continue  # the residual figures below serve only those two
         residuals = _Residuals(c, settings, run.n, run.d)
         if checking:
-            stop = _check(run, settings, residuals.converged, verbose)
+            stop = _check(run, settings, residuals, verbose, callback)
             if stop is not None:
                 return stop
         if adapting and run.columns.index.size == k:
@@ -790,11 +851,19 @@ class _Residuals:
             float(np.sqrt(np.sum((c.rho1 * self.zc[4]) ** 2)))
             + float(np.sqrt(np.sum((c.rho2 * self.sc[4]) ** 2)))
         )
-        self.converged = np.hypot(r1, r2) <= eps_pri and np.hypot(s1, s2) <= eps_dual
+        self.primal, self.dual = float(np.hypot(r1, r2)), float(np.hypot(s1, s2))
+        self.converged = self.primal <= eps_pri and self.dual <= eps_dual
 
 
-def _check(run: _Run, settings: AdmmSettings, converged: bool, verbose: bool) -> Stop | None:
-    """Measure and certify the current ``S``, then decide (:func:`_stop_at_check`)."""
+def _check(
+    run: _Run,
+    settings: AdmmSettings,
+    residuals: _Residuals,
+    verbose: bool,
+    callback: AdmmCallback | None,
+) -> Stop | None:
+    """Measure and certify the current ``S``, report it (``verbose``, ``callback``), then
+    decide (:func:`_stop_at_check`)."""
     c = run.columns
     # checks measure in the working precision (its rounding is far below the tolerances);
     # the returned weights are measured again in the problem's
@@ -818,7 +887,23 @@ def _check(run: _Run, settings: AdmmSettings, converged: bool, verbose: bool) ->
             f"rho {np.median(c.rho1):.2e},{np.median(c.rho2):.2e}  columns {c.index.size}"
         )
     run.history.append((run.iteration, objective, lower))
-    return _stop_at_check(run, settings, figures, bounds, feasible, rel_gap, converged)
+    if callback is not None:
+        callback(
+            AdmmIterate(
+                iteration=run.iteration,
+                objective=float(objective),
+                lower_bound=lower,
+                gap=float(rel_gap),
+                ball_excess=float(figures["ball_excess"] / run.radius_max),
+                violation=float(figures["violation"] / run.y_max),
+                feasible=bool(feasible),
+                primal_residual=residuals.primal,
+                dual_residual=residuals.dual,
+                columns=int(c.index.size),
+                seconds=time.perf_counter() - run.started,
+            )
+        )
+    return _stop_at_check(run, settings, figures, bounds, feasible, rel_gap, residuals.converged)
 
 
 def _stop_at_check(
@@ -1147,6 +1232,8 @@ def _balance(r, r_scale, s, s_scale):
 
 __all__ = [
     "MIXED_PRECISION_MIN_TOL",
+    "AdmmCallback",
+    "AdmmIterate",
     "AdmmSettings",
     "Stop",
     "feasible_multiplier",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from dask.distributed import Client
 
-from nettrim import Network
+from nettrim import Network, net_trim
 from nettrim.cli import EXIT_OK, EXIT_USAGE, main
 
 START_SECONDS = 120
@@ -103,3 +103,36 @@ def test_scheduler_with_n_jobs_refused(scheduler, random_network, tmp_path, caps
     args += ["--out", str(tmp_path / "p.npz"), "--scheduler", scheduler, "--n-jobs", "2"]
     assert main(args) == EXIT_USAGE
     assert "--scheduler or --n-jobs" in capsys.readouterr().err
+
+
+def test_scheduler_run_reports_admm_iterations(scheduler, random_network, tmp_path, capsys):
+    """The workers' ADMM checks reach the driver while the jobs run: on stderr (not a
+    terminal here) for the CLI, and as "iteration" events for a Python callback; the weights
+    are those of a run without progress."""
+    network, X = random_network((20, 60, 30, 5), seed=3, n=200)
+    network.save(tmp_path / "net.npz")
+    np.save(tmp_path / "X.npy", X)
+    args = ["prune", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "X.npy"), "--solver"]
+    args += ["admm", "--eps", "0.05", "--out", str(tmp_path / "p.npz"), "--scheduler", scheduler]
+    assert main(args) == EXIT_OK
+    captured = capsys.readouterr()
+    for l in range(3):
+        assert f"nettrim prune: layer {l + 1}/3: ADMM iteration 20, gap " in captured.err
+    assert "ADMM" not in captured.out
+    assert main([*args, "--quiet"]) == EXIT_OK
+    assert capsys.readouterr().err == ""
+
+    events = []
+    with Client(scheduler, timeout=30) as client:
+        options = dict(eps=0.05, solver="admm", per_neuron=True, neuron_block=25)
+        plain = net_trim(network, X, executor=client.get_executor(), **options)
+        watched = net_trim(
+            network, X, executor=client.get_executor(), progress=events.append, **options
+        )
+    for a, b in zip(plain.layers, watched.layers, strict=True):
+        np.testing.assert_array_equal(a.W, b.W)
+        np.testing.assert_array_equal(a.b, b.b)
+    jobs = {(e.layer, e.block) for e in events if e.kind == "job"}
+    assert len(jobs) == 3 + 2 + 1
+    assert {(e.layer, e.block) for e in events if e.kind == "iteration"} == jobs
+    assert all(e.iterate.iteration % 20 == 0 for e in events if e.kind == "iteration")
