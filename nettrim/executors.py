@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import queue
 import shutil
@@ -49,6 +48,7 @@ from typing import Any
 import numpy as np
 from joblib import Parallel, delayed
 from joblib.externals.loky import ProcessPoolExecutor as LokyExecutor
+from joblib.externals.loky.backend import get_context as loky_context
 from threadpoolctl import threadpool_limits
 
 from .validation import check_scalar
@@ -271,11 +271,10 @@ class _ReportChannel:
             self.inbox: Any = queue.Queue()
             self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(event[1]))
         else:
-            # fork where there is one: the manager process then never re-imports the
-            # caller's __main__ (the worry that keeps the jobs on loky); it runs no numba
-            methods = multiprocessing.get_all_start_methods()
-            context = multiprocessing.get_context("fork" if "fork" in methods else None)
-            self.manager = context.Manager()
+            # the manager process is started as loky starts its workers (a fresh interpreter
+            # that does not re-run the caller's __main__): no fork of this process, whose
+            # BLAS, numba or Dask threads a fork would copy mid-flight
+            self.manager = loky_context("loky").Manager()
             self.inbox = self.manager.Queue()
 
     def sender(self):
