@@ -8,13 +8,14 @@ so a layer is several jobs.
 """
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from conftest import dask_client
 
 from nettrim import net_trim, prune_network
-from nettrim.executors import process_pool
+from nettrim.executors import JobRunner, process_pool
 from nettrim.pruning import METHODS
 
 
@@ -34,13 +35,27 @@ def data(random_network):
     return random_network([8, 10, 6, 3], seed=5, n=60)
 
 
+#: A job that imports what every pruning job needs: the slow part of a worker's start.
+_WARM_UP = "import nettrim.layer, nettrim.pruning"
+
+
 @pytest.fixture(scope="module")
 def executors():
-    """The executors besides in-process: a loky pool and an in-process Dask cluster."""
-    with dask_client(processes=False) as client:
-        pool = process_pool(2)
+    """The executors besides in-process: a loky pool and an in-process Dask cluster.
+
+    Both process pools (this one and joblib's, which ``n_jobs=2`` reuses) start their
+    workers at once, while the cluster starts in this thread, rather than one after another
+    inside the first test.
+    """
+    pool = process_pool(2)
+    with ThreadPoolExecutor(1) as starter:
+        warming = [pool.submit(exec, _WARM_UP) for _ in range(2)]
+        warming.append(starter.submit(JobRunner(n_jobs=2).map, exec, [_WARM_UP] * 2))
         try:
-            yield {"loky": pool, "dask": client.get_executor()}
+            with dask_client(processes=False) as client:
+                for future in warming:
+                    future.result()
+                yield {"loky": pool, "dask": client.get_executor()}
         finally:
             pool.shutdown()
 

@@ -409,3 +409,187 @@ def test_n_m_groups_that_would_straddle_kernel_positions_are_refused(tmp_path):
     assert not (tmp_path / "cnn.npz").exists()
     # "auto" groups at most the 2 channels of one position (here 1:2: channel 1 is all zero)
     assert smallest(net[0].W, channels=2).layout == "1:2"
+
+
+# ---------------------------------------------------------------------------------------
+# CNN networks in .safetensors
+
+
+def strided_cnn(dtype=np.float32):
+    """Conv(4 -> 5, 3x3, stride (1, 2), padding 1, dilation 2) on 4 x 7 x 10 images, 2:4 along
+    the input channels; then 2x1 max-pooling, flattening and a 2:4 dense layer."""
+    from nettrim import Conv2dLayer, FlattenLayer, MaxPool2dLayer
+    from nettrim.conv import conv_weight_to_dense
+
+    kernel = RNG.standard_normal((5, 4, 3, 3)).astype(dtype)
+    kernel[:, 1::2] = 0.0
+    kernel[0, 0, 0, 0] = -0.0  # kept: its sign bit
+    conv = Conv2dLayer(
+        conv_weight_to_dense(kernel), RNG.standard_normal(5).astype(dtype), (4, 7, 10), (3, 3),
+        stride=(1, 2), padding=(1, 1), dilation=(2, 2),
+    )  # fmt: skip
+    pooled = MaxPool2dLayer((2, 1))
+    width = math.prod(pooled.output_shape(conv.output_shape(conv.in_shape)))
+    dense = Network.from_arrays([n_m_sparse((width, 3), 2, 4, dtype)], [None])[0]
+    return Network((conv, pooled, FlattenLayer(), dense)), kernel
+
+
+def assert_same_cnn(a: Network, b: Network):
+    assert [type(layer) for layer in a.layers] == [type(layer) for layer in b.layers]
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        if la.prunable:
+            assert_bits(np.asarray(la.W), np.asarray(lb.W))
+            assert (la.b is None) == (lb.b is None) and la.activation == lb.activation
+            if la.b is not None:
+                assert_bits(la.b, lb.b)
+        for name in ("in_shape", "kernel_size", "stride", "padding", "dilation"):
+            assert getattr(la, name, None) == getattr(lb, name, None)
+
+
+@pytest.mark.parametrize("orientation", ["nettrim", "torch"])
+@pytest.mark.parametrize("layout", ["auto", "dense", "csr", "bitmask", "2:4"])
+def test_cnn_safetensors_round_trip_both_orientations_every_layout(tmp_path, orientation, layout):
+    from safetensors import safe_open
+
+    from nettrim.io import stored_layouts
+
+    net, kernel = strided_cnn()
+    path = tmp_path / "cnn.safetensors"
+    save_safetensors(net, path, layout=layout, orientation=orientation)
+    back = load_safetensors(path)
+    assert_same_cnn(back, net)
+    x = RNG.standard_normal((3, 4, 7, 10)).astype(np.float32)
+    assert back(x).tobytes() == net(x).tobytes()  # predictions bit for bit
+    with safe_open(path, framework="numpy") as fh:
+        keys, metadata = set(fh.keys()), fh.metadata()
+        if "layers.0.weight" in keys:  # stored dense: the orientation's own shape
+            stored = fh.get_tensor("layers.0.weight")
+            assert_bits(stored, kernel if orientation == "torch" else net[0].W)
+    assert {key.split(".")[1] for key in keys} == {"0", "3"}  # positions: gaps for pool, flatten
+    assert metadata["orientation"] == orientation and "activations" not in metadata
+    assert json.loads(metadata["layers"])[0] == {
+        "kind": "conv2d", "activation": "relu", "in_shape": [4, 7, 10], "kernel_size": [3, 3],
+        "stride": [1, 2], "padding": [1, 1], "dilation": [2, 2],
+    }  # fmt: skip
+    expected = {"dense": "dense", "csr": "csr", "bitmask": "bitmask", "2:4": "2:4"}.get(layout)
+    layouts = stored_layouts(path)
+    assert layouts[1:3] == ["dense", "dense"]  # pooling and flattening hold no weight
+    if expected is not None:
+        assert layouts[0] == layouts[3] == expected
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cnn.safetensors"]
+
+
+def test_cnn_safetensors_n_m_groups_never_straddle_kernel_positions(tmp_path):
+    net = conv_network(c_in=2, k=2)
+    path = tmp_path / "cnn.safetensors"
+    with pytest.raises(ValueError, match=r"layers\.0\.weight: .* c_in a multiple of 4, got c_in=2"):
+        save_safetensors(net, path, layout="2:4")
+    assert not path.exists()
+    from nettrim import Conv2dLayer
+    from nettrim.io import stored_layouts
+
+    # "auto" tries the groups that fit c_in = 2: channel 1 is all zero, so 1:2
+    W = np.array(net[0].W)
+    big = Conv2dLayer(np.tile(W, (1, 8)), None, net[0].in_shape, net[0].kernel_size)
+    save_safetensors(Network((big,)), path)
+    assert stored_layouts(path) == ["1:2"]
+    assert_same_cnn(load_safetensors(path), Network((big,)))
+
+
+def pytorch_cnn_file(path, net, kernel):
+    """What safetensors.torch.save_file writes for nn.Sequential(Conv2d, ReLU, MaxPool2d,
+    Flatten, Linear): keys 0.* and 4.*, PyTorch's shapes."""
+    tensors = {"0.weight": kernel, "0.bias": net[0].b, "4.weight": net[3].W.T.copy()}
+    save_file(tensors, path, metadata={"format": "pt"})
+    from nettrim.network import _describe
+
+    return [_describe(layer) for layer in net.layers]
+
+
+def test_a_pytorch_cnn_state_dict_reads_with_its_layers_and_the_orientation_that_fits(tmp_path):
+    net, kernel = strided_cnn()
+    path = tmp_path / "lenet.safetensors"
+    layers = pytorch_cnn_file(path, net, kernel)
+    assert_same_cnn(load_safetensors(path, orientation="torch", layers=layers), net)
+    with pytest.raises(NetworkFileError, match="the shapes fit orientation='torch'") as info:
+        load_safetensors(path, orientation="nettrim", layers=layers)
+    assert "(c_out, c_in, k_h, k_w) kernel" in str(info.value) and str(path) in str(info.value)
+    # the nettrim orientation's dense kernel, read as torch: the error names 'nettrim'
+    save_file({"0.weight": net[0].W, "0.bias": net[0].b, "4.weight": net[3].W}, path)
+    with pytest.raises(NetworkFileError, match="the shapes fit orientation='nettrim'"):
+        load_safetensors(path, orientation="torch", layers=layers)
+    assert_same_cnn(load_safetensors(path, orientation="nettrim", layers=layers), net)
+    with pytest.raises(NetworkFileError, match="2 weights in the file, but the layers take 1"):
+        load_safetensors(path, orientation="nettrim", layers=layers[:1])
+    with pytest.raises(ValueError, match=r"activations .* or layers, not both"):
+        load_safetensors(path, orientation="nettrim", layers=layers, activations=["relu"] * 2)
+
+
+def test_a_cnn_file_refuses_a_flag_or_layers_other_than_it_records(tmp_path):
+    net, _ = strided_cnn()
+    path = tmp_path / "cnn.safetensors"
+    save_safetensors(net, path, orientation="torch", layout="dense")
+    with pytest.raises(ValueError, match="records orientation 'torch'"):
+        load_safetensors(path, orientation="nettrim")
+    with pytest.raises(ValueError, match=r"layers=.* but the file records"):
+        load_safetensors(path, layers=[{"kind": "flatten"}])
+    assert load_safetensors(path, activations=["relu", "linear"]).dims == net.dims
+
+
+GEOMETRY_MISSING = json.dumps(
+    [{"kind": "conv2d", "activation": "relu"}, {"kind": "maxpool2d", "kernel_size": [2, 1]},
+     {"kind": "flatten"}, {"kind": "dense", "activation": "linear"}]
+)  # fmt: skip
+
+
+def _tamper(path, out, *, tensors=None, metadata=None):
+    from safetensors import safe_open
+
+    with safe_open(path, framework="numpy") as fh:
+        stored = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118
+        meta = fh.metadata()
+    save_file({**stored, **(tensors or {})}, out, metadata={**meta, **(metadata or {})})
+
+
+@pytest.mark.parametrize(
+    ("tensors", "metadata", "message"),
+    [
+        ({"layers.0.weight": np.ones((5, 4, 3, 2), np.float32)}, None, r"\(c_out, 4, 3, 3\)"),
+        ({"layers.1.weight": np.ones((2, 2), np.float32)}, None, r"weights of layers \[0, 1, 3\]"),
+        (None, {"layers": "[{"}, "metadata layers is not valid JSON"),
+        (None, {"layers": '[{"kind": "conv3d"}]'}, "has kind 'conv3d'"),
+        (None, {"layers": GEOMETRY_MISSING}, r"layers\[0\] \(conv2d\) must have exactly"),
+        (None, {"activations": '["relu"]'}, "both activations and layers"),
+        (None, {"format_version": "3"}, "format_version is '3'"),
+    ],
+)
+def test_a_tampered_cnn_file_is_a_clear_error(tmp_path, tensors, metadata, message):
+    net, _ = strided_cnn()
+    good, bad = tmp_path / "good.safetensors", tmp_path / "bad.safetensors"
+    save_safetensors(net, good, orientation="torch", layout="dense")
+    _tamper(good, bad, tensors=tensors, metadata=metadata)
+    with pytest.raises(NetworkFileError, match=message) as info:
+        load_safetensors(bad)
+    assert str(bad) in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header"])
+def test_corrupted_and_truncated_cnn_files_name_the_file_and_write_nothing(tmp_path, damage):
+    net, _ = strided_cnn()
+    path = tmp_path / "cnn.safetensors"
+    save_safetensors(net, path, layout="2:4")
+    data = path.read_bytes()
+    if damage == "truncate":
+        data = data[: len(data) - 40]
+    elif damage == "flip":
+        data = bytes(b ^ 0xFF for b in data[:8]) + data[8:]
+    else:  # the JSON header's first bytes
+        data = data[:8] + b"}}}" + data[11:]
+    path.write_bytes(data)
+    with pytest.raises(NetworkFileError, match="not a valid safetensors file") as info:
+        Network.load(path)
+    assert str(path) in str(info.value)
+    out = tmp_path / "copy.safetensors"
+    with pytest.raises(NetworkFileError):
+        Network.load(path).save(out)
+    assert not out.exists()

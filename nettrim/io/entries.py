@@ -128,7 +128,8 @@ def stored_layouts(path: str | os.PathLike) -> list[str]:
         with safe_open(name, framework="numpy") as fh:
             metadata = fh.metadata() or {}
         description = metadata.get("sparse")
-        n_layers = len(json.loads(metadata["activations"]))
+        # a chain of dense layers records its activations, any other network its layers
+        n_layers = len(json.loads(metadata.get("layers") or metadata["activations"]))
         key = "layers.{}.weight"
     else:
         with np.load(name, allow_pickle=False) as archive:

@@ -1,22 +1,33 @@
 """Networks in ``.safetensors`` files (the ``safetensors`` library, its NumPy API).
 
-Key convention, for a network of ``L`` layers:
+Key convention, for a network of ``L`` layers (``l`` is the layer's position, so a network
+with pooling or flattening has gaps in the numbers, as its ``.npz`` file has):
 
-* ``layers.{l}.weight``: layer ``l``'s weight, ``(d_in, d_out)`` (``orientation="nettrim"``)
-  or PyTorch's ``(d_out, d_in)`` (``orientation="torch"``); a weight stored sparse is instead
+* ``layers.{l}.weight``: the weight of layer ``l`` (a dense layer or a convolution). With
+  ``orientation="nettrim"`` a dense layer's ``(d_in, d_out)`` and a convolution's dense
+  ``(k_h * k_w * c_in, c_out)`` kernel (:func:`~nettrim.conv.conv_weight_to_dense`); with
+  ``orientation="torch"`` PyTorch's ``nn.Linear.weight`` ``(d_out, d_in)`` and
+  ``nn.Conv2d.weight`` ``(c_out, c_in, k_h, k_w)``. A weight stored sparse is instead
   ``layers.{l}.weight.{part}`` (``indptr`` / ``indices`` / ``values``, ``mask`` / ``values``
-  or ``values`` / ``positions``; see :mod:`nettrim.io.layouts`, whatever the orientation);
+  or ``values`` / ``positions``, always of the nettrim-oriented 2-D matrix, whatever the
+  orientation; see :mod:`nettrim.io.layouts`);
 * ``layers.{l}.bias``: its bias ``(d_out,)``, absent for a layer without bias;
 * the metadata (strings): ``format`` (``"nettrim.network"``), ``format_version``,
-  ``activations`` (a JSON list of names), ``orientation`` and, when a weight is sparse,
-  ``sparse`` (the JSON layout description of :mod:`nettrim.io.entries`) and, when the
+  ``orientation``, and the layers: ``activations`` (a JSON list of names) for a chain of
+  dense layers, or ``layers`` for a network with convolutions, pooling or flattening (a JSON
+  list with one object per layer, as in the ``.npz`` file: ``{"kind": "conv2d",
+  "activation": ..., "in_shape": [c_in, h, w], "kernel_size": [k_h, k_w], "stride": ...,
+  "padding": ..., "dilation": ...}``, ``{"kind": "maxpool2d", "kernel_size": ...}``,
+  ``{"kind": "flatten"}``, ``{"kind": "dense", "activation": ...}``); when a weight is sparse,
+  ``sparse`` (the JSON layout description of :mod:`nettrim.io.entries`); and, when the
   network has any, ``metadata`` (:attr:`Network.metadata` as JSON: what ``nettrim prune``
   records of the pruning, which ``nettrim verify`` judges with).
 
 Files written elsewhere (``safetensors.torch.save_file(model.state_dict())`` of an
-``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU``) are read too: keys ``{prefix}{i}.weight``
-/ ``{prefix}{i}.bias`` with one common prefix (``"0.weight"``, ``"net.2.weight"``), layers in
-the order of ``i`` (gaps allowed), the orientation and activations passed as arguments.
+``nn.Sequential``) are read too: keys ``{prefix}{i}.weight`` / ``{prefix}{i}.bias`` with one
+common prefix (``"0.weight"``, ``"net.2.weight"``), the ``k``-th weight in the order of ``i``
+(gaps allowed) belonging to the ``k``-th layer with weights; the orientation and the
+activations (or, for a CNN, the ``layers`` list) passed as arguments.
 """
 
 from __future__ import annotations
@@ -24,16 +35,19 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ..conv import _pair, conv_weight_to_dense, dense_to_conv_weight
 from ..network import (
     ACTIVATIONS,
     FILE_FORMAT,
     FILE_VERSION,
+    LAYER_KINDS,
+    Conv2dLayer,
     Network,
     NetworkFileError,
-    _dense,
     _network_from_arrays,
     write_atomically,
 )
@@ -47,7 +61,8 @@ _KEY = re.compile(
 #: What a safetensors file spends on a tensor besides its data: its JSON header entry
 #: (name, dtype, shape, offsets).
 ENTRY_BYTES = 100
-_META = ("format", "format_version", "activations", "orientation", "sparse", "metadata")
+_META = ("format", "format_version", "activations", "layers", "orientation", "sparse", "metadata")
+_WEIGHTED = ("dense", "conv2d")
 
 
 def save_safetensors(
@@ -63,19 +78,21 @@ def save_safetensors(
     Parameters
     ----------
     network : Network
+        Any network: dense layers, convolutions, max-pooling, flattening.
     path : str or os.PathLike
     layout : str
         ``"auto"`` (each weight in its layout of fewest bytes), ``"dense"``, ``"csr"``,
-        ``"bitmask"`` or ``"N:M"`` such as ``"2:4"``.
+        ``"bitmask"`` or ``"N:M"`` such as ``"2:4"`` (for a convolution, groups of ``M``
+        input channels of one kernel position: ``c_in`` must be a multiple of ``M``).
     orientation : {"nettrim", "torch"}
-        Dense weights as ``(d_in, d_out)`` or as PyTorch's ``(d_out, d_in)``.
+        Dense weights as nettrim's ``(d_in, d_out)`` and dense conv kernels, or as PyTorch's
+        ``(d_out, d_in)`` and ``(c_out, c_in, k_h, k_w)``.
 
     Raises
     ------
     ValueError
-        For an unknown layout or orientation, a layout the weights do not satisfy,
-        weights :func:`load_safetensors` would refuse, or a network that is not a chain of
-        dense layers (save those as ``.npz``).
+        For an unknown layout or orientation, a layout the weights do not satisfy, or
+        weights :func:`load_safetensors` would refuse; nothing is written then.
     ImportError
         When the ``safetensors`` package is missing (``pip install nettrim[safetensors]``).
     """
@@ -83,42 +100,58 @@ def save_safetensors(
 
     _check_orientation(orientation)
     name = os.fspath(path)
-    if not network.is_dense:
-        raise ValueError(
-            f"cannot save to {name}: a network with convolutions, pooling or flattening is "
-            "saved as .npz (network file version 2); .safetensors files hold chains of dense "
-            "layers"
-        )
-    arrays = {"activations": np.array(network.activations, dtype=str)}
-    tensors = {}
-    for l, layer in enumerate(network.layers):
-        arrays[f"W{l}"] = tensors[f"layers.{l}.weight"] = _dense(layer.W)
-        if layer.b is not None:
-            arrays[f"b{l}"] = tensors[f"layers.{l}.bias"] = layer.b
+    arrays = network.to_arrays()
     _network_from_arrays(arrays, f"cannot save to {name}")  # write only what load reads
-    weights = [f"layers.{l}.weight" for l in range(len(network))]
-    tensors, description = encode_entries(tensors, weights, layout, entry_bytes=ENTRY_BYTES)
-    if orientation == "torch":
-        tensors.update({key: tensors[key].T for key in weights if key in tensors})
-    metadata = {
-        "format": FILE_FORMAT,
-        "format_version": str(FILE_VERSION),
-        "activations": json.dumps(list(network.activations)),
-        "orientation": orientation,
+    tensors = {_tensor_key(key): value for key, value in arrays.items() if _is_weight_entry(key)}
+    weights = [f"layers.{l}.weight" for l in network.prunable]
+    channels = {
+        f"layers.{l}.weight": layer.in_shape[0]
+        for l, layer in enumerate(network.layers)
+        if isinstance(layer, Conv2dLayer)
     }
+    tensors, description = encode_entries(
+        tensors, weights, layout, entry_bytes=ENTRY_BYTES, channels=channels
+    )
+    if orientation == "torch":
+        for l in network.prunable:
+            key = f"layers.{l}.weight"
+            if key in tensors:  # a sparse weight's parts keep nettrim's orientation
+                tensors[key] = _to_torch(network.layers[l], tensors[key])
+    metadata = {"format": FILE_FORMAT, "format_version": str(FILE_VERSION)}
+    if network.is_dense:  # the chain of dense layers reads as before CNNs were stored
+        metadata["activations"] = json.dumps(list(network.activations))
+    else:
+        metadata["layers"] = str(arrays["layers"])
+    metadata["orientation"] = orientation
     if description is not None:
         metadata["sparse"] = description
-    if network.metadata:
-        metadata["metadata"] = json.dumps(dict(network.metadata), allow_nan=False)
+    if "metadata" in arrays:
+        metadata["metadata"] = str(arrays["metadata"])
     data = save({k: np.ascontiguousarray(v) for k, v in tensors.items()}, metadata=metadata)
     write_atomically(name, lambda fh: fh.write(data))
+
+
+def _is_weight_entry(key: str) -> bool:
+    return key[0] in "Wb" and key[1:].isdigit()
+
+
+def _tensor_key(entry: str) -> str:
+    """``W3`` -> ``layers.3.weight``, ``b3`` -> ``layers.3.bias``."""
+    return f"layers.{entry[1:]}.{'weight' if entry[0] == 'W' else 'bias'}"
+
+
+def _to_torch(layer, W: np.ndarray) -> np.ndarray:
+    if isinstance(layer, Conv2dLayer):
+        return dense_to_conv_weight(W, c_in=layer.in_shape[0], kernel_size=layer.kernel_size)
+    return W.T
 
 
 def load_safetensors(
     path: str | os.PathLike,
     *,
     orientation: str | None = None,
-    activations: list[str] | None = None,
+    activations: Sequence[str] | None = None,
+    layers: Sequence[dict] | None = None,
 ) -> Network:
     """Read a network from a ``.safetensors`` file (key convention: module docstring).
 
@@ -128,11 +161,14 @@ def load_safetensors(
     orientation : {"nettrim", "torch"}, optional
         How the file's dense weights are laid out. Read from the metadata of a file nettrim
         wrote (where a different value here is an error); required for other files. The
-        shapes are checked against the chain of layers either way, so a wrong value is an
-        error naming the one that fits.
+        shapes are checked against the layers either way, so a wrong value is an error
+        naming the one that fits.
     activations : list of str, optional
-        One name per layer, for a file without them in its metadata (default: ReLU, and
-        linear for the last layer).
+        One name per layer, for a chain of dense layers in a file that does not record its
+        layers (default: ReLU, and linear for the last layer).
+    layers : list of dict, optional
+        The layers, as the metadata ``layers`` holds them (module docstring), for a file
+        with convolutions that does not record them (a PyTorch CNN's ``state_dict``).
 
     Raises
     ------
@@ -140,7 +176,8 @@ def load_safetensors(
         When the file is no safetensors file (corrupted, truncated), or its tensors and
         metadata do not describe a network; the message names the file and the entry.
     ValueError
-        For a wrong or missing ``orientation``.
+        For a wrong or missing ``orientation``, or ``activations`` / ``layers`` that are
+        malformed or differ from what the file records.
     ImportError
         When the ``safetensors`` package is missing.
     """
@@ -155,22 +192,84 @@ def load_safetensors(
     else:  # written elsewhere (safetensors.torch writes {"format": "pt"}): no nettrim fields
         metadata = {}
     orientation = _file_orientation(metadata, orientation, name)
-    layers = _layer_keys(tensors, fail)
+    keys = _layer_keys(tensors, fail)
+    description = _description(metadata, activations, layers, len(keys), fail)
+    positions = [l for l, entry in enumerate(description) if entry.get("kind") in _WEIGHTED]
+    if metadata and [index for index, _, _ in keys] != positions:
+        raise fail(
+            f"the tensors hold weights of layers {[index for index, _, _ in keys]} but the "
+            f"metadata's layers have weights at {positions}"
+        )
+    if len(keys) != len(positions):
+        raise fail(f"{len(keys)} weights in the file, but the layers take {len(positions)}")
     stored_dense = {key for key in tensors if key.endswith(".weight")}
     decoded = decode_entries(tensors, metadata.get("sparse"), fail)
-    arrays: dict[str, np.ndarray] = {}
-    for rank, (weight, bias) in enumerate(layers):
+    stored = {}
+    for l, (_, weight, bias) in zip(positions, keys, strict=True):
         if weight not in decoded:
-            raise fail(f"{weight} is missing (layer {rank} has no weight)")
-        W = decoded[weight]
-        arrays[f"W{rank}"] = W.T if orientation == "torch" and weight in stored_dense else W
-        if bias in decoded:
-            arrays[f"b{rank}"] = decoded[bias]
-    _check_orientation_fits(arrays, len(layers), orientation, fail)
-    arrays["activations"] = np.array(_activations(metadata, activations, len(layers), fail))
+            raise fail(f"{weight} is missing (layer {l} has no weight)")
+        oriented = weight in stored_dense  # sparse parts are always nettrim's orientation
+        stored[l] = (weight, decoded[weight], oriented, decoded.get(bias))
+    arrays = {
+        "format": np.array(FILE_FORMAT),
+        "format_version": np.array(FILE_VERSION),
+        "layers": np.array(json.dumps(description)),
+    }
     if "metadata" in metadata:
         arrays["metadata"] = np.array(metadata["metadata"])
-    return _network_from_arrays(arrays, name)
+    return _oriented_network(arrays, stored, description, orientation, fail)
+
+
+def _oriented_network(arrays, stored, description, orientation: str, fail) -> Network:
+    """The network of ``stored`` weights read in ``orientation``; when they do not fit, an
+    error naming the other orientation if the weights fit that one."""
+
+    def build(orientation: str) -> Network:
+        entries = dict(arrays)
+        for l, (key, W, oriented, b) in stored.items():
+            if oriented:
+                W = _from_orientation(key, W, description[l], orientation, fail)
+            entries[f"W{l}"] = W
+            if b is not None:
+                entries[f"b{l}"] = b
+        return _network_from_arrays(entries, "")
+
+    try:
+        return build(orientation)
+    except NetworkFileError as exc:
+        problem = str(exc).removeprefix(": ")
+        other = "nettrim" if orientation == "torch" else "torch"
+        try:
+            build(other)
+        except NetworkFileError:
+            raise fail(problem) from None
+        raise fail(
+            f"with orientation={orientation!r}, {problem}; the shapes fit orientation={other!r}"
+        ) from None
+
+
+def _from_orientation(key: str, W: np.ndarray, entry: dict, orientation: str, fail):
+    """A stored dense weight as nettrim's 2-D matrix; a conv kernel's shape is checked."""
+    conv = entry.get("kind") == "conv2d"
+    if orientation == "nettrim":
+        if conv and W.ndim == 4:
+            raise fail(
+                f"{key} has shape {W.shape}, a (c_out, c_in, k_h, k_w) kernel; orientation "
+                "'nettrim' stores a convolution as its dense (k_h * k_w * c_in, c_out) matrix"
+            )
+        return W
+    if not conv:
+        return W.T if W.ndim == 2 else W  # _network_from_arrays names a weight not 2-D
+    try:
+        expected = (int(entry["in_shape"][0]), *_pair("kernel_size", entry["kernel_size"], low=1))
+    except (KeyError, IndexError, TypeError, ValueError):
+        return W  # a malformed entry: _network_from_arrays names it
+    if W.ndim != 4 or tuple(W.shape[1:]) != tuple(expected):
+        raise fail(
+            f"{key} has shape {W.shape}; orientation 'torch' stores this convolution's kernel "
+            f"as (c_out, c_in, k_h, k_w) = (c_out, {', '.join(map(str, expected))})"
+        )
+    return conv_weight_to_dense(W)
 
 
 def _read(name: str, fail) -> tuple[dict[str, str], dict[str, np.ndarray]]:
@@ -225,6 +324,8 @@ def _check_header(metadata: dict, fail) -> None:
         raise fail(f"unexpected metadata {', '.join(map(repr, unknown))}")
     if "orientation" not in metadata:
         raise fail("metadata has no orientation ('nettrim' or 'torch')")
+    if "activations" in metadata and "layers" in metadata:
+        raise fail("metadata holds both activations and layers; a file describes its layers once")
     version = metadata.get("format_version", "")
     if not version.isdigit() or not 1 <= int(version) <= FILE_VERSION:
         raise fail(
@@ -233,8 +334,8 @@ def _check_header(metadata: dict, fail) -> None:
         )
 
 
-def _layer_keys(tensors: dict, fail) -> list[tuple[str, str]]:
-    """``(weight key, bias key)`` per layer, in the order of the layer index."""
+def _layer_keys(tensors: dict, fail) -> list[tuple[int, str, str]]:
+    """``(index, weight key, bias key)`` per layer with weights, in the order of the index."""
     prefixes, indices = set(), set()
     for key in tensors:
         match = _KEY.fullmatch(key)
@@ -250,41 +351,50 @@ def _layer_keys(tensors: dict, fail) -> list[tuple[str, str]]:
     if len(prefixes) > 1:
         raise fail(f"tensor names mix the prefixes {sorted(prefixes)}; use one")
     (prefix,) = prefixes
-    return [(f"{prefix}{i}.weight", f"{prefix}{i}.bias") for i in sorted(indices)]
+    return [(i, f"{prefix}{i}.weight", f"{prefix}{i}.bias") for i in sorted(indices)]
 
 
-def _chain_problem(arrays: dict, n_layers: int) -> str | None:
-    """What keeps the weights (as read) from chaining into a network, or ``None``."""
-    for l in range(n_layers):
-        W = arrays[f"W{l}"]
-        if W.ndim != 2:
-            return f"layer {l}'s weight has shape {W.shape}, not 2-D"
-        b = arrays.get(f"b{l}")
-        if b is not None and b.shape != (W.shape[1],):
-            return f"layer {l}'s weight read as {W.shape} has {W.shape[1]} outputs, bias {b.shape}"
-        if l and W.shape[0] != arrays[f"W{l - 1}"].shape[1]:
-            return (
-                f"layer {l}'s weight read as {W.shape} takes {W.shape[0]} inputs but layer "
-                f"{l - 1} gives {arrays[f'W{l - 1}'].shape[1]}"
-            )
-    return None
+def _description(metadata: dict, activations, layers, n_weights: int, fail) -> list:
+    """The file's layers as the ``.npz`` file's ``layers`` list: from the metadata, else
+    from ``layers`` or ``activations`` (checked against the metadata where it has them)."""
+    if activations is not None and layers is not None:
+        raise ValueError("pass activations (a chain of dense layers) or layers, not both")
+    if "layers" in metadata:
+        try:
+            stored = json.loads(metadata["layers"])
+        except json.JSONDecodeError as exc:
+            raise fail(f"metadata layers is not valid JSON ({exc})") from None
+        if not isinstance(stored, list) or not all(isinstance(e, dict) for e in stored):
+            raise fail(f"metadata layers must be a JSON list of objects, got {stored!r}")
+        kinds = [entry.get("kind") for entry in stored]
+        unknown = [kind for kind in kinds if kind not in LAYER_KINDS]
+        if unknown:  # before the weights are matched to the layers that take them
+            raise fail(f"metadata layers has kind {unknown[0]!r}; known kinds: {list(LAYER_KINDS)}")
+        _check_given(
+            "activations", activations, [e.get("activation") for e in stored if _weighted(e)]
+        )
+        _check_given("layers", layers, stored)
+        return stored
+    if layers is not None and "activations" not in metadata:
+        if isinstance(layers, str | bytes) or not all(isinstance(e, dict) for e in layers):
+            raise ValueError(f"layers must be a list of dicts (one per layer), got {layers!r}")
+        return [dict(entry) for entry in layers]
+    names = _activations(metadata, activations, n_weights, fail)
+    _check_given("layers", layers, None)
+    return [{"kind": "dense", "activation": a} for a in names]
 
 
-def _check_orientation_fits(arrays: dict, n_layers: int, orientation: str, fail) -> None:
-    problem = _chain_problem(arrays, n_layers)
-    if problem is None:
-        return
-    flipped = {k: v.T if k.startswith("W") and v.ndim == 2 else v for k, v in arrays.items()}
-    other = "nettrim" if orientation == "torch" else "torch"
-    hint = (
-        f"; the shapes fit orientation={other!r}"
-        if _chain_problem(flipped, n_layers) is None
-        else ""
-    )
-    raise fail(f"with orientation={orientation!r}, {problem}{hint}")
+def _weighted(entry: dict) -> bool:
+    return entry.get("kind") in _WEIGHTED
 
 
-def _activations(metadata: dict, given, n_layers: int, fail) -> list[str]:
+def _check_given(what: str, given, stored) -> None:
+    if given is not None and (stored is None or list(given) != list(stored)):
+        recorded = "other layers" if stored is None else repr(stored)
+        raise ValueError(f"{what}={list(given)!r}, but the file records {recorded}")
+
+
+def _activations(metadata: dict, given, n_layers: int, fail: Callable) -> list[str]:
     if "activations" in metadata:
         try:
             stored = json.loads(metadata["activations"])
@@ -292,8 +402,7 @@ def _activations(metadata: dict, given, n_layers: int, fail) -> list[str]:
             stored = None
         if not isinstance(stored, list) or not all(isinstance(a, str) for a in stored):
             raise fail(f"metadata activations must be a JSON list of names, got {stored!r}")
-        if given is not None and list(given) != stored:
-            raise ValueError(f"activations={list(given)!r}, but the file records {stored!r}")
+        _check_given("activations", given, stored)
         return stored
     if given is None:
         return ["relu"] * (n_layers - 1) + ["linear"]
