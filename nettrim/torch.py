@@ -761,7 +761,10 @@ def prune_model(
     fold_batchnorm(model, folds)
     named = dict(chosen)
     batches_of = _module_batches(chosen, batches, module_batches)
-    order = _call_order(model, next(iter(batches)), chosen)
+    first = next(iter(batches), None)
+    if first is None:
+        raise ValueError("batches is empty: recording needs at least one batch")
+    order = _call_order(model, first, chosen)
     original = _original_rows(model, chosen, order, batches_of, program, mask, method, scheme)
     stages = [Stage(n, *dense_weights(named[n]), program[n]) for n in order]
     before = {s.name: int(np.count_nonzero(s.W)) for s in stages}
@@ -860,7 +863,7 @@ def _call_order(model, batch, chosen) -> list[str]:
     model.eval()
     try:
         with torch.no_grad():
-            _call(model, batch)
+            _forward(model, batch, 0)
     finally:
         for handle in handles:
             handle.remove()
