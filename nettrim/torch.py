@@ -761,14 +761,11 @@ def prune_model(
     fold_batchnorm(model, folds)
     named = dict(chosen)
     batches_of = _module_batches(chosen, batches, module_batches)
-    original = Recording(modules=())
-    for group in {id(b): b for b in batches_of.values()}.values():
-        members = [(n, m) for n, m in chosen if batches_of[n] is group]
-        part = _record(model, group, members, program, mask=mask)
-        original.X.update(part.X)
-        original.Y.update(part.Y)
-        original.info.update(part.info)
-    order = _call_order(model, next(iter(batches)), chosen)
+    first = next(iter(batches), None)
+    if first is None:
+        raise ValueError("batches is empty: recording needs at least one batch")
+    order = _call_order(model, first, chosen)
+    original = _original_rows(model, chosen, order, batches_of, program, mask, method, scheme)
     stages = [Stage(n, *dense_weights(named[n]), program[n]) for n in order]
     before = {s.name: int(np.count_nonzero(s.W)) for s in stages}
     if method == "net-trim":
@@ -786,7 +783,7 @@ def prune_model(
 
     results, radii, _ = prune_stages(
         stages,
-        lambda i: original[order[i]],
+        lambda i: original[order[i]] if order[i] in original.X else (None, None),
         method=method,
         scheme=scheme,
         reinput=reinput,
@@ -803,7 +800,7 @@ def prune_model(
     reports = tuple(
         ModuleReport(
             name=s.name,
-            kind=original.info[s.name]["kind"],
+            kind=_geometry(named[s.name])["kind"],
             shape=tuple(s.W.shape),
             program=r.program,
             nnz_before=before[s.name],
@@ -822,6 +819,22 @@ def prune_model(
         results={s.name: r for s, r in zip(stages, results, strict=True)},
         seconds=time.perf_counter() - start,
     )
+
+
+def _original_rows(model, chosen, order, batches_of, program, mask, method, scheme):
+    """The unpruned model's program rows that the scheme reads: every module's, except for
+    an L0 cascade, which reads only the first module's (every later one is re-recorded,
+    and its target is the original weights on that input, so holding all the modules'
+    rows at once, e.g. a transformer's 36, would only cost memory)."""
+    if scheme == "cascade" and method != "net-trim":
+        chosen = [(n, m) for n, m in chosen if n == order[0]]
+    original = Recording(modules=())
+    for group in {id(batches_of[n]): batches_of[n] for n, _ in chosen}.values():
+        members = [(n, m) for n, m in chosen if batches_of[n] is group]
+        part = _record(model, group, members, program, mask=mask)
+        original.X.update(part.X)
+        original.Y.update(part.Y)
+    return original
 
 
 def _module_batches(chosen, batches, module_batches) -> dict[str, list]:
@@ -850,7 +863,7 @@ def _call_order(model, batch, chosen) -> list[str]:
     model.eval()
     try:
         with torch.no_grad():
-            _call(model, batch)
+            _forward(model, batch, 0)
     finally:
         for handle in handles:
             handle.remove()

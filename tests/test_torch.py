@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nettrim import Network, net_trim
+from nettrim import Network, net_trim, prune_layer
 from nettrim.conv import conv_weight_to_dense
 from nettrim.store import StoreError, open_store
 from nettrim.torch import (
+    dense_weights,
     export,
     find_programs,
     load_pruned,
@@ -19,6 +20,7 @@ from nettrim.torch import (
     prune_model,
     record,
     to_network,
+    write_back,
 )
 
 # float32 recordings against a float32 forward: the same kernels, different summation order
@@ -219,6 +221,42 @@ def test_token_mask_drops_padding_rows():
     np.testing.assert_allclose(rec.X["lin"], x[keep].numpy())
     with torch.no_grad():
         np.testing.assert_allclose(rec.Y["lin"], model.lin(x)[keep].numpy(), **F32)
+
+
+class TokenMLP(nn.Module):
+    """Two token-wise modules, as a transformer's FFN; padding positions carry junk."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.up, self.down = nn.Linear(6, 8), nn.Linear(8, 4)
+
+    def forward(self, input, mask):
+        return self.down(F.gelu(self.up(input)))
+
+
+def test_l0_cascade_on_a_token_model_re_records_masked_inputs():
+    torch.manual_seed(1)
+    masks = [torch.tensor([[1] * 9 + [0] * 3, [1] * 5 + [0] * 7]), torch.ones(1, 12)]
+    batches = []
+    for keep in masks:
+        x = torch.randn(keep.shape[0], 12, 6)
+        x[keep == 0] = 100.0  # padding junk: rows that must never reach a program
+        batches.append({"input": x, "mask": keep.bool()})
+    model, reference = TokenMLP(), TokenMLP()
+    result = prune_model(
+        model, batches, method="sparsegpt", scheme="cascade", sparsity=0.5, mask="mask", n_jobs=1
+    )
+    # the same cascade by hand: the kept tokens' inputs, the second on the pruned first module
+    x = torch.cat([b["input"][b["mask"]] for b in batches])
+    first = prune_layer(x.numpy(), *dense_weights(reference.up), method="sparsegpt", sparsity=0.5)
+    write_back(reference.up, first.W, first.b)
+    with torch.no_grad():
+        hidden = F.gelu(reference.up(x)).numpy()
+    second = prune_layer(hidden, *dense_weights(reference.down), method="sparsegpt", sparsity=0.5)
+    np.testing.assert_allclose(result.results["up"].W, first.W, **F32)
+    np.testing.assert_allclose(result.results["down"].W, second.W, **F32)
+    assert [m.removed for m in result.modules] == [0.5, 0.5]
 
 
 def test_store_written_in_batches_equals_the_one_array_recording(tmp_path):
