@@ -83,6 +83,35 @@ def splits():
     }
 
 
+#: Trained models, keyed by the training settings (gitignored): a rerun loads the weights
+#: (``torch.load(weights_only=True)``) instead of training again.
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def trained(images, labels) -> tuple[object, float]:
+    """The trained LeNet and its training seconds (from the cache when it was trained before)."""
+    import hashlib
+    import json
+    import os
+
+    import torch
+
+    model = lenet()
+    key = json.dumps([SEED, EPOCHS, len(labels), float(images.sum()), torch.__version__])
+    path = CACHE / f"lenet-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+    if path.exists():
+        saved = torch.load(path, weights_only=True)
+        model.load_state_dict(saved["state"])
+        model.eval()
+        return model, float(saved["seconds"])
+    seconds = train(model, images, labels)
+    CACHE.mkdir(exist_ok=True)
+    partial = path.with_suffix(".tmp")
+    torch.save({"state": model.state_dict(), "seconds": torch.tensor(seconds)}, partial)
+    os.replace(partial, path)
+    return model, seconds
+
+
 def train(model, images, labels) -> float:
     import torch
 
@@ -218,8 +247,7 @@ def main(argv=None) -> int:
     info = machine_info()
     print(format_machine(info), flush=True)
     data = splits()
-    model = lenet()
-    train_seconds = train(model, *data["train"])
+    model, train_seconds = trained(*data["train"])
     test_images, test_labels = data["test"]
     dense_acc = accuracy(model, test_images, test_labels)
     print(f"trained in {train_seconds:.1f} s: test accuracy {dense_acc:.4f}", flush=True)
