@@ -408,17 +408,12 @@ PARTS = {"parallel": run_parallel, "cascade": run_cascade, "l0": run_l0}
 def cached_part(part: str, args, compute) -> list[dict]:
     """A part's runs, kept under the cache keyed by every setting it depends on, so the
     parts can run as separate processes (``--parts``) and a last run only reports them."""
-    import hashlib
     import json
     import os
 
     if args.quick:  # CI: always run
         return compute()
-    settings = [part, args.quick, args.calibration, args.budget, args.rows, args.reweight_rounds]
-    settings += [EPOCHS, CONV_IMAGES, SEED]
-    settings += {"parallel": [MODULE_EPS_GRID, BY_SIZE], "cascade": [CASCADE_GRID]}.get(part, [])
-    key = hashlib.sha256(json.dumps(settings, default=str).encode()).hexdigest()[:16]
-    path = CACHE / f"lenet-{part}-{key}.json"
+    path = part_path(part, args)
     if path.exists() and not args.fresh:
         print(f"{part}: from {path}", flush=True)
         return json.loads(path.read_text())
@@ -427,6 +422,17 @@ def cached_part(part: str, args, compute) -> list[dict]:
     path.with_suffix(".tmp").write_text(json.dumps(runs))
     os.replace(path.with_suffix(".tmp"), path)
     return runs
+
+
+def part_path(part: str, args) -> Path:
+    import hashlib
+    import json
+
+    settings = [part, args.quick, args.calibration, args.budget, args.rows, args.reweight_rounds]
+    settings += [EPOCHS, CONV_IMAGES, SEED]
+    settings += {"parallel": [MODULE_EPS_GRID, BY_SIZE], "cascade": [CASCADE_GRID]}.get(part, [])
+    key = hashlib.sha256(json.dumps(settings, default=str).encode()).hexdigest()[:16]
+    return CACHE / f"lenet-{part}-{key}.json"
 
 
 def setting(run) -> str:
