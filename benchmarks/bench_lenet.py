@@ -7,14 +7,19 @@ wheel (``benchmarks/mnist_mlp.py`` reads them): 1500 held-out test images (strat
 validation images and 3000 training images. Then every conv and linear module is pruned
 through :func:`nettrim.torch.prune_model`:
 
-* **Net-Trim**, parallel and cascade, on ``--calibration`` training images; ``eps`` is
-  chosen on the validation images (the largest of a grid whose validation accuracy stays
-  within ``--budget`` points of the dense model's), then reported once on the test images.
+* **Net-Trim**, parallel and cascade, with ``--reweight-rounds`` reweighted-L1 rounds, on
+  ``--calibration`` training images; every setting is chosen on the validation images
+  (within ``--budget`` points of the dense model's accuracy), then reported once on the
+  test images. Parallel: one eps per module, the largest module first
+  (:func:`choose_module_eps`); cascade: ``(eps, gamma of fc1)`` (:func:`choose_cascade`).
 * **L0**: 70% unstructured on every module, and 2:4 on the linear modules (the convs'
   25 and 150 inputs are no multiple of 4), ADMM against SparseGPT, cascade.
 
 Per module and overall: weights removed, test accuracy before and after, seconds (noisy:
-the machine is shared). Results go to ``benchmarks/results/lenet.json`` / ``lenet.md``.
+the machine is shared). Results go to ``benchmarks/results/lenet.json`` / ``lenet.md``. The
+trained model and each part's runs are kept under ``benchmarks/.cache/`` (gitignored):
+``--parts`` runs some parts (e.g. as separate processes), a later run reports the kept ones,
+``--fresh`` recomputes them.
 """
 
 from __future__ import annotations
