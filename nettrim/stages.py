@@ -30,7 +30,7 @@ import numpy as np
 
 from . import budgets
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve
-from .layer import DEFAULT_EPS, LayerResult, TrimOptions, build_problem, trim_layer
+from .layer import DEFAULT_EPS, LayerResult, TrimOptions, build_problem, check_eps, trim_layer
 from .network import DenseLayer, Network
 from .pruning import METHODS as L0_METHODS
 from .pruning import prune_layer
@@ -201,7 +201,7 @@ def prune_stages(
     scheme: str = "parallel",
     reinput: Callable[[int], Any] | None = None,
     on_solved: Callable[[int, LayerResult], None] | None = None,
-    eps: float = DEFAULT_EPS,
+    eps: float | Sequence[float] = DEFAULT_EPS,
     gamma: float | Sequence[float] = DEFAULT_GAMMA,
     kappa: float = DEFAULT_KAPPA,
     cascade_bound: str = "relaxed",
@@ -230,8 +230,9 @@ def prune_stages(
     on_solved : callable, optional
         ``on_solved(i, result)``, called in forward order as soon as stage ``i`` is solved.
     eps, gamma, kappa, cascade_bound
-        Net-Trim's budgets, as in :func:`~nettrim.net_trim` (``eps`` relative; cascade:
-        the first stage's).
+        Net-Trim's budgets, as in :func:`~nettrim.net_trim` (``eps`` relative: one for
+        every stage or, parallel only, a list or tuple with one per stage; cascade: the
+        first stage's).
     executor, n_jobs, blas_threads, store_dir
         Where the jobs run (parallel: all stages at once), as in :func:`~nettrim.net_trim`.
     options : dict, optional
@@ -257,6 +258,7 @@ def prune_stages(
     options = dict(options or {})
     active_tol = float(options.get("active_tol", 0.0))
     per_neuron = bool(options.get("per_neuron", False))
+    eps_of = _stage_eps(eps, stages, scheme, per_neuron) if method == "net-trim" else [eps] * n
     results: list[LayerResult] = []
     radii: list[Any] = []
     rel_eps: list[Any] = []
@@ -293,18 +295,18 @@ def prune_stages(
             jobs, figures = [], []
             for i in range(n):
                 X, Y = recordings(i)
-                jobs.append(job(i, X, Y, None, eps, True))
-                figures.append(_first_radius(Y, eps, per_neuron, method))
+                jobs.append(job(i, X, Y, None, eps_of[i], True))
+                figures.append(_first_radius(Y, eps_of[i], per_neuron, method))
             for i, result in enumerate(runner.map(_run_stage_job, jobs)):
-                finish(i, result, figures[i], eps if method == "net-trim" else None)
+                finish(i, result, figures[i], eps_of[i] if method == "net-trim" else None)
             return results, radii, rel_eps
         for i in range(n):
             X, Y = recordings(i)
             if i == 0 or method != "net-trim":
                 X_hat = X if i == 0 else reinput(i)
-                radius = _first_radius(Y, eps, per_neuron, method) if i == 0 else None
-                relative = eps if method == "net-trim" else None
-                task = job(i, X_hat, Y, None, eps, True)
+                radius = _first_radius(Y, eps_of[0], per_neuron, method) if i == 0 else None
+                relative = eps_of[0] if method == "net-trim" else None
+                task = job(i, X_hat, Y, None, eps_of[0], True)
             else:
                 X_hat = reinput(i)
                 factor = gammas[i - 1] * (kappa**2 if i == n - 1 else 1.0)
@@ -320,6 +322,26 @@ def prune_stages(
                 task = job(i, X_hat, Y, upper, radius, False)
             finish(i, runner.map(_run_stage_job, [task])[0], radius, relative)
     return results, radii, rel_eps
+
+
+def _stage_eps(eps, stages: Sequence[Stage], scheme: str, per_neuron: bool) -> list:
+    """One relative budget per stage, as given (the cascade uses only the first)."""
+    if not isinstance(eps, (list, tuple)):
+        return [eps] * len(stages)
+    if scheme == "cascade":
+        raise ValueError(
+            "scheme='cascade' takes one eps (the first stage's); gamma sets the later "
+            "stages' budgets"
+        )
+    if len(eps) != len(stages):
+        raise ValueError(
+            f"eps has {len(eps)} values but there are {len(stages)} stages; give one eps "
+            "or one per stage"
+        )
+    return [
+        check_eps(f"eps[{s.name!r}]", e, per_neuron=per_neuron, d_out=s.W.shape[1])
+        for s, e in zip(stages, eps, strict=True)
+    ]
 
 
 def _first_radius(Y, eps, per_neuron: bool, method: str):

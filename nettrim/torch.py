@@ -685,13 +685,13 @@ def prune_model(
     *,
     method: str = "net-trim",
     scheme: str = "parallel",
-    eps: float = DEFAULT_EPS,
+    eps: float | Mapping[str, float] = DEFAULT_EPS,
     sparsity: float | None = None,
     pattern: str = "unstructured",
     modules: Sequence[str] | None = None,
     programs: Mapping[str, str] | None = None,
     mask: str | Callable | None = None,
-    gamma: float | Sequence[float] = DEFAULT_GAMMA,
+    gamma: float | Sequence[float] | Mapping[str, float] = DEFAULT_GAMMA,
     kappa: float = DEFAULT_KAPPA,
     cascade_bound: str = "relaxed",
     solver: str = "auto",
@@ -717,14 +717,16 @@ def prune_model(
         ``"cascade"`` goes in forward order and re-records each module's input from the
         model with the earlier modules already pruned (Net-Trim's cascade budget, as
         :func:`~nettrim.net_trim`; for L0 methods SparseGPT's sequential driver).
-    eps : float
-        Net-Trim: the relative budget (cascade: the first module's).
+    eps : float or dict
+        Net-Trim: the relative budget (cascade: the first module's). Parallel: a dict
+        ``{name: eps}`` naming every pruned module gives each its own.
     sparsity, pattern
         L0 methods: fraction removed, and ``"unstructured"``, ``"per_output"``, ``"N:M"``...
     modules, programs, mask
         As in :func:`record`.
     gamma, kappa, cascade_bound
-        Net-Trim cascade budgets, as in :func:`~nettrim.net_trim`.
+        Net-Trim cascade budgets, as in :func:`~nettrim.net_trim`; ``gamma`` may be a dict
+        ``{name: gamma}`` naming every module after the first one called.
     solver : str
         Net-Trim's layer solver (``"auto"``, ``"admm"``, ``"clarabel"``, ...).
     executor, n_jobs, store_dir
@@ -767,6 +769,8 @@ def prune_model(
     order = _call_order(model, first, chosen)
     original = _original_rows(model, chosen, order, batches_of, program, mask, method, scheme)
     stages = [Stage(n, *dense_weights(named[n]), program[n]) for n in order]
+    eps = _in_order("eps", eps, order)
+    gamma = _in_order("gamma", gamma, order[1:])
     before = {s.name: int(np.count_nonzero(s.W)) for s in stages}
     if method == "net-trim":
         solver_options = {"solver": solver, **options}
@@ -835,6 +839,20 @@ def _original_rows(model, chosen, order, batches_of, program, mask, method, sche
         original.X.update(part.X)
         original.Y.update(part.Y)
     return original
+
+
+def _in_order(name: str, value, names: list[str]):
+    """A ``{module: value}`` dict as a tuple in ``names``' order (anything else as given)."""
+    if not isinstance(value, Mapping):
+        return value
+    if set(value) != set(names):
+        missing, unknown = sorted(set(names) - set(value)), sorted(set(value) - set(names))
+        raise ValueError(
+            f"{name}: a dict must name exactly the modules {names}"
+            + (f"; missing {missing}" if missing else "")
+            + (f"; not among them {unknown}" if unknown else "")
+        )
+    return tuple(value[n] for n in names)
 
 
 def _module_batches(chosen, batches, module_batches) -> dict[str, list]:

@@ -384,3 +384,33 @@ def test_sparsify_linear_runs_pruned_modules_through_torch_sparse():
     assert after.shape == (7, 3, 5)
     with pytest.raises(ValueError, match="min_sparsity"):
         sparsify_linear(model, min_sparsity=1.5)
+
+
+def test_eps_per_module_equals_each_module_pruned_alone():
+    x = torch.randn(60, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(9))
+    eps = {"0": 0.02, "2": 0.2, "4": 0.1}
+    model = mlp().double().eval()
+    result = prune_model(model, [x], eps=eps, solver="clarabel", n_jobs=1)
+    for name, e in eps.items():
+        alone = mlp().double().eval()
+        prune_model(alone, [x], eps=e, modules=[name], solver="clarabel", n_jobs=1)
+        assert torch.equal(model.get_submodule(name).weight, alone.get_submodule(name).weight)
+        assert result.results[name].info.radius == pytest.approx(
+            e * np.linalg.norm(record(mlp().double().eval(), [x]).Y[name])
+        )
+    with pytest.raises(ValueError, match=r"eps: a dict must name exactly .*missing \['2', '4'\]"):
+        prune_model(mlp().double().eval(), [x], eps={"0": 0.1})
+    with pytest.raises(ValueError, match="cascade' takes one eps"):
+        prune_model(mlp().double().eval(), [x], eps=eps, scheme="cascade")
+
+
+def test_gamma_per_module_dict_equals_the_list_in_call_order():
+    x = torch.randn(60, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+    options = {"scheme": "cascade", "eps": 0.05, "solver": "clarabel", "n_jobs": 1}
+    by_list, by_dict = mlp().double().eval(), mlp().double().eval()
+    prune_model(by_list, [x], gamma=[3.0, 1.5], **options)
+    prune_model(by_dict, [x], gamma={"4": 1.5, "2": 3.0}, **options)
+    for name in ("2", "4"):
+        assert torch.equal(by_list.get_submodule(name).weight, by_dict.get_submodule(name).weight)
+    with pytest.raises(ValueError, match=r"gamma: .*not among them \['0'\]"):
+        prune_model(mlp().double().eval(), [x], gamma={"0": 2.0, "2": 3.0, "4": 1.0}, **options)
