@@ -429,5 +429,10 @@ def net_trim_stages(
         kappa=kappa,
         per_neuron=bool(layer_options.get("per_neuron", False)),
         seconds=time.perf_counter() - start,
-        options={"positions": positions, **layer_options},
+        options={
+            "positions": positions,
+            # what verify reads back as the bound the cascade's layers were solved to
+            **({"cascade_bound": cascade_bound} if scheme == "cascade" else {}),
+            **layer_options,
+        },
     )

@@ -469,6 +469,15 @@ def test_a_cnn_pruned_by_net_trim_verifies_at_its_own_eps(tmp_path, scheme):
     assert any_network.bound >= D * (1 - 1e-12)
 
 
+def test_a_cnn_cascade_records_the_bound_its_layers_were_solved_to(tmp_path):
+    net, x = small_cnn()
+    result = net_trim(net, x, scheme="cascade", eps=0.1, cascade_bound="paper", solver=SOLVER)
+    assert result.options["cascade_bound"] == "paper"
+    assert pruning_record(result)["cascade_bound"] == "paper"
+    report = verify(net, result, x)
+    assert report.success, str(report)
+
+
 def test_the_cnn_chained_bound_uses_each_convolution_s_operator_norm():
     """Parallel: D_L <= e_L + Lip_L D_(L-1) with Lip of a conv sqrt(m) ||What||_2 (m = 9
     here) — at least its true operator norm, which ||What||_2 alone is not; the chain the
