@@ -321,7 +321,7 @@ def net_trim(
             network, X, scheme=scheme, eps=eps, gamma=gamma, kappa=kappa,
             cascade_bound=cascade_bound, per_neuron=per_neuron, solver=solver,
             executor=executor, n_jobs=n_jobs, blas_threads=blas_threads, store_dir=store_dir,
-            **layer_options,
+            progress=progress, resume=_check_resume(resume, network), **layer_options,
         )  # fmt: skip
     run = _check_run(
         network,
@@ -712,8 +712,11 @@ def _check_resume(resume, network: Network) -> dict[int, LayerResult]:
         return {}
     checked = {}
     for l, res in dict(resume).items():
-        if not (isinstance(l, (int, np.integer)) and 0 <= l < len(network)):
-            raise ValueError(f"resume has key {l!r}; keys are layer indices in [0, {len(network)})")
+        if not (isinstance(l, (int, np.integer)) and l in network.prunable):
+            raise ValueError(
+                f"resume has key {l!r}; keys are the positions of layers with weights "
+                f"{list(network.prunable)}"
+            )
         if not isinstance(res, LayerResult) or res.W is None:
             raise TypeError(f"resume[{l}] must be a LayerResult with weights")
         if res.W.shape != network[l].W.shape:

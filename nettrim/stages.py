@@ -21,7 +21,7 @@ convolutions and pooling (``net_trim`` calls it for such networks), and
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +32,7 @@ from . import budgets
 from .executors import DEFAULT_BLAS_THREADS, JobRunner, StoredArray, resolve
 from .layer import DEFAULT_EPS, LayerResult, TrimOptions, build_problem, check_eps, trim_layer
 from .network import DenseLayer, Network
+from .progress import JobCounter, check_progress
 from .pruning import METHODS as L0_METHODS
 from .pruning import prune_layer
 from .reweighted import DEFAULT_DELTA, reweighted_trim_layer
@@ -210,6 +211,7 @@ def prune_stages(
     blas_threads: int | None = DEFAULT_BLAS_THREADS,
     store_dir=None,
     options: dict | None = None,
+    resume: Mapping[int, LayerResult] | None = None,
 ) -> tuple[list[LayerResult], list[Any], list[Any]]:
     """Prune ``stages`` in forward order; returns ``(results, radii, relative_eps)``.
 
@@ -241,6 +243,10 @@ def prune_stages(
         ``reweight_delta`` of :func:`~nettrim.reweighted_trim_layer` for the programs
         solved on all rows, ``rows``), else
         :func:`~nettrim.prune_layer`'s (``sparsity``, ``pattern``, ``damping``, ...).
+    resume : mapping of int to LayerResult, optional
+        Stages already solved (by an earlier, interrupted run with the same inputs): their
+        results are taken as they are, not solved again; their budgets are recomputed, and
+        in the cascade their weights feed the later stages as a solve's would.
 
     Raises
     ------
@@ -259,6 +265,7 @@ def prune_stages(
     active_tol = float(options.get("active_tol", 0.0))
     per_neuron = bool(options.get("per_neuron", False))
     eps_of = _stage_eps(eps, stages, scheme, per_neuron) if method == "net-trim" else [eps] * n
+    resume = dict(resume or {})
     results: list[LayerResult] = []
     radii: list[Any] = []
     rel_eps: list[Any] = []
@@ -295,9 +302,12 @@ def prune_stages(
             jobs, figures = [], []
             for i in range(n):
                 X, Y = recordings(i)
-                jobs.append(job(i, X, Y, None, eps_of[i], True))
+                if i not in resume:
+                    jobs.append(job(i, X, Y, None, eps_of[i], True))
                 figures.append(_first_radius(Y, eps_of[i], per_neuron, method))
-            for i, result in enumerate(runner.map(_run_stage_job, jobs)):
+            solved = iter(runner.map(_run_stage_job, jobs))
+            for i in range(n):
+                result = resume[i] if i in resume else next(solved)
                 finish(i, result, figures[i], eps_of[i] if method == "net-trim" else None)
             return results, radii, rel_eps
         for i in range(n):
@@ -320,7 +330,8 @@ def prune_stages(
                     per_neuron=per_neuron,
                 )
                 task = job(i, X_hat, Y, upper, radius, False)
-            finish(i, runner.map(_run_stage_job, [task])[0], radius, relative)
+            result = resume[i] if i in resume else runner.map(_run_stage_job, [task])[0]
+            finish(i, result, radius, relative)
     return results, radii, rel_eps
 
 
@@ -373,6 +384,8 @@ def net_trim_stages(
     n_jobs: int | None = None,
     blas_threads: int | None = DEFAULT_BLAS_THREADS,
     store_dir=None,
+    progress=None,
+    resume: Mapping[int, LayerResult] | None = None,
     **layer_options: Any,
 ) -> NetTrimResult:
     """Net-Trim on a network with convolutions and pooling: one program per prunable layer.
@@ -380,7 +393,10 @@ def net_trim_stages(
     ``X`` is the network's input (NCHW images for a convolution first). The result's
     ``layers[i]``, ``eps[i]`` and ``radii[i]`` belong to layer ``network.prunable[i]``;
     the conv programs' rows are (sample, output pixel) patch rows
-    (:func:`nettrim.conv.im2col`).
+    (:func:`nettrim.conv.im2col`). ``progress`` receives a ``"job"`` and a ``"layer"``
+    event per prunable layer as it is solved, ``resume`` takes finished layers keyed by
+    their position in the network (as the events name them), as in
+    :func:`~nettrim.net_trim`.
     """
     start = time.perf_counter()
     X = np.asarray(X)
@@ -399,9 +415,17 @@ def net_trim_stages(
         l = positions[i]
         return current[l].program_input(Network(tuple(current[:l])).forward(X))
 
+    resumed = {positions.index(l): res for l, res in (resume or {}).items()}
+    counter = JobCounter(check_progress(progress), len(network), len(stages) - len(resumed))
+
     def on_solved(i: int, result: LayerResult) -> None:
         l = positions[i]
         current[l] = current[l].with_weights(result.W, result.b)
+        if i in resumed:
+            counter.layer(l, result, resumed=True)
+        else:
+            counter.job(l, 0, 1, result)
+            counter.layer(l, result)
 
     results, radii, rel_eps = prune_stages(
         stages,
@@ -418,6 +442,7 @@ def net_trim_stages(
         blas_threads=blas_threads,
         store_dir=store_dir,
         options=layer_options,
+        resume=resumed,
     )
     return NetTrimResult(
         network=Network(tuple(current)),

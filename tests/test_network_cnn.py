@@ -200,3 +200,37 @@ def test_a_store_s_patch_rows_give_back_the_images_the_network_sees(
     rec.info["conv"] = {**geometry, "stride": (stride + 1, stride + 1)}
     with pytest.raises(StoreError, match=r"module 'conv' does not match network layer 0: stride"):
         network_input(rec, net)
+
+
+@pytest.mark.parametrize("scheme", ["parallel", "cascade"])
+def test_a_cnn_run_reports_its_layers_and_resumes_to_the_same_weights(scheme):
+    """net_trim on a CNN: one "job" and one "layer" event per layer with weights (named by
+    its position), and a run resumed from its first finished layer gives the same weights
+    bit for bit without solving that layer again."""
+    rng = np.random.default_rng(4)
+    conv = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 1, 3, 3))), 0.1 * np.ones(3), (1, 6, 6), 3
+    )
+    dense = DenseLayer(rng.standard_normal((12, 2)), np.zeros(2), "linear")
+    net = Network((conv, MaxPool2dLayer(2), FlattenLayer(), dense))
+    x = rng.standard_normal((20, 1, 6, 6))
+    events = []
+    full = net_trim(net, x, scheme=scheme, eps=0.1, n_jobs=1, progress=events.append)
+    assert [(e.kind, e.layer) for e in events] == [
+        ("job", 0),
+        ("layer", 0),
+        ("job", 3),
+        ("layer", 3),
+    ]
+    events.clear()
+    resumed = net_trim(
+        net, x, scheme=scheme, eps=0.1, n_jobs=1, progress=events.append,
+        resume={0: full.layers[0]},
+    )  # fmt: skip
+    assert [(e.kind, e.layer, e.resumed) for e in events] == [
+        ("layer", 0, True), ("job", 3, False), ("layer", 3, False)
+    ]  # fmt: skip
+    for a, b in zip(full.layers, resumed.layers, strict=True):
+        assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
+    with pytest.raises(ValueError, match=r"resume has key 1; keys are the positions"):
+        net_trim(net, x, scheme=scheme, eps=0.1, n_jobs=1, resume={1: full.layers[0]})
