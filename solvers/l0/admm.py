@@ -11,7 +11,7 @@ import scipy.linalg.lapack
 
 from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
-from ..projections import SparsityPattern, support_mask
+from ..projections import HINT_BAND, SparsityPattern, support_mask
 from ..result import SolverResult, Status
 from .refits import REFIT_CG_TOL, finish, refit_scaled, solve_outputs_exactly
 from .scaling import Scaled, dot, free_mask, hard_threshold
@@ -70,6 +70,42 @@ def _admm_rho_step(st: AdmmL0Settings, rho: float, change: float, grown: bool):
     if change > 0 or grown:
         return rho * st.grow_slow, True, False
     return rho / 5.0, False, True  # nothing moved and rho never grew: it started too large
+
+
+def _kth_unstructured(scores: np.ndarray, keep: int, state: dict) -> float:
+    """The ``keep``-th largest of ``scores`` (exact), searched first in a band around the
+    previous iteration's value ``state["kth"]`` (one fused pass); ``-inf`` / ``inf`` when
+    everything / nothing is kept."""
+    flat = scores.reshape(-1)
+    if keep >= flat.size:
+        return -np.inf
+    if keep <= 0:
+        return np.inf
+    hint, kth = state.get("kth"), _NAN
+    if hint is not None and hint > 0 and np.isfinite(hint):
+        band = state.setdefault("band", np.empty_like(flat))
+        lo, hi = hint * (1.0 - HINT_BAND), hint * (1.0 + HINT_BAND)
+        kth = kernels.kth_largest_banded(flat, keep, lo, hi, band)[0]
+    if not np.isfinite(kth):
+        kth = float(np.partition(flat, flat.size - keep)[flat.size - keep])
+    state["kth"] = kth
+    return kth
+
+
+def _project_and_update(pattern, n_free, state, B, V, S, last_mask, rho_t, D, Mu):
+    """The D- and dual steps: ``(mask, changed)`` with ``D = H_K(V)``, ``Mu += rho (B - D)``
+    and ``changed = #(mask != last_mask)``. The unstructured set selects its threshold and
+    builds the mask inside the update kernel (no separate passes over the scores)."""
+    d_k = S.shape[0] - n_free
+    if pattern.kind == "unstructured":
+        kth = _kth_unstructured(S[:d_k], pattern.keep, state)
+        mask = np.empty(B.shape, dtype=bool)
+        changed = kernels.admm_dual_threshold(
+            B, V, S[:d_k], kth, pattern.keep, last_mask, rho_t, D, Mu, mask
+        )
+        return mask, changed
+    mask = free_mask(support_mask(S[:d_k], pattern, state=state), n_free)
+    return mask, kernels.admm_dual(B, V, mask, last_mask, rho_t, D, Mu)
 
 
 def solve_l0_admm(
@@ -155,7 +191,6 @@ def solve_l0_admm(
     history: list[tuple[int, float, float]] = []
     status = Status.MAX_ITER if st.max_iter else Status.OPTIMAL
     it = 0
-    d_k = W0.shape[0] - n_free
     rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
     D = D0.copy()
     f_last, GD, GD_it = np.inf, GD0, 0
@@ -164,8 +199,9 @@ def solve_l0_admm(
         kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
         np.matmul(Minv, rhs, out=B)
         kernels.admm_point(B, Mu, sc.W0.dtype.type(1.0 / rho), V, S)
-        mask = free_mask(support_mask(S[:d_k], pattern, state=state), n_free)
-        changed = kernels.admm_dual(B, V, mask, last_mask, rho_t, D, Mu)
+        mask, changed = _project_and_update(
+            pattern, n_free, state, B, V, S, last_mask, rho_t, D, Mu
+        )
         if it % st.update_every and it != st.max_iter:
             continue
         change = changed / kept
