@@ -134,8 +134,9 @@ def solve_l0_admm(
     eigendecomposition ``G = Q diag(L) Q^T`` is computed once; each new ``rho`` costs one
     product ``Q diag(1 / (L + rho)) Q^T`` (or, with few penalties, a Cholesky inverse per
     penalty). The iteration stops with status ``optimal`` when the support is stable
-    (``stop_change``), or when it has settled (``settle_change``) and the objective of ``D``
-    improved by less than ``objective_tol`` since the last check; at ``max_iter`` otherwise.
+    (``stop_change``), or when it has settled (``settle_change``) and the objective at ``B``
+    improved by less than ``objective_tol`` since the last check (free: the B-step gives
+    ``G B = rhs - rho B``); at ``max_iter`` otherwise.
     Safeguard: of the last iterate ``D`` and the start ``D0 = H_K(start)``, the one with
     the lower damped objective is kept (one extra product ``G D0``; the other product starts
     the refit). The kept support is re-fitted
@@ -193,7 +194,7 @@ def solve_l0_admm(
     it = 0
     rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
     D = D0.copy()
-    f_last, GD, GD_it = np.inf, GD0, 0
+    f_last = np.inf
     for it in range(1, st.max_iter + 1):
         rho_t = sc.W0.dtype.type(rho)
         kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
@@ -208,11 +209,11 @@ def solve_l0_admm(
         last_mask = mask
         history.append((it, rho, change))
         if it >= st.min_iter and change < max(st.settle_change, st.stop_change):
-            # the support has (nearly) settled: is the objective of D still improving?
-            GD, GD_it = sc.G @ D, it
-            fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
-            flat = np.isfinite(f_last) and f_last - fD <= st.objective_tol * abs(f_last)
-            f_last = fD
+            # the support has (nearly) settled: is the objective still improving? Measured
+            # at B, whose product with G the B-step already gives: G B = rhs - rho B.
+            fB = sc.base - dot(B, sc.C) + 0.5 * (dot(B, rhs) - rho * dot(B, B))
+            flat = np.isfinite(f_last) and f_last - fB <= st.objective_tol * abs(f_last)
+            f_last = fB
             if change < st.stop_change or flat:
                 status = Status.OPTIMAL
                 break
@@ -235,7 +236,7 @@ def solve_l0_admm(
     # Safeguard: return the better (damped objective before refit) of the final iterate D
     # and the start D0 -- a run cut by max_iter can still be exploring. Its product G D starts
     # the CG refit, so the check costs one product (G D0) in all.
-    GD = sc.G @ D if GD_it != it else GD
+    GD = sc.G @ D
     fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
     extra["objective_iterate"] = fD
     extra["objective_start"] = f0
