@@ -144,10 +144,10 @@ def run_method(method: str, G: np.ndarray, W: np.ndarray, K):
         return sparsegpt_transcription(G, W, K), None
     if method == "iht":
         res = solve_iht(G, W, K, max_iter=IHT_MAX_ITER)
-        return res.x, res
+        return res.W, res
     settings = AdmmL0Settings.thorough() if method == "admm (thorough)" else AdmmL0Settings()
     res = solve_l0_admm(G, W, K, settings=settings)
-    return res.x, res
+    return res.W, res
 
 
 def relative_error(G: np.ndarray, W: np.ndarray, What: np.ndarray) -> float:
