@@ -117,3 +117,59 @@ def cg_start(C, GB, mask, R, P, rr, c_norm2):  # pragma: no cover (compiled)
                 r = 0.0
             R[i, j] = r
             P[i, j] = r
+
+
+@njit(cache=True)
+def kth_largest_banded(scores, keep, lo, hi, band):  # pragma: no cover (compiled)
+    """``(kth, above)``: the ``keep``-th largest of the 1-D ``scores`` when it lies in
+    ``(lo, hi]`` and ``above = #(scores > hi) < keep``, found in one pass (the band's entries
+    gathered into the scratch ``band``, then partially sorted); ``(nan, -1)`` when the band
+    misses (the caller then partially sorts everything). The value is exact either way."""
+    above = 0
+    count = 0
+    for x in scores:
+        if x > hi:
+            above += 1
+        elif x > lo:
+            band[count] = x
+            count += 1
+    need = keep - above
+    if need <= 0 or need > count:
+        return np.nan, -1
+    part = np.partition(band[:count], count - need)
+    return np.float64(part[count - need]), above
+
+
+@njit(cache=True)
+def admm_dual_threshold(B, V, S, kth, keep, last, rho, D, Mu, mask):  # pragma: no cover
+    """:func:`admm_dual` with the unstructured support built on the fly: ``mask`` keeps the
+    ``keep`` entries of the first ``S.shape[0]`` rows with ``S > kth`` and, of those equal to
+    ``kth``, the first in row-major order (the lower index wins, as
+    :func:`~nettrim.solvers.projections.top_mask`); later rows (free rows) are always kept.
+    Returns ``#(mask != last)``."""
+    n, m = B.shape
+    d_k = S.shape[0]
+    above = 0
+    for i in range(d_k):
+        for j in range(m):
+            if S[i, j] > kth:
+                above += 1
+    ties = keep - above  # entries equal to kth still to keep, in row-major order
+    changed = 0
+    for i in range(n):
+        for j in range(m):
+            if i >= d_k:
+                keep_ij = True
+            else:
+                s = S[i, j]
+                keep_ij = s > kth
+                if not keep_ij and s == kth and ties > 0:
+                    keep_ij = True
+                    ties -= 1
+            mask[i, j] = keep_ij
+            d = V[i, j] if keep_ij else 0.0
+            D[i, j] = d
+            Mu[i, j] += rho * (B[i, j] - d)
+            if keep_ij != last[i, j]:
+                changed += 1
+    return changed

@@ -11,7 +11,7 @@ import scipy.linalg.lapack
 
 from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
-from ..projections import SparsityPattern, support_mask
+from ..projections import HINT_BAND, SparsityPattern, support_mask
 from ..result import SolverResult, Status
 from .refits import REFIT_CG_TOL, finish, refit_scaled, solve_outputs_exactly
 from .scaling import Scaled, dot, free_mask, hard_threshold
@@ -72,6 +72,42 @@ def _admm_rho_step(st: AdmmL0Settings, rho: float, change: float, grown: bool):
     return rho / 5.0, False, True  # nothing moved and rho never grew: it started too large
 
 
+def _kth_unstructured(scores: np.ndarray, keep: int, state: dict) -> float:
+    """The ``keep``-th largest of ``scores`` (exact), searched first in a band around the
+    previous iteration's value ``state["kth"]`` (one fused pass); ``-inf`` / ``inf`` when
+    everything / nothing is kept."""
+    flat = scores.reshape(-1)
+    if keep >= flat.size:
+        return -np.inf
+    if keep <= 0:
+        return np.inf
+    hint, kth = state.get("kth"), _NAN
+    if hint is not None and hint > 0 and np.isfinite(hint):
+        band = state.setdefault("band", np.empty_like(flat))
+        lo, hi = hint * (1.0 - HINT_BAND), hint * (1.0 + HINT_BAND)
+        kth = kernels.kth_largest_banded(flat, keep, lo, hi, band)[0]
+    if not np.isfinite(kth):
+        kth = float(np.partition(flat, flat.size - keep)[flat.size - keep])
+    state["kth"] = kth
+    return kth
+
+
+def _project_and_update(pattern, n_free, state, B, V, S, last_mask, rho_t, D, Mu):
+    """The D- and dual steps: ``(mask, changed)`` with ``D = H_K(V)``, ``Mu += rho (B - D)``
+    and ``changed = #(mask != last_mask)``. The unstructured set selects its threshold and
+    builds the mask inside the update kernel (no separate passes over the scores)."""
+    d_k = S.shape[0] - n_free
+    if pattern.kind == "unstructured":
+        kth = _kth_unstructured(S[:d_k], pattern.keep, state)
+        mask = np.empty(B.shape, dtype=bool)
+        changed = kernels.admm_dual_threshold(
+            B, V, S[:d_k], kth, pattern.keep, last_mask, rho_t, D, Mu, mask
+        )
+        return mask, changed
+    mask = free_mask(support_mask(S[:d_k], pattern, state=state), n_free)
+    return mask, kernels.admm_dual(B, V, mask, last_mask, rho_t, D, Mu)
+
+
 def solve_l0_admm(
     G: np.ndarray,
     W0: np.ndarray,
@@ -98,8 +134,9 @@ def solve_l0_admm(
     eigendecomposition ``G = Q diag(L) Q^T`` is computed once; each new ``rho`` costs one
     product ``Q diag(1 / (L + rho)) Q^T`` (or, with few penalties, a Cholesky inverse per
     penalty). The iteration stops with status ``optimal`` when the support is stable
-    (``stop_change``), or when it has settled (``settle_change``) and the objective of ``D``
-    improved by less than ``objective_tol`` since the last check; at ``max_iter`` otherwise.
+    (``stop_change``), or when it has settled (``settle_change``) and the objective at ``B``
+    improved by less than ``objective_tol`` since the last check (free: the B-step gives
+    ``G B = rhs - rho B``); at ``max_iter`` otherwise.
     Safeguard: of the last iterate ``D`` and the start ``D0 = H_K(start)``, the one with
     the lower damped objective is kept (one extra product ``G D0``; the other product starts
     the refit). The kept support is re-fitted
@@ -155,28 +192,28 @@ def solve_l0_admm(
     history: list[tuple[int, float, float]] = []
     status = Status.MAX_ITER if st.max_iter else Status.OPTIMAL
     it = 0
-    d_k = W0.shape[0] - n_free
     rhs, B, V, S = (np.empty_like(sc.W0) for _ in range(4))
     D = D0.copy()
-    f_last, GD, GD_it = np.inf, GD0, 0
+    f_last = np.inf
     for it in range(1, st.max_iter + 1):
         rho_t = sc.W0.dtype.type(rho)
         kernels.admm_rhs(sc.C, Mu, D, rho_t, rhs)
         np.matmul(Minv, rhs, out=B)
         kernels.admm_point(B, Mu, sc.W0.dtype.type(1.0 / rho), V, S)
-        mask = free_mask(support_mask(S[:d_k], pattern, state=state), n_free)
-        changed = kernels.admm_dual(B, V, mask, last_mask, rho_t, D, Mu)
+        mask, changed = _project_and_update(
+            pattern, n_free, state, B, V, S, last_mask, rho_t, D, Mu
+        )
         if it % st.update_every and it != st.max_iter:
             continue
         change = changed / kept
         last_mask = mask
         history.append((it, rho, change))
         if it >= st.min_iter and change < max(st.settle_change, st.stop_change):
-            # the support has (nearly) settled: is the objective of D still improving?
-            GD, GD_it = sc.G @ D, it
-            fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
-            flat = np.isfinite(f_last) and f_last - fD <= st.objective_tol * abs(f_last)
-            f_last = fD
+            # the support has (nearly) settled: is the objective still improving? Measured
+            # at B, whose product with G the B-step already gives: G B = rhs - rho B.
+            fB = sc.base - dot(B, sc.C) + 0.5 * (dot(B, rhs) - rho * dot(B, B))
+            flat = np.isfinite(f_last) and f_last - fB <= st.objective_tol * abs(f_last)
+            f_last = fB
             if change < st.stop_change or flat:
                 status = Status.OPTIMAL
                 break
@@ -199,7 +236,7 @@ def solve_l0_admm(
     # Safeguard: return the better (damped objective before refit) of the final iterate D
     # and the start D0 -- a run cut by max_iter can still be exploring. Its product G D starts
     # the CG refit, so the check costs one product (G D0) in all.
-    GD = sc.G @ D if GD_it != it else GD
+    GD = sc.G @ D
     fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
     extra["objective_iterate"] = fD
     extra["objective_start"] = f0

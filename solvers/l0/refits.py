@@ -200,12 +200,15 @@ def finish(
 ) -> SolverResult:
     """Unscale, zero off the support, measure the undamped objective, wrap up.
 
-    With the residual ``R`` of a CG refit the objective costs no product
-    (:meth:`.Scaled.damped_objective`); otherwise one product with ``G``.
+    With the residual ``R`` of a CG refit in ``W0``'s precision (or finer) the objective
+    costs no product (:meth:`.Scaled.damped_objective`); otherwise one product with ``G``.
     """
     # every route leaves B exactly zero off the support (CG keeps its iterates there)
     W = sc.unscale(B, W0.dtype if W0.dtype == B.dtype else np.float64)
-    f = sc.undamped(sc.damped_objective(B, R), W, W0) if R is not None else objective(G, W0, W)
+    # the residual shortcut is as precise as B; float64 weights iterated in float32 get
+    # their objective from one float64 product instead
+    precise = R is not None and np.dtype(B.dtype).itemsize >= np.dtype(W0.dtype).itemsize
+    f = sc.undamped(sc.damped_objective(B, R), W, W0) if precise else objective(G, W0, W)
     base = sc.base - 0.5 * sc.lam * sc.lam_norm0
     extra = dict(extra)
     extra["relative_error"] = f / base if base > 0 else 0.0

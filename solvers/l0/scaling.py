@@ -86,10 +86,14 @@ class Scaled:
         Gs = G / scale[:, None] / scale[None, :]
         Gs[np.diag_indices_from(Gs)] = diag / scale**2
         self.G = Gs.astype(dtype, copy=False)
-        # in the working precision directly (no float64 temporary of W0's size)
-        self.W0 = np.asarray(W0, dtype=dtype) * scale.astype(dtype)[:, None]
-        self.C = self.G @ self.W0  # the right-hand side G W0, scaled
-        self.base = 0.5 * dot(self.W0, self.C)  # damped f(0)
+        # in the finer of W0's and the working precision (the reported f(0) is as precise
+        # as W0), then in the working precision
+        fine = np.result_type(W0.dtype, dtype)
+        W0s = np.asarray(W0, dtype=fine) * scale.astype(fine)[:, None]
+        C = Gs.astype(fine, copy=False) @ W0s  # the right-hand side G W0, scaled
+        self.base = 0.5 * dot(W0s, C)  # damped f(0)
+        self.W0 = W0s.astype(dtype, copy=False)
+        self.C = C.astype(dtype, copy=False)
         self.lam_norm0 = dot(W0, W0)
 
     def unscale(self, B: np.ndarray, dtype=np.float64) -> np.ndarray:

@@ -36,19 +36,22 @@ class AdmmL0Settings:
         Stop once the support-change fraction falls below this (after ``min_iter``).
     settle_change, objective_tol : float
         Stop, too, once the support-change fraction is below ``settle_change`` (the support
-        has settled) and the objective of the feasible iterate ``D`` decreased by less than
+        has settled) and the objective at the B-iterate decreased by less than
         ``objective_tol`` (relative) since the last such check: the run no longer pays.
         Either rule ends the run with status ``optimal``; ``max_iter`` ends it with
-        ``max_iter``. Each such check costs one product with ``G`` (reused by the refit).
+        ``max_iter``. The check costs no product with ``G`` (the B-step gives ``G B``).
     min_iter, max_iter : int
         Iteration bounds.
     rho_max : float
         Cap on ``rho``.
     refit_iter : int
         Conjugate-gradient iterations of the final refit (when it is done by CG).
-    dtype : {"auto", "float32", "float64"}
-        Working precision of the iterations (``"auto"``: that of ``W0``). The refit's
-        result and every reported figure are float64 whatever it is.
+    dtype : {"float32", "float64", "auto"}
+        Working precision of the iterations and the refit (``"auto"``: that of ``W0``).
+        float32 by default: on the real layers of the benchmark (float64 MNIST layers
+        included) it gave the same held-out errors as float64 to 3 digits in 55-80% of
+        the time. The weights come back in ``W0``'s dtype and the reported objective is
+        accurate to that dtype (float64 ``W0``: one float64 product at the end).
     factorization : {"auto", "eigh", "cholesky"}
         How ``(G + rho I)^{-1}`` is formed. ``"eigh"``: one eigendecomposition, then each new
         ``rho`` costs a product ``Q diag(1/(L + rho)) Q^T`` — the right choice for long runs
@@ -88,7 +91,7 @@ class AdmmL0Settings:
     max_iter: int = 40
     rho_max: float = 1e6
     refit_iter: int = 3
-    dtype: str = "auto"
+    dtype: str = "float32"
     factorization: str = "auto"
 
     @classmethod

@@ -68,3 +68,33 @@ def test_cg_start_matches_numpy(dtype):
     np.testing.assert_array_equal(P, R)
     np.testing.assert_allclose(rr, np.sum(expected.astype(float) ** 2, axis=0), rtol=1e-5)
     np.testing.assert_allclose(c2, np.sum(np.where(mask, C, 0.0) ** 2, axis=0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("keep", [1, 13, 29, 40])
+def test_threshold_kernels_match_top_mask_with_ties(dtype, keep):
+    from nettrim.solvers.projections import top_mask
+
+    rng = np.random.default_rng(keep)
+    # scores on a coarse grid: many ties at the threshold
+    S = rng.integers(0, 6, size=(8, 5)).astype(dtype)
+    flat = S.reshape(-1)
+    ref_kth = np.sort(flat)[::-1][keep - 1]
+    kth, above = k.kth_largest_banded(flat, keep, 0.5 * ref_kth, 1.5 * ref_kth, np.empty_like(flat))
+    if np.isnan(kth):  # the band missed: the caller partially sorts everything
+        assert above == -1
+    else:
+        assert kth == ref_kth and above == np.count_nonzero(flat > 1.5 * ref_kth)
+    miss = k.kth_largest_banded(flat, keep, 1e9, 2e9, np.empty_like(flat))
+    assert np.isnan(miss[0]) and miss[1] == -1
+    # two free rows below the thresholded ones
+    B, V, Mu = (rng.standard_normal((10, 5)).astype(dtype) for _ in range(3))
+    last = rng.random((10, 5)) < 0.5
+    D, mask, Mu_out = np.empty_like(B), np.empty((10, 5), dtype=bool), Mu.copy()
+    rho = dtype(0.3)
+    changed = k.admm_dual_threshold(B, V, S, float(ref_kth), keep, last, rho, D, Mu_out, mask)
+    expected = np.vstack([top_mask(flat, keep, axis=0).reshape(S.shape), np.ones((2, 5), bool)])
+    np.testing.assert_array_equal(mask, expected)
+    assert changed == np.count_nonzero(expected != last)
+    np.testing.assert_array_equal(D, np.where(expected, V, 0))
+    np.testing.assert_allclose(Mu_out, Mu + rho * (B - D), rtol=1e-5, atol=1e-6)
