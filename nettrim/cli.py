@@ -631,15 +631,15 @@ def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, options, se
 def _run_net_trim(network, X: np.ndarray, options: dict[str, Any], session):
     """``net_trim`` with the CLI's options; its warnings on stderr; ``None`` (reported)
     when a layer's program is infeasible or its solver failed."""
-    from .executors import DEFAULT_BLAS_THREADS
     from .schemes import LayerSolveError, net_trim
 
     try:
         with _warnings_to_stderr("prune"):
+            # the library's BLAS threads per job whatever --n-jobs says: the same weights
+            # from --n-jobs 1, --n-jobs 2 and --scheduler
             return net_trim(
                 network,
                 X,
-                blas_threads=None if options["n_jobs"] == 1 else DEFAULT_BLAS_THREADS,
                 executor=session.executor,
                 store_dir=session.args.store_dir,
                 progress=session.progress,

@@ -164,6 +164,13 @@ def process_pool(n_jobs: int, *, blas_threads: int | None = DEFAULT_BLAS_THREADS
     return LokyExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(blas_threads,))
 
 
+def check_blas_threads(blas_threads: int | None) -> int | None:
+    """``blas_threads`` as an int ``>= 1``, or ``None`` (the process's own BLAS threads)."""
+    if blas_threads is None:
+        return None
+    return int(check_scalar("blas_threads", blas_threads, low=1, integer=True))
+
+
 def call_limited(fn: Callable[..., Any], blas_threads: int | None, *args: Any) -> Any:
     """``fn(*args)`` with BLAS limited to ``blas_threads`` threads (``None``: no limit)."""
     if blas_threads is None:
@@ -371,9 +378,7 @@ class JobRunner:
             raise TypeError(
                 f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}"
             )
-        if blas_threads is not None:
-            blas_threads = int(check_scalar("blas_threads", blas_threads, low=1, integer=True))
-        self.blas_threads = blas_threads
+        self.blas_threads = blas_threads = check_blas_threads(blas_threads)
         self.executor = executor
         self._parallel: Parallel | None = None
         if executor is None:

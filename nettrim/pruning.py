@@ -16,6 +16,7 @@ baselines ``"magnitude"``, ``"wanda"``, ``"sparsegpt"`` (:mod:`nettrim.baselines
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .executors import DEFAULT_BLAS_THREADS, call_limited, check_blas_threads
 from .layer import LayerResult
 from .network import ACTIVATIONS, DenseLayer, Network
 from .progress import JobCounter, check_progress
@@ -539,6 +541,7 @@ def prune_network(
     activation: str = "linear",
     layers: Sequence[int] | None = None,
     executor: Executor | None = None,
+    blas_threads: int | None = DEFAULT_BLAS_THREADS,
     progress=None,
     resume: Mapping[int, LayerResult] | None = None,
     **options,
@@ -576,6 +579,11 @@ def prune_network(
         Indices of the layers to prune (all when ``None``); the others are kept dense.
     executor : concurrent.futures.Executor, optional
         Runs the layers of the parallel scheme as jobs (ignored by the cascade).
+    blas_threads : int or None
+        BLAS threads of every layer's solve (1 by default), set inside the job wherever it
+        runs, as in :func:`~nettrim.net_trim`: the float32 iterations of the L0 methods sum
+        in an order that depends on BLAS's thread count, so the same weights come out
+        in-process and on any executor only at the same count. ``None``: the process's own.
     progress : callable, optional
         Called with a :class:`~nettrim.progress.ProgressEvent` as each layer finishes.
     resume : mapping of int to LayerResult, optional
@@ -607,10 +615,13 @@ def prune_network(
         check_progress(progress), len(network), sum(l not in resume for l in budgets)
     )
 
+    blas_threads = check_blas_threads(blas_threads)
+
     def kwargs_for(i: int) -> dict:
         layer = network[i]
         act = "relu" if (activation == "relu" and layer.activation == "relu") else "linear"
-        return dict(sparsity=budgets[i], pattern=pattern, method=method, activation=act, **options)
+        kwargs = dict(sparsity=budgets[i], pattern=pattern, method=method, activation=act)
+        return {"blas_threads": blas_threads, **kwargs, **options}
 
     for l, res in resume.items():
         counter.layer(l, res, resumed=True)
@@ -649,6 +660,11 @@ def _done(counter: JobCounter, i: int, res: LayerResult) -> LayerResult:
     return res
 
 
+def _layer_job(X, W, b, *, blas_threads: int | None, **kwargs) -> LayerResult:
+    """:func:`prune_layer` with BLAS limited inside the job, wherever it runs."""
+    return call_limited(functools.partial(prune_layer, **kwargs), blas_threads, X, W, b)
+
+
 def _prune_cascade(
     network: Network, X, budgets: dict, kwargs_for, counter: JobCounter, resume: dict
 ) -> list[LayerResult | None]:
@@ -659,7 +675,7 @@ def _prune_cascade(
         if i in budgets:
             res = resume.get(i)
             if res is None:
-                res = _done(counter, i, prune_layer(current, layer.W, layer.b, **kwargs_for(i)))
+                res = _done(counter, i, _layer_job(current, layer.W, layer.b, **kwargs_for(i)))
             results[i] = res
             layer = DenseLayer(res.W, res.b, layer.activation)
         current = layer(current)
@@ -681,11 +697,11 @@ def _prune_parallel(
     todo = [i for i in budgets if i not in resume]
     if executor is None:
         for i in todo:
-            res = prune_layer(inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+            res = _layer_job(inputs[i], network[i].W, network[i].b, **kwargs_for(i))
             results[i] = _done(counter, i, res)
         return results
     futures = {
-        i: executor.submit(prune_layer, inputs[i], network[i].W, network[i].b, **kwargs_for(i))
+        i: executor.submit(_layer_job, inputs[i], network[i].W, network[i].b, **kwargs_for(i))
         for i in todo
     }
     for i in todo:

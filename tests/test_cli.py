@@ -142,6 +142,28 @@ def _assert_same_weights(a: Network, b: Network) -> None:
         np.testing.assert_array_equal(la.b, lb.b)
 
 
+def test_prune_writes_the_same_bytes_whatever_n_jobs(tmp_path):
+    """Same weights from --n-jobs 1 (in-process) and --n-jobs 2 (a pool): every job runs
+    with the library's BLAS threads, never the process's own (with two, OpenBLAS splits the
+    bundled network's products and the float32 sums come in another order)."""
+    from threadpoolctl import threadpool_limits
+
+    from nettrim import load_digits_mlp
+
+    model = load_digits_mlp()
+    model.network.save(tmp_path / "net.npz")
+    np.save(tmp_path / "X.npy", model.X_calib[:400])
+    outputs = []
+    for n_jobs in ("1", "2"):
+        out = str(tmp_path / f"pruned{n_jobs}.npz")
+        argv = ["prune", str(tmp_path / "net.npz"), "--inputs", str(tmp_path / "X.npy")]
+        argv += ["--out", out, "--quiet", "--eps", "0.1", "--n-jobs", n_jobs]
+        with threadpool_limits(2):  # what the process's own BLAS would use
+            assert main(argv) == EXIT_OK
+        outputs.append(Network.load(out))
+    _assert_same_weights(*outputs)
+
+
 def test_prune_writes_what_net_trim_returns(capsys, files):
     report_path = files["dir"] / "report.json"
     code = main(_prune(files, "--n-jobs", "1", "--json", str(report_path)))

@@ -256,3 +256,22 @@ def test_prune_network_errors():
         prune_network(net, X, sparsity=0.5, layers=[5])
     with pytest.raises(TypeError, match=r"nettrim\.Network"):
         prune_network([net], X, sparsity=0.5)
+
+
+def test_prune_network_gives_the_same_weights_in_process_and_on_a_pool(random_network):
+    """Every layer's solve runs with blas_threads BLAS threads (1) inside its job: the same
+    float32 iterations in-process, where the process's BLAS has both cores, and on a pool."""
+    from threadpoolctl import threadpool_limits
+
+    from nettrim.executors import process_pool
+
+    net, X = random_network((12, 70, 20, 4), seed=4, n=90)
+    options = dict(method="admm", sparsity=0.5, scheme="parallel")
+    with threadpool_limits(2):
+        local = prune_network(net, X, **options)
+    with process_pool(2, blas_threads=None) as pool:  # the workers' BLAS unlimited too
+        remote = prune_network(net, X, executor=pool, **options)
+    for a, b in zip(local.layers, remote.layers, strict=True):
+        assert a.W.tobytes() == b.W.tobytes()
+    with pytest.raises(ValueError, match="blas_threads"):
+        prune_network(net, X, blas_threads=0, **options)
