@@ -305,10 +305,21 @@ def prune_stages(
                 if i not in resume:
                     jobs.append(job(i, X, Y, None, eps_of[i], True))
                 figures.append(_first_radius(Y, eps_of[i], per_neuron, method))
-            solved = iter(runner.map(_run_stage_job, jobs))
-            for i in range(n):
-                result = resume[i] if i in resume else next(solved)
-                finish(i, result, figures[i], eps_of[i] if method == "net-trim" else None)
+            todo = [i for i in range(n) if i not in resume]
+
+            def relative(i: int):
+                return eps_of[i] if method == "net-trim" else None
+
+            def solved(k: int, result: LayerResult) -> None:
+                # jobs come back in order: the resumed stages before this one, then it, so a
+                # run directory keeps each stage as soon as it is solved
+                for i in range(len(results), todo[k]):
+                    finish(i, resume[i], figures[i], relative(i))
+                finish(todo[k], result, figures[todo[k]], relative(todo[k]))
+
+            runner.map(_run_stage_job, jobs, on_done=solved)
+            for i in range(len(results), n):  # resumed stages after the last solved one
+                finish(i, resume[i], figures[i], relative(i))
             return results, radii, rel_eps
         for i in range(n):
             X, Y = recordings(i)
