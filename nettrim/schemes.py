@@ -312,16 +312,24 @@ def net_trim(
         # convolutions, pooling: one dense program per prunable layer
         from .stages import net_trim_stages
 
-        if activations is not None or warm_start is not None or reweight_rounds:
+        unsupported = {
+            "activations": activations is not None,
+            "warm_start": warm_start is not None,
+            "options": options is not None,  # its fields are keyword arguments here
+            "neuron_block": neuron_block != DEFAULT_NEURON_BLOCK,
+        }
+        if any(unsupported.values()):
+            given = ", ".join(name for name, on in unsupported.items() if on)
             raise ValueError(
-                "a network with convolutions or pooling takes X (no activations, "
-                "warm_start or reweight_rounds)"
+                f"a network with convolutions or pooling takes X and the layer options as "
+                f"keyword arguments; got {given}, which it does not support"
             )
         return net_trim_stages(
             network, X, scheme=scheme, eps=eps, gamma=gamma, kappa=kappa,
             cascade_bound=cascade_bound, per_neuron=per_neuron, solver=solver,
             executor=executor, n_jobs=n_jobs, blas_threads=blas_threads, store_dir=store_dir,
-            progress=progress, resume=_check_resume(resume, network), **layer_options,
+            progress=progress, resume=_check_resume(resume, network),
+            **_check_cnn_reweighting(reweight_rounds, reweight_delta), **layer_options,
         )  # fmt: skip
     run = _check_run(
         network,
@@ -704,6 +712,14 @@ def _check_reweighting(rounds, delta) -> Reweighting | None:
     if not rounds:
         return None
     return Reweighting(rounds, check_scalar("reweight_delta", delta, low=0.0, low_inclusive=False))
+
+
+def _check_cnn_reweighting(rounds, delta) -> dict:
+    """The reweighting options a CNN's stages take as layer options (none for 0 rounds)."""
+    reweighting = _check_reweighting(rounds, delta)
+    if reweighting is None:
+        return {}
+    return {"reweight_rounds": reweighting.rounds, "reweight_delta": reweighting.delta}
 
 
 def _check_resume(resume, network: Network) -> dict[int, LayerResult]:

@@ -207,13 +207,7 @@ def test_a_cnn_run_reports_its_layers_and_resumes_to_the_same_weights(scheme):
     """net_trim on a CNN: one "job" and one "layer" event per layer with weights (named by
     its position), and a run resumed from its first finished layer gives the same weights
     bit for bit without solving that layer again."""
-    rng = np.random.default_rng(4)
-    conv = Conv2dLayer(
-        conv_weight_to_dense(rng.standard_normal((3, 1, 3, 3))), 0.1 * np.ones(3), (1, 6, 6), 3
-    )
-    dense = DenseLayer(rng.standard_normal((12, 2)), np.zeros(2), "linear")
-    net = Network((conv, MaxPool2dLayer(2), FlattenLayer(), dense))
-    x = rng.standard_normal((20, 1, 6, 6))
+    net, x = _tiny_cnn()
     events = []
     full = net_trim(net, x, scheme=scheme, eps=0.1, n_jobs=1, progress=events.append)
     assert [(e.kind, e.layer) for e in events] == [
@@ -234,3 +228,30 @@ def test_a_cnn_run_reports_its_layers_and_resumes_to_the_same_weights(scheme):
         assert a.W.tobytes() == b.W.tobytes() and a.b.tobytes() == b.b.tobytes()
     with pytest.raises(ValueError, match=r"resume has key 1; keys are the positions"):
         net_trim(net, x, scheme=scheme, eps=0.1, n_jobs=1, resume={1: full.layers[0]})
+
+
+def _tiny_cnn(seed=4):
+    rng = np.random.default_rng(seed)
+    conv = Conv2dLayer(
+        conv_weight_to_dense(rng.standard_normal((3, 1, 3, 3))), 0.1 * np.ones(3), (1, 6, 6), 3
+    )
+    dense = DenseLayer(rng.standard_normal((12, 2)), np.zeros(2), "linear")
+    return Network((conv, MaxPool2dLayer(2), FlattenLayer(), dense)), rng.standard_normal(
+        (20, 1, 6, 6)
+    )
+
+
+def test_net_trim_on_a_cnn_refuses_what_it_cannot_honour_and_reweights():
+    from nettrim import TrimOptions
+
+    net, x = _tiny_cnn()
+    with pytest.raises(ValueError, match=r"got options, neuron_block, which it does not"):
+        net_trim(net, x, eps=0.1, options=TrimOptions(), neuron_block=8, n_jobs=1)
+    plain = net_trim(net, x, eps=0.1, n_jobs=1)
+    reweighted = net_trim(net, x, eps=0.1, reweight_rounds=2, n_jobs=1)
+    assert reweighted.nnz <= plain.nnz
+    assert reweighted.options["reweight_rounds"] == 2
+    Z = net.layers[0].program_input(x) @ reweighted.layers[0].W + reweighted.layers[0].b
+    Y = net.layers[0].program_output(net.layers[0](x))
+    residual = np.linalg.norm(np.where(Y > 0, Z - Y, 0.0))
+    assert residual <= reweighted.radii[0] * (1 + 1e-3)  # each round keeps the budget
