@@ -40,6 +40,7 @@ import shutil
 import tempfile
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass
@@ -208,10 +209,12 @@ class Reporter:
             return
         try:
             self.sender.send(self.index, payload)
-        except Exception:
+        except Exception as exc:
             if isinstance(self.sender, _DirectSender):
                 raise
-            self.sender = None  # the driver's end is gone: the job goes on unreported
+            self.sender = None  # the job goes on unreported
+            if not isinstance(exc, (OSError, EOFError)):  # not just the driver's end gone
+                warnings.warn(f"progress reports stopped: {exc!r}", RuntimeWarning, stacklevel=2)
 
 
 @dataclass(frozen=True)
@@ -486,12 +489,14 @@ class JobRunner:
         """Delete the stored arrays, end the reports' channel (joblib keeps its workers
         for the next call)."""
         self._parallel = None
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
-        if self.store is not None:
-            self.store.close()
-            self.store = None
+        channel, self._channel = self._channel, None
+        try:
+            if channel is not None:
+                channel.close()
+        finally:  # the arrays' folder goes whatever the channel's end does
+            if self.store is not None:
+                self.store.close()
+                self.store = None
 
     def __enter__(self) -> JobRunner:
         return self

@@ -83,7 +83,9 @@ def _kth_unstructured(scores: np.ndarray, keep: int, state: dict) -> float:
         return np.inf
     hint, kth = state.get("kth"), _NAN
     if hint is not None and hint > 0 and np.isfinite(hint):
-        band = state.setdefault("band", np.empty_like(flat))
+        band = state.get("band")
+        if band is None:  # the band's buffer once per solve (setdefault would build it anew)
+            band = state["band"] = np.empty_like(flat)
         lo, hi = hint * (1.0 - HINT_BAND), hint * (1.0 + HINT_BAND)
         kth = kernels.kth_largest_banded(flat, keep, lo, hi, band)[0]
     if not np.isfinite(kth):
