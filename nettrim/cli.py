@@ -527,11 +527,18 @@ class _PruneSession:
         if kernels_cold(module):
             self.say("compiling kernels, first run only")
 
-    def progress(self, event) -> None:
+    def __call__(self, event) -> None:
+        """The run's progress callback: the run directory keeps the finished layers, stderr
+        shows the rest."""
         if self.run_dir is not None:
             self.run_dir(event)
         if self.stderr is not None:
             self.stderr(event)
+
+    @property
+    def wants_iterations(self) -> bool:
+        # only stderr shows iterations: with --quiet no job sends them
+        return self.stderr is not None
 
     def __enter__(self) -> _PruneSession:
         return self
@@ -642,7 +649,7 @@ def _run_net_trim(network, X: np.ndarray, options: dict[str, Any], session):
                 X,
                 executor=session.executor,
                 store_dir=session.args.store_dir,
-                progress=session.progress,
+                progress=session,
                 resume=session.resume,
                 **options,
             )
@@ -675,7 +682,7 @@ def _prune_l0(args: argparse.Namespace, network, X: np.ndarray, session) -> int:
                 network,
                 X,
                 executor=session.executor,
-                progress=session.progress,
+                progress=session,
                 resume=session.resume,
                 **options,
             )

@@ -120,7 +120,9 @@ class JobCounter:
 
     @property
     def wants_iterations(self) -> bool:
-        return self.progress is not None
+        """Whether the jobs should send their iterations: a callback may say it does not
+        show them (``wants_iterations = False``), which spares the channel to the workers."""
+        return self.progress is not None and getattr(self.progress, "wants_iterations", True)
 
     def _send(self, kind: str, layer: int, result, **fields) -> None:
         if self.progress is not None:

@@ -277,7 +277,9 @@ def net_trim(
         Called in this process with a :class:`~nettrim.progress.ProgressEvent` as each job
         and each layer finishes, and with samples of the ADMM's certificate checks while a
         job runs (``"iteration"`` events; jobs in pool or Dask workers included, their
-        checks relayed by a thread of this process). The weights do not depend on it.
+        checks relayed by a thread of this process; none when the callback has an attribute
+        ``wants_iterations = False``, nor on a network with convolutions, which reports its
+        layers only). The weights do not depend on it.
     resume : mapping of int to LayerResult, optional
         Layers already solved by an interrupted run of the same call
         (:class:`nettrim.runs.RunDirectory`): they are not solved again, and the result

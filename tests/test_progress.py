@@ -243,3 +243,19 @@ def test_cli_in_process_run_and_quiet(files, capsys):
     quiet = capsys.readouterr()
     assert quiet.err == ""
     assert quiet.out.splitlines()[0] == loud.out.splitlines()[0]
+
+
+def test_a_callback_that_shows_no_iterations_gets_none(random_network):
+    """wants_iterations = False: layers and jobs only (no channel to the workers)."""
+    from nettrim import net_trim
+
+    class LayersOnly(list):
+        wants_iterations = False
+
+        def __call__(self, event):
+            self.append(event.kind)
+
+    net, X = random_network((6, 8, 3), seed=1, n=40)
+    seen = LayersOnly()
+    net_trim(net, X, eps=0.1, solver="admm", n_jobs=1, progress=seen)
+    assert "iteration" not in seen and seen.count("layer") == 2
