@@ -45,7 +45,14 @@ from .schemes import (
     NetTrimResult,
 )
 from .solvers.row_generation import solve_row_generation
-from .validation import as_float_dtype, check_choice, check_matrix, check_same_rows, check_scalar
+from .validation import (
+    as_float_dtype,
+    check_choice,
+    check_matrix,
+    check_network_inputs,
+    check_same_rows,
+    check_scalar,
+)
 
 #: ``method`` words: Net-Trim's convex programs, then the L0 methods of ``prune_layer``.
 METHODS = ("net-trim", *L0_METHODS)
@@ -410,9 +417,7 @@ def net_trim_stages(
     :func:`~nettrim.net_trim`.
     """
     start = time.perf_counter()
-    X = np.asarray(X)
-    if X.dtype.kind not in "f":
-        X = X.astype(np.float64)
+    X = check_network_inputs(network, X, as_float_dtype(X))
     acts = network.record(X)
     positions = network.prunable
     stages = [Stage(str(l), network[l].W, network[l].b, network[l].activation) for l in positions]

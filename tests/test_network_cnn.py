@@ -255,3 +255,13 @@ def test_net_trim_on_a_cnn_refuses_what_it_cannot_honour_and_reweights():
     Y = net.layers[0].program_output(net.layers[0](x))
     residual = np.linalg.norm(np.where(Y > 0, Z - Y, 0.0))
     assert residual <= reweighted.radii[0] * (1 + 1e-3)  # each round keeps the budget
+
+
+def test_net_trim_on_a_cnn_refuses_bad_images_by_name():
+    net, x = _tiny_cnn()
+    bad = x.copy()
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"X holds 1 NaN or infinite value\(s\)"):
+        net_trim(net, bad, eps=0.1, n_jobs=1)
+    with pytest.raises(ValueError, match=r"X has shape \(20, 36\); .* takes \(n, 1, 6, 6\)"):
+        net_trim(net, x.reshape(20, 36), eps=0.1, n_jobs=1)
