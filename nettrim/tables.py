@@ -28,14 +28,15 @@ def _number(value: Any) -> str:
     )
 
 
-def format_columns(columns: Sequence[tuple[str, int]], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """The header and one line per row, every cell right-aligned to its column's width."""
+def format_columns(columns: Sequence[tuple], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """The header and one line per row. A column is ``(heading, width)``, its cells
+    right-aligned, or ``(heading, width, "<")``, left-aligned (names)."""
 
     def line(cells: Sequence[Any]) -> str:
         pairs = zip(cells, columns, strict=True)
-        return " ".join(f"{cell!s:>{width}}" for cell, (_, width) in pairs)
+        return " ".join(f"{cell!s:{(col[2:] or ('>',))[0]}{col[1]}}" for cell, col in pairs)
 
-    return [line([name for name, _ in columns]), *(line(row) for row in rows)]
+    return [line([col[0] for col in columns]), *(line(row) for row in rows)]
 
 
 def format_layer_table(title: str, rows: Sequence[Mapping[str, Any]], footer: Sequence[str]) -> str:

@@ -44,6 +44,7 @@ from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES
 from .solvers.gram import GramAccumulator
 from .stages import METHODS, Stage, prune_stages
 from .store import Recording, StoreWriter, open_store
+from .tables import format_columns
 from .validation import check_choice, check_scalar
 
 PROGRAMS = ("relu", "linear")
@@ -626,10 +627,19 @@ class ModuleReport:
         """Fraction of the module's weights that are zero after pruning."""
         return 1.0 - self.nnz / (self.shape[0] * self.shape[1])
 
+    def cells(self) -> tuple[str, ...]:
+        """The module's row of :meth:`PruneResult.summary`."""
+        shape, removed = "x".join(map(str, self.shape)), f"{self.removed:.1%}"
+        seconds = f"{self.seconds:.2f}"
+        return (self.name, shape, self.program, removed, self.status, seconds)
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, repr=False)
 class PruneResult:
-    """What :func:`prune_model` did: per-module figures and solver results, the masks."""
+    """What :func:`prune_model` did: per-module figures and solver results, the masks.
+
+    ``str(result)`` is :meth:`summary` (a table per module), ``.success`` whether every
+    module's solve ended ``"optimal"``."""
 
     method: str
     scheme: str
@@ -664,19 +674,31 @@ class PruneResult:
         for name, mask in self.masks(model).items():
             prune.custom_from_mask(model.get_submodule(name), "weight", mask)
 
+    @property
+    def success(self) -> bool:
+        """Whether every module's solve ended ``"optimal"``."""
+        return all(m.status == "optimal" for m in self.modules)
+
     def summary(self) -> str:
-        lines = [
+        """A per-module table: shape, program, weights removed, status, seconds."""
+        width = max([28, *(len(m.name) for m in self.modules)])
+        columns = (("module", width, "<"), ("shape", 10), ("prog", 5), ("removed", 8))
+        columns += (("status", 10), ("s", 7))
+        rows = [m.cells() for m in self.modules]
+        headline = (
             f"{self.method} ({self.scheme}), {len(self.modules)} modules, "
-            f"{self.removed:.1%} of {self.size} weights removed, {self.seconds:.2f} s",
-            f"{'module':<28} {'shape':>10} {'prog':>5} {'removed':>8} {'status':>10} {'s':>7}",
-        ]
-        for m in self.modules:
-            shape = f"{m.shape[0]}x{m.shape[1]}"
-            lines.append(
-                f"{m.name:<28} {shape:>10} {m.program:>5} {m.removed:>8.1%} {m.status:>10} "
-                f"{m.seconds:>7.2f}"
-            )
-        return "\n".join(lines)
+            f"{self.removed:.1%} of {self.size} weights removed, {self.seconds:.2f} s"
+        )
+        return "\n".join([headline, *format_columns(columns, rows)])
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"PruneResult(method={self.method!r}, scheme={self.scheme!r}, "
+            f"modules={len(self.modules)}, removed={self.removed:.3f}, seconds={self.seconds:.2f})"
+        )
 
 
 def prune_model(
