@@ -684,10 +684,13 @@ def report(results: dict, quick: bool) -> str:
         "",
         format_machine(results["machine"]),
     ]
+    machines = results.get("section_machines", {})
     for key, title, columns in SECTIONS:
         if key not in results:
             continue
         parts += ["", f"## {title}"]
+        if key in machines and machines[key] != results["machine"]:
+            parts.append(f"(kept from an earlier run; {format_machine(machines[key])})")
         if key in SUBTITLES:
             parts.append(SUBTITLES[key])
         parts += ["", column_table(ROWS.get(key, list)(results[key]), columns)]
@@ -773,7 +776,15 @@ def main(argv=None) -> int:
             old = [r for r in kept["digits"] if (r["layer"], r["eps"]) not in fresh]
             rows = old + results["digits"]
             results["digits"] = sorted(rows, key=lambda r: (r["layer"], r["eps"]))
+        # the machine each kept section was measured on (its own record, or the old header)
+        machines = dict(kept.get("section_machines", {}))
+        for key in ALL_SECTIONS:
+            if key in results:
+                machines[key] = results["machine"]
+            elif key in kept:
+                machines.setdefault(key, kept["machine"])
         results = {**{k: v for k, v in kept.items() if k in ALL_SECTIONS}, **results}
+        results["section_machines"] = machines
     text = report(results, args.quick)
     print(text)
     write_results(name, results, text)
