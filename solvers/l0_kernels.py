@@ -128,11 +128,10 @@ def kth_largest_banded(scores, keep, lo, hi, band):  # pragma: no cover (compile
     above = 0
     count = 0
     for x in scores:
-        if x > hi:
-            above += 1
-        elif x > lo:
-            band[count] = x
-            count += 1
+        # branch-free (scores are unpredictable): always write, advance only on a hit
+        above += x > hi
+        band[count] = x
+        count += (x > lo) & (x <= hi)
     need = keep - above
     if need <= 0 or need > count:
         return np.nan, -1
@@ -147,14 +146,43 @@ def admm_dual_threshold(B, V, S, kth, keep, last, rho, D, Mu, mask):  # pragma: 
     ``kth``, the first in row-major order (the lower index wins, as
     :func:`~nettrim.solvers.projections.top_mask`); later rows (free rows) are always kept.
     Returns ``#(mask != last)``."""
-    n, m = B.shape
-    d_k = S.shape[0]
+    d_k, m = S.shape
     above = 0
+    equal = 0
     for i in range(d_k):
         for j in range(m):
-            if S[i, j] > kth:
-                above += 1
-    ties = keep - above  # entries equal to kth still to keep, in row-major order
+            above += S[i, j] > kth
+            equal += S[i, j] == kth
+    if above + equal == keep:  # every tie is kept (the usual case): a branch-free pass
+        return _dual_at_least(B, V, S, kth, last, rho, D, Mu, mask)
+    return _dual_with_ties(B, V, S, kth, keep - above, last, rho, D, Mu, mask)
+
+
+@njit(cache=True)
+def _dual_at_least(B, V, S, kth, last, rho, D, Mu, mask):  # pragma: no cover (compiled)
+    """The dual step with the support ``S >= kth`` (and every free row). Its loop is kept
+    apart from :func:`_dual_with_ties`' (the same update) so that it compiles without the
+    tie counter's dependence between entries: about 3-4x faster (a shared inlined helper
+    measured slower still)."""
+    n, m = B.shape
+    d_k = S.shape[0]
+    changed = 0
+    for i in range(n):
+        for j in range(m):
+            keep_ij = True if i >= d_k else S[i, j] >= kth
+            mask[i, j] = keep_ij
+            d = V[i, j] if keep_ij else 0.0
+            D[i, j] = d
+            Mu[i, j] += rho * (B[i, j] - d)
+            changed += keep_ij != last[i, j]
+    return changed
+
+
+@njit(cache=True)
+def _dual_with_ties(B, V, S, kth, ties, last, rho, D, Mu, mask):  # pragma: no cover
+    """The dual step keeping ``S > kth`` and the first ``ties`` entries equal to ``kth``."""
+    n, m = B.shape
+    d_k = S.shape[0]
     changed = 0
     for i in range(n):
         for j in range(m):
@@ -170,6 +198,5 @@ def admm_dual_threshold(B, V, S, kth, keep, last, rho, D, Mu, mask):  # pragma: 
             d = V[i, j] if keep_ij else 0.0
             D[i, j] = d
             Mu[i, j] += rho * (B[i, j] - d)
-            if keep_ij != last[i, j]:
-                changed += 1
+            changed += keep_ij != last[i, j]
     return changed
