@@ -44,6 +44,8 @@ FULL = {"images": None, "epochs": 30}
 QUICK = {"images": 300, "epochs": 10}
 REPEATS = 3
 SEED = 0
+#: ``row_scale`` values of the sweep (``None``: the generated rows unscaled).
+ROW_SCALES = (None, 0.03, 0.1, 0.3, 1.0)
 
 
 def train_cnn(x: np.ndarray, y: np.ndarray, x_test, y_test, epochs: int):
@@ -180,7 +182,18 @@ def run(config: dict) -> dict:
             results.append(solve_row_generation(problem))
             times.append(time.perf_counter() - started)
         units.append(product_seconds(problem))
+        sweep = []
+        for scale in ROW_SCALES:
+            started = time.perf_counter()
+            result = solve_row_generation(problem, row_scale=scale)
+            seconds = time.perf_counter() - started
+            sweep.append((scale, result, seconds))
+        units.append(product_seconds(problem))
     unit = float(np.median(units))
+    scales = [
+        {"row_scale": "unscaled" if s is None else s, **row(problem, "", r, t, unit)}
+        for s, r, t in sweep
+    ]
     identical = all(np.array_equal(r.W, results[0].W) for r in results)
     rows = [
         row(problem, "all rows (solve_admm)", full, full_seconds, unit),
@@ -196,7 +209,9 @@ def run(config: dict) -> dict:
         "product_seconds_all": units,
         "row_generation_seconds": times,
         "deterministic": identical,
+        "distinct_rows": results[0].info.extra["distinct_rows"],
         "rows": rows,
+        "row_scales": scales,
     }
 
 
@@ -211,6 +226,19 @@ COLUMNS = [
     ("rel gap", "rel_gap", ".1e"),
     ("excess/radius", "excess_over_radius", ".1e"),
     ("violation/max abs Y (all rows)", "violation_over_ymax", ".1e"),
+    ("feasible", lambda r: "yes" if r["feasible"] else "no"),
+    ("certified", lambda r: "yes" if r["certified"] else "no"),
+]
+
+
+SCALE_COLUMNS = [
+    ("row_scale", "row_scale", ""),
+    ("seconds", "seconds", ".2f"),
+    ("X@W products", "products", ".0f"),
+    ("rounds", "rounds", "d"),
+    ("entries", "entries", "d"),
+    ("iterations", "iterations", "d"),
+    ("objective", "objective", ".4f"),
     ("feasible", lambda r: "yes" if r["feasible"] else "no"),
     ("certified", lambda r: "yes" if r["certified"] else "no"),
 ]
@@ -252,8 +280,13 @@ def report(payload: dict) -> str:
         f"- row generation: {full['seconds'] / generated['seconds']:.0f}x faster than all "
         f"rows; objective {100 * (generated['objective'] / full['objective'] - 1):+.2f}% "
         f"against it; {generated['entries']} generated entries (row, column) on "
-        f"{generated['rows']} rows; iterations per round {generated['round_iterations']}",
+        f"{generated['rows']} rows ({result['distinct_rows']} distinct rows of {result['n']}); "
+        f"iterations per round {generated['round_iterations']}",
         f"- {target_line(result)}",
+        "",
+        "## The generated rows' scale (row_scale: their median norm over the ball rows')",
+        "",
+        column_table(result["row_scales"], SCALE_COLUMNS),
     ]
     return "\n".join(lines)
 

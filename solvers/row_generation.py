@@ -25,9 +25,9 @@ solves an equivalent program with far fewer rows, certified on all of them:
   ``x_i`` in its column's block. So an entry costs one row of one column, where the
   ``(n, m)`` layout would carry every generated row in every column (most of them with
   nothing to bound). A layer-wide ball is one such program; per-column balls are one
-  program per column. The generated rows are scaled by one factor (``ROW_SCALE`` of the
-  ball rows' norm over a typical row's: the same inequalities, a better conditioned
-  splitting), their tolerance with them.
+  program per column. The generated rows are scaled by one factor (``row_scale``: their
+  median norm a tenth of the ball rows' largest by default; the same inequalities, a better
+  conditioned splitting), their tolerance with them.
 
 Every round solves a *relaxation* of the full program (the exact ball, a subset of its
 inequalities), so its dual bound bounds the full program's optimum, and the final weights,
@@ -51,9 +51,8 @@ RANK_CUTOFF = 1e-12
 #: Entries ``(row, column)`` added per round at most (the most violated first).
 DEFAULT_ROWS_PER_ROUND = 2000
 DEFAULT_MAX_ROUNDS = 30
-#: The generated rows' norm relative to the reduced ball's rows (measured on the digits
-#: conv layer: 0.1 took 1.3-1.9 times fewer iterations than 0.03 or 1, and 5 times fewer
-#: than unscaled rows).
+#: The generated rows' typical norm relative to the reduced ball's rows (default of
+#: ``row_scale``; ``benchmarks/bench_tall.py`` measures a sweep).
 ROW_SCALE = 0.1
 #: Patterns of Omega grouped for the Grams when there are at most this many columns.
 PATTERN_COLUMNS = 16
@@ -200,9 +199,7 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
     for rounds in range(1, max_rounds + 1):
         sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
         result = solve_admm(sub, settings, warm_start=W_flat)
-        if result.W is not None and result.info.gap > settings.gap_tol * abs(
-            result.info.objective
-        ):
+        if result.W is not None and result.info.gap > settings.gap_tol * abs(result.info.objective):
             # stopped on its residuals: ask the gap (a round that adds rows needs no
             # certificate, but which round is the last is known only after its check)
             gap_only = settings.updated(tol_abs=0.0, tol_rel=1e-12)
@@ -224,13 +221,13 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
     return _Part(W, result, rounds, iterations, entries)
 
 
-def _row_scale(A: list[np.ndarray], ineq: Inequalities | None) -> float:
-    """``ROW_SCALE`` times the ball rows' largest norm over a typical generated row's."""
-    if ineq is None or not len(ineq.X):
+def _row_scale(A: list[np.ndarray], ineq: Inequalities | None, row_scale) -> float:
+    """``row_scale`` times the ball rows' largest norm over a typical generated row's."""
+    if row_scale is None or ineq is None or not len(ineq.X):
         return 1.0
     ball = max((float(np.linalg.norm(a, 2)) for a in A if a.size), default=0.0)
     typical = float(np.median(np.linalg.norm(ineq.X.astype(np.float64), axis=1)))
-    return ROW_SCALE * ball / typical if ball > 0 and typical > 0 else 1.0
+    return row_scale * ball / typical if ball > 0 and typical > 0 else 1.0
 
 
 def solve_row_generation(
@@ -240,6 +237,7 @@ def solve_row_generation(
     warm_start: np.ndarray | None = None,
     rows_per_round: int = DEFAULT_ROWS_PER_ROUND,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
+    row_scale: float | None = ROW_SCALE,
 ) -> SolverResult:
     """Solve (P1) or (P2) on the reduced ball and generated entries (module docstring).
 
@@ -256,6 +254,10 @@ def solve_row_generation(
         first).
     max_rounds : int
         Rounds at most; a program still violated then returns status ``max_iter``.
+    row_scale : float or None
+        The generated rows are multiplied by one factor that makes their typical (median)
+        norm ``row_scale`` times the reduced ball rows' largest (the same inequalities, a
+        better conditioned splitting); ``None`` leaves them unscaled.
 
     Returns
     -------
@@ -271,6 +273,8 @@ def solve_row_generation(
     for name, value in (("rows_per_round", rows_per_round), ("max_rounds", max_rounds)):
         if int(value) != value or value < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if row_scale is not None and not (np.isfinite(row_scale) and row_scale > 0):
+        raise ValueError(f"row_scale must be a finite number > 0 or None, got {row_scale!r}")
     settings = settings or AdmmSettings()
     started = time.perf_counter()
     A, t, r = reduce_ball(problem)
@@ -288,7 +292,7 @@ def solve_row_generation(
     A = [a.astype(problem.dtype) for a in A]
     t = [v.astype(problem.dtype) for v in t]
     ineq = None if problem.active is None else Inequalities.of(problem)
-    scale = _row_scale(A, ineq)
+    scale = _row_scale(A, ineq, row_scale)
     m = problem.shape[2]
     if problem.per_column:
         groups = [(np.array([j]), float(np.sqrt(left[j]))) for j in range(m)]
@@ -347,7 +351,10 @@ def _report(problem, W, parts, settings, started, extra) -> SolverResult:
         message = parts[-1].result.info.message
     rows = np.unique(np.concatenate([p.entries[0] for p in parts]))
     rounds = max(p.rounds for p in parts)
-    per_round = [sum(p.iterations[i] for p in parts if i < len(p.iterations)) for i in range(rounds)]
+    # iterations per round, summed over the programs (one per column with per-column balls)
+    per_round = [
+        sum(p.iterations[i] for p in parts if i < len(p.iterations)) for i in range(rounds)
+    ]
     info = SolveInfo(
         solver=_SOLVER,
         objective=objective,

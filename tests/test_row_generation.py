@@ -177,3 +177,14 @@ def test_bad_limits_are_refused_by_name(name, value):
     P, Y = digit_like_program()
     with pytest.raises(ValueError, match=name):
         solve_row_generation(relu_problem(P, Y), **{name: value})
+
+
+def test_a_bad_row_scale_is_refused_and_none_leaves_rows_unscaled():
+    P, Y = digit_like_program()
+    problem = relu_problem(P, Y)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="row_scale"):
+            solve_row_generation(problem, row_scale=bad)
+    unscaled = solve_row_generation(problem, row_scale=None)
+    assert unscaled.info.extra["row_scale"] == 1.0
+    assert unscaled.info.extra["feasible"]
