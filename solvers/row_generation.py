@@ -102,19 +102,32 @@ def _column_grams(X: np.ndarray, active: np.ndarray | None, m: int) -> list[np.n
     return list(np.einsum("pj,pab->jab", holds.astype(np.float64), grams))
 
 
-def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(first, inverse)``: the first index of each distinct row of ``X`` (in the order of
-    a fixed random projection) and every row's distinct row, ``X[first][inverse] == X``.
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, order, starts)``: the rows of ``X`` grouped into identical ones.
 
-    Rows are grouped by one projection (a sort of ``n`` numbers rather than of rows), then
-    checked equal; a collision of the projection falls back to sorting the rows.
+    ``order`` sorts the rows so that identical ones are adjacent (stably), ``starts`` are
+    the positions in ``order`` where each group begins and ``first = order[starts]`` the
+    first index of each group, so ``X[order]`` equals ``X[first]`` repeated group by group.
+    Rows are grouped by one fixed random projection (a sort of ``n`` numbers rather than of
+    rows), then checked equal; a collision of the projection falls back to sorting the rows.
     """
-    key = X.astype(np.float64) @ np.random.default_rng(0).standard_normal(X.shape[1])
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    if not np.array_equal(X[first][inverse], X):
+    key = _row_keys(X)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    if not np.array_equal(X[order], np.repeat(X[order[starts]], sizes, axis=0)):
         rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1])))
-        _, first, inverse = np.unique(rows.ravel(), return_index=True, return_inverse=True)
-    return first, inverse.ravel()
+        _, inverse = np.unique(rows.ravel(), return_inverse=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        sorted_inverse = inverse.ravel()[order]
+        starts = np.flatnonzero(np.r_[True, sorted_inverse[1:] != sorted_inverse[:-1]])
+    return order[starts], order, starts
+
+
+def _row_keys(X: np.ndarray) -> np.ndarray:
+    """One number per row, equal for identical rows: a fixed random projection."""
+    return X.astype(np.float64) @ np.random.default_rng(0).standard_normal(X.shape[1])
 
 
 @dataclass(frozen=True)
@@ -127,10 +140,9 @@ class Inequalities:
 
     @classmethod
     def of(cls, problem: NetTrimProblem) -> Inequalities:
-        first, inverse = distinct_rows(problem.X)
+        first, order, starts = distinct_rows(problem.X)
         bounds = np.where(problem.active, np.inf, problem.upper_bounds())
-        bound = np.full((len(first), bounds.shape[1]), np.inf, bounds.dtype)
-        np.minimum.at(bound, inverse, bounds)
+        bound = np.minimum.reduceat(bounds[order], starts, axis=0)
         return cls(X=problem.X[first], bound=bound)
 
     def excess(self, W: np.ndarray, cols: np.ndarray) -> np.ndarray:

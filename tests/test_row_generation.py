@@ -6,6 +6,7 @@ import pytest
 from nettrim import trim_layer
 from nettrim.conv import im2col
 from nettrim.layer import build_problem
+from nettrim.solvers import row_generation
 from nettrim.solvers.exact import solve_exact
 from nettrim.solvers.row_generation import (
     Inequalities,
@@ -84,10 +85,23 @@ def relu_problem(P, Y, *, per_neuron=False, upper=None, eps=0.05):
 
 def test_distinct_rows_map_every_row_to_an_identical_one():
     P, _ = digit_like_program()
-    first, inverse = distinct_rows(P)
-    assert np.array_equal(P[first][inverse], P)
+    first, order, starts = distinct_rows(P)
+    sizes = np.diff(np.r_[starts, len(P)])
+    assert np.array_equal(P[order], np.repeat(P[first], sizes, axis=0))
+    assert np.array_equal(np.sort(order), np.arange(len(P)))
     assert len(first) < len(P) / 2  # the background patches are one row
     assert len(np.unique(P[first], axis=0)) == len(first)
+
+
+def test_distinct_rows_survive_a_collision_of_the_projection(monkeypatch):
+    # a projection that sees the first column only: distinct rows share keys, and the
+    # exact fallback must split them again
+    monkeypatch.setattr(row_generation, "_row_keys", lambda X: X[:, 0].astype(np.float64))
+    X = np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 2.0], [0.0, 2.0], [1.0, 5.0]])
+    first, order, starts = distinct_rows(X)
+    assert sorted(first.tolist()) == [0, 1, 3]
+    sizes = np.diff(np.r_[starts, len(X)])
+    assert np.array_equal(X[order], np.repeat(X[first], sizes, axis=0))
 
 
 def test_inequalities_keep_the_smallest_bound_of_identical_rows():
@@ -95,10 +109,11 @@ def test_inequalities_keep_the_smallest_bound_of_identical_rows():
     V = np.random.default_rng(3).standard_normal(Y.shape)
     problem = relu_problem(P, Y, upper=V)
     ineq = Inequalities.of(problem)
-    first, inverse = distinct_rows(P)
+    first, _, _ = distinct_rows(P)
     bounds = np.where(problem.active, np.inf, V)
-    u = inverse[0]
-    assert np.array_equal(ineq.bound[u], bounds[inverse == u].min(axis=0))
+    for u in range(len(first)):
+        same = np.all(P[first[u]] == P, axis=1)
+        assert np.array_equal(ineq.bound[u], bounds[same].min(axis=0))
     assert np.array_equal(ineq.X, problem.X[first])
 
 
