@@ -211,12 +211,16 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
     for rounds in range(1, max_rounds + 1):
         sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
         result = solve_admm(sub, settings, warm_start=W_flat)
-        if result.W is not None and result.info.gap > settings.gap_tol * abs(result.info.objective):
+        spent = result.info.iterations
+        if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
+            result.info.objective
+        ):
             # stopped on its residuals: ask the gap (a round that adds rows needs no
             # certificate, but which round is the last is known only after its check)
             gap_only = settings.updated(tol_abs=0.0, tol_rel=1e-12)
             result = solve_admm(sub, gap_only, warm_start=result.W)
-        iterations.append(result.info.iterations)
+            spent += result.info.iterations
+        iterations.append(spent)
         if result.W is None:
             return _Part(None, result, rounds, iterations, entries)
         W_flat = result.W
