@@ -12,88 +12,238 @@ solves an equivalent program with far fewer rows, certified on all of them:
   ``r_j = ||y_Oj - X_Oj w_ls||^2`` is the least-squares residual (computed directly, not by
   a cancelling difference). The ball ``sum_j ||..||^2 <= radius^2`` becomes
   ``sum_j ||A_j w_j - t_j||^2 <= radius^2 - sum_j r_j`` (per column with per-column balls);
-  a negative right-hand side means the program is infeasible.
-* **The inequalities off Omega by row generation.** Start with none; solve; evaluate
-  ``X W <= V`` on every row; add the most violated rows (all of them up to
-  ``rows_per_round``); re-solve from the last weights; stop when no row is violated beyond
-  the feasibility tolerance.
+  a negative right-hand side means the program is infeasible. The Grams are summed over
+  the rows grouped by their pattern of Omega (one pass over ``X`` for all columns).
+* **The inequalities off Omega, one entry at a time.** Identical rows of ``X`` (a conv's
+  background and padding patches) carry one inequality per column, at the smallest bound
+  among them. Start with none; solve; evaluate ``X W <= V`` on every distinct row; add the
+  most violated *entries* ``(row, column)`` (all of them up to ``rows_per_round``);
+  re-solve from the last weights; stop when no entry is violated beyond the feasibility
+  tolerance.
+* **One column of ``vec(W)``.** Each round's program is written in ``w = vec(W)`` (the
+  columns stacked): the ball's rows are block-diagonal, each generated entry is one row
+  ``x_i`` in its column's block. So an entry costs one row of one column, where the
+  ``(n, m)`` layout would carry every generated row in every column (most of them with
+  nothing to bound). A layer-wide ball is one such program; per-column balls are one
+  program per column. The generated rows are scaled by one factor (``row_scale``: their
+  median norm a tenth of the ball rows' largest by default; the same inequalities, a better
+  conditioned splitting), their tolerance with them.
 
 Every round solves a *relaxation* of the full program (the exact ball, a subset of its
-inequalities), so the final weights, feasible on every row, are optimal for the full
-program within the round's certified duality gap. The returned ``info`` is measured on the
-full program.
+inequalities), so its dual bound bounds the full program's optimum, and the final weights,
+feasible on every row, are optimal for it within that certified gap. The returned ``info``
+is measured on the full program.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from .admm import AdmmSettings, solve_admm
 from .problem import NetTrimProblem
-from .result import SolverResult, Status
+from .result import SolveInfo, SolverResult, Status
 
 #: Eigenvalues below this fraction of the largest are taken as zero (rank cutoff).
 RANK_CUTOFF = 1e-12
-#: Rows added per round at most (the most violated first).
+#: Entries ``(row, column)`` added per round at most (the most violated first).
 DEFAULT_ROWS_PER_ROUND = 2000
 DEFAULT_MAX_ROUNDS = 30
+#: The generated rows' typical norm relative to the reduced ball's rows (default of
+#: ``row_scale``; ``benchmarks/bench_tall.py`` measures a sweep).
+ROW_SCALE = 0.1
+#: Patterns of Omega grouped for the Grams when there are at most this many columns.
+PATTERN_COLUMNS = 16
+_SOLVER = "admm+rows"
 
 
 def reduce_ball(problem: NetTrimProblem) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     """``(A, t, r)``: per column the rows ``A_j`` (``k_j x d``), targets ``t_j`` and the
     least-squares residual ``r_j`` with ``||(X w - y)_Oj||^2 = ||A_j w - t_j||^2 + r_j``."""
-    m = problem.shape[2]
-    X = problem.X
-    A, t, r = [], [], np.zeros(m)
-    for j in range(m):
-        rows = slice(None) if problem.active is None else problem.active[:, j]
-        Xj = np.asarray(X[rows], dtype=np.float64)
-        yj = np.asarray(problem.Y[rows, j], dtype=np.float64)
-        lam, U = np.linalg.eigh(Xj.T @ Xj)
+    X = problem.X.astype(np.float64)
+    Y = problem.Y.astype(np.float64)
+    if problem.active is not None:
+        Y = np.where(problem.active, Y, 0.0)
+    G = _column_grams(X, problem.active, problem.shape[2])
+    C = X.T @ Y
+    A, t, W_ls = [], [], np.zeros_like(C)
+    for j, G_j in enumerate(G):
+        lam, U = np.linalg.eigh(G_j)
         keep = lam > RANK_CUTOFF * max(float(lam.max(initial=0.0)), 1e-300)
         lam, U = lam[keep], U[:, keep]
-        c = U.T @ (Xj.T @ yj)
+        c = U.T @ C[:, j]
         root = np.sqrt(lam)
         A.append(root[:, None] * U.T)
         t.append(c / root)
-        w_ls = U @ (c / lam)
-        r[j] = float(np.sum(np.square(Xj @ w_ls - yj)))
-    return A, t, r
+        W_ls[:, j] = U @ (c / lam)
+    R = X @ W_ls - Y
+    if problem.active is not None:
+        R = np.where(problem.active, R, 0.0)
+    return A, t, np.einsum("ij,ij->j", R, R)
 
 
-def _subproblem(problem, A, t, radius, rows) -> NetTrimProblem:
-    """The reduced ball's rows (block ``j`` active in column ``j`` only) and the original
-    rows ``rows`` carrying only their inequalities."""
-    d, m = problem.shape[1:]
-    blocks = [a.shape[0] for a in A]
-    k = sum(blocks)
-    X = np.zeros((k + len(rows), d))
-    Y = np.zeros((k + len(rows), m))
-    active = np.zeros((k + len(rows), m), dtype=bool)
-    upper = np.full((k + len(rows), m), np.inf)
+def _column_grams(X: np.ndarray, active: np.ndarray | None, m: int) -> list[np.ndarray]:
+    """``X_Oj^T X_Oj`` for every column: rows grouped by their pattern of Omega (each row's
+    outer product once), summed over the patterns holding ``j``; per column when the
+    columns are too many for patterns."""
+    if active is None:
+        return [X.T @ X] * m
+    if m > PATTERN_COLUMNS:
+        return [X[active[:, j]].T @ X[active[:, j]] for j in range(m)]
+    codes = active.astype(np.uint32) @ (np.uint32(1) << np.arange(m, dtype=np.uint32))
+    order = np.argsort(codes, kind="stable")
+    codes, Xs = codes[order], X[order]
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    ends = np.r_[starts[1:], len(codes)]
+    grams = np.stack([Xs[s:e].T @ Xs[s:e] for s, e in zip(starts, ends, strict=True)])
+    holds = (codes[starts, None] >> np.arange(m, dtype=np.uint32)) & 1
+    return list(np.einsum("pj,pab->jab", holds.astype(np.float64), grams))
+
+
+def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(first, order, starts)``: the rows of ``X`` grouped into identical ones.
+
+    ``order`` sorts the rows so that identical ones are adjacent (stably), ``starts`` are
+    the positions in ``order`` where each group begins and ``first = order[starts]`` the
+    first index of each group, so ``X[order]`` equals ``X[first]`` repeated group by group.
+    Rows are grouped by one fixed random projection (a sort of ``n`` numbers rather than of
+    rows), then checked equal; a collision of the projection falls back to sorting the rows.
+    """
+    key = _row_keys(X)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
+    if not np.array_equal(X[order], np.repeat(X[order[starts]], sizes, axis=0)):
+        rows = np.ascontiguousarray(X).view(np.dtype((np.void, X.dtype.itemsize * X.shape[1])))
+        _, inverse = np.unique(rows.ravel(), return_inverse=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        sorted_inverse = inverse.ravel()[order]
+        starts = np.flatnonzero(np.r_[True, sorted_inverse[1:] != sorted_inverse[:-1]])
+    return order[starts], order, starts
+
+
+def _row_keys(X: np.ndarray) -> np.ndarray:
+    """One number per row, equal for identical rows: a fixed random projection."""
+    return X.astype(np.float64) @ np.random.default_rng(0).standard_normal(X.shape[1])
+
+
+@dataclass(frozen=True)
+class Inequalities:
+    """The inequalities off Omega on the distinct rows: ``X[u] w_j <= bound[u, j]``
+    (``+inf`` where nothing is bounded), the smallest bound of the identical rows."""
+
+    X: np.ndarray
+    bound: np.ndarray
+
+    @classmethod
+    def of(cls, problem: NetTrimProblem) -> Inequalities:
+        first, order, starts = distinct_rows(problem.X)
+        bounds = np.where(problem.active, np.inf, problem.upper_bounds())
+        bound = np.minimum.reduceat(bounds[order], starts, axis=0)
+        return cls(X=problem.X[first], bound=bound)
+
+    def excess(self, W: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """``X W - bound`` on the columns ``cols`` (``W`` holds those), ``-inf`` unbounded."""
+        return self.X @ W - self.bound[:, cols]
+
+
+def _flat_program(problem, A, t, radius, cols, ineq, entries, scale) -> NetTrimProblem:
+    """The program in ``vec(W[:, cols])``: the ball's rows block-diagonal, then one row per
+    generated entry ``(distinct row, position in cols)``, scaled by ``scale``."""
+    d = problem.shape[1]
+    k = len(cols)
+    blocks = [A[j] for j in cols]
+    n_ball = sum(len(a) for a in blocks)
+    rows, where = entries
+    X = np.zeros((n_ball + len(rows), k * d), problem.dtype)
+    Y = np.zeros((n_ball + len(rows), 1), problem.dtype)
+    upper = np.full((n_ball + len(rows), 1), np.inf, problem.dtype)
     start = 0
-    for j, (a, target) in enumerate(zip(A, t, strict=True)):
-        X[start : start + len(a)] = a
-        Y[start : start + len(a), j] = target
-        active[start : start + len(a), j] = True
+    for b, (a, j) in enumerate(zip(blocks, cols, strict=True)):
+        X[start : start + len(a), b * d : (b + 1) * d] = a
+        Y[start : start + len(a), 0] = t[j]
         start += len(a)
     if len(rows):
-        X[k:] = problem.X[rows]
-        V = problem.upper_bounds()[rows]
-        upper[k:] = np.where(problem.active[rows], np.inf, V)
+        generated = X[n_ball:].reshape(len(rows), k, d)
+        generated[np.arange(len(rows)), where] = ineq.X[rows] * scale
+        upper[n_ball:, 0] = ineq.bound[rows, cols[where]] * scale
+    active = np.zeros((len(X), 1), dtype=bool)
+    active[:n_ball] = True
+    weights = np.broadcast_to(problem.weight_matrix(), (d, problem.shape[2]))
     return NetTrimProblem(
         X=X,
         Y=Y,
         active=active,
         upper=upper,
         radius=radius,
-        l1_weights=problem.l1_weights,
-        entry_weights=problem.entry_weights,
-        violation_scale=problem.target_scale[2],
+        l1_weights=np.ascontiguousarray(weights[:, cols].T).ravel(),
+        violation_scale=problem.target_scale[2] * scale,
     )
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Row generation on one program in ``vec(W[:, cols])``: its weights ``(d, len(cols))``
+    (``None`` when a round returned none), last round's result, rounds, iterations per
+    round and the entries generated."""
+
+    W: np.ndarray | None
+    result: SolverResult
+    rounds: int
+    iterations: list[int]
+    entries: tuple[np.ndarray, np.ndarray]
+
+
+def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, scale) -> _Part:
+    """Rounds on the columns ``cols`` (one ball): solve, add the most violated entries,
+    re-solve from the last weights, until no entry is violated; the last round is
+    re-solved on its gap alone when it stopped uncertified (on its residuals)."""
+    rows_per_round, max_rounds = limits
+    d, k = problem.shape[1], len(cols)
+    tol = settings.feas_tol * problem.target_scale[2]
+    entries = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    W_flat = None if warm_start is None else np.ascontiguousarray(warm_start[:, cols].T)
+    W_flat = None if W_flat is None else W_flat.reshape(-1, 1)
+    iterations: list[int] = []
+    for rounds in range(1, max_rounds + 1):
+        sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
+        result = solve_admm(sub, settings, warm_start=W_flat)
+        spent = result.info.iterations
+        if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
+            result.info.objective
+        ):
+            # stopped on its residuals: ask the gap (a round that adds rows needs no
+            # certificate, but which round is the last is known only after its check)
+            gap_only = settings.updated(tol_abs=0.0, tol_rel=1e-12)
+            result = solve_admm(sub, gap_only, warm_start=result.W)
+            spent += result.info.iterations
+        iterations.append(spent)
+        if result.W is None:
+            return _Part(None, result, rounds, iterations, entries)
+        W_flat = result.W
+        W = np.ascontiguousarray(W_flat.reshape(k, d).T)
+        if ineq is None:
+            break
+        excess = ineq.excess(W, cols)
+        rows, where = np.nonzero(excess > tol)
+        if not len(rows):
+            break
+        worst = np.argsort(-excess[rows, where], kind="stable")[:rows_per_round]
+        keys = np.union1d(entries[0] * k + entries[1], rows[worst] * k + where[worst])
+        entries = (keys // k, keys % k)
+    return _Part(W, result, rounds, iterations, entries)
+
+
+def _row_scale(A: list[np.ndarray], ineq: Inequalities | None, row_scale) -> float:
+    """``row_scale`` times the ball rows' largest norm over a typical generated row's."""
+    if row_scale is None or ineq is None or not len(ineq.X):
+        return 1.0
+    ball = max((float(np.linalg.norm(a, 2)) for a in A if a.size), default=0.0)
+    typical = float(np.median(np.linalg.norm(ineq.X.astype(np.float64), axis=1)))
+    return row_scale * ball / typical if ball > 0 and typical > 0 else 1.0
 
 
 def solve_row_generation(
@@ -103,8 +253,9 @@ def solve_row_generation(
     warm_start: np.ndarray | None = None,
     rows_per_round: int = DEFAULT_ROWS_PER_ROUND,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
+    row_scale: float | None = ROW_SCALE,
 ) -> SolverResult:
-    """Solve (P1) or (P2) on the reduced ball and generated rows (module docstring).
+    """Solve (P1) or (P2) on the reduced ball and generated entries (module docstring).
 
     Parameters
     ----------
@@ -115,70 +266,132 @@ def solve_row_generation(
         also the tolerance of the row check.
     warm_start : ndarray of shape (d, m), optional
     rows_per_round : int
-        Violated rows added per round at most (the most violated first).
+        Violated entries ``(row, column)`` added per round at most (the most violated
+        first).
     max_rounds : int
         Rounds at most; a program still violated then returns status ``max_iter``.
+    row_scale : float or None
+        The generated rows are multiplied by one factor that makes their typical (median)
+        norm ``row_scale`` times the reduced ball rows' largest (the same inequalities, a
+        better conditioned splitting); ``None`` leaves them unscaled.
 
     Returns
     -------
     SolverResult
-        Weights, status and ``info`` measured on the full program; ``info.extra`` adds
-        ``rounds``, ``rows`` (original rows in the last round's program) and
-        ``reduced_rows`` (the ball's rows).
+        Weights, status and ``info`` measured on the full program (the dual bound is the
+        last round's, a bound of the full program); ``info.extra`` adds ``rounds``,
+        ``round_iterations``, ``entries`` (generated ``(row, column)`` inequalities),
+        ``rows`` (the distinct rows they use), ``distinct_rows`` (of ``X``),
+        ``reduced_rows`` (the ball's) and ``row_scale``.
     """
     if problem.penalized:
         raise ValueError("row generation solves (P1)/(P2); (P3) has no ball to reduce")
+    for name, value in (("rows_per_round", rows_per_round), ("max_rounds", max_rounds)):
+        if int(value) != value or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    if row_scale is not None and not (np.isfinite(row_scale) and row_scale > 0):
+        raise ValueError(f"row_scale must be a finite number > 0 or None, got {row_scale!r}")
     settings = settings or AdmmSettings()
     started = time.perf_counter()
     A, t, r = reduce_ball(problem)
-    if problem.per_column:
-        left = np.square(np.asarray(problem.radius, dtype=np.float64)) - r
-    else:
-        left = np.array(float(problem.radius) ** 2 - r.sum())
+    left = np.square(np.asarray(problem.radius, dtype=np.float64)) - (
+        r if problem.per_column else r.sum()
+    )
     if np.any(left < 0):
         return SolverResult.without_weights(
             Status.INFEASIBLE,
-            solver="admm+rows",
+            solver=_SOLVER,
             seconds=time.perf_counter() - started,
             message="the radius is below the least-squares residual: no weights fit the ball",
         )
-    radius = np.sqrt(left) if problem.per_column else float(np.sqrt(left))
-    rows = np.zeros(0, dtype=np.int64)
-    tol = settings.feas_tol * problem.target_scale[2]
-    W, iterations, result = warm_start, 0, None
-    rounds = 0
-    for _ in range(max_rounds):
-        rounds += 1
-        sub = _subproblem(problem, A, t, radius, rows)
-        result = solve_admm(sub, settings, warm_start=W)
-        iterations += result.info.iterations
-        if result.W is None:
-            return result
-        W = result.W
-        if problem.active is None:
-            break
-        excess = np.where(problem.active, -np.inf, problem.X @ W - problem.upper_bounds())
-        worst = excess.max(axis=1)
-        violated = np.flatnonzero(worst > tol)
-        if not len(violated):
-            break
-        order = violated[np.argsort(-worst[violated], kind="stable")][:rows_per_round]
-        rows = np.union1d(rows, order)
-    figures = problem.evaluate(W)
-    feasible = problem.is_feasible(problem.column_residuals(W), figures["violation"],
-                                   settings.feas_tol)  # fmt: skip
-    status = result.status if feasible else Status.MAX_ITER
-    info = replace(
-        result.info,
-        solver="admm+rows",
-        iterations=iterations,
+    A, t = _nonempty_ball(A, t, problem.shape[1])
+    A = [a.astype(problem.dtype) for a in A]
+    t = [v.astype(problem.dtype) for v in t]
+    ineq = None if problem.active is None else Inequalities.of(problem)
+    scale = _row_scale(A, ineq, row_scale)
+    m = problem.shape[2]
+    if problem.per_column:
+        groups = [(np.array([j]), float(np.sqrt(left[j]))) for j in range(m)]
+    else:
+        groups = [(np.arange(m), float(np.sqrt(left)))]
+    W = np.zeros(problem.shape[1:], problem.dtype)
+    parts = []
+    for cols, radius in groups:
+        part = _generate(
+            problem, A, t, radius, cols, ineq, settings, warm_start,
+            (int(rows_per_round), int(max_rounds)), scale,
+        )  # fmt: skip
+        if part.W is None:
+            info = part.result.info
+            return SolverResult.without_weights(
+                part.result.status,
+                solver=_SOLVER,
+                seconds=time.perf_counter() - started,
+                message=info.message,
+                iterations=sum(part.iterations),
+            )
+        W[:, cols] = part.W
+        parts.append(part)
+    extra = {
+        "reduced_rows": int(sum(len(a) for a in A)),
+        "distinct_rows": 0 if ineq is None else len(ineq.X),
+        "row_scale": scale,
+    }
+    return _report(problem, W, parts, settings, started, extra)
+
+
+def _nonempty_ball(A, t, d):
+    """A column without rows on Omega has no ball rows; one zero row (target 0) keeps its
+    program non-empty and asks nothing."""
+    A = [a if len(a) else np.zeros((1, d)) for a in A]
+    t = [v if len(v) else np.zeros(1) for v in t]
+    return A, t
+
+
+def _report(problem, W, parts, settings, started, extra) -> SolverResult:
+    """The weights measured on the full program; the rounds' bounds as its certificate."""
+    col = problem.column_residuals(W)
+    violation = problem.violation(W)
+    residual = float(np.sqrt(np.sum(col**2)))
+    objective, radius, excess = problem.program.measure(problem.l1(W), col, residual)
+    feasible = problem.is_feasible(col, violation, settings.feas_tol)
+    lower = float(sum(p.result.info.dual_bound for p in parts))
+    certified = feasible and objective - lower <= settings.gap_tol * max(abs(objective), 1e-30)
+    statuses = [p.result.status for p in parts if p.result.status is not Status.OPTIMAL]
+    status = Status.MAX_ITER if not feasible else (statuses[0] if statuses else Status.OPTIMAL)
+    if not feasible:
+        message = "still violated on some rows after max_rounds"
+    elif certified:
+        message = "feasible on every row with a certified duality gap"
+    else:
+        message = parts[-1].result.info.message
+    rows = np.unique(np.concatenate([p.entries[0] for p in parts]))
+    rounds = max(p.rounds for p in parts)
+    # iterations per round, summed over the programs (one per column with per-column balls)
+    per_round = [
+        sum(p.iterations[i] for p in parts if i < len(p.iterations)) for i in range(rounds)
+    ]
+    info = SolveInfo(
+        solver=_SOLVER,
+        objective=objective,
+        iterations=int(sum(per_round)),
         seconds=time.perf_counter() - started,
+        residual=residual,
+        radius=radius,
+        ball_excess=excess,
+        violation=violation,
+        dual_bound=lower,
+        gap=objective - lower,
+        compile_seconds=float(sum(p.result.info.compile_seconds for p in parts)),
+        message=message,
         extra={
-            **result.info.extra,
+            **extra,
             "rounds": rounds,
+            "round_iterations": per_round,
+            "entries": int(sum(len(p.entries[0]) for p in parts)),
             "rows": len(rows),
-            "reduced_rows": int(sum(len(a) for a in A)),
+            "feasible": feasible,
+            "certified": bool(certified),
         },
-        **figures,
     )
     return SolverResult(W=W, status=status, info=info)

@@ -29,7 +29,7 @@ def test_discovers_every_bench_file(runner):
     found = runner.discover()
     on_disk = {p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py")}
     assert set(found) == on_disk
-    assert {"admm", "l0", "network", "parallel", "scaling", "theorem3"} <= set(found)
+    assert {"admm", "l0", "network", "parallel", "scaling", "tall", "theorem3"} <= set(found)
 
 
 def test_a_failing_suite_is_reported_and_the_others_run(runner, tmp_path, monkeypatch):

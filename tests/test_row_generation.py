@@ -6,7 +6,16 @@ import pytest
 from nettrim import trim_layer
 from nettrim.conv import im2col
 from nettrim.layer import build_problem
-from nettrim.solvers.row_generation import reduce_ball, solve_row_generation
+from nettrim.solvers import row_generation
+from nettrim.solvers.admm import AdmmSettings
+from nettrim.solvers.exact import solve_exact
+from nettrim.solvers.row_generation import (
+    Inequalities,
+    _column_grams,
+    distinct_rows,
+    reduce_ball,
+    solve_row_generation,
+)
 from nettrim.stages import trim_layer_rows
 
 
@@ -56,3 +65,154 @@ def test_a_radius_below_the_least_squares_residual_is_infeasible():
         penalize_bias=True, upper=None, penalty=None, active_tol=0.0,
     )  # fmt: skip
     assert solve_row_generation(problem).status == "infeasible"
+
+
+def digit_like_program(seed=0, n_images=40):
+    """Sparse images with a zero background (many identical patches, as in a conv layer on
+    digits), padding 1: the rows that row generation merges."""
+    rng = np.random.default_rng(seed)
+    x = np.round(rng.random((n_images, 1, 8, 8)) * 4) * (rng.random((n_images, 1, 8, 8)) < 0.3)
+    P = im2col(x, 3, padding=1)  # 2560 patch rows, 9 inputs
+    W = rng.standard_normal((9, 6))
+    return P, np.maximum(P @ W + rng.normal(-0.2, 0.3, 6), 0)
+
+
+def relu_problem(P, Y, *, per_neuron=False, upper=None, eps=0.05):
+    return build_problem(
+        P, Y, activation="relu", eps=eps, relative=True, per_neuron=per_neuron, bias=True,
+        penalize_bias=True, upper=upper, penalty=None, active_tol=0.0,
+    )  # fmt: skip
+
+
+def test_distinct_rows_map_every_row_to_an_identical_one():
+    P, _ = digit_like_program()
+    first, order, starts = distinct_rows(P)
+    sizes = np.diff(np.r_[starts, len(P)])
+    assert np.array_equal(P[order], np.repeat(P[first], sizes, axis=0))
+    assert np.array_equal(np.sort(order), np.arange(len(P)))
+    assert len(first) < len(P) / 2  # the background patches are one row
+    assert len(np.unique(P[first], axis=0)) == len(first)
+
+
+def test_distinct_rows_survive_a_collision_of_the_projection(monkeypatch):
+    # a projection that sees the first column only: distinct rows share keys, and the
+    # exact fallback must split them again
+    monkeypatch.setattr(row_generation, "_row_keys", lambda X: X[:, 0].astype(np.float64))
+    X = np.array([[1.0, 2.0], [1.0, 5.0], [1.0, 2.0], [0.0, 2.0], [1.0, 5.0]])
+    first, order, starts = distinct_rows(X)
+    assert sorted(first.tolist()) == [0, 1, 3]
+    sizes = np.diff(np.r_[starts, len(X)])
+    assert np.array_equal(X[order], np.repeat(X[first], sizes, axis=0))
+
+
+def test_inequalities_keep_the_smallest_bound_of_identical_rows():
+    P, Y = digit_like_program()
+    V = np.random.default_rng(3).standard_normal(Y.shape)
+    problem = relu_problem(P, Y, upper=V)
+    ineq = Inequalities.of(problem)
+    first, _, _ = distinct_rows(P)
+    bounds = np.where(problem.active, np.inf, V)
+    for u in range(len(first)):
+        same = np.all(P[first[u]] == P, axis=1)
+        assert np.array_equal(ineq.bound[u], bounds[same].min(axis=0))
+    assert np.array_equal(ineq.X, problem.X[first])
+
+
+@pytest.mark.parametrize("m", [6, 20])
+def test_column_grams_by_pattern_equal_the_grams_on_omega(m):
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((300, 5))
+    active = rng.random((300, m)) < 0.5
+    for j, G in enumerate(_column_grams(X, active, m)):
+        np.testing.assert_allclose(G, X[active[:, j]].T @ X[active[:, j]], rtol=1e-12)
+
+
+def assert_solves_the_full_program(problem, result, reference, feas_tol=1e-3):
+    """Feasible on every row, certified, the objective of the all-rows solve."""
+    W = result.W
+    assert result.status == "optimal" and result.info.extra["certified"]
+    assert problem.is_feasible(problem.column_residuals(W), problem.violation(W), feas_tol)
+    assert result.info.gap <= 1e-3 * result.info.objective
+    assert result.info.dual_bound <= reference.info.objective * (1 + 1e-3)
+    assert result.info.objective == pytest.approx(reference.info.objective, rel=3e-3)
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_row_generation_on_merged_rows_matches_all_rows(per_neuron):
+    P, Y = digit_like_program()
+    problem = relu_problem(P, Y, per_neuron=per_neuron)
+    result = solve_row_generation(problem)
+    reference = solve_exact(problem, solver="clarabel")
+    assert_solves_the_full_program(problem, result, reference)
+    extra = result.info.extra
+    off_omega = int((~problem.active).sum())
+    assert 0 < extra["entries"] < off_omega / 5  # a fraction of the inequalities
+    assert extra["distinct_rows"] < len(P) / 2
+
+
+def test_row_generation_with_bounds_off_omega_is_feasible_on_every_row():
+    P, Y = digit_like_program(seed=1)
+    rng = np.random.default_rng(5)
+    V = np.where(rng.random(Y.shape) < 0.2, np.inf, 0.05 * rng.random(Y.shape))
+    problem = relu_problem(P, Y, upper=V)
+    result = solve_row_generation(problem)
+    assert_solves_the_full_program(problem, result, solve_exact(problem, solver="clarabel"))
+    assert result.info.violation <= 1e-3 * np.abs(Y).max()
+
+
+def test_row_generation_is_deterministic_and_takes_a_warm_start():
+    P, Y = digit_like_program(seed=2)
+    problem = relu_problem(P, Y)
+    first, second = solve_row_generation(problem), solve_row_generation(problem)
+    assert np.array_equal(first.W, second.W)
+    assert first.info.extra == second.info.extra
+    warm = solve_row_generation(problem, warm_start=first.W)
+    assert warm.status == "optimal" and warm.info.extra["certified"]
+
+
+def test_few_entries_per_round_still_converge_in_more_rounds():
+    P, Y = digit_like_program(seed=2)
+    problem = relu_problem(P, Y)
+    few = solve_row_generation(problem, rows_per_round=5)
+    many = solve_row_generation(problem)
+    assert few.info.extra["rounds"] > many.info.extra["rounds"]
+    assert few.info.extra["certified"]
+    assert few.info.objective == pytest.approx(many.info.objective, rel=3e-3)
+
+
+def test_max_rounds_reached_is_reported_not_hidden():
+    P, Y = digit_like_program(seed=2)
+    result = solve_row_generation(relu_problem(P, Y), rows_per_round=1, max_rounds=1)
+    assert result.status == "max_iter"
+    assert not result.info.extra["feasible"] and not result.info.extra["certified"]
+
+
+@pytest.mark.parametrize("name", ["rows_per_round", "max_rounds"])
+@pytest.mark.parametrize("value", [0, 2.5])
+def test_bad_limits_are_refused_by_name(name, value):
+    P, Y = digit_like_program()
+    with pytest.raises(ValueError, match=name):
+        solve_row_generation(relu_problem(P, Y), **{name: value})
+
+
+def test_a_bad_row_scale_is_refused_and_none_leaves_rows_unscaled():
+    P, Y = digit_like_program()
+    problem = relu_problem(P, Y)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="row_scale"):
+            solve_row_generation(problem, row_scale=bad)
+    unscaled = solve_row_generation(problem, row_scale=None)
+    assert unscaled.info.extra["row_scale"] == 1.0
+    assert unscaled.info.extra["feasible"]
+
+
+def test_a_round_stopped_on_loose_residuals_is_still_certified():
+    # residual tolerances that stop the ADMM long before its gap: the last round is
+    # re-solved on the gap, so the weights are certified all the same
+    P, Y = digit_like_program(seed=2)
+    problem = relu_problem(P, Y)
+    loose = AdmmSettings(tol_abs=1e-2, tol_rel=1e-1)
+    result = solve_row_generation(problem, loose)
+    assert result.info.extra["certified"]
+    assert result.info.gap <= loose.gap_tol * result.info.objective
+    assert result.info.iterations == sum(result.info.extra["round_iterations"])

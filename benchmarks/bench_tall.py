@@ -1,0 +1,316 @@
+"""A tall conv program by row generation against the same program on all rows.
+
+The case: the first conv layer of a small CNN on scikit-learn's 8x8 digits (1 -> 8
+channels, 3x3, padding 1, ReLU; then 2x2 max-pooling and a linear classifier), trained here
+with PyTorch (CPU, seed 0, one thread) on the bundled network's 1257 calibration images
+(``nettrim.load_digits_mlp``'s split; test accuracy on its 540 held-out images). Its
+program, built from nettrim's own patch rows (``Conv2dLayer.program_input``, float32 as the
+model computes), has 1257 x 64 = 80448 rows, 9 inputs + the bias, 8 outputs; layer-wide
+(P1) with relative eps = 0.05.
+
+Both paths solve it with the same ADMM settings (the defaults) and one BLAS thread:
+``solve_admm`` on all rows, and ``solve_row_generation`` (``docs/solvers.md``, "Tall
+programs"). Every figure is measured on all rows: objective, certified relative gap, ball
+excess over the radius, violation off Omega over ``max |Y|``. Seconds are also given in
+units of one ``X @ W`` product of the layer's size (``(n, 10) @ (10, 8)`` float32, the
+median of many, timed in the same run). Target (issue 18): at most 1000 such products,
+feasible and certified on all rows. Row generation is timed as the median of three solves,
+which must return the same weights bit for bit.
+
+``--quick`` (CI): the first 300 images (19200 rows), fewer training epochs.
+Results: ``benchmarks/results/tall[_quick].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from machine import column_table, format_machine, machine_info, write_results
+from nettrim import load_digits_mlp
+from nettrim.conv import conv_weight_to_dense
+from nettrim.layer import build_problem
+from nettrim.network import Conv2dLayer
+from nettrim.solvers.admm import AdmmSettings, solve_admm
+from nettrim.solvers.row_generation import solve_row_generation
+
+EPS = 0.05
+TARGET_PRODUCTS = 1000
+FULL = {"images": None, "epochs": 30}
+QUICK = {"images": 300, "epochs": 10}
+REPEATS = 3
+SEED = 0
+#: ``row_scale`` values of the sweep (``None``: the generated rows unscaled).
+ROW_SCALES = (None, 0.03, 0.1, 0.3, 1.0)
+
+
+def train_cnn(x: np.ndarray, y: np.ndarray, x_test, y_test, epochs: int):
+    """The CNN (conv 1->8 3x3 pad 1, ReLU, max-pool 2, linear 128->10), Adam, batches of 64,
+    deterministic (seed, one thread); its conv layer and test accuracy."""
+    import torch
+
+    torch.manual_seed(SEED)
+    torch.set_num_threads(1)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 8, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128, 10),
+    )
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
+    generator = torch.Generator().manual_seed(SEED)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=generator)
+        for start in range(0, len(xt), 64):
+            batch = order[start : start + 64]
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(net(xt[batch]), yt[batch]).backward()
+            optimizer.step()
+    with torch.no_grad():
+        predicted = net(torch.tensor(x_test, dtype=torch.float32)).argmax(1).numpy()
+    conv = net[0]
+    layer = Conv2dLayer(
+        W=conv_weight_to_dense(conv.weight.detach().numpy()),
+        b=conv.bias.detach().numpy(),
+        in_shape=(1, 8, 8),
+        kernel_size=3,
+        padding=1,
+    )
+    return layer, float(np.mean(predicted == y_test))
+
+
+def conv_problem(config: dict):
+    """The conv layer's (P1) on its patch rows, and the CNN's test accuracy."""
+    model = load_digits_mlp()
+    images = model.X_calib.reshape(-1, 1, 8, 8).astype(np.float32)
+    layer, accuracy = train_cnn(
+        images,
+        model.y_calib,
+        model.X_test.reshape(-1, 1, 8, 8),
+        model.y_test,
+        config["epochs"],
+    )
+    images = images[: config["images"]]
+    X = layer.program_input(images).astype(np.float32)
+    Y = layer.program_output(layer(images)).astype(np.float32)
+    problem = build_problem(
+        X, Y, activation="relu", eps=EPS, relative=True, per_neuron=False, bias=True,
+        penalize_bias=True, upper=None, penalty=None, active_tol=0.0,
+    )  # fmt: skip
+    return problem, accuracy
+
+
+def product_seconds(problem, repeats: int = 200) -> float:
+    """The median time of one ``X @ W`` of the layer's size (``W`` of the program's)."""
+    W = np.random.default_rng(SEED).standard_normal(problem.shape[1:]).astype(problem.dtype)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        problem.X @ W
+        times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
+def warm_up(problem) -> None:
+    """Load the numba kernels (both paths) on a slice, so that no timing holds a compile."""
+    rows = slice(0, 2000)
+    part = build_problem(
+        problem.X[rows, :-1], problem.Y[rows], activation="relu", eps=EPS, relative=True,
+        per_neuron=False, bias=True, penalize_bias=True, upper=None, penalty=None,
+        active_tol=0.0,
+    )  # fmt: skip
+    solve_row_generation(part, AdmmSettings(max_iter=40))
+    solve_admm(part, AdmmSettings(max_iter=40))
+
+
+def row(problem, name: str, result, seconds: float, unit: float) -> dict:
+    info = problem_figures(problem, result)
+    extra = result.info.extra
+    return {
+        "path": name,
+        "status": str(result.status),
+        "seconds": seconds,
+        "products": seconds / unit,
+        "rounds": extra.get("rounds", 1),
+        "rows": extra.get("rows", problem.shape[0]),
+        "entries": extra.get("entries"),
+        "iterations": result.info.iterations,
+        "round_iterations": extra.get("round_iterations"),
+        **info,
+    }
+
+
+def problem_figures(problem, result) -> dict:
+    """Objective, certified gap, feasibility on ALL rows of the full program."""
+    W = result.W.astype(np.float64)
+    full = problem.evaluate(W)
+    y_max = problem.target_scale[2]
+    settings = AdmmSettings()
+    feasible = problem.is_feasible(problem.column_residuals(W), full["violation"], 1e-3)
+    gap = (full["objective"] - result.info.dual_bound) / abs(full["objective"])
+    return {
+        "objective": full["objective"],
+        "rel_gap": gap,
+        "excess_over_radius": full["ball_excess"] / full["radius"],
+        "violation_over_ymax": full["violation"] / y_max,
+        "feasible": bool(feasible),
+        "certified": bool(feasible and gap <= settings.gap_tol),
+        "nnz": int(np.count_nonzero(result.W)),
+    }
+
+
+def run(config: dict) -> dict:
+    problem, accuracy = conv_problem(config)
+    n, d, m = problem.shape
+    print(f"conv layer: {n} rows, {d} inputs (bias included), {m} outputs; test acc {accuracy:.3f}")
+    with threadpool_limits(1):
+        warm_up(problem)
+        units = [product_seconds(problem)]
+        started = time.perf_counter()
+        full = solve_admm(problem)
+        full_seconds = time.perf_counter() - started
+        units.append(product_seconds(problem))
+        times, results = [], []
+        for _ in range(REPEATS):
+            started = time.perf_counter()
+            results.append(solve_row_generation(problem))
+            times.append(time.perf_counter() - started)
+        units.append(product_seconds(problem))
+        sweep = []
+        for scale in ROW_SCALES:
+            started = time.perf_counter()
+            result = solve_row_generation(problem, row_scale=scale)
+            seconds = time.perf_counter() - started
+            sweep.append((scale, result, seconds))
+        units.append(product_seconds(problem))
+    unit = float(np.median(units))
+    scales = [
+        {"row_scale": "unscaled" if s is None else s, **row(problem, "", r, t, unit)}
+        for s, r, t in sweep
+    ]
+    identical = all(np.array_equal(r.W, results[0].W) for r in results)
+    rows = [
+        row(problem, "all rows (solve_admm)", full, full_seconds, unit),
+        row(problem, "row generation", results[0], float(np.median(times)), unit),
+    ]
+    return {
+        "n": n,
+        "d": d,
+        "m": m,
+        "eps": EPS,
+        "test_accuracy": accuracy,
+        "product_seconds": unit,
+        "product_seconds_all": units,
+        "row_generation_seconds": times,
+        "deterministic": identical,
+        "distinct_rows": results[0].info.extra["distinct_rows"],
+        "rows": rows,
+        "row_scales": scales,
+    }
+
+
+COLUMNS = [
+    ("path", "path", ""),
+    ("seconds", "seconds", ".2f"),
+    ("X@W products", "products", ".0f"),
+    ("rounds", "rounds", "d"),
+    ("rows", "rows", "d"),
+    ("iterations", "iterations", "d"),
+    ("objective", "objective", ".4f"),
+    ("rel gap", "rel_gap", ".1e"),
+    ("excess/radius", "excess_over_radius", ".1e"),
+    ("violation/max abs Y (all rows)", "violation_over_ymax", ".1e"),
+    ("feasible", lambda r: "yes" if r["feasible"] else "no"),
+    ("certified", lambda r: "yes" if r["certified"] else "no"),
+]
+
+
+SCALE_COLUMNS = [
+    ("row_scale", "row_scale", ""),
+    ("seconds", "seconds", ".2f"),
+    ("X@W products", "products", ".0f"),
+    ("rounds", "rounds", "d"),
+    ("entries", "entries", "d"),
+    ("iterations", "iterations", "d"),
+    ("objective", "objective", ".4f"),
+    ("feasible", lambda r: "yes" if r["feasible"] else "no"),
+    ("certified", lambda r: "yes" if r["certified"] else "no"),
+]
+
+
+def target_line(result: dict) -> str:
+    generated = result["rows"][1]
+    met = (
+        generated["products"] <= TARGET_PRODUCTS
+        and generated["feasible"]
+        and generated["certified"]
+    )
+    return (
+        f"Target: <= {TARGET_PRODUCTS} X@W products, feasible and certified on all "
+        f"{result['n']} rows: {'met' if met else 'NOT met'} "
+        f"({generated['products']:.0f} products, "
+        f"{'feasible' if generated['feasible'] else 'infeasible'}, "
+        f"{'certified' if generated['certified'] else 'not certified'})"
+    )
+
+
+def report(payload: dict) -> str:
+    result = payload["result"]
+    full, generated = result["rows"]
+    lines = [
+        f"# Tall conv program: row generation{' (quick)' if payload['quick'] else ''}",
+        "",
+        format_machine(payload["machine"]),
+        "",
+        f"Digits CNN conv 1 -> 8 (3x3, padding 1), {result['n']} patch rows, "
+        f"{result['d']} inputs (bias included), {result['m']} outputs, eps {result['eps']} "
+        f"(relative, layer-wide), float32; CNN test accuracy {result['test_accuracy']:.3f}. "
+        f"One X@W product: {result['product_seconds'] * 1e3:.3f} ms (median, 1 BLAS thread). "
+        f"Row generation: median of {REPEATS} solves, bit-identical: "
+        f"{'yes' if result['deterministic'] else 'NO'}.",
+        "",
+        column_table(result["rows"], COLUMNS),
+        "",
+        f"- row generation: {full['seconds'] / generated['seconds']:.0f}x faster than all "
+        f"rows; objective {100 * (generated['objective'] / full['objective'] - 1):+.2f}% "
+        f"against it; {generated['entries']} generated entries (row, column) on "
+        f"{generated['rows']} rows ({result['distinct_rows']} distinct rows of {result['n']}); "
+        f"iterations per round {generated['round_iterations']}",
+        f"- {target_line(result)}",
+        "",
+        "## The generated rows' scale (row_scale: their median norm over the ball rows')",
+        "",
+        column_table(result["row_scales"], SCALE_COLUMNS),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="300 images (CI)")
+    args = parser.parse_args(argv)
+    config = dict(QUICK if args.quick else FULL)
+    info = machine_info()
+    print(format_machine(info), flush=True)
+    payload = {
+        "benchmark": "tall",
+        "quick": args.quick,
+        "machine": info,
+        "config": config,
+        "result": run(config),
+    }
+    text = report(payload)
+    print(text)
+    name = "tall_quick" if args.quick else "tall"
+    print("wrote", *write_results(name, payload, text))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
