@@ -554,15 +554,16 @@ def _open_run_dir(args: argparse.Namespace):
     """The run directory of this command: its identity is every option that changes the
     weights and the SHA-256 of the network and input files."""
     from . import __version__
-    from .runs import RunDirectory, RunDirectoryError, file_digest
+    from .runs import RunDirectory, RunDirectoryError, file_digest, files_digest
+    from .store import StoreError, input_files
 
     identity = {k: v for k, v in vars(args).items() if k not in _NOT_IDENTITY}
     identity["network"] = file_digest(args.network)
-    identity["inputs"] = (
-        _store_digest(args.inputs, file_digest)
-        if os.path.isdir(args.inputs)
-        else file_digest(args.inputs)
-    )
+    try:
+        inputs = input_files(args.inputs) if os.path.isdir(args.inputs) else [args.inputs]
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    identity["inputs"] = files_digest(inputs) if len(inputs) > 1 else file_digest(inputs[0])
     identity["nettrim"] = __version__
     try:
         return RunDirectory(args.run_dir, identity)
@@ -570,14 +571,6 @@ def _open_run_dir(args: argparse.Namespace):
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"--run-dir {args.run_dir}: {exc.strerror or exc}") from None
-
-
-def _store_digest(path: str, file_digest) -> str:
-    """The identity of an activation store: the SHA-256 of its files' names and digests."""
-    import hashlib
-
-    lines = [f"{name} {file_digest(os.path.join(path, name))}" for name in sorted(os.listdir(path))]
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def _connect(address: str):

@@ -55,6 +55,12 @@ def file_digest(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def files_digest(paths) -> str:
+    """The SHA-256 of several files: of their base names and digests, one line each."""
+    lines = [f"{os.path.basename(p)} {file_digest(p)}" for p in paths]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 class RunDirectory:
     """The record of one run's finished layers (module docstring).
 

@@ -223,6 +223,25 @@ def open_store(path: str | os.PathLike) -> Recording:
     return rec
 
 
+def input_files(path: str | os.PathLike) -> list[str]:
+    """The files :func:`network_input` reads from the store at ``path``: its manifest and
+    the first module's input rows (the identity of a run's inputs: the other modules'
+    arrays may be gigabytes a network's pruning never reads).
+
+    Raises
+    ------
+    StoreError
+        When ``path`` has no readable manifest or it lists no module.
+    """
+    manifest_path = os.path.join(path, MANIFEST)
+    try:
+        with open(manifest_path, encoding="utf-8") as fh:
+            first = json.load(fh)["modules"][0]["X"]["file"]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        raise StoreError(f"{path}: cannot be read as an activation store ({exc})") from None
+    return [manifest_path, os.path.join(path, first)]
+
+
 def network_input(recording: Recording, network) -> np.ndarray:
     """The calibration input of ``network`` read back from a recording of its modules.
 

@@ -604,6 +604,36 @@ def test_an_exported_store_as_inputs_prunes_what_the_model_runs(capsys, tmp_path
     assert capsys.readouterr().out.splitlines()[0].endswith("OK")
 
 
+def test_a_run_dir_identifies_a_store_by_what_prune_reads(capsys, tmp_path):
+    """The run's identity is the manifest and the first module's inputs (what
+    network_input reads), not every array of the store (gigabytes for a transformer)."""
+    import json
+
+    from nettrim.torch import export
+
+    model, x = _torch_cnn()
+    path = export(model, [x], tmp_path / "export")
+    store = tmp_path / "export" / "store"
+    argv = ["prune", path, "--inputs", str(store), "--out", str(tmp_path / "p.npz"), "--quiet"]
+    argv += ["--eps", "0.1", "--solver", SOLVER, "--n-jobs", "1", "--run-dir", str(tmp_path / "r")]
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    modules = json.loads((store / "manifest.json").read_text())["modules"]
+    last_y = store / modules[-1]["Y"]["file"]
+    np.save(last_y, np.zeros_like(np.load(last_y)))  # an array prune never reads
+    assert main(argv) == EXIT_OK, capsys.readouterr().err
+    first_x = store / modules[0]["X"]["file"]
+    np.save(first_x, 2 * np.load(first_x))  # the network's input itself
+    assert main(argv) == EXIT_USAGE
+    assert "inputs: recorded" in capsys.readouterr().err
+    os.remove(store / "manifest.json")
+    assert main(argv) == EXIT_USAGE
+    assert "the recording is unfinished" in capsys.readouterr().err
+    from nettrim.store import StoreError, input_files
+
+    with pytest.raises(StoreError, match="cannot be read as an activation store"):
+        input_files(store)
+
+
 def test_a_store_that_does_not_match_the_network_exits_2(capsys, tmp_path, cnn_files):
     from nettrim.torch import export
 
