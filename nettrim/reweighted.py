@@ -139,13 +139,9 @@ def reweight_layer(
     history = [int(np.count_nonzero(current[:d_in]))]
     weighted = float("nan")
     for _ in range(reweighting.rounds):
-        magnitude = np.abs(current.astype(np.float64))
-        floor = reweighting.delta * float(magnitude.max(initial=0.0))
-        if floor == 0.0:
+        weights = round_weights(current, reweighting.delta, keep_l1=options.penalty is None)
+        if weights is None:
             break
-        weights = 1.0 / (magnitude + floor)
-        if options.penalty is None:  # scaled so the previous round keeps its L1 norm (pace)
-            weights *= magnitude.sum() / float(np.sum(weights * magnitude))
         problem = replace(prepared.problem, entry_weights=weights)
         result = _solve_round(prepared, problem, last, callback)
         round_iterations.append(result.info.iterations)
@@ -171,6 +167,23 @@ def reweight_layer(
         **prepared.problem.evaluate(current),
     )
     return prepared.layer_result(current, status, info)
+
+
+def round_weights(current: np.ndarray, delta: float, *, keep_l1: bool) -> np.ndarray | None:
+    """The entry weights of the round after weights ``current`` (module docstring);
+    ``None`` when ``current`` is all zero (nothing to reweight).
+
+    ``keep_l1`` (the constrained programs): scaled so that ``current`` keeps its L1 norm,
+    which keeps the pace of the solver's penalties.
+    """
+    magnitude = np.abs(current.astype(np.float64))
+    floor = delta * float(magnitude.max(initial=0.0))
+    if floor == 0.0:
+        return None
+    weights = 1.0 / (magnitude + floor)
+    if keep_l1:
+        weights *= magnitude.sum() / float(np.sum(weights * magnitude))
+    return weights
 
 
 def _solve_round(
