@@ -542,8 +542,8 @@ def solve_admm(
         it, bit for bit (an exception it raises ends the solve and reaches the caller).
     keep_state : bool
         Put the :class:`AdmmState` the solve ended in into ``info.extra["state"]``, to
-        start another solve from it (a reweighting round: about a third fewer iterations
-        than from the weights alone on the bundled network's layers).
+        start another solve from it (a reweighting round: a third to a half fewer
+        iterations than from the weights alone on the bundled network's layers).
 
     Returns
     -------
@@ -805,7 +805,8 @@ def _prepare(
         keep_state=keep_state,
     )
     # the penalties adapt from the start again: carrying the schedule of the state (rarer
-    # changes) took up to 9x more iterations in reweighting rounds of the bundled network
+    # changes) took more iterations in the reweighting rounds of the bundled network's
+    # layers (over eight times as many in one per-neuron round)
     _start(columns, run.X, warm_start, sigma)
     return run
 
