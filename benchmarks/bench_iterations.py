@@ -119,11 +119,14 @@ def reweight_section(quick: bool) -> list[dict]:
     return rows
 
 
-def per_neuron_section(quick: bool) -> list[dict]:
+def per_neuron_section(quick: bool, random_size: tuple[int, int] | None = None) -> list[dict]:
     cases = _digits_layers(QUICK_SAMPLES if quick else None)
-    # the 16384 x 256 -> 256 takes tens of minutes per solve on a loaded 2-core
-    # machine: the full run takes a quarter of it (the same correlated family)
-    n, d = (2048, 64) if quick else (4096, 128)
+    # the 16384 x 256 -> 256 takes minutes per solve (tens of minutes on a loaded
+    # 2-core machine): the full run takes a quarter of it (the same correlated family), and
+    # --random-size 16384,256 runs the alone
+    if random_size is not None:
+        cases = []
+    n, d = random_size or ((2048, 64) if quick else (4096, 128))
     X, Y = synthetic_layer(n, d, d, np.float64)
     cases.append((f"random {n}x{d}->{d}", X, Y))
     rows = []
@@ -277,6 +280,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small, fast versions (CI)")
     parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument(
+        "--random-size",
+        help="N,D: the per-neuron section on a random N x D -> D layer alone (results "
+        "iterations_NxD); e.g. 16384,256, the issue's",
+    )
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -285,12 +293,16 @@ def main(argv=None) -> int:
     warm_up(np.float32)
     results: dict = {"machine": machine_info(), "quick": args.quick}
     sections = args.sections.split(",")
+    random_size = None
+    if args.random_size:
+        n, d = (int(v) for v in args.random_size.split(","))
+        random_size, sections = (n, d), ["per_neuron"]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
     runners = {
         "reweight": reweight_section,
-        "per_neuron": per_neuron_section,
+        "per_neuron": lambda quick: per_neuron_section(quick, random_size),
         "cascade": cascade_section,
     }
     for key in SECTIONS:
@@ -300,7 +312,10 @@ def main(argv=None) -> int:
             print(f"  {key}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     text = report(results, args.quick)
     print(text)
-    write_results("iterations_quick" if args.quick else "iterations", results, text)
+    name = "iterations_quick" if args.quick else "iterations"
+    if random_size is not None:
+        name = f"iterations_{random_size[0]}x{random_size[1]}"
+    write_results(name, results, text)
     return 0
 
 
