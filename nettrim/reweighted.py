@@ -18,9 +18,10 @@ Every round's weights are feasible for the *same* program as the plain Net-Trim 
 the guarantees of Net-Trim (Proposition 1 and the network bounds) hold unchanged.
 
 Per-entry weights live in :attr:`nettrim.solvers.NetTrimProblem.entry_weights`. Every
-backend honours them: the ADMM (the default, through ``solver="auto"``) warm-starts each
-round from the previous one (a round still costs one to two plain solves: the new
-thresholds move the support); the exact
+backend honours them: the ADMM (the default, through ``solver="auto"``) starts each round
+from the state the previous one ended in (weights, multipliers and penalties:
+:class:`nettrim.solvers.AdmmState`; a round still costs more iterations than the plain
+solve, as the new thresholds move the support: ``docs/solvers.md``, "Warm starts"); the exact
 backends (Clarabel, SCS, OSQP for the penalized form) are the small-layer, certified path.
 """
 
@@ -31,8 +32,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .layer import LayerResult, TrimOptions, prepare_layer
-from .solvers import SolveInfo, Status
+from .layer import LayerResult, PreparedLayer, TrimOptions, prepare_layer
+from .solvers import NetTrimProblem, SolveInfo, SolverResult, Status, solve_admm
 from .validation import check_scalar
 
 #: Reweighting rounds after the plain solve (Candes-Wakin-Boyd report most of the gain in
@@ -92,7 +93,8 @@ def reweighted_trim_layer(
         Weights of the last successful round; ``info`` measured against the plain program
         (``objective`` is the plain weighted L1 norm ``sum_i c_i ||W~[i, :]||_1``),
         ``info.extra["nnz_history"]`` the non-zeros after each round (round 0 first) and
-        ``info.extra["rounds"]`` the rounds that solved.
+        ``info.extra["rounds"]`` the rounds that solved; ``round_iterations`` and
+        ``round_seconds`` the iterations and seconds of every round tried (round 0 first).
 
     Examples
     --------
@@ -124,26 +126,29 @@ def reweight_layer(
     """:func:`reweighted_trim_layer` for checked options (the path the schemes take)."""
     started = time.perf_counter()
     prepared = prepare_layer(X, Y, options, upper=upper, warm_start=warm_start)
-    first = prepared.solve(callback=callback)
-    if first.W is None or reweighting.rounds == 0:
+    if reweighting.rounds == 0:
+        first = prepared.solve(callback=callback)
         return prepared.layer_result(first.W, first.status, first.info)
+    first = _solve_round(prepared, prepared.problem, prepared.initial, callback)
+    if first.W is None:
+        return prepared.layer_result(first.W, first.status, _without_state(first.info))
     d_in = prepared.problem.X.shape[1] - (1 if options.bias else 0)
-    current, status, done = first.W, first.status, 0
+    current, status, done, last = first.W, first.status, 0, first
+    round_iterations = [first.info.iterations]
+    round_seconds = [first.info.seconds]
     history = [int(np.count_nonzero(current[:d_in]))]
     weighted = float("nan")
     for _ in range(reweighting.rounds):
-        magnitude = np.abs(current.astype(np.float64))
-        floor = reweighting.delta * float(magnitude.max(initial=0.0))
-        if floor == 0.0:
+        weights = round_weights(current, reweighting.delta, keep_l1=options.penalty is None)
+        if weights is None:
             break
-        weights = 1.0 / (magnitude + floor)
-        if options.penalty is None:  # scaled so the previous round keeps its L1 norm (pace)
-            weights *= magnitude.sum() / float(np.sum(weights * magnitude))
         problem = replace(prepared.problem, entry_weights=weights)
-        result = prepared.solve(problem, current, callback=callback)
+        result = _solve_round(prepared, problem, last, callback)
+        round_iterations.append(result.info.iterations)
+        round_seconds.append(result.info.seconds)
         if result.W is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
             break  # keep the last round that solved as well as the plain solve did
-        current, status, done = result.W, result.status, done + 1
+        current, status, done, last = result.W, result.status, done + 1, result
         weighted = result.info.objective
         history.append(int(np.count_nonzero(current[:d_in])))
     info = SolveInfo(
@@ -156,7 +161,55 @@ def reweight_layer(
             "rounds": done,
             "weighted_objective": weighted,
             "delta": reweighting.delta,
+            "round_iterations": round_iterations,
+            "round_seconds": round_seconds,
         },
         **prepared.problem.evaluate(current),
     )
     return prepared.layer_result(current, status, info)
+
+
+def round_weights(current: np.ndarray, delta: float, *, keep_l1: bool) -> np.ndarray | None:
+    """The entry weights of the round after weights ``current`` (module docstring);
+    ``None`` when ``current`` is all zero (nothing to reweight).
+
+    ``keep_l1`` (the constrained programs): scaled so that ``current`` keeps its L1 norm,
+    which keeps the pace of the solver's penalties.
+    """
+    magnitude = np.abs(current.astype(np.float64))
+    floor = delta * float(magnitude.max(initial=0.0))
+    if floor == 0.0:
+        return None
+    weights = 1.0 / (magnitude + floor)
+    if keep_l1:
+        weights *= magnitude.sum() / float(np.sum(weights * magnitude))
+    return weights
+
+
+def _solve_round(
+    prepared: PreparedLayer,
+    problem: NetTrimProblem,
+    start: SolverResult | np.ndarray | None,
+    callback,
+) -> SolverResult:
+    """One round from ``start`` (the previous round's result, the initial weights or
+    none): the ADMM keeps the state it ends in and starts from the previous one's
+    (:class:`nettrim.solvers.AdmmState`); an exact backend takes the weights."""
+    if prepared.backend != "admm":
+        weights = start.W if isinstance(start, SolverResult) else start
+        return prepared.solve(problem, weights, callback=callback)
+    return solve_admm(
+        problem,
+        prepared.settings,
+        warm_start=start,
+        verbose=prepared.options.verbose,
+        callback=callback,
+        keep_state=True,
+    )
+
+
+def _without_state(info: SolveInfo) -> SolveInfo:
+    """``info`` without the ADMM's state (large arrays no caller of a layer asks for)."""
+    if "state" not in info.extra:
+        return info
+    return replace(info, extra={k: v for k, v in info.extra.items() if k != "state"})

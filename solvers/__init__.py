@@ -6,7 +6,14 @@ certificate, the exact conic/QP path through cvxpy (:func:`solve_exact`), and th
 result type every backend returns.
 """
 
-from .admm import AdmmCallback, AdmmIterate, AdmmSettings, scale_problem, solve_admm
+from .admm import (
+    AdmmCallback,
+    AdmmIterate,
+    AdmmSettings,
+    AdmmState,
+    scale_problem,
+    solve_admm,
+)
 from .duality import DualCertifier, dual_bound, feasible_multiplier
 from .exact import EXACT_SOLVERS, solve_exact
 from .gram import GramAccumulator
@@ -24,6 +31,7 @@ __all__ = [
     "AdmmIterate",
     "AdmmL0Settings",
     "AdmmSettings",
+    "AdmmState",
     "ColumnBalls",
     "DualCertifier",
     "GramAccumulator",

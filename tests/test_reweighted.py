@@ -82,6 +82,12 @@ def test_admm_rounds_match_the_exact_rounds(planted_layer):
         X, Y, eps=0.1, bias=False, rounds=3, solver="admm", solver_options={"gap_tol": 1e-5}
     )
     np.testing.assert_array_equal(again.W, fast.W)
+    # every round reported, round 0 the plain solve; the ADMM's state stays inside
+    extra = fast.info.extra
+    assert len(extra["round_iterations"]) == len(extra["round_seconds"]) == 4
+    tight = trim_layer(X, Y, eps=0.1, bias=False, solver="admm", solver_options={"gap_tol": 1e-5})
+    assert extra["round_iterations"][0] == tight.info.iterations
+    assert "state" not in extra and "state" not in tight.info.extra
 
 
 def test_rounds_zero_and_bad_arguments(planted_layer):

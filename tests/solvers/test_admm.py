@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from nettrim.layer import build_problem
-from nettrim.solvers import AdmmSettings, Status, dual_bound, solve_admm, solve_exact
+from nettrim.solvers import (
+    AdmmSettings,
+    AdmmState,
+    Status,
+    dual_bound,
+    solve_admm,
+    solve_exact,
+)
 from nettrim.solvers.admm import working_dtype
 
 # ADMM stops at a certified relative gap of 1e-3 by default; tests ask for 1e-5 so the
@@ -335,6 +342,68 @@ def test_warm_start_from_the_solution_stops_quickly():
     assert warm.status == "optimal"
     assert warm.info.iterations < cold.info.iterations / 2
     assert warm.info.objective == pytest.approx(cold.info.objective, rel=2e-3)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        dict(per_neuron=True),
+        dict(penalty=5.0),
+        dict(activation="linear"),  # (P2) through the range reduction
+    ],
+)
+def test_state_of_a_solve_restarts_it_near_its_end(kw):
+    """``keep_state`` records the whole state in the caller's units. A layer-wide solve
+    from it stops at its first check with the same certified point; a separable one (its
+    columns set aside at different iterations, some finished by a repair) takes fewer
+    iterations than from the weights alone."""
+    X, Y = make_layer(13, 240, 16, 12, relu="activation" not in kw)
+    p = problem(X, Y, **kw)
+    cold = solve_admm(p, keep_state=True)
+    state = cold.info.extra["state"]
+    assert isinstance(state, AdmmState)
+    assert state.S.shape == state.W.shape == state.dual_s.shape == (17, 12)
+    assert state.rho_z.shape == state.rho_s.shape == (12,)
+    assert "state" not in solve_admm(p).info.extra
+    from_weights = solve_admm(p, warm_start=cold.W)
+    for start in (cold, state):
+        warm = solve_admm(p, warm_start=start)
+        assert warm.status == "optimal"
+        if p.program.separable:
+            assert warm.info.iterations < from_weights.info.iterations
+        else:
+            assert warm.info.iterations == AdmmSettings().check_every
+        assert warm.info.objective == pytest.approx(cold.info.objective, rel=2e-3)
+        assert warm.info.gap <= 1e-3 * warm.info.objective
+
+
+def test_state_survives_other_entry_weights_and_eps():
+    """A state starts a nearby program (other L1 weights, another eps) in fewer
+    iterations than its weights alone; a state with other rows gives its weights only."""
+    X, Y = make_layer(14, 300, 20, 10)
+    p = problem(X, Y)
+    cold = solve_admm(p, keep_state=True)
+    magnitude = np.abs(cold.W)
+    weights = 1.0 / (magnitude + 1e-3 * magnitude.max())
+    weights *= magnitude.sum() / np.sum(weights * magnitude)
+    reweighted = replace(p, entry_weights=weights)
+    from_weights = solve_admm(reweighted, warm_start=cold.W)
+    from_state = solve_admm(reweighted, warm_start=cold)
+    assert from_state.status == from_weights.status == "optimal"
+    assert from_state.info.iterations < from_weights.info.iterations
+    assert from_state.info.objective == pytest.approx(from_weights.info.objective, rel=3e-3)
+    fewer_rows = problem(X[:200], Y[:200])
+    other = solve_admm(fewer_rows, warm_start=cold)
+    assert np.array_equal(other.W, solve_admm(fewer_rows, warm_start=cold.W).W)
+
+
+def test_warm_start_of_another_shape_is_refused():
+    X, Y = make_layer(15, 100, 8, 4)
+    state = solve_admm(problem(X, Y), keep_state=True).info.extra["state"]
+    X2, Y2 = make_layer(15, 100, 9, 4)
+    with pytest.raises(ValueError, match="warm_start"):
+        solve_admm(problem(X2, Y2), warm_start=state)
 
 
 def test_max_iter_status():

@@ -1,0 +1,323 @@
+"""ADMM iterations where a layer is solved again or in pieces (issue: scale, "fewer iterations").
+
+Sections (1 BLAS thread; iteration counts do not depend on the machine's load, seconds do,
+so every time ratio is taken side by side in one run):
+
+* ``reweight``: a reweighting round (``reweighted_trim_layer``, 3 rounds, layer-wide
+  eps = 0.05) against the plain solve of the same layer, on the digits hidden layers and
+  MNIST's second layer (300 -> 100). Each round two ways: from the previous round's weights
+  alone (``warm_start=W``, the former path) and from its whole state (weights,
+  multipliers, penalties: ``AdmmState``, the path ``reweighted_trim_layer`` takes).
+  Target: every round at most 1.5x the plain solve.
+* ``per_neuron``: per-neuron balls against the layer-wide ball on the same layer (same
+  eps = 0.05): the digits hidden layers and a correlated random 16384 x 256 -> 256 ReLU
+  layer (``bench_admm.synthetic_layer``). Target: per-neuron at most 2x the layer-wide
+  time.
+* ``cascade``: ``net_trim`` cascade against parallel on the digits network and MNIST's
+  784-300-100-10 (eps = 0.05): iterations per layer. Target: the cascade's layers with
+  ``V != 0`` (ReLU layers after the first) within 1.5x the parallel layer's iterations.
+
+``--quick`` runs the digits cases on 400 samples (well under a minute); the full run takes
+tens of minutes on a 2-core machine (MNIST's network trains once and is cached).
+Results: ``benchmarks/results/iterations[_quick].json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from bench_admm import synthetic_layer
+from machine import column_table, format_machine, machine_info, write_results
+from nettrim import load_digits_mlp, net_trim, reweighted_trim_layer, trim_layer
+from nettrim.layer import TrimOptions, prepare_layer
+from nettrim.reweighted import DEFAULT_DELTA, round_weights
+from nettrim.solvers import solve_admm
+from nettrim.solvers.kernels import warm_up
+
+EPS = 0.05
+ROUNDS = 3
+QUICK_SAMPLES = 400
+TARGET_ROUND = 1.5
+TARGET_PER_NEURON = 2.0
+TARGET_CASCADE = 1.5
+SECTIONS = ("reweight", "per_neuron", "cascade")
+
+
+def _digits_layers(n: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    model = load_digits_mlp()
+    acts = model.network.record(model.X_calib)
+    n = n or len(model.X_calib)
+    return [(f"digits {i}", acts[i][:n], acts[i + 1][:n]) for i in (0, 1)]
+
+
+def _mnist():
+    from mnist_mlp import load_mnist_mlp
+
+    network, X_train, *_ = load_mnist_mlp()
+    return network, X_train
+
+
+def _rounds_from_weights(X, Y) -> list[tuple[int, float]]:
+    """The former path: each round from the previous round's weights only."""
+    prepared = prepare_layer(X, Y, TrimOptions.from_keywords("bench", dict(eps=EPS, solver="admm")))
+    current = prepared.solve().W
+    rounds = []
+    for _ in range(ROUNDS):
+        weights = round_weights(current, DEFAULT_DELTA, keep_l1=True)
+        result = solve_admm(
+            replace(prepared.problem, entry_weights=weights),
+            prepared.settings,
+            warm_start=current,
+        )
+        rounds.append((result.info.iterations, result.info.seconds))
+        current = result.W
+    return rounds
+
+
+def reweight_section(quick: bool) -> list[dict]:
+    cases = _digits_layers(QUICK_SAMPLES if quick else None)[: 1 if quick else 2]
+    if not quick:
+        network, X_train = _mnist()
+        acts = network.record(X_train)
+        cases.append(("MNIST 1", acts[1], acts[2]))
+    rows = []
+    for name, X, Y in cases:
+        res = reweighted_trim_layer(X, Y, eps=EPS, rounds=ROUNDS, solver="admm")
+        iterations, seconds = res.info.extra["round_iterations"], res.info.extra["round_seconds"]
+        former = _rounds_from_weights(X, Y)
+        plain_it, plain_s = iterations[0], seconds[0]
+        for k in range(1, len(iterations)):
+            rows.append(
+                {
+                    "layer": name,
+                    "shape": f"{X.shape[1]}x{Y.shape[1]}",
+                    "n": X.shape[0],
+                    "round": k,
+                    "plain_iterations": plain_it,
+                    "plain_seconds": plain_s,
+                    "iterations": iterations[k],
+                    "seconds": seconds[k],
+                    "iteration_ratio": iterations[k] / plain_it,
+                    "seconds_ratio": seconds[k] / plain_s,
+                    "former_iterations": former[k - 1][0],
+                    "former_iteration_ratio": former[k - 1][0] / plain_it,
+                    "former_seconds_ratio": former[k - 1][1] / plain_s,
+                    "status": res.status.value,
+                    "nnz": res.info.extra["nnz_history"][
+                        min(k, len(res.info.extra["nnz_history"]) - 1)
+                    ],
+                    "load": os.getloadavg()[0],
+                }
+            )
+        print(f"  reweight {name}: {iterations} (former {former})", file=sys.stderr)
+    return rows
+
+
+def per_neuron_section(quick: bool, random_size: tuple[int, int] | None = None) -> list[dict]:
+    cases = _digits_layers(QUICK_SAMPLES if quick else None)
+    # the issue's 16384 x 256 -> 256 takes minutes per solve (tens of minutes on a loaded
+    # 2-core machine): the full run takes a quarter of it (the same correlated family), and
+    # --random-size 16384,256 runs the issue's alone
+    if random_size is not None:
+        cases = []
+    n, d = random_size or ((2048, 64) if quick else (4096, 128))
+    X, Y = synthetic_layer(n, d, d, np.float64)
+    cases.append((f"random {n}x{d}->{d}", X, Y))
+    rows = []
+    for name, X, Y in cases:
+        row = {"layer": name, "shape": f"{X.shape[1]}x{Y.shape[1]}", "n": X.shape[0]}
+        for key, per_neuron in (("layer_wide", False), ("per_neuron", True)):
+            res = trim_layer(X, Y, eps=EPS, per_neuron=per_neuron, solver="admm")
+            row[f"{key}_seconds"] = res.info.seconds
+            row[f"{key}_iterations"] = res.info.iterations
+            row[f"{key}_column_iterations"] = res.info.extra["column_iterations"]
+            row[f"{key}_status"] = res.status.value
+        row["seconds_ratio"] = row["per_neuron_seconds"] / row["layer_wide_seconds"]
+        row["load"] = os.getloadavg()[0]
+        rows.append(row)
+        print(f"  per-neuron {name}: {row['seconds_ratio']:.2f}x", file=sys.stderr)
+    return rows
+
+
+def cascade_section(quick: bool) -> list[dict]:
+    model = load_digits_mlp()
+    X_digits = model.X_calib[:QUICK_SAMPLES] if quick else model.X_calib
+    networks = [("digits", model.network, X_digits)]
+    if not quick:
+        networks.append(("MNIST", *_mnist()))
+    rows = []
+    for name, network, X in networks:
+        layers = {}
+        for scheme in ("parallel", "cascade"):
+            res = net_trim(network, X, scheme=scheme, eps=EPS, solver="admm")
+            layers[scheme] = res.layers
+        activations = [layer.activation for layer in network.layers]
+        for i, (par, cas) in enumerate(zip(layers["parallel"], layers["cascade"], strict=True)):
+            rows.append(
+                {
+                    "network": name,
+                    "layer": i,
+                    "activation": activations[i],
+                    "upper": i > 0 and activations[i] == "relu",
+                    "parallel_iterations": par.info.iterations,
+                    "cascade_iterations": cas.info.iterations,
+                    "ratio": cas.info.iterations / par.info.iterations,
+                    "parallel_seconds": par.info.seconds,
+                    "cascade_seconds": cas.info.seconds,
+                    "status": f"{par.status.value}/{cas.status.value}",
+                }
+            )
+        print(f"  cascade {name}: done", file=sys.stderr)
+    return rows
+
+
+REWEIGHT_COLUMNS = [
+    ("layer", "layer", ""),
+    ("shape", "shape", ""),
+    ("n", "n", ""),
+    ("round", "round", ""),
+    ("plain iters", "plain_iterations", ""),
+    ("plain s", "plain_seconds", ".2f"),
+    ("iters", "iterations", ""),
+    ("s", "seconds", ".2f"),
+    ("iters / plain", "iteration_ratio", ".2f"),
+    ("s / plain", "seconds_ratio", ".2f"),
+    ("from W: iters", "former_iterations", ""),
+    ("from W: iters / plain", "former_iteration_ratio", ".2f"),
+    ("from W: s / plain", "former_seconds_ratio", ".2f"),
+    ("nnz", "nnz", ""),
+    ("load", "load", ".2f"),
+]
+PER_NEURON_COLUMNS = [
+    ("layer", "layer", ""),
+    ("n", "n", ""),
+    ("layer-wide s", "layer_wide_seconds", ".2f"),
+    ("layer-wide iters", "layer_wide_iterations", ""),
+    ("per-neuron s", "per_neuron_seconds", ".2f"),
+    ("per-neuron iters", "per_neuron_iterations", ""),
+    ("per-neuron column iters", "per_neuron_column_iterations", ".0f"),
+    ("s ratio", "seconds_ratio", ".2f"),
+    ("load", "load", ".2f"),
+]
+CASCADE_COLUMNS = [
+    ("network", "network", ""),
+    ("layer", "layer", ""),
+    ("activation", "activation", ""),
+    ("V != 0", "upper", ""),
+    ("parallel iters", "parallel_iterations", ""),
+    ("cascade iters", "cascade_iterations", ""),
+    ("ratio", "ratio", ".2f"),
+    ("parallel s", "parallel_seconds", ".2f"),
+    ("cascade s", "cascade_seconds", ".2f"),
+    ("status", "status", ""),
+]
+TITLES = {
+    "reweight": (
+        "Reweighting rounds against the plain solve (from the previous round's state; "
+        "from W: from its weights alone)",
+        REWEIGHT_COLUMNS,
+    ),
+    "per_neuron": ("Per-neuron balls against the layer-wide ball", PER_NEURON_COLUMNS),
+    "cascade": ("Cascade against parallel: iterations per layer", CASCADE_COLUMNS),
+}
+
+
+def _verdicts(results: dict) -> list[str]:
+    lines = []
+    by_layer: dict[str, list[dict]] = {}
+    for r in results.get("reweight", []):
+        by_layer.setdefault(r["layer"], []).append(r)
+    for layer, rows in by_layer.items():
+        worst_it = max(r["iteration_ratio"] for r in rows)
+        worst_s = max(r["seconds_ratio"] for r in rows)
+        before = max(r["former_iteration_ratio"] for r in rows)
+        ok = worst_it <= TARGET_ROUND and worst_s <= TARGET_ROUND
+        lines.append(
+            f"- {layer}: every reweighting round <= {TARGET_ROUND}x the plain solve: "
+            f"{'met' if ok else 'NOT met'} (worst round {worst_it:.2f}x in iterations, "
+            f"{worst_s:.2f}x in seconds; {before:.2f}x in iterations from the weights alone)"
+        )
+    for r in results.get("per_neuron", []):
+        ok = r["seconds_ratio"] <= TARGET_PER_NEURON
+        lines.append(
+            f"- {r['layer']}: per-neuron <= {TARGET_PER_NEURON:.0f}x the layer-wide time: "
+            f"{'met' if ok else 'NOT met'} ({r['seconds_ratio']:.2f}x)"
+        )
+    for r in results.get("cascade", []):
+        if not r["upper"]:
+            continue
+        ok = r["ratio"] <= TARGET_CASCADE
+        lines.append(
+            f"- {r['network']} layer {r['layer']} (cascade, V != 0) within {TARGET_CASCADE}x "
+            f"the parallel layer's iterations: {'met' if ok else 'NOT met'} ({r['ratio']:.2f}x)"
+        )
+    return lines
+
+
+def report(results: dict, quick: bool) -> str:
+    parts = [
+        f"# ADMM iterations: reweighting, per-neuron, cascade ({'quick' if quick else 'full'} run)",
+        "",
+        format_machine(results["machine"]),
+    ]
+    for key in SECTIONS:
+        if key in results:
+            title, columns = TITLES[key]
+            parts += ["", f"## {title}", "", column_table(results[key], columns)]
+    verdicts = _verdicts(results)
+    if verdicts:
+        parts += ["", "## Targets", "", *verdicts]
+    return "\n".join(parts)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small, fast versions (CI)")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset")
+    parser.add_argument(
+        "--random-size",
+        help="N,D: the per-neuron section on a random N x D -> D layer alone (results "
+        "iterations_NxD); e.g. 16384,256, the issue's",
+    )
+    args = parser.parse_args(argv)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    warm_up(np.float64)
+    warm_up(np.float32)
+    results: dict = {"machine": machine_info(), "quick": args.quick}
+    sections = args.sections.split(",")
+    random_size = None
+    if args.random_size:
+        n, d = (int(v) for v in args.random_size.split(","))
+        random_size, sections = (n, d), ["per_neuron"]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; known: {', '.join(SECTIONS)}")
+    runners = {
+        "reweight": reweight_section,
+        "per_neuron": lambda quick: per_neuron_section(quick, random_size),
+        "cascade": cascade_section,
+    }
+    for key in SECTIONS:
+        if key in sections:
+            started = time.perf_counter()
+            results[key] = runners[key](args.quick)
+            print(f"  {key}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    text = report(results, args.quick)
+    print(text)
+    name = "iterations_quick" if args.quick else "iterations"
+    if random_size is not None:
+        name = f"iterations_{random_size[0]}x{random_size[1]}"
+    write_results(name, results, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
