@@ -108,6 +108,19 @@ def _l0(d: dict) -> list[list[str]]:
     return rows
 
 
+def _tall(d: dict) -> list[list[str]]:
+    r = d["result"]
+    full, rows = r["rows"][0], r["rows"][-1]
+    certified = "certified" if rows.get("certified") else "not certified"
+    return [
+        [
+            f"Tall conv layer ({r['n']} patch rows) by row generation",
+            f"{rows['products']:.0f} X@W products ({full['products']:.0f} on all rows), "
+            f"{rows['rounds']} rounds, feasible and {certified} on every row",
+        ]
+    ]
+
+
 def _parallel(d: dict) -> list[list[str]]:
     dask = d.get("dask_speedup_2_workers")
     return [
@@ -144,6 +157,7 @@ SOURCES: list[tuple[str, Callable[[dict], list[list[str]]]]] = [
     ("theorem3.json", _theorem3),
     ("network.json", _network),
     ("l0.json", _l0),
+    ("tall.json", _tall),
     ("parallel.json", _parallel),
 ]
 

@@ -210,15 +210,16 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
     iterations: list[int] = []
     for rounds in range(1, max_rounds + 1):
         sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
-        result = solve_admm(sub, settings, warm_start=W_flat)
+        result = solve_admm(sub, settings, warm_start=W_flat, keep_state=True)
         spent = result.info.iterations
         if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
             result.info.objective
         ):
             # stopped on its residuals: ask the gap (a round that adds rows needs no
-            # certificate, but which round is the last is known only after its check)
+            # certificate, but which round is the last is known only after its check),
+            # resuming the same program from the whole state it stopped in
             gap_only = settings.updated(tol_abs=0.0, tol_rel=1e-12)
-            result = solve_admm(sub, gap_only, warm_start=result.W)
+            result = solve_admm(sub, gap_only, warm_start=result)
             spent += result.info.iterations
         iterations.append(spent)
         if result.W is None:

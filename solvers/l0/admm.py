@@ -29,8 +29,8 @@ def _spd_inverse(G: np.ndarray, rho: float) -> np.ndarray:
     inv, info = potri(_shifted_factor(G, rho), lower=False, overwrite_c=True)
     if info != 0:
         raise np.linalg.LinAlgError(f"potri failed (info {info})")
-    upper = np.triu(inv)
-    return upper + np.triu(inv, 1).T
+    kernels.mirror_upper(inv)  # potri returns the upper triangle only
+    return inv
 
 
 def _shifted_factor(G: np.ndarray, rho: float) -> np.ndarray:

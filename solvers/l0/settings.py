@@ -69,7 +69,7 @@ class AdmmL0Settings:
     linear layers of all-MiniLM-L6-v2 on English text, the MNIST MLP's layers; results in
     ``docs/l0.md``): ALPS's schedule with faster penalty growth (1.7 / 1.45 / 1.2 every 2
     iterations instead of 1.3 / 1.2 / 1.1 every 3) from a smaller start (0.06) settles the
-    support in 10-16 iterations instead of 30-36, within a few percent of the full
+    support in 8-18 iterations instead of 30-42, within a few percent of the full
     schedule's error. The run stops by its own rule, not at ``max_iter`` (40, a cap): once
     less than 0.5% of the support moves between checks (the refit then fixes the weights on
     it), or, when up to 2% still moves, once the objective is flat. The smaller start buys
