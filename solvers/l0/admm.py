@@ -13,7 +13,7 @@ from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
 from ..projections import HINT_BAND, SparsityPattern, support_mask
 from ..result import SolverResult, Status
-from .refits import REFIT_CG_TOL, finish, refit_scaled, solve_outputs_exactly
+from .refits import REFIT_CG_TOL, choose_refit, finish, refit_scaled, solve_outputs_exactly
 from .scaling import Scaled, dot, free_mask, hard_threshold
 from .settings import CHOLESKY_MAX_PENALTIES, AdmmL0Settings
 
@@ -219,7 +219,7 @@ def solve_l0_admm(
         Start for ``D`` (projected onto ``K``), e.g. a SparseGPT or Wanda solution;
         ``H_K(W0)`` in scaled variables when ``None``.
     settings : AdmmL0Settings, optional
-    refit_method : {"auto", "exact", "cg", "none"}
+    refit_method : {"auto", "exact", "columns", "cg", "none"}
     refit_iter : int, optional
         CG iterations of the refit (``settings.refit_iter`` when ``None``).
 
@@ -292,9 +292,13 @@ def solve_l0_admm(
         "factorization": factorization,
         "dtype": dtype.name,
     }
-    GD = sc.G @ D
-    fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
-    extra["objective_iterate"] = fD
+    iters = st.refit_iter if refit_iter is None else refit_iter
+    method = choose_refit(mask, iters) if refit_method == "auto" else refit_method
+    GD = None
+    if status is Status.MAX_ITER or method == "cg":  # the CG refit starts from G D
+        GD = sc.G @ D
+        fD = sc.base - dot(D, sc.C) + 0.5 * dot(D, GD)
+        extra["objective_iterate"] = fD
     if status is Status.MAX_ITER:
         GD0 = sc.G @ D0
         f0 = sc.base - dot(D0, sc.C) + 0.5 * dot(D0, GD0)
@@ -302,9 +306,10 @@ def solve_l0_admm(
         if f0 < fD:
             D, mask, GD = D0, mask0, GD0
             extra["kept_start"] = True
+        if refit_method == "auto":  # the support may have changed
+            method = choose_refit(mask, iters)
     R = None
-    if refit_method != "none":
-        iters = st.refit_iter if refit_iter is None else refit_iter
-        D, R, rinfo = refit_scaled(sc.G, sc.C, mask, D, refit_method, iters, REFIT_CG_TOL, GB=GD)
+    if method != "none":
+        D, R, rinfo = refit_scaled(sc.G, sc.C, mask, D, method, iters, REFIT_CG_TOL, GB=GD)
         extra.update(rinfo)
     return finish("admm-l0", sc, G, W0, D, mask, R, status, it, started, extra)

@@ -19,23 +19,34 @@ from .scaling import Scaled, objective
 REFIT_EXACT_MAX_FLOPS = 1e9
 #: Per-support overhead of the exact refit in flop-equivalents (about 0.3 ms measured).
 REFIT_GROUP_OVERHEAD = 3e7
+#: How many times slower per flop the column-by-column refit kernel
+#: (:func:`~nettrim.solvers.l0_kernels.refit_columns`, scalar numba) runs than a BLAS
+#: product: 12-20 measured on the benchmark's layers (supports of 38 to 115 entries).
+REFIT_KERNEL_SLOWDOWN = 20.0
 #: Conjugate-gradient refit: iteration limit and relative residual target per column.
 REFIT_CG_MAX_ITER = 40
 REFIT_CG_TOL = 1e-6
 
 
-def _auto_refit(mask: np.ndarray, cg_iter: int) -> str:
-    """``"exact"`` when it is cheap in absolute terms or cheaper than ``cg_iter`` CG steps.
+def choose_refit(mask: np.ndarray, cg_iter: int) -> str:
+    """The cheapest exact-enough refit: ``"exact"`` (a factorization per distinct support),
+    ``"columns"`` (the compiled factorization per column) or ``"cg"``.
 
-    Estimated costs in flop-equivalents: exact = ``sum over distinct supports of |S|^3/3``
-    plus :data:`REFIT_GROUP_OVERHEAD` per support (gathers and LAPACK calls dominate for
-    small blocks); CG = ``(cg_iter + 1) * 2 d^2 m`` (one product per step).
+    Estimated costs in flop-equivalents of a BLAS product: exact = ``sum over distinct
+    supports of |S|^3/3`` plus :data:`REFIT_GROUP_OVERHEAD` per support (gathers and LAPACK
+    calls dominate for small blocks), taken whenever it is cheap in absolute terms
+    (:data:`REFIT_EXACT_MAX_FLOPS`); columns = ``sum_j (|S_j|^3/3 + 2 |S_j|^2)`` times
+    :data:`REFIT_KERNEL_SLOWDOWN`; CG = ``(cg_iter + 1) * 2 d^2 m`` (one product per step
+    and the product that starts it).
     """
     d, m = mask.shape
     counts = mask.sum(axis=0).astype(np.float64)
     exact = float(np.sum(counts**3)) / 3.0 + REFIT_GROUP_OVERHEAD * m
+    columns = REFIT_KERNEL_SLOWDOWN * float(np.sum(counts**3 / 3.0 + 2.0 * counts**2))
     cg = (cg_iter + 1) * 2.0 * d * d * m
-    return "exact" if exact <= max(REFIT_EXACT_MAX_FLOPS, cg) else "cg"
+    if exact <= REFIT_EXACT_MAX_FLOPS:
+        return "exact"
+    return min((cg, "cg"), (columns, "columns"), (exact, "exact"))[1]
 
 
 def refit_scaled(
@@ -54,12 +65,21 @@ def refit_scaled(
     it) when the method tracks it (CG), else ``None``.
     """
     if method == "auto":
-        method = _auto_refit(mask, max_iter)
+        method = choose_refit(mask, max_iter)
+    if method == "columns":
+        cols, rows = np.nonzero(mask.T)  # column-major: each column's support, in order
+        out = np.zeros(C.shape, dtype=np.float64)
+        if kernels.refit_columns(
+            Gs, C, rows, np.searchsorted(cols, np.arange(C.shape[1] + 1)), out
+        ):
+            # solved exactly on every support: the residual there is zero (to rounding)
+            return out, np.zeros_like(out), {"refit": "columns"}
+        method = "exact"  # a block that is not positive definite: least squares by LAPACK
     if method == "exact":
         return _refit_exact(Gs, C, mask), None, {"refit": "exact"}
     if method == "cg":
         return _refit_cg(Gs, C, mask, B, max_iter, tol, GB)
-    raise ValueError(f"refit method must be 'auto', 'exact' or 'cg', got {method!r}")
+    raise ValueError(f"refit method must be 'auto', 'exact', 'columns' or 'cg', got {method!r}")
 
 
 def _refit_exact(Gs: np.ndarray, C: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -164,11 +184,12 @@ def refit(
     damping : float
         Relative damping (module docstring); with ``damping=0`` a singular block is solved
         by minimum-norm least squares (still optimal on the support).
-    method : {"auto", "exact", "cg"}
+    method : {"auto", "exact", "columns", "cg"}
         ``"exact"``: a Cholesky factorization per distinct support (optimal to rounding);
-        ``"cg"``: batched conjugate gradients on the unit-diagonal scaled systems started
-        from ``W_start`` (monotone: never worse than the start); ``"auto"``: exact when
-        ``sum_j |S_j|^3 / 3 <= REFIT_EXACT_MAX_FLOPS``.
+        ``"columns"``: the same, one compiled factorization per column (for many small
+        distinct supports: high sparsity); ``"cg"``: batched conjugate gradients on the
+        unit-diagonal scaled systems started from ``W_start`` (monotone: never worse than
+        the start); ``"auto"``: the cheapest by :func:`choose_refit`'s cost estimates.
     W_start : ndarray of shape (d, m), optional
         Start point of CG (zeros when ``None``).
     max_iter, tol : int, float

@@ -55,6 +55,26 @@ def test_refit_is_least_squares_on_its_support(damping):
     assert not np.any(W[~support])
 
 
+def test_refit_by_columns_at_high_sparsity_equals_the_exact_refit():
+    from nettrim.solvers.l0.refits import choose_refit
+
+    X = correlated(600, 64, 9)
+    W0 = np.random.default_rng(9).standard_normal((64, 400))
+    support = hard_threshold(W0, make_pattern("unstructured", W0.shape, sparsity=0.9))[1]
+    # many small distinct supports: one factorization per column beats CG's products
+    assert choose_refit(support, 3) == "columns"
+    dense = np.ones_like(support)
+    dense[0, 0] = False
+    assert choose_refit(dense, 3) == "cg"  # large supports: CG's products win
+    G = X.T @ X
+    got = refit(G, W0, support, method="columns")
+    ref = refit(G, W0, support, method="exact")
+    np.testing.assert_allclose(got, ref, rtol=1e-7, atol=1e-9)
+    assert np.array_equal(got != 0, support & (ref != 0))
+    result = solve_l0_admm(G, W0, make_pattern("unstructured", W0.shape, sparsity=0.9))
+    assert result.info.extra["refit"] == "columns"
+
+
 def test_cg_refit_reaches_the_exact_refit():
     rng = np.random.default_rng(1)
     X = correlated(300, 20, 1)

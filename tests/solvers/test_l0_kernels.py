@@ -98,3 +98,24 @@ def test_threshold_kernels_match_top_mask_with_ties(dtype, keep):
     assert changed == np.count_nonzero(expected != last)
     np.testing.assert_array_equal(D, np.where(expected, V, 0))
     np.testing.assert_allclose(Mu_out, Mu + rho * (B - D), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_refit_columns_solves_every_support_exactly(dtype):
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((120, 14))
+    G, C = (X.T @ X).astype(dtype), rng.standard_normal((14, 6)).astype(dtype)
+    mask = rng.random((14, 6)) < 0.4
+    mask[:, 2] = False  # an empty support
+    cols, rows = np.nonzero(mask.T)
+    starts = np.searchsorted(cols, np.arange(7))
+    out = np.zeros((14, 6))
+    assert k.refit_columns(G, C, rows, starts, out)
+    for j in range(6):
+        S = np.flatnonzero(mask[:, j])
+        ref = np.zeros(14)
+        if len(S):
+            ref[S] = np.linalg.solve(G[np.ix_(S, S)].astype(float), C[S, j].astype(float))
+        np.testing.assert_allclose(out[:, j], ref, rtol=1e-9, atol=1e-12)
+    singular = np.zeros_like(G)  # not positive definite: refused, the caller falls back
+    assert not k.refit_columns(singular, C, rows, starts, np.zeros((14, 6)))
