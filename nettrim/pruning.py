@@ -56,7 +56,7 @@ from .validation import (
 FITTING_METHODS = ("admm", "iht")
 BASELINES = ("magnitude", "wanda", "sparsegpt")
 METHODS = (*FITTING_METHODS, *BASELINES)
-REFIT_METHODS = ("auto", "exact", "cg", "none")
+REFIT_METHODS = ("auto", "exact", "columns", "cg", "none")
 #: Patterns each method supports (SparseGPT defines only unstructured and N:M).
 METHOD_PATTERNS: dict[str, frozenset[str]] = {
     "admm": frozenset({"unstructured", "per_output", "nm", "inputs", "outputs"}),
@@ -215,7 +215,7 @@ def prune_layer(
         decrease).
     tol : optional
         Deprecated name of ``stop_tol``.
-    refit : {"auto", "exact", "cg", "none"}
+    refit : {"auto", "exact", "columns", "cg", "none"}
         Final re-fit of the kept weights on their support (:func:`nettrim.solvers.l0.refit`).
     refit_iter : int
         Conjugate-gradient iterations of the refit when it is done by CG.
