@@ -35,6 +35,7 @@ from .solvers import baselines
 from .solvers.gram import DEFAULT_DAMPING, GramAccumulator
 from .solvers.l0 import (
     REFIT_CG_MAX_ITER,
+    REFIT_METHODS,
     AdmmL0Settings,
     objective,
     solve_iht,
@@ -56,7 +57,6 @@ from .validation import (
 FITTING_METHODS = ("admm", "iht")
 BASELINES = ("magnitude", "wanda", "sparsegpt")
 METHODS = (*FITTING_METHODS, *BASELINES)
-REFIT_METHODS = ("auto", "exact", "columns", "cg", "none")
 #: Patterns each method supports (SparseGPT defines only unstructured and N:M).
 METHOD_PATTERNS: dict[str, frozenset[str]] = {
     "admm": frozenset({"unstructured", "per_output", "nm", "inputs", "outputs"}),

@@ -574,9 +574,21 @@ def _check_warm_start(warm_start: WarmStart, shape: tuple[int, int, int]) -> War
     if warm_start is None:
         return None
     _, d, m = shape
-    W = warm_start.S if isinstance(warm_start, AdmmState) else np.asarray(warm_start)
-    if W.shape != (d, m):
-        raise ValueError(f"warm_start has weights of shape {W.shape}; expected {(d, m)}")
+    if not isinstance(warm_start, AdmmState):
+        warm_start = np.asarray(warm_start)
+        if warm_start.shape != (d, m):
+            raise ValueError(
+                f"warm_start has weights of shape {warm_start.shape}; expected {(d, m)}"
+            )
+        return warm_start
+    st = warm_start
+    wanted = {"W": (d, m), "S": (d, m), "dual_s": (d, m), "rho_z": (m,), "rho_s": (m,)}
+    wanted.update(Z=(st.Z.shape[0], m), dual_z=(st.Z.shape[0], m))  # k rows: n or the rank
+    for name, want in wanted.items():
+        got = getattr(st, name).shape
+        if got != want:
+            raise ValueError(f"warm_start is an AdmmState whose {name} has shape {got}; "
+                             f"this program needs {want}")  # fmt: skip
     return warm_start
 
 

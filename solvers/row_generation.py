@@ -69,10 +69,13 @@ def reduce_ball(problem: NetTrimProblem) -> tuple[list[np.ndarray], list[np.ndar
     G = _column_grams(X, problem.active, problem.shape[2])
     C = X.T @ Y
     A, t, W_ls = [], [], np.zeros_like(C)
+    factored = None
     for j, G_j in enumerate(G):
-        lam, U = np.linalg.eigh(G_j)
-        keep = lam > RANK_CUTOFF * max(float(lam.max(initial=0.0)), 1e-300)
-        lam, U = lam[keep], U[:, keep]
+        if factored is None or factored[0] is not G_j:  # (P2): one Gram shared by every column
+            lam, U = np.linalg.eigh(G_j)
+            keep = lam > RANK_CUTOFF * max(float(lam.max(initial=0.0)), 1e-300)
+            factored = (G_j, lam[keep], U[:, keep])
+        lam, U = factored[1:]
         c = U.T @ C[:, j]
         root = np.sqrt(lam)
         A.append(root[:, None] * U.T)

@@ -41,6 +41,7 @@ from .refits import (
     REFIT_CG_TOL,
     REFIT_EXACT_MAX_FLOPS,
     REFIT_GROUP_OVERHEAD,
+    REFIT_METHODS,
     refit,
 )
 from .scaling import LIPSCHITZ_SAFETY, POWER_ITERATIONS, hard_threshold, lipschitz, objective
@@ -54,6 +55,7 @@ __all__ = [
     "REFIT_CG_TOL",
     "REFIT_EXACT_MAX_FLOPS",
     "REFIT_GROUP_OVERHEAD",
+    "REFIT_METHODS",
     "AdmmL0Settings",
     "hard_threshold",
     "lipschitz",

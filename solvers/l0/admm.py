@@ -13,7 +13,14 @@ from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
 from ..projections import HINT_BAND, SparsityPattern, support_mask
 from ..result import SolverResult, Status
-from .refits import REFIT_CG_TOL, choose_refit, finish, refit_scaled, solve_outputs_exactly
+from .refits import (
+    REFIT_CG_TOL,
+    REFIT_METHODS,
+    choose_refit,
+    finish,
+    refit_scaled,
+    solve_outputs_exactly,
+)
 from .scaling import Scaled, dot, free_mask, hard_threshold
 from .settings import CHOLESKY_MAX_PENALTIES, AdmmL0Settings
 
@@ -81,7 +88,9 @@ def _shifted_solver(Gs: np.ndarray, m: int, st: AdmmL0Settings) -> tuple[str, Ca
 
             def solve(rhs: np.ndarray, out: np.ndarray) -> None:
                 # out^T = rhs^T U^-1 U^-T: out's C-order buffer is out^T in Fortran order,
-                # so both solves run in place on it
+                # so both solves run in place on it (a copy would be silently discarded)
+                if not out.flags.c_contiguous:
+                    raise ValueError("the B-step's output must be C-contiguous")
                 out[...] = rhs
                 trsm(1.0, U, out.T, side=1, lower=0, trans_a=0, overwrite_b=1)
                 trsm(1.0, U, out.T, side=1, lower=0, trans_a=1, overwrite_b=1)
@@ -231,6 +240,8 @@ def solve_l0_admm(
         ``[(iteration, rho, change), ...]`` and the refit figures.
     """
     started = time.perf_counter()
+    if refit_method not in REFIT_METHODS:
+        raise ValueError(f"refit_method must be one of {REFIT_METHODS}, got {refit_method!r}")
     if pattern.kind == "outputs":
         return solve_outputs_exactly("admm-l0", G, W0, pattern, n_free, damping, started)
     st = settings or AdmmL0Settings()

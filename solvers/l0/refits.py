@@ -26,6 +26,8 @@ REFIT_KERNEL_SLOWDOWN = 20.0
 #: Conjugate-gradient refit: iteration limit and relative residual target per column.
 REFIT_CG_MAX_ITER = 40
 REFIT_CG_TOL = 1e-6
+#: The refit methods of the (P4) solvers (``"none"``: keep the iterate as it is).
+REFIT_METHODS = ("auto", "exact", "columns", "cg", "none")
 
 
 def choose_refit(mask: np.ndarray, cg_iter: int) -> str:
@@ -226,9 +228,10 @@ def finish(
     """
     # every route leaves B exactly zero off the support (CG keeps its iterates there)
     W = sc.unscale(B, W0.dtype if W0.dtype == B.dtype else np.float64)
-    # the residual shortcut is as precise as B; float64 weights iterated in float32 get
-    # their objective from one float64 product instead
-    precise = R is not None and np.dtype(B.dtype).itemsize >= np.dtype(W0.dtype).itemsize
+    # the residual shortcut is as precise as B and the scaled G; float64 weights iterated
+    # in float32 get their objective from one float64 product instead
+    fine = min(np.dtype(B.dtype).itemsize, np.dtype(sc.G.dtype).itemsize)
+    precise = R is not None and fine >= np.dtype(W0.dtype).itemsize
     f = sc.undamped(sc.damped_objective(B, R), W, W0) if precise else objective(G, W0, W)
     base = sc.base - 0.5 * sc.lam * sc.lam_norm0
     extra = dict(extra)

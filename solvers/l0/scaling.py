@@ -92,8 +92,9 @@ class Scaled:
         W0s = np.asarray(W0, dtype=fine) * scale.astype(fine)[:, None]
         C = Gs.astype(fine, copy=False) @ W0s  # the right-hand side G W0, scaled
         self.base = 0.5 * dot(W0s, C)  # damped f(0)
-        self.W0 = W0s.astype(dtype, copy=False)
-        self.C = C.astype(dtype, copy=False)
+        # C order whatever W0's: the solvers' in-place BLAS steps rely on it
+        self.W0 = np.ascontiguousarray(W0s, dtype=dtype)
+        self.C = np.ascontiguousarray(C, dtype=dtype)
         self.lam_norm0 = dot(W0, W0)
 
     def unscale(self, B: np.ndarray, dtype=np.float64) -> np.ndarray:

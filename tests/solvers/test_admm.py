@@ -404,6 +404,11 @@ def test_warm_start_of_another_shape_is_refused():
     X2, Y2 = make_layer(15, 100, 9, 4)
     with pytest.raises(ValueError, match="warm_start"):
         solve_admm(problem(X2, Y2), warm_start=state)
+    # every field is checked, not only the weights: a penalty vector of another length
+    with pytest.raises(ValueError, match="rho_z has shape"):
+        solve_admm(problem(X, Y), warm_start=replace(state, rho_z=state.rho_z[:1]))
+    with pytest.raises(ValueError, match="dual_z has shape"):
+        solve_admm(problem(X, Y), warm_start=replace(state, dual_z=state.dual_z[:, :2]))
 
 
 def test_max_iter_status():

@@ -324,3 +324,15 @@ def test_accelerated_iht_is_one_loop_for_affine_and_general_gradients():
     np.testing.assert_allclose(affine.W, general.W, rtol=1e-9, atol=1e-12)
     assert affine.loss <= affine.loss_at_start  # a restart keeps every accepted step monotone
     assert np.count_nonzero(affine.W) <= K.nnz
+
+
+def test_fortran_ordered_weights_give_the_c_ordered_result():
+    # the B-step's triangular solves run in place on C-order buffers, whatever W0's order
+    X = correlated(300, 24, 10)
+    W0 = np.random.default_rng(10).standard_normal((24, 16))
+    K = make_pattern("unstructured", W0.shape, sparsity=0.7)
+    ref = solve_l0_admm(X.T @ X, W0, K)
+    got = solve_l0_admm(X.T @ X, np.asfortranarray(W0), K)
+    assert np.array_equal(got.W, ref.W)
+    with pytest.raises(ValueError, match="refit_method"):
+        solve_l0_admm(X.T @ X, W0, K, refit_method="qr")
