@@ -16,6 +16,10 @@ so every time ratio is taken side by side in one run):
 * ``cascade``: ``net_trim`` cascade against parallel on the digits network and MNIST's
   784-300-100-10 (eps = 0.05): iterations per layer. Target: the cascade's layers with
   ``V != 0`` (ReLU layers after the first) within 1.5x the parallel layer's iterations.
+* ``acceleration``: the ADMM with its Anderson acceleration (the default) against
+  ``anderson_memory=0``, on the digits hidden layers and a correlated random
+  ``4096 x 256 -> 256`` float32 layer (``2048 x 64`` quick): layer-wide, per-neuron, and
+  the three reweighting rounds of the digits layers (their iterations summed).
 
 ``--quick`` runs the digits cases on 400 samples (well under a minute); the full run takes
 tens of minutes on a 2-core machine (MNIST's network trains once and is cached).
@@ -46,7 +50,9 @@ QUICK_SAMPLES = 400
 TARGET_ROUND = 1.5
 TARGET_PER_NEURON = 2.0
 TARGET_CASCADE = 1.5
-SECTIONS = ("reweight", "per_neuron", "cascade")
+SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration")
+#: The acceleration off: the same settings otherwise.
+PLAIN = {"anderson_memory": 0}
 
 
 def _digits_layers(n: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -177,6 +183,64 @@ def cascade_section(quick: bool) -> list[dict]:
     return rows
 
 
+def _accelerated_pair(name: str, program: str, solve) -> dict:
+    """One case solved with the acceleration (the default) and without (``PLAIN``):
+    ``solve(options)`` returns ``(iterations, column iterations, seconds, objective,
+    extra)``."""
+    on, off = solve({}), solve(PLAIN)
+    return {
+        "layer": name,
+        "program": program,
+        "iterations": on[0],
+        "plain_iterations": off[0],
+        "column_iterations": on[1],
+        "plain_column_iterations": off[1],
+        "ratio": on[1] / off[1],
+        "seconds": on[2],
+        "plain_seconds": off[2],
+        "seconds_ratio": on[2] / off[2],
+        "objective_ratio": on[3] / off[3],
+        "accepted": on[4].get("anderson_accepted", 0),
+        "rejected": on[4].get("anderson_rejected", 0),
+        "load": os.getloadavg()[0],
+    }
+
+
+def acceleration_section(quick: bool) -> list[dict]:
+    cases = _digits_layers(QUICK_SAMPLES if quick else None)
+    n, d = (2048, 64) if quick else (4096, 256)
+    X, Y = synthetic_layer(n, d, d, np.float32, seed=1)
+    cases.append((f"random {n}x{d}->{d} float32", X, Y))
+    rows = []
+    for name, X, Y in cases:
+        for program, per_neuron in (("layer-wide", False), ("per-neuron", True)):
+
+            def solve(options, X=X, Y=Y, per_neuron=per_neuron):
+                res = trim_layer(
+                    X, Y, eps=EPS, per_neuron=per_neuron, solver="admm", solver_options=options
+                )
+                info = res.info
+                columns = info.extra["column_iterations"]
+                return info.iterations, columns, info.seconds, info.objective, info.extra
+
+            rows.append(_accelerated_pair(name, program, solve))
+        if name.startswith("digits"):
+
+            def rounds(options, X=X, Y=Y):
+                res = reweighted_trim_layer(
+                    X, Y, eps=EPS, rounds=ROUNDS, solver="admm", solver_options=options
+                )
+                iterations = sum(res.info.extra["round_iterations"][1:])
+                seconds = sum(res.info.extra["round_seconds"][1:])
+                return iterations, iterations, seconds, res.info.objective, {}
+
+            row = _accelerated_pair(name, f"{ROUNDS} reweighting rounds", rounds)
+            row["accepted"] = row["rejected"] = None  # per round, not summed
+            rows.append(row)
+        print(f"  acceleration {name}: done", file=sys.stderr)
+    return rows
+
+
 REWEIGHT_COLUMNS = [
     ("layer", "layer", ""),
     ("shape", "shape", ""),
@@ -217,6 +281,22 @@ CASCADE_COLUMNS = [
     ("cascade s", "cascade_seconds", ".2f"),
     ("status", "status", ""),
 ]
+ACCELERATION_COLUMNS = [
+    ("layer", "layer", ""),
+    ("program", "program", ""),
+    ("iters", "iterations", ""),
+    ("off: iters", "plain_iterations", ""),
+    ("column iters", "column_iterations", ".0f"),
+    ("off: column iters", "plain_column_iterations", ".0f"),
+    ("ratio", "ratio", ".2f"),
+    ("s", "seconds", ".2f"),
+    ("off: s", "plain_seconds", ".2f"),
+    ("s ratio", "seconds_ratio", ".2f"),
+    ("objective ratio", "objective_ratio", ".5f"),
+    ("accepted", "accepted", ""),
+    ("rejected", "rejected", ""),
+    ("load", "load", ".2f"),
+]
 TITLES = {
     "reweight": (
         "Reweighting rounds against the plain solve (from the previous round's state; "
@@ -225,6 +305,11 @@ TITLES = {
     ),
     "per_neuron": ("Per-neuron balls against the layer-wide ball", PER_NEURON_COLUMNS),
     "cascade": ("Cascade against parallel: iterations per layer", CASCADE_COLUMNS),
+    "acceleration": (
+        "Anderson acceleration (default) against none (anderson_memory=0); ratio: column "
+        "iterations (iterations of the rounds for reweighting) over those without",
+        ACCELERATION_COLUMNS,
+    ),
 }
 
 
@@ -262,7 +347,8 @@ def _verdicts(results: dict) -> list[str]:
 
 def report(results: dict, quick: bool) -> str:
     parts = [
-        f"# ADMM iterations: reweighting, per-neuron, cascade ({'quick' if quick else 'full'} run)",
+        "# ADMM iterations: reweighting, per-neuron, cascade, acceleration "
+        f"({'quick' if quick else 'full'} run)",
         "",
         format_machine(results["machine"]),
     ]
@@ -304,6 +390,7 @@ def main(argv=None) -> int:
         "reweight": reweight_section,
         "per_neuron": lambda quick: per_neuron_section(quick, random_size),
         "cascade": cascade_section,
+        "acceleration": acceleration_section,
     }
     for key in SECTIONS:
         if key in sections:

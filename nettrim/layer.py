@@ -88,12 +88,20 @@ class LayerResult:
         return "none" if self.W is None else f"{self.W.shape[0]}x{self.W.shape[1]}"
 
     def summary(self) -> str:
-        """One line: program, shape, status, sparsity, residual against radius, solver."""
+        """One line: program, shape, status, sparsity, residual against its radius (the
+        relative error for programs without one: penalized, L0), solver."""
         return (
             f"{self.program} {self._shape}: status {self.status.value}, sparsity "
-            f"{self.sparsity:.1%}, residual {self.info.residual:.4g} (radius "
-            f"{self.info.radius:.4g}), {self.info.solver}, {self.info.seconds:.2f} s"
+            f"{self.sparsity:.1%}, residual {self.info.residual:.4g} ({self._budget()}), "
+            f"{self.info.solver}, {self.info.seconds:.2f} s"
         )
+
+    def _budget(self) -> str:
+        if "relative_error" in self.info.extra:  # an L0 program (no radius)
+            return f"relative error {self.info.extra['relative_error']:.4g}"
+        if np.isfinite(self.info.radius):
+            return f"radius {self.info.radius:.4g}"
+        return "no radius"
 
     def __str__(self) -> str:
         return self.summary()

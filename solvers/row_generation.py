@@ -38,11 +38,11 @@ is measured on the full program.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .admm import AdmmSettings, solve_admm
+from .admm import AdmmSettings, AdmmState, solve_admm
 from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
 
@@ -211,9 +211,10 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
     W_flat = None if warm_start is None else np.ascontiguousarray(warm_start[:, cols].T)
     W_flat = None if W_flat is None else W_flat.reshape(-1, 1)
     iterations: list[int] = []
+    start: np.ndarray | AdmmState | None = W_flat
     for rounds in range(1, max_rounds + 1):
         sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
-        result = solve_admm(sub, settings, warm_start=W_flat, keep_state=True)
+        result = solve_admm(sub, settings, warm_start=start, keep_state=True)
         spent = result.info.iterations
         if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
             result.info.objective
@@ -236,9 +237,37 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
         if not len(rows):
             break
         worst = np.argsort(-excess[rows, where], kind="stable")[:rows_per_round]
-        keys = np.union1d(entries[0] * k + entries[1], rows[worst] * k + where[worst])
+        old_keys = entries[0] * k + entries[1]
+        keys = np.union1d(old_keys, rows[worst] * k + where[worst])
         entries = (keys // k, keys % k)
+        start = _carried_state(result, sub, old_keys, keys, ineq, cols, scale)
     return _Part(W, result, rounds, iterations, entries)
+
+
+def _carried_state(result, sub, old_keys, keys, ineq, cols, scale) -> AdmmState | np.ndarray:
+    """The state the last round ended in, on the next round's rows: the ball's rows and
+    the entries kept (both sorted by key) at their places; each new entry with its split
+    ``Z`` at ``min(x w, bound)`` and a zero multiplier. Carrying the multipliers of the
+    rows that stay saves the iterations that would rebuild them from zero."""
+    state = result.info.extra.get("state")
+    if state is None:
+        return result.W
+    n_ball = sub.X.shape[0] - len(old_keys)
+    k = len(cols)
+    n = n_ball + len(keys)
+    kept = np.concatenate([np.arange(n_ball), n_ball + np.searchsorted(keys, old_keys)])
+    fresh = np.ones(n, dtype=bool)
+    fresh[kept] = False
+    new_keys = keys[fresh[n_ball:]]
+    rows, where = new_keys // k, new_keys % k
+    W = state.S.reshape(k, -1)  # vec(W): one column's weights per block
+    xw = np.einsum("ij,ij->i", ineq.X[rows], W[where]) * scale
+    bound = ineq.bound[rows, cols[where]] * scale
+    Z = np.zeros((n, 1))
+    dual_z = np.zeros((n, 1))
+    Z[kept], dual_z[kept] = state.Z, state.dual_z
+    Z[fresh, 0] = np.minimum(xw, bound)
+    return replace(state, Z=Z, dual_z=dual_z)
 
 
 def _row_scale(A: list[np.ndarray], ineq: Inequalities | None, row_scale) -> float:

@@ -83,6 +83,15 @@ def test_same_inputs_give_bit_identical_weights(layer, method):
     assert np.array_equal(a.W, c.W) and np.array_equal(a.b, c.b)
 
 
+def test_summary_of_an_l0_result_gives_its_relative_error(layer):
+    """An L0 program has no radius: its one-line summary gives the relative error."""
+    X, W, b = layer
+    result = prune_layer(X, W, b, sparsity=0.6)
+    line = result.summary()
+    assert "nan" not in line and "radius" not in line
+    assert f"relative error {result.info.extra['relative_error']:.4g}" in line
+
+
 def test_solvers_beat_the_baselines_on_the_reported_objective(layer):
     X, W, _ = layer
     f = {m: prune_layer(X, W, sparsity=0.7, method=m).info.objective for m in METHODS}

@@ -1,0 +1,135 @@
+"""Anderson acceleration (solvers/anderson.py) and its use by the ADMM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nettrim.solvers import AdmmSettings, solve_admm, solve_exact
+from nettrim.solvers.anderson import Anderson
+
+
+def _contraction(seed: int, size: int, rate: float):
+    """``x -> A x + b`` with ``A`` symmetric, spectrum in ``[-rate, rate]``."""
+    rng = np.random.default_rng(seed)
+    Q, _ = np.linalg.qr(rng.standard_normal((size, size)))
+    A = (Q * np.linspace(-rate, rate, size)) @ Q.T
+    b = rng.standard_normal(size)
+    return A, b, np.linalg.solve(np.eye(size) - A, b)
+
+
+def _iterations(fixed_point, A, b, memory, tol=1e-8, limit=5000):
+    aa = None if memory is None else Anderson(b.size, memory, np.float64)
+    x = np.zeros(b.size)
+    for k in range(1, limit + 1):
+        f = A @ x + b
+        if np.linalg.norm(f - x) <= tol * np.linalg.norm(fixed_point):
+            return k
+        if aa is None:
+            x = f
+            continue
+        aa.x[...], aa.f[...] = x, f
+        aa.step()
+        x = aa.x.copy()
+    return limit
+
+
+def test_acceleration_of_a_slow_linear_contraction():
+    """Rate 0.99: the plain iteration needs about 1500 steps to 1e-8; with ten
+    differences the acceleration needs about a hundred (it is GMRES-like on a linear
+    map)."""
+    A, b, x_star = _contraction(0, 60, 0.99)
+    plain = _iterations(x_star, A, b, None)
+    accelerated = _iterations(x_star, A, b, 10)
+    assert plain > 1000
+    assert accelerated < plain / 10
+
+
+def _step(aa, x, f):
+    aa.x[...], aa.f[...] = x, f
+    moved = aa.step()
+    return moved, aa.x.copy()
+
+
+def test_safeguard_rejects_a_worse_point_and_returns_the_kept_image():
+    aa = Anderson(3, 2, np.float64)
+    x0, f0 = np.zeros(3), np.ones(3)
+    moved, point = _step(aa, x0, f0)
+    assert not moved  # nothing remembered yet: go on from f0
+    np.testing.assert_array_equal(point, f0)
+    f1 = np.array([1.5, 1.4, 1.6])
+    moved, accelerated = _step(aa, f0, f1)
+    assert moved and aa.accelerated and not np.allclose(accelerated, f1)
+    # the map's image of the accelerated point has a far larger residual: refused
+    moved, point = _step(aa, accelerated, accelerated + 100.0)
+    assert moved and aa.rejected == 1 and aa.accepted == 0
+    np.testing.assert_array_equal(point, f1)
+    assert aa.count == 0  # the memory starts again
+
+
+def test_ill_posed_combination_is_skipped():
+    aa = Anderson(2, 3, np.float64)
+    x = np.zeros(2)
+    _step(aa, x, x)  # zero residual, zero differences next
+    moved, _ = _step(aa, x, x)
+    assert not moved and not aa.accelerated
+
+
+def _layer(layer_program, seed, n, d_in, d_out, **kw):
+    """A random layer's program; (P2) on an ill-conditioned ``X`` (through the range
+    reduction, which converges in a few dozen iterations on well-conditioned data)."""
+    rng = np.random.default_rng(seed)
+    linear = kw.get("activation") == "linear"
+    X = rng.standard_normal((n, d_in)) * (np.logspace(0, -2, d_in) if linear else 1.0)
+    W = rng.standard_normal((d_in, d_out)) * (rng.random((d_in, d_out)) < 0.3)
+    Z = X @ W + (0.0 if linear else 0.3 * rng.standard_normal(d_out))
+    return layer_program(X, Z if linear else np.maximum(Z, 0), eps=0.05 if linear else 0.1, **kw)
+
+
+# tight tolerances: enough iterations for several accelerated steps on every program
+ACCELERATED = AdmmSettings(anderson_memory=3, anderson_interval=10, gap_tol=1e-5, feas_tol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, dict(per_neuron=True), dict(penalty=5.0), dict(activation="linear")]
+)
+def test_accelerated_admm_certifies_the_same_optimum(layer_program, kw):
+    """Accelerated points pass through both projections: the returned weights are exactly
+    sparse, feasible and certified as any iterate's, at the exact optimum; and the solve
+    is deterministic, bit for bit."""
+    p = _layer(layer_program, 3, 300, 20, 12, **kw)
+    result = solve_admm(p, ACCELERATED)
+    assert result.status == "optimal"
+    assert result.info.extra["anderson_accepted"] >= 1
+    plain = solve_admm(p, ACCELERATED.updated(anderson_memory=0))
+    # fewer iterations (the reduced (P2), a few checks long, at least not more)
+    fewer = result.info.extra["column_iterations"] / plain.info.extra["column_iterations"]
+    assert fewer <= 1.0 if kw.get("activation") == "linear" else fewer < 0.9
+    assert "anderson_accepted" not in plain.info.extra
+    exact = solve_exact(p, solver="clarabel")
+    assert result.info.objective == pytest.approx(exact.info.objective, rel=1e-4)
+    assert result.info.dual_bound <= exact.info.objective * (1 + 1e-7)
+    # certified at gap_tol, or stopped on its residuals (Boyd's test) near it
+    assert result.info.gap <= 2e-5 * result.info.objective
+    assert np.count_nonzero(result.W) < result.W.size
+    again = solve_admm(p, ACCELERATED)
+    assert np.array_equal(again.W, result.W)
+
+
+def test_accelerated_state_restarts_a_solve(layer_program):
+    """The state an accelerated solve ends in is a consistent ADMM state: a layer-wide
+    solve from it stops at its first check."""
+    p = _layer(layer_program, 4, 240, 16, 10)
+    cold = solve_admm(p, ACCELERATED, keep_state=True)
+    warm = solve_admm(p, ACCELERATED, warm_start=cold)
+    assert warm.status == "optimal"
+    assert warm.info.iterations == ACCELERATED.check_every
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("anderson_memory", -1), ("anderson_interval", 0), ("anderson_safeguard", 0.0)],
+)
+def test_bad_acceleration_settings_are_refused(field, value):
+    with pytest.raises(ValueError, match=field):
+        AdmmSettings(**{field: value})
