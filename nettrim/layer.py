@@ -17,7 +17,15 @@ import numpy as np
 
 from .budgets import absolute_radius
 from .network import ACTIVATIONS
-from .solvers import EXACT_SOLVERS, NetTrimProblem, SolveInfo, SolverResult, Status, solve_exact
+from .solvers import (
+    EXACT_SOLVERS,
+    L0Info,
+    NetTrimProblem,
+    SolveInfo,
+    SolverResult,
+    Status,
+    solve_exact,
+)
 from .solvers.admm import AdmmCallback, AdmmSettings, solve_admm
 from .validation import (
     as_float_dtype,
@@ -97,10 +105,15 @@ class LayerResult:
         )
 
     def _budget(self) -> str:
-        if "relative_error" in self.info.extra:  # an L0 program (no radius)
-            return f"relative error {self.info.extra['relative_error']:.4g}"
-        if np.isfinite(self.info.radius):
-            return f"radius {self.info.radius:.4g}"
+        """What the residual is measured against: the radius of a Net-Trim ball; for an
+        L0 program (no ball) its relative error, or its violation off Omega ((P5))."""
+        info = self.info
+        if isinstance(info, L0Info):
+            if "relative_error" in info.extra:
+                return f"relative error {info.extra['relative_error']:.4g}"
+            return f"violation {info.violation:.4g}"
+        if np.isfinite(info.radius):
+            return f"radius {info.radius:.4g}"
         return "no radius"
 
     def __str__(self) -> str:

@@ -168,8 +168,8 @@ class AdmmSettings:
         (:mod:`.anderson`; 0 turns it off).
     anderson_interval : int
         ADMM iterations per accelerated step: the accelerated map is this many
-        iterations, so its cost (about three passes over the state per remembered
-        difference) is spread over them.
+        iterations, so its cost (about twenty passes over the state with memory 3) is
+        spread over them.
     anderson_safeguard : float
         An accelerated point is kept when its fixed-point residual is at most this many
         times the residual of the point it came from; else the plain iterate replaces it.
@@ -949,8 +949,8 @@ def _iterate(
                     return stop
             if adapting and run.columns.index.size == k:
                 _adapt(run, settings, residuals, iteration)
-        if run.acceleration is not None:  # last: it overwrites the step's statistics
-            run.acceleration.after_iteration(run)
+        if run.acceleration is not None and iteration < settings.max_iter:
+            run.acceleration.after_iteration(run)  # last: it overwrites the statistics
     return Stop.MAX_ITER
 
 
@@ -1017,14 +1017,13 @@ class _Acceleration:
         self.w1 = np.sqrt(c.rho1).astype(st.Z.dtype)
         self.w2 = np.sqrt(c.rho2).astype(st.Z.dtype)
         size = st.Z.size + st.S.size
-        previous = self.anderson
-        if previous is None or previous.x.size != size:
+        if self.anderson is None or self.anderson.x.size != size:
+            counts = (0, 0) if self.anderson is None else self.anderson.counts()
+            self.anderson = None  # the old buffers go before the new ones come
             self.anderson = Anderson(
                 size, int(s.anderson_memory), st.Z.dtype, safeguard=s.anderson_safeguard
             )
-            if previous is not None:  # the counts cover the whole solve
-                self.anderson.accepted = previous.accepted
-                self.anderson.rejected = previous.rejected
+            self.anderson.accepted, self.anderson.rejected = counts  # over the whole solve
         self.anderson.restart()
         self._read(c, self.anderson.x)
         self.steps = 0
@@ -1041,7 +1040,11 @@ class _Acceleration:
             return
         self.steps = 0
         self._read(c, self.anderson.f)
-        if self.anderson.step():
+        # an accelerated point needs a whole block before the safeguard has looked at it:
+        # none that the iteration limit would cut short (a solve stopped by max_iter
+        # returns a point checked, or a plain iterate)
+        interval = self.settings.anderson_interval
+        if self.anderson.step(extrapolate=run.iteration + interval < self.settings.max_iter):
             self._load(c, self.anderson.x)
 
     def _views(self, c: _Columns, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1066,9 +1069,8 @@ class _Acceleration:
         c.project(st.XW, 1.0, with_stats=False)
         np.divide(q, self.w2, out=st.rhs)
         st.T[...] = 0.0
-        kernels.shrink_and_update(
-            st.rhs, st.S, st.T, c.weights, c.beta / c.rho2, st.Z.dtype.type(1.0), st.sstats
-        )
+        # alpha as _step passes it (a Python float: the kernel's compiled signature)
+        kernels.shrink_and_update(st.rhs, st.S, st.T, c.weights, c.beta / c.rho2, 1.0, st.sstats)
 
     def figures(self) -> dict:
         """Accepted and rejected accelerated points, for ``info.extra``."""

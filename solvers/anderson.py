@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Tikhonov term of the normal equations, relative to their trace: small enough not to
-#: bias a well-posed combination, large enough to keep near-parallel differences solvable.
+#: Tikhonov term of the normal equations, relative to their trace (at least ten roundings
+#: of the vectors' precision): small enough not to bias a well-posed combination, large
+#: enough to keep near-parallel differences solvable.
 REGULARIZATION = 1e-8
 #: Combinations with a coefficient larger than this are refused (an ill-posed step).
 MAX_COEFFICIENT = 1e4
@@ -36,7 +37,7 @@ class Anderson:
     to it, writes ``F(x)`` into :attr:`f` and calls :meth:`step`, which leaves the point
     to continue from in :attr:`x`. ``accepted`` and ``rejected`` count the accelerated
     points the safeguard kept and refused. Buffers: ``2 memory + 4`` vectors, the
-    differences and four working ones (each reused, so no step allocates).
+    differences and four working ones (each reused, so no step allocates a vector).
 
     Parameters
     ----------
@@ -70,12 +71,13 @@ class Anderson:
         self.accelerated = False  # whether x came from an accelerated step
         self.g_prev_norm = np.inf
 
-    def step(self) -> bool:
+    def step(self, *, extrapolate: bool = True) -> bool:
         """Given ``f = F(x)`` in :attr:`f`, put the point to continue from in :attr:`x`:
         an accelerated one; the plain image kept from before when the safeguard rejects
-        ``x``; or ``f`` itself (no difference remembered yet, an ill-posed combination).
-        Returns whether :attr:`x` differs from ``f``, i.e. whether the caller must move
-        its state there."""
+        ``x``; or ``f`` itself (no difference remembered yet, an ill-posed combination, or
+        ``extrapolate=False``: the safeguard and the memory only, for a last step whose
+        accelerated point could not be checked). Returns whether :attr:`x` differs from
+        ``f``, i.e. whether the caller must move its state there."""
         g = np.subtract(self.f, self.x, out=self.x)  # x is not needed any more
         g_norm = float(np.linalg.norm(g))
         if self.accelerated and not g_norm <= self.safeguard * self.g_prev_norm:
@@ -90,13 +92,18 @@ class Anderson:
         self.x, self.g_prev = self.g_prev, self.x
         self.f, self.f_prev = self.f_prev, self.f
         self.g_prev_norm, self.have_prev = g_norm, True
-        gamma = self._coefficients(self.g_prev) if self.count else None
+        gamma = self._coefficients(self.g_prev) if self.count and extrapolate else None
         self.accelerated = gamma is not None
-        np.copyto(self.x, self.f_prev)
         if gamma is None:
+            np.copyto(self.x, self.f_prev)
             return False
-        self.x -= gamma.astype(self.x.dtype) @ self.dF[: self.count]
+        np.dot(gamma.astype(self.x.dtype), self.dF[: self.count], out=self.x)
+        np.subtract(self.f_prev, self.x, out=self.x)
         return True
+
+    def counts(self) -> tuple[int, int]:
+        """``(accepted, rejected)`` so far."""
+        return self.accepted, self.rejected
 
     def _remember(self, g: np.ndarray, f: np.ndarray) -> None:
         """Store the newest differences in the ring and update the normal equations."""
@@ -117,7 +124,9 @@ class Anderson:
         if not scale > 0:  # no residual has changed: nothing to combine
             return None
         rhs = (self.dG[:k] @ g).astype(np.float64)
-        shift = REGULARIZATION * scale
+        # the products were accumulated in the vectors' precision: a Tikhonov term below
+        # its rounding would not regularize anything
+        shift = max(REGULARIZATION, 10 * float(np.finfo(self.dG.dtype).eps)) * scale
         try:
             gamma = np.linalg.solve(H + shift * np.eye(k), rhs)
         except np.linalg.LinAlgError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -90,6 +91,12 @@ def test_summary_of_an_l0_result_gives_its_relative_error(layer):
     line = result.summary()
     assert "nan" not in line and "radius" not in line
     assert f"relative error {result.info.extra['relative_error']:.4g}" in line
+    # (P5), the ReLU program, has no relative error: its violation off Omega, no warning
+    relu = prune_layer(X, W, b, sparsity=0.6, activation="relu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        line = relu.summary()
+    assert f"violation {relu.info.violation:.4g}" in line and "nan" not in line
 
 
 def test_solvers_beat_the_baselines_on_the_reported_objective(layer):
