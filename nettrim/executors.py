@@ -307,10 +307,14 @@ class _Relay:
     """The thread that hands one ``map`` call's reports to ``on_report``; the first
     exception ``on_report`` raises is kept for the caller (:meth:`close` raises it)."""
 
+    #: How long :meth:`close` waits for the reports sent before it to be handled.
+    JOIN_SECONDS = 30.0
+
     def __init__(self, channel: _ReportChannel, on_report, lock: threading.Lock) -> None:
         self.channel, self.on_report, self.lock = channel, on_report, lock
         self.call = channel.calls
         self.error: BaseException | None = None
+        self.abandoned = False  # close() stopped waiting: later reports are dropped
         self.thread = threading.Thread(target=self._run, name="nettrim-progress", daemon=True)
         self.thread.start()
 
@@ -322,7 +326,7 @@ class _Relay:
                 return
             if call == self.call and index is None:
                 return
-            if call != self.call or self.error is not None:
+            if call != self.call or self.error is not None or self.abandoned:
                 continue
             with self.lock:
                 try:
@@ -335,7 +339,15 @@ class _Relay:
         ``on_report`` raised (``raising``)."""
         with contextlib.suppress(Exception):  # a manager gone: the thread has ended or will
             self.channel.inbox.put((self.call, None, None))
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=self.JOIN_SECONDS)
+        if self.thread.is_alive():  # on_report still busy: the call returns without it
+            self.abandoned = True
+            warnings.warn(
+                f"progress reports were still being handled {self.JOIN_SECONDS:g} s after "
+                "the jobs ended; the ones not yet handled are dropped",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         if raising and self.error is not None:
             raise self.error
 

@@ -142,6 +142,36 @@ def test_reports_of_a_worker_that_dies_are_kept_and_the_death_is_the_error():
     assert {(i, i) for i in range(4)} <= set(got)  # 0-2 finished, 3 reported before dying
 
 
+def test_a_relay_still_busy_at_close_warns_and_drops_the_rest(monkeypatch):
+    """``on_report`` still running when the jobs end: the call returns after the wait
+    with a warning, and a report handled later never reaches ``on_report``."""
+    import queue
+
+    from nettrim import executors
+
+    class Channel:
+        calls = 1
+        inbox = queue.Queue()
+
+    seen, started = [], threading.Event()
+
+    def on_report(index, payload):
+        started.set()
+        seen.append(index)
+        time.sleep(0.5)
+
+    monkeypatch.setattr(executors._Relay, "JOIN_SECONDS", 0.05)
+    relay = executors._Relay(Channel, on_report, threading.Lock())
+    Channel.inbox.put((1, 0, {}))
+    Channel.inbox.put((1, 1, {}))  # waits behind the slow first one
+    started.wait(5)
+    with pytest.warns(RuntimeWarning, match="still being handled"):
+        relay.close()
+    assert relay.abandoned
+    relay.thread.join(5)
+    assert seen == [0] and not relay.thread.is_alive()
+
+
 def test_a_report_whose_channel_is_gone_never_fails_the_job():
     class Gone:
         calls = 0
