@@ -32,8 +32,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-#: Relative half-width of the band searched around a threshold hint (:func:`top_mask`).
+from .l0_kernels import kth_largest_banded
+
+#: Widest and narrowest relative half-width of the band searched around a threshold hint
+#: (:func:`kth_largest`).
 HINT_BAND = 0.25
+MIN_BAND = 0.005
 #: N:M groups up to this size use the compiled rank kernel (M^2 comparisons per group);
 #: larger ones a partial sort per group.
 NM_KERNEL_MAX_GROUP = 16
@@ -180,24 +184,39 @@ def make_pattern(
     return SparsityPattern(kind, (d, m), keep)
 
 
-def _kth_largest_flat(scores: np.ndarray, keep: int, hint: float | None) -> float:
-    """The ``keep``-th largest entry of a 1-D array (``0 < keep < size``).
+def kth_largest(scores: np.ndarray, keep: int, state: dict | None = None) -> float:
+    """The ``keep``-th largest entry of a 1-D array, exact; ``-inf`` / ``inf`` when
+    everything / nothing is kept.
 
-    With a ``hint`` (e.g. the previous iteration's threshold) only the entries in a band
-    around it are partially sorted: ``count(s > hi) < keep <= count(s > lo)`` locates the
-    answer in ``(lo, hi]``. Falls back to a full partial sort when the band misses. The
-    value returned is exact either way.
+    ``state`` (a dict kept by the caller from one call to the next, e.g. an iteration's)
+    carries the last threshold ``state["kth"]``: the search then first partially sorts
+    only the entries in a band around it (one compiled pass locates the answer in
+    ``(lo, hi]`` from ``count(s > hi) < keep <= count(s > lo)``) and falls back to a full
+    partial sort when the band misses. The partial sort of the band costs most of the
+    search, so as the threshold settles the next band is a few times its last move
+    (``state["width"]``; a miss costs one full partial sort).
     """
     size = scores.size
-    if hint is not None and hint > 0 and np.isfinite(hint):
-        lo, hi = hint * (1.0 - HINT_BAND), hint * (1.0 + HINT_BAND)
-        above_hi = np.count_nonzero(scores > hi)
-        if above_hi < keep:
-            band = scores[(scores > lo) & (scores <= hi)]
-            need = keep - above_hi  # the need-th largest of the band
-            if need <= band.size:
-                return float(np.partition(band, band.size - need)[band.size - need])
-    return float(np.partition(scores, size - keep)[size - keep])
+    if keep >= size:
+        return -np.inf
+    if keep <= 0:
+        return np.inf
+    state = {} if state is None else state
+    hint, kth = state.get("kth"), float("nan")
+    hinted = hint is not None and hint > 0 and np.isfinite(hint)
+    if hinted:
+        band = state.get("band")
+        if band is None or band.shape != scores.shape or band.dtype != scores.dtype:
+            band = state["band"] = np.empty_like(scores)  # once per solve
+        width = state.get("width", HINT_BAND)
+        lo, hi = hint * (1 - width), hint * (1 + width)
+        kth = float(kth_largest_banded(scores, keep, lo, hi, band)[0])
+    if not np.isfinite(kth):
+        kth = float(np.partition(scores, size - keep)[size - keep])
+    if hinted:
+        state["width"] = min(max(3.0 * abs(kth / hint - 1.0), MIN_BAND), HINT_BAND)
+    state["kth"] = kth
+    return kth
 
 
 def top_mask(scores: np.ndarray, keep: int, axis: int, *, state: dict | None = None) -> np.ndarray:
@@ -214,10 +233,7 @@ def top_mask(scores: np.ndarray, keep: int, axis: int, *, state: dict | None = N
     if keep <= 0:
         return np.zeros(scores.shape, dtype=bool)
     if scores.ndim == 1:
-        kth = _kth_largest_flat(scores, keep, None if state is None else state.get("kth"))
-        if state is not None:
-            state["kth"] = kth
-        kth = scores.dtype.type(kth)
+        kth = scores.dtype.type(kth_largest(scores, keep, state))
     else:  # the keep-th largest value of each slice: one partial sort
         kth = np.take(np.partition(scores, size - keep, axis=axis), [size - keep], axis=axis)
     mask = scores > kth

@@ -11,7 +11,7 @@ import scipy.linalg.lapack
 
 from .. import l0_kernels as kernels
 from ..gram import DEFAULT_DAMPING
-from ..projections import HINT_BAND, SparsityPattern, support_mask
+from ..projections import SparsityPattern, kth_largest, support_mask
 from ..result import SolverResult, Status
 from .refits import (
     REFIT_CG_TOL,
@@ -25,8 +25,6 @@ from .scaling import Scaled, dot, free_mask, hard_threshold
 from .settings import CHOLESKY_MAX_PENALTIES, AdmmL0Settings
 
 _NAN = float("nan")
-#: Narrowest relative half-width of the threshold search band (:func:`_kth_unstructured`).
-MIN_BAND = 0.005
 
 
 def _spd_inverse(G: np.ndarray, rho: float) -> np.ndarray:
@@ -122,42 +120,13 @@ def _admm_rho_step(st: AdmmL0Settings, rho: float, change: float, grown: bool):
     return rho / 5.0, False, True  # nothing moved and rho never grew: it started too large
 
 
-def _kth_unstructured(scores: np.ndarray, keep: int, state: dict) -> float:
-    """The ``keep``-th largest of ``scores`` (exact), searched first in a band around the
-    previous iteration's value ``state["kth"]`` (one fused pass); ``-inf`` / ``inf`` when
-    everything / nothing is kept."""
-    flat = scores.reshape(-1)
-    if keep >= flat.size:
-        return -np.inf
-    if keep <= 0:
-        return np.inf
-    hint, kth = state.get("kth"), _NAN
-    hinted = hint is not None and hint > 0 and np.isfinite(hint)
-    if hinted:
-        band = state.get("band")
-        if band is None:  # the band's buffer once per solve (setdefault would build it anew)
-            band = state["band"] = np.empty_like(flat)
-        width = state.get("width", HINT_BAND)
-        kth = kernels.kth_largest_banded(flat, keep, hint * (1 - width), hint * (1 + width), band)[
-            0
-        ]
-    if not np.isfinite(kth):
-        kth = float(np.partition(flat, flat.size - keep)[flat.size - keep])
-    if hinted:
-        # the band's partial sort costs most of the search: as the threshold settles, the
-        # next band is a few times its last move (a miss costs one full partial sort)
-        state["width"] = min(max(3.0 * abs(kth / hint - 1.0), MIN_BAND), HINT_BAND)
-    state["kth"] = kth
-    return kth
-
-
 def _project_and_update(pattern, n_free, state, B, V, S, last_mask, rho_t, D, Mu):
     """The D- and dual steps: ``(mask, changed)`` with ``D = H_K(V)``, ``Mu += rho (B - D)``
     and ``changed = #(mask != last_mask)``. The unstructured set selects its threshold and
     builds the mask inside the update kernel (no separate passes over the scores)."""
     d_k = S.shape[0] - n_free
     if pattern.kind == "unstructured":
-        kth = _kth_unstructured(S[:d_k], pattern.keep, state)
+        kth = kth_largest(S[:d_k].reshape(-1), pattern.keep, state)
         mask = np.empty(B.shape, dtype=bool)
         changed = kernels.admm_dual_threshold(
             B, V, S[:d_k], kth, pattern.keep, last_mask, rho_t, D, Mu, mask

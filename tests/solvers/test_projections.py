@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from nettrim.solvers.projections import (
+    HINT_BAND,
+    MIN_BAND,
     SparsityPattern,
+    kth_largest,
     make_pattern,
     nm_mask_reference,
     parse_pattern,
@@ -195,6 +198,27 @@ def test_nm_kernel_matches_numpy_reference(dtype, n, group):
     assert np.array_equal(support_mask(scores, K), expected)
     # and the generic partial-sort route agrees
     assert np.array_equal(top_mask(grouped, n, axis=1).reshape(scores.shape), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kth_largest_is_exact_whatever_the_hint(dtype):
+    rng = np.random.default_rng(5)
+    state: dict = {}
+    widths = []
+    for step in range(12):
+        scores = (rng.random(997) ** 2).astype(dtype)
+        if step == 4:
+            scores[::3] = scores[0]  # many ties at the threshold
+        keep = int(rng.integers(1, scores.size))
+        expected = np.sort(scores)[::-1][keep - 1]
+        assert kth_largest(scores, keep, state) == expected
+        assert state["kth"] == expected
+        widths.append(state.get("width", HINT_BAND))
+        if step % 4 == 3:
+            state["kth"] *= 1e3  # a hint far off: the band misses, the full sort answers
+    assert all(MIN_BAND <= w <= HINT_BAND for w in widths)
+    assert state["band"].dtype == np.dtype(dtype)
+    assert kth_largest(np.ones(5), 5) == -np.inf and kth_largest(np.ones(5), 0) == np.inf
 
 
 def test_threshold_hint_never_changes_the_result():
