@@ -41,6 +41,13 @@ from .validation import check_scalar
 DEFAULT_ROUNDS = 3
 #: ``delta`` relative to the largest magnitude of the previous solution.
 DEFAULT_DELTA = 1e-3
+#: The ADMM's relative duality gap in the rounds between the plain solve and the last one
+#: (at least the caller's ``gap_tol``). Those rounds only give the next round its weights;
+#: they stop once feasible (``feas_tol`` as asked) with a gap under 1%, the last round is
+#: certified to ``gap_tol``. Measured on the digits layers and MNIST's second layer (three
+#: rounds, eps 0.05): 9-22% fewer iterations over the rounds, the same non-zeros within 15
+#: (``docs/solvers.md``, "Warm starts").
+INTERMEDIATE_GAP_TOL = 1e-2
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,14 @@ def reweighted_trim_layer(
         (``objective`` is the plain weighted L1 norm ``sum_i c_i ||W~[i, :]||_1``),
         ``info.extra["nnz_history"]`` the non-zeros after each round (round 0 first) and
         ``info.extra["rounds"]`` the rounds that solved; ``round_iterations`` and
-        ``round_seconds`` the iterations and seconds of every round tried (round 0 first).
+        ``round_seconds`` the iterations and seconds of every round tried (round 0 first),
+        ``round_column_iterations`` their mean iterations per column (the ADMM sets the
+        columns of per-neuron balls aside as they finish; else the iterations). The ADMM
+        solves the rounds between the first and the last to a gap of
+        :data:`INTERMEDIATE_GAP_TOL` (they only weight the next round); when the rounds end
+        early on one of those, it is re-solved to ``gap_tol`` from where it stopped
+        (``info.extra["recertify_iterations"]``, else 0), so the weights returned are
+        always certified as asked.
 
     Examples
     --------
@@ -135,22 +149,33 @@ def reweight_layer(
     d_in = prepared.problem.X.shape[1] - (1 if options.bias else 0)
     current, status, done, last = first.W, first.status, 0, first
     round_iterations = [first.info.iterations]
+    round_columns = [_column_iterations(first)]
     round_seconds = [first.info.seconds]
     history = [int(np.count_nonzero(current[:d_in]))]
     weighted = float("nan")
-    for _ in range(reweighting.rounds):
+    loose = None  # the last round kept, when it was solved to the intermediate gap
+    for k in range(1, reweighting.rounds + 1):
         weights = round_weights(current, reweighting.delta, keep_l1=options.penalty is None)
         if weights is None:
             break
         problem = replace(prepared.problem, entry_weights=weights)
-        result = _solve_round(prepared, problem, last, callback)
+        final = k == reweighting.rounds
+        result = _solve_round(prepared, problem, last, callback, final=final)
         round_iterations.append(result.info.iterations)
+        round_columns.append(_column_iterations(result))
         round_seconds.append(result.info.seconds)
         if result.W is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
             break  # keep the last round that solved as well as the plain solve did
         current, status, done, last = result.W, result.status, done + 1, result
+        loose = None if final or prepared.backend != "admm" else problem
         weighted = result.info.objective
         history.append(int(np.count_nonzero(current[:d_in])))
+    recertified = 0
+    if loose is not None:  # stopped before the last round: certify the kept one to gap_tol
+        last = _solve_round(prepared, loose, last, callback, final=True)
+        current, status, weighted = last.W, last.status, last.info.objective
+        history[-1] = int(np.count_nonzero(current[:d_in]))
+        recertified = last.info.iterations
     info = SolveInfo(
         solver=f"{prepared.backend}+reweighted",
         iterations=done,
@@ -163,6 +188,8 @@ def reweight_layer(
             "delta": reweighting.delta,
             "round_iterations": round_iterations,
             "round_seconds": round_seconds,
+            "round_column_iterations": round_columns,
+            "recertify_iterations": recertified,
         },
         **prepared.problem.evaluate(current),
     )
@@ -191,21 +218,32 @@ def _solve_round(
     problem: NetTrimProblem,
     start: SolverResult | np.ndarray | None,
     callback,
+    *,
+    final: bool = True,
 ) -> SolverResult:
     """One round from ``start`` (the previous round's result, the initial weights or
     none): the ADMM keeps the state it ends in and starts from the previous one's
-    (:class:`nettrim.solvers.AdmmState`); an exact backend takes the weights."""
+    (:class:`nettrim.solvers.AdmmState`), and solves a round that is not ``final`` to
+    :data:`INTERMEDIATE_GAP_TOL`; an exact backend takes the weights."""
     if prepared.backend != "admm":
         weights = start.W if isinstance(start, SolverResult) else start
         return prepared.solve(problem, weights, callback=callback)
+    settings = prepared.settings
+    if not final:
+        settings = replace(settings, gap_tol=max(settings.gap_tol, INTERMEDIATE_GAP_TOL))
     return solve_admm(
         problem,
-        prepared.settings,
+        settings,
         warm_start=start,
         verbose=prepared.options.verbose,
         callback=callback,
         keep_state=True,
     )
+
+
+def _column_iterations(result: SolverResult) -> float:
+    """The mean iterations per column of a round (its iterations when not recorded)."""
+    return float(result.info.extra.get("column_iterations", result.info.iterations))
 
 
 def _without_state(info: SolveInfo) -> SolveInfo:

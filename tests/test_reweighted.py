@@ -101,3 +101,56 @@ def test_rounds_zero_and_bad_arguments(planted_layer):
         reweighted_trim_layer(X, Y, solver_options={"no_such_setting": 1})
     with pytest.raises(ValueError, match="delta must be > 0"):
         reweighted_trim_layer(X, Y, delta=0.0)
+
+
+def _recording_solve_admm(monkeypatch, fail_call=None):
+    """Record the ``gap_tol`` of every ADMM solve of the rounds; the call numbered
+    ``fail_call`` (0 = the plain solve) returns no weights, as a failed round."""
+    import nettrim.reweighted as reweighted
+    from nettrim.solvers import SolverResult, Status
+
+    calls, real = [], reweighted.solve_admm
+
+    def recording(problem, settings, **kwargs):
+        calls.append(settings.gap_tol)
+        if len(calls) - 1 == fail_call:
+            return SolverResult.without_weights(
+                Status.MAX_ITER, solver="admm", seconds=0.0, message="a failed round"
+            )
+        return real(problem, settings, **kwargs)
+
+    monkeypatch.setattr(reweighted, "solve_admm", recording)
+    return calls
+
+
+def test_rounds_between_first_and_last_are_solved_to_the_intermediate_gap(
+    planted_layer, monkeypatch
+):
+    from nettrim.reweighted import INTERMEDIATE_GAP_TOL
+
+    X, _, _, Y = planted_layer(1, **{**LAYER, "n": 60})
+    calls = _recording_solve_admm(monkeypatch)
+    result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="admm")
+    assert calls == [1e-3, INTERMEDIATE_GAP_TOL, INTERMEDIATE_GAP_TOL, 1e-3]
+    assert result.info.extra["recertify_iterations"] == 0
+    assert result.status == "optimal" and result.info.extra["rounds"] == 3
+    # a looser gap asked than the intermediate one: every round at it
+    calls.clear()
+    reweighted_trim_layer(
+        X, Y, eps=0.1, bias=False, rounds=2, solver="admm", solver_options={"gap_tol": 0.05}
+    )
+    assert calls == [0.05, 0.05, 0.05]
+
+
+def test_rounds_ending_on_an_intermediate_round_certify_it(planted_layer, monkeypatch):
+    X, _, _, Y = planted_layer(1, **{**LAYER, "n": 60})
+    calls = _recording_solve_admm(monkeypatch, fail_call=2)
+    result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="admm")
+    # plain, round 1 (loose, kept), round 2 (fails), round 1's program again to 1e-3
+    assert calls == [1e-3, 1e-2, 1e-2, 1e-3]
+    extra = result.info.extra
+    assert extra["rounds"] == 1 and len(extra["round_iterations"]) == 3
+    assert extra["recertify_iterations"] > 0
+    assert result.status == "optimal"
+    assert result.nnz == extra["nnz_history"][-1]
+    assert result.info.residual <= result.info.radius * (1 + 1e-3)
