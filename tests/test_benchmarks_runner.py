@@ -72,3 +72,12 @@ def test_column_table_formats_numbers_and_leaves_text():
     rows = [{"a": 0.12345, "b": "x"}, {"a": None, "b": 3}]
     table = machine.column_table(rows, [("A", "a", ".2f"), ("B", lambda r: f"<{r['b']}>")])
     assert table.splitlines() == ["| A | B |", "|---|---|", "| 0.12 | <x> |", "| n/a | <3> |"]
+
+
+def test_lenet_budget_counts_a_loss_of_exactly_the_budget_as_within():
+    from bench_lenet import within_budget
+
+    # 4 of 500 validation images is 0.8 points: in floats 0.974 - 0.966 is 0.80000000000000007
+    assert (0.974 - 0.966) * 100 > 0.8
+    assert within_budget(0.974, 0.966, 0.8)
+    assert not within_budget(0.974, 0.964, 0.8)
