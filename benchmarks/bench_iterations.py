@@ -43,7 +43,7 @@ from machine import column_table, format_machine, machine_info, write_results
 from nettrim import load_digits_mlp, net_trim, reweighted_trim_layer, trim_layer
 from nettrim.layer import TrimOptions, prepare_layer
 from nettrim.reweighted import DEFAULT_DELTA, INTERMEDIATE_GAP_TOL, round_weights
-from nettrim.solvers import solve_admm
+from nettrim.solvers import AdmmSettings, solve_admm
 from nettrim.solvers.kernels import warm_up
 
 EPS = 0.05
@@ -55,6 +55,8 @@ TARGET_CASCADE = 1.5
 SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration")
 #: The acceleration off: the same settings otherwise.
 PLAIN = {"anderson_memory": 0}
+#: The default gap every round but the intermediate ones of the reweighting is solved to.
+GAP_TOL = AdmmSettings().gap_tol
 
 
 def _digits_layers(n: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -87,6 +89,8 @@ def _rounds_alone(X, Y, *, per_neuron: bool, from_state: bool) -> list[tuple[flo
             warm_start=last if from_state else last.W,
             keep_state=from_state,
         )
+        if last.W is None:
+            raise RuntimeError(f"a reweighting round failed: {last.info.message}")
         rounds.append((last.info.extra["column_iterations"], last.info.seconds))
     return rounds
 
@@ -122,7 +126,7 @@ def _reweight_rows(name: str, program: str, X, Y, *, per_neuron: bool) -> list[d
                 "shape": f"{X.shape[1]}x{Y.shape[1]}",
                 "n": X.shape[0],
                 "round": k,
-                "gap_tol": 1e-3 if k == ROUNDS else INTERMEDIATE_GAP_TOL,
+                "gap_tol": GAP_TOL if k == ROUNDS else INTERMEDIATE_GAP_TOL,
                 "plain_iterations": plain_it,
                 "plain_seconds": plain_s,
                 "iterations": iterations[k],
@@ -134,6 +138,7 @@ def _reweight_rows(name: str, program: str, X, Y, *, per_neuron: bool) -> list[d
                 "former_iterations": None if former is None else former[k - 1][0],
                 "former_iteration_ratio": None if former is None else former[k - 1][0] / plain_it,
                 "status": res.status.value,
+                "recertify_iterations": res.info.extra["recertify_iterations"],
                 "nnz": res.info.extra["nnz_history"][
                     min(k, len(res.info.extra["nnz_history"]) - 1)
                 ],
@@ -276,8 +281,8 @@ REWEIGHT_COLUMNS = [
     ("s", "seconds", ".2f"),
     ("iters / plain", "iteration_ratio", ".2f"),
     ("s / plain", "seconds_ratio", ".2f"),
-    ("all 1e-3: iters", "tight_iterations", ".0f"),
-    ("all 1e-3: iters / plain", "tight_iteration_ratio", ".2f"),
+    ("all gap_tol: iters", "tight_iterations", ".0f"),
+    ("all gap_tol: iters / plain", "tight_iteration_ratio", ".2f"),
     ("from W: iters", "former_iterations", ".0f"),
     ("from W: iters / plain", "former_iteration_ratio", ".2f"),
     ("nnz", "nnz", ""),
@@ -325,7 +330,7 @@ ACCELERATION_COLUMNS = [
 TITLES = {
     "reweight": (
         "Reweighting rounds against the plain solve (from the previous round's state, the "
-        "rounds before the last to the intermediate gap; all 1e-3: every round to gap_tol; "
+        "rounds before the last to the intermediate gap; all gap_tol: every round to it; "
         "from W: every round to gap_tol from the weights alone); iters: mean iterations per "
         "column",
         REWEIGHT_COLUMNS,
@@ -348,7 +353,8 @@ def _verdicts(results: dict) -> list[str]:
     for (layer, program), rows in by_layer.items():
         worst_it = max(r["iteration_ratio"] for r in rows)
         worst_s = max(r["seconds_ratio"] for r in rows)
-        total = sum(r["iterations"] for r in rows)
+        # a kept intermediate round re-solved to gap_tol (rounds ended early) counts too
+        total = sum(r["iterations"] for r in rows) + rows[-1].get("recertify_iterations", 0)
         tight = sum(r.get("tight_iterations") or 0 for r in rows)
         ok = worst_it <= TARGET_ROUND and worst_s <= TARGET_ROUND
         lines.append(

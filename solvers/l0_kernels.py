@@ -1,7 +1,9 @@
 """Fused element-wise steps of the L0 solvers (numba): one pass over memory each.
 
-Every kernel takes C-contiguous 2-D arrays of one float dtype (float32 or float64) and
-preallocated outputs; reductions run in a fixed order, so results are bit-reproducible.
+Every kernel takes C-contiguous arrays of one float dtype (float32 or float64), 2-D but for
+the 1-D scores of ``kth_largest_banded`` (also the threshold search of
+:func:`~nettrim.solvers.projections.kth_largest`), and preallocated outputs; reductions run
+in a fixed order, so results are bit-reproducible.
 Pure-NumPy references live in ``tests/solvers/test_l0_kernels.py``.
 """
 

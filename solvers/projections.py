@@ -195,6 +195,21 @@ def kth_largest(scores: np.ndarray, keep: int, state: dict | None = None) -> flo
     partial sort when the band misses. The partial sort of the band costs most of the
     search, so as the threshold settles the next band is a few times its last move
     (``state["width"]``; a miss costs one full partial sort).
+
+    Parameters
+    ----------
+    scores : ndarray of shape (size,)
+        Contiguous, float32 or float64.
+    keep : int
+        How many entries are kept.
+    state : dict, optional
+        The caller's, from one call to the next: ``"kth"`` (the last threshold),
+        ``"width"`` and ``"band"`` (a scratch buffer) are read and written.
+
+    Returns
+    -------
+    float
+        The threshold, exact whatever the hint (the value of an entry of ``scores``).
     """
     size = scores.size
     if keep >= size:

@@ -103,21 +103,27 @@ def test_rounds_zero_and_bad_arguments(planted_layer):
         reweighted_trim_layer(X, Y, delta=0.0)
 
 
-def _recording_solve_admm(monkeypatch, fail_call=None):
-    """Record the ``gap_tol`` of every ADMM solve of the rounds; the call numbered
-    ``fail_call`` (0 = the plain solve) returns no weights, as a failed round."""
+def _recording_solve_admm(monkeypatch, fail_calls=(), short_calls=()):
+    """Record ``(gap_tol, entry weights, result)`` of every ADMM solve of the rounds; the
+    calls numbered in ``fail_calls`` (0 = the plain solve) return no weights, as a failed
+    round, those in ``short_calls`` stop after one iteration (``max_iter=1``)."""
     import nettrim.reweighted as reweighted
     from nettrim.solvers import SolverResult, Status
 
     calls, real = [], reweighted.solve_admm
 
     def recording(problem, settings, **kwargs):
-        calls.append(settings.gap_tol)
-        if len(calls) - 1 == fail_call:
-            return SolverResult.without_weights(
+        index = len(calls)
+        if index in fail_calls:
+            result = SolverResult.without_weights(
                 Status.MAX_ITER, solver="admm", seconds=0.0, message="a failed round"
             )
-        return real(problem, settings, **kwargs)
+        else:
+            if index in short_calls:
+                settings = replace(settings, max_iter=1)
+            result = real(problem, settings, **kwargs)
+        calls.append((settings.gap_tol, problem.entry_weights, result))
+        return result
 
     monkeypatch.setattr(reweighted, "solve_admm", recording)
     return calls
@@ -131,26 +137,55 @@ def test_rounds_between_first_and_last_are_solved_to_the_intermediate_gap(
     X, _, _, Y = planted_layer(1, **{**LAYER, "n": 60})
     calls = _recording_solve_admm(monkeypatch)
     result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="admm")
-    assert calls == [1e-3, INTERMEDIATE_GAP_TOL, INTERMEDIATE_GAP_TOL, 1e-3]
-    assert result.info.extra["recertify_iterations"] == 0
-    assert result.status == "optimal" and result.info.extra["rounds"] == 3
+    assert [c[0] for c in calls] == [1e-3, INTERMEDIATE_GAP_TOL, INTERMEDIATE_GAP_TOL, 1e-3]
+    extra = result.info.extra
+    assert extra["recertify_iterations"] == 0
+    assert result.status == "optimal" and extra["rounds"] == 3
+    # the last round's weights are returned, certified to 1e-3 of its weighted objective
+    last = calls[-1][2]
+    np.testing.assert_array_equal(result.W, last.W)
+    assert last.info.gap <= 1e-3 * last.info.objective
+    assert extra["round_column_iterations"] == [c[2].info.iterations for c in calls]
     # a looser gap asked than the intermediate one: every round at it
     calls.clear()
     reweighted_trim_layer(
         X, Y, eps=0.1, bias=False, rounds=2, solver="admm", solver_options={"gap_tol": 0.05}
     )
-    assert calls == [0.05, 0.05, 0.05]
+    assert [c[0] for c in calls] == [0.05, 0.05, 0.05]
 
 
 def test_rounds_ending_on_an_intermediate_round_certify_it(planted_layer, monkeypatch):
     X, _, _, Y = planted_layer(1, **{**LAYER, "n": 60})
-    calls = _recording_solve_admm(monkeypatch, fail_call=2)
+    calls = _recording_solve_admm(monkeypatch, fail_calls=(2,))
     result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="admm")
     # plain, round 1 (loose, kept), round 2 (fails), round 1's program again to 1e-3
-    assert calls == [1e-3, 1e-2, 1e-2, 1e-3]
+    assert [c[0] for c in calls] == [1e-3, 1e-2, 1e-2, 1e-3]
+    assert calls[3][1] is calls[1][1] and calls[2][1] is not calls[1][1]
+    again = calls[3][2]
+    assert again.info.gap <= 1e-3 * again.info.objective
     extra = result.info.extra
     assert extra["rounds"] == 1 and len(extra["round_iterations"]) == 3
-    assert extra["recertify_iterations"] > 0
+    assert extra["recertify_iterations"] == again.info.iterations > 0
+    assert extra["weighted_objective"] == again.info.objective
     assert result.status == "optimal"
-    assert result.nnz == extra["nnz_history"][-1]
-    assert result.info.residual <= result.info.radius * (1 + 1e-3)
+    np.testing.assert_array_equal(result.W, again.W)
+    assert result.nnz == extra["nnz_history"][-1] == np.count_nonzero(again.W)
+
+
+@pytest.mark.parametrize("how", ["stops short", "returns no weights"])
+def test_a_recertification_that_falls_short_returns_the_plain_solve(
+    planted_layer, monkeypatch, how
+):
+    X, _, _, Y = planted_layer(1, **{**LAYER, "n": 60})
+    faults = {"fail_calls": (2,), "short_calls": (3,)}
+    if how == "returns no weights":
+        faults = {"fail_calls": (2, 3)}
+    calls = _recording_solve_admm(monkeypatch, **faults)
+    result = reweighted_trim_layer(X, Y, eps=0.1, bias=False, rounds=3, solver="admm")
+    assert calls[3][2].status == "max_iter" and len(calls) == 4
+    plain = calls[0][2]
+    np.testing.assert_array_equal(result.W, plain.W)
+    assert result.status == "optimal"
+    extra = result.info.extra
+    assert extra["rounds"] == 0 and extra["nnz_history"] == [np.count_nonzero(plain.W)]
+    assert extra["recertify_iterations"] == (1 if how == "stops short" else 0)
