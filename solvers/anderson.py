@@ -14,8 +14,11 @@ small Tikhonov term. The safeguard accepts an accelerated point only when the re
 there is at most ``safeguard`` times the residual it came from; otherwise the plain image
 ``F(x_k)`` (kept) takes its place and the memory starts again.
 
-The class works on flat vectors and knows nothing of the ADMM: the caller maps its state
-to a vector (in the norm the iteration contracts in) and back.
+The classes work on plain arrays and know nothing of the ADMM: the caller maps its state
+to them (in the norm the iteration contracts in) and back. :class:`Anderson` combines one
+flat vector; :class:`ColumnAnderson` keeps one memory per column of a matrix, for a map
+that acts on each column alone (a separable program: one ball per neuron), so that one
+column's restart, rejection or departure leaves the others' memories as they are.
 """
 
 from __future__ import annotations
@@ -136,4 +139,128 @@ class Anderson:
         return gamma
 
 
-__all__ = ["Anderson"]
+class ColumnAnderson:
+    """:class:`Anderson` on each column of ``(rows, k)`` arrays, for a map that acts on
+    every column alone.
+
+    The same step, safeguard and regularization per column: column ``j`` combines only
+    its own differences, is refused and restarted alone, and keeps its memory while
+    other columns restart or leave (:meth:`restrict`). The differences share one ring of
+    ``memory`` slots; column ``j`` uses its ``count[j]`` newest, which were all written
+    after its last restart. Same buffers as :class:`Anderson` (``2 memory + 4`` arrays),
+    and per column a ``memory x memory`` system.
+
+    Parameters
+    ----------
+    rows, k : int
+        Shape of the arrays: ``k`` columns of ``rows`` entries.
+    memory, dtype, safeguard
+        As in :class:`Anderson`, for every column.
+    """
+
+    def __init__(self, rows: int, k: int, memory: int, dtype, *, safeguard: float = 1.0):
+        self.memory, self.safeguard = int(memory), float(safeguard)
+        shape = (rows, k)
+        self.dG = np.zeros((self.memory, *shape), dtype)
+        self.dF = np.zeros((self.memory, *shape), dtype)
+        self.gram = np.zeros((k, self.memory, self.memory))
+        self.x, self.f = np.zeros(shape, dtype), np.zeros(shape, dtype)
+        self.f_prev, self.g_prev = np.zeros(shape, dtype), np.zeros(shape, dtype)
+        self.count = np.zeros(k, dtype=np.int64)
+        self.have_prev = np.zeros(k, dtype=bool)
+        self.accelerated = np.zeros(k, dtype=bool)
+        self.g_prev_norm = np.full(k, np.inf)
+        self.slot = 0
+        self.accepted = self.rejected = 0
+
+    def restart(self, columns: np.ndarray | None = None) -> None:
+        """Forget the differences of ``columns`` (a boolean mask; all by default), and
+        that their :attr:`x` came from an accelerated step: the caller sets it anew."""
+        columns = slice(None) if columns is None else columns
+        self.count[columns] = 0
+        self.have_prev[columns] = False
+        self.accelerated[columns] = False
+        self.g_prev_norm[columns] = np.inf
+
+    def restrict(self, keep: np.ndarray) -> None:
+        """Keep only the columns of the boolean mask ``keep``, with their memories."""
+        for name in ("dG", "dF"):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, :, keep]))
+        for name in ("x", "f", "f_prev", "g_prev"):
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, keep]))
+        for name in ("gram", "count", "have_prev", "accelerated", "g_prev_norm"):
+            setattr(self, name, getattr(self, name)[keep].copy())
+
+    def step(self, *, extrapolate: bool = True) -> bool:
+        """:meth:`Anderson.step` column by column: given ``f = F(x)`` in :attr:`f`, put in
+        :attr:`x` each column's point to continue from. Returns whether :attr:`x`
+        differs from ``f`` in any column."""
+        g = np.subtract(self.f, self.x, out=self.x)  # x is not needed any more
+        g_norm = np.sqrt(np.einsum("ij,ij->j", g, g, dtype=np.float64))
+        refused = self.accelerated & ~(g_norm <= self.safeguard * self.g_prev_norm)
+        self.rejected += int(refused.sum())
+        self.accepted += int((self.accelerated & ~refused).sum())
+        going = ~refused
+        if np.any(going & self.have_prev):
+            self._remember(g, self.f, going & self.have_prev)
+        # g and f become the previous ones by swapping buffers; the refused columns' own
+        # previous image (the point to go back to) is then in self.f
+        self.x, self.g_prev = self.g_prev, self.x
+        self.f, self.f_prev = self.f_prev, self.f
+        back = self.f
+        np.copyto(self.x, self.f_prev)
+        np.copyto(self.x, back, where=refused[None, :])
+        self.restart(refused)
+        self.g_prev_norm[going] = g_norm[going]
+        self.have_prev |= going
+        candidates = going & (self.count > 0) if extrapolate else np.zeros_like(going)
+        self.accelerated = np.zeros_like(going)
+        if candidates.any():
+            gamma, good = self._coefficients(self.g_prev)
+            self.accelerated = candidates & good
+            combination = np.einsum("aij,ja->ij", self.dF, gamma.astype(self.dF.dtype), out=back)
+            np.subtract(self.f_prev, combination, out=self.x, where=self.accelerated[None, :])
+        return bool(refused.any() or self.accelerated.any())
+
+    def counts(self) -> tuple[int, int]:
+        """``(accepted, rejected)`` accelerated columns so far."""
+        return self.accepted, self.rejected
+
+    def _remember(self, g: np.ndarray, f: np.ndarray, columns: np.ndarray) -> None:
+        """Store the newest differences in the ring (for every column; only ``columns``
+        count them) and update the normal equations."""
+        s = self.slot
+        np.subtract(g, self.g_prev, out=self.dG[s])
+        np.subtract(f, self.f_prev, out=self.dF[s])
+        row = np.einsum("aij,ij->ja", self.dG, self.dG[s], dtype=np.float64)
+        self.gram[:, s, :] = row
+        self.gram[:, :, s] = row
+        self.count[columns] = np.minimum(self.count[columns] + 1, self.memory)
+        self.slot = (s + 1) % self.memory
+
+    def _coefficients(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per column ``gamma`` (``(k, memory)``, zero on slots a column does not use) and
+        whether it is well posed (:meth:`Anderson._coefficients`)."""
+        m = self.memory
+        newest = (self.slot - 1 - np.arange(m)) % m  # the slots, newest first
+        valid = np.zeros((self.count.size, m), dtype=bool)
+        valid[:, newest] = self.count[:, None] > np.arange(m)[None, :]
+        H = self.gram * (valid[:, :, None] & valid[:, None, :])
+        scale = np.einsum("jaa->j", H)
+        rhs = np.einsum("aij,ij->ja", self.dG, g, dtype=np.float64) * valid
+        regularization = max(REGULARIZATION, 10 * float(np.finfo(self.dG.dtype).eps))
+        shift = regularization * np.where(scale > 0, scale, 1.0)
+        # unused slots get an identity row, so every system is square and solvable
+        A = H + np.eye(m) * (shift[:, None, None] + ~valid[:, :, None])
+        try:
+            gamma = np.linalg.solve(A, rhs[:, :, None])[:, :, 0] * valid
+        except np.linalg.LinAlgError:
+            return np.zeros_like(rhs), np.zeros(rhs.shape[0], dtype=bool)
+        finite = np.all(np.isfinite(gamma), axis=1)
+        good = (
+            (scale > 0) & finite & (np.max(np.abs(gamma), axis=1, initial=0.0) <= MAX_COEFFICIENT)
+        )
+        return np.where(good[:, None], gamma, 0.0), good
+
+
+__all__ = ["Anderson", "ColumnAnderson"]

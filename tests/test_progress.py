@@ -19,6 +19,7 @@ from nettrim.executors import JobRunner, Reporter, WorkerDiedError
 from nettrim.layer import TrimOptions, prepare_layer
 from nettrim.progress import IterationSampler, ProgressEvent, StderrProgress
 from nettrim.solvers import AdmmIterate, solve_admm
+from nettrim.solvers.admm import REPAIRED_MESSAGE
 
 #: A network whose every layer takes the ADMM some hundred iterations (eps 0.05).
 DIMS = (20, 60, 30, 5)
@@ -56,7 +57,10 @@ def test_admm_callback_sees_every_check_and_changes_nothing(program):
     for it, (_, objective, lower) in zip(seen, history, strict=True):
         assert it.objective == objective and it.lower_bound == lower
         assert it.gap == pytest.approx((objective - lower) / abs(objective))
-    assert seen[-1].feasible and seen[-1].gap <= settings.gap_tol  # it stopped certified
+    # it stopped at its last check: certified there, or after repairing that point's
+    # violations (which asks a certified gap first)
+    assert seen[-1].gap <= settings.gap_tol
+    assert seen[-1].feasible or observed.info.message == REPAIRED_MESSAGE
     assert not seen[0].feasible  # the first check is not yet there
     assert all(np.isfinite(it.primal_residual) and it.dual_residual >= 0 for it in seen)
     assert [it.seconds for it in seen] == sorted(it.seconds for it in seen)

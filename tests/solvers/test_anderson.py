@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nettrim.solvers import AdmmSettings, solve_admm, solve_exact
-from nettrim.solvers.anderson import Anderson
+from nettrim.solvers.anderson import Anderson, ColumnAnderson
 
 
 def _contraction(seed: int, size: int, rate: float):
@@ -73,6 +73,95 @@ def test_ill_posed_combination_is_skipped():
     _step(aa, x, x)  # zero residual, zero differences next
     moved, _ = _step(aa, x, x)
     assert not moved and not aa.accelerated
+
+
+def _column_maps(seed: int, rows: int, rates):
+    """One linear contraction per column (``rates``: each column's spectral radius)."""
+    return [_contraction(seed + j, rows, rate)[:2] for j, rate in enumerate(rates)]
+
+
+def _solo(A, b, memory, steps, restart_at=()):
+    """The points of :class:`Anderson` on one column's map, after each step."""
+    aa, x, points = Anderson(b.size, memory, np.float64), np.zeros(b.size), []
+    for k in range(steps):
+        if k in restart_at:
+            aa.restart()
+        _, x = _step(aa, x, A @ x + b)
+        points.append(x)
+    return points
+
+
+def _columns_run(maps, memory, steps, *, events=None):
+    """The points of :class:`ColumnAnderson` on the columns' maps; ``events[k]`` runs
+    before step ``k`` on ``(aa, live)`` and returns the columns still live."""
+    rows = maps[0][1].size
+    live = list(range(len(maps)))
+    aa = ColumnAnderson(rows, len(maps), memory, np.float64)
+    x = np.zeros((rows, len(maps)))
+    points = []
+    for k in range(steps):
+        if events and k in events:
+            keep = events[k](aa, live)
+            if keep is not None:
+                mask = np.isin(live, keep)
+                aa.restrict(mask)
+                x, live = x[:, mask], keep
+        f = np.column_stack([maps[j][0] @ x[:, i] + maps[j][1] for i, j in enumerate(live)])
+        aa.x[...], aa.f[...] = x, f
+        aa.step()
+        x = aa.x.copy()
+        points.append({j: x[:, i] for i, j in enumerate(live)})
+    return points
+
+
+def test_column_memories_are_the_columns_own():
+    """Each column's points are those of :class:`Anderson` on that column alone, at
+    different rates (so the columns accelerate and converge differently)."""
+    maps = _column_maps(5, 30, (0.99, 0.9, 0.5))
+    together = _columns_run(maps, 3, 40)
+    for j, (A, b) in enumerate(maps):
+        alone = _solo(A, b, 3, 40)
+        for k in range(40):
+            np.testing.assert_allclose(together[k][j], alone[k], rtol=1e-9, atol=1e-12)
+
+
+def test_column_memories_survive_other_columns_leaving_and_restarting():
+    """Column 0 keeps its memory while column 1 restarts (step 7) and column 2 leaves
+    (step 12): its points stay those of its solo run; column 1's are those of a solo run
+    restarted at step 7."""
+
+    def restart_one(aa, live):
+        aa.restart(np.isin(live, [1]))
+        return None
+
+    events = {7: restart_one, 12: lambda aa, live: [0, 1]}
+    maps = _column_maps(9, 25, (0.99, 0.95, 0.8))
+    together = _columns_run(maps, 3, 30, events=events)
+    alone0 = _solo(*maps[0], 3, 30)
+    alone1 = _solo(*maps[1], 3, 30, restart_at=(7,))
+    for k in range(30):
+        np.testing.assert_allclose(together[k][0], alone0[k], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(together[k][1], alone1[k], rtol=1e-9, atol=1e-12)
+    assert set(together[-1]) == {0, 1}
+
+
+def test_column_safeguard_refuses_one_column_alone():
+    """A worse image in column 1 only: column 1 goes back to its kept image and
+    restarts, column 0 keeps accelerating."""
+    aa = ColumnAnderson(3, 2, 2, np.float64)
+    x0, f0 = np.zeros((3, 2)), np.ones((3, 2))
+    aa.x[...], aa.f[...] = x0, f0
+    assert not aa.step()
+    f1 = np.array([[1.5, 1.5], [1.4, 1.4], [1.6, 1.6]])
+    aa.x[...], aa.f[...] = f0, f1
+    assert aa.step() and aa.accelerated.all()
+    accelerated = aa.x.copy()
+    image = accelerated + np.array([[0.0, 100.0]])  # column 0: a fixed point; 1: far worse
+    aa.x[...], aa.f[...] = accelerated, image
+    aa.step()
+    assert aa.rejected == 1 and aa.accepted == 1
+    np.testing.assert_array_equal(aa.x[:, 1], f1[:, 1])
+    assert aa.count[1] == 0 and aa.count[0] == 2
 
 
 def _layer(layer_program, seed, n, d_in, d_out, **kw):

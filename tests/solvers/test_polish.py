@@ -65,7 +65,7 @@ def test_repair_leaves_programs_without_inequalities_alone():
 @pytest.mark.parametrize("per_neuron", [False, True])
 def test_admm_stops_at_a_repaired_point_that_is_certified(per_neuron):
     """A repaired result is feasible, certified, and as good as the unrepaired solve."""
-    X, Y = make_layer(6, 400, 30, 20)  # a layer whose solves end with a repair, both ways
+    X, Y = make_layer(4, 400, 30, 20)  # a layer whose solves end with a repair, both ways
     p = problem(X, Y, per_neuron=per_neuron)
     repaired = solve_admm(p)
     assert repaired.info.message == REPAIRED_MESSAGE
