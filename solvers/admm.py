@@ -1009,7 +1009,7 @@ class _Acceleration:
     ball per neuron, or (P3)) is a map on each column alone, so every column keeps its
     own memory (:class:`~.anderson.ColumnAnderson`): it starts again only on that
     column's new penalties or refused step, and survives other columns being set aside
-    (measured: a tenth to a quarter fewer column iterations than one shared memory,
+    (measured: a tenth to over a quarter fewer column iterations than one shared memory,
     which every set-aside restarted; ``docs/solvers.md``).
     """
 
