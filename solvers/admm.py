@@ -1113,7 +1113,8 @@ class _Acceleration:
         kernels.shrink_and_update(st.rhs, st.S, st.T, c.weights, c.beta / c.rho2, 1.0, st.sstats)
 
     def figures(self) -> dict:
-        """Accepted and rejected accelerated points, for ``info.extra``."""
+        """Accepted and rejected accelerated points, for ``info.extra`` (on a separable
+        program, accelerated columns: each column's point counts once)."""
         return {
             "anderson_accepted": self.anderson.accepted,
             "anderson_rejected": self.anderson.rejected,

@@ -245,9 +245,10 @@ class ColumnAnderson:
         newest = (self.slot - 1 - np.arange(m)) % m  # the slots, newest first
         valid = np.zeros((self.count.size, m), dtype=bool)
         valid[:, newest] = self.count[:, None] > np.arange(m)[None, :]
-        H = self.gram * (valid[:, :, None] & valid[:, None, :])
+        # np.where, not a product: a non-finite unused slot must not reach the others
+        H = np.where(valid[:, :, None] & valid[:, None, :], self.gram, 0.0)
         scale = np.einsum("jaa->j", H)
-        rhs = np.einsum("aij,ij->ja", self.dG, g, dtype=np.float64) * valid
+        rhs = np.where(valid, np.einsum("aij,ij->ja", self.dG, g, dtype=np.float64), 0.0)
         regularization = max(REGULARIZATION, 10 * float(np.finfo(self.dG.dtype).eps))
         shift = regularization * np.where(scale > 0, scale, 1.0)
         # unused slots get an identity row, so every system is square and solvable

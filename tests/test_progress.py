@@ -61,6 +61,8 @@ def test_admm_callback_sees_every_check_and_changes_nothing(program):
     # violations (which asks a certified gap first)
     assert seen[-1].gap <= settings.gap_tol
     assert seen[-1].feasible or observed.info.message == REPAIRED_MESSAGE
+    assert observed.status == "optimal"
+    assert observed.info.gap <= settings.gap_tol * abs(observed.info.objective)
     assert not seen[0].feasible  # the first check is not yet there
     assert all(np.isfinite(it.primal_residual) and it.dual_residual >= 0 for it in seen)
     assert [it.seconds for it in seen] == sorted(it.seconds for it in seen)
