@@ -43,7 +43,7 @@ from nettrim import load_digits_mlp, trim_layer
 from nettrim.layer import AUTO_EXACT_MAX_ENTRIES, build_problem, resolve_solver
 from nettrim.solvers import AdmmSettings, solve_admm
 from nettrim.solvers.kernels import warm_up
-from nettrim.solvers.linalg import ShiftedGramSolver
+from nettrim.solvers.linalg import ShiftedGramSolver, TransposedProduct
 
 EPS = 0.05
 #: Targets of the issue.
@@ -54,7 +54,7 @@ TARGET_SPEEDUP = 100.0
 TARGET_FLOOR = 1.5
 #: The ADMM's time on a digits layer is the median of this many identical solves.
 ADMM_REPEATS = 5
-ALL_SECTIONS = ("digits", "reference", "linear", "floor", "large", "auto")
+ALL_SECTIONS = ("digits", "reference", "linear", "floor", "products", "large", "auto")
 TARGET_LINEAR_SPEEDUP = 15.0
 TARGET_LINEAR_PRODUCTS = 20.0
 BLAS_THREADS = [1]  # set from the command line; the large case's child process inherits it
@@ -341,6 +341,56 @@ def floor_section(quick: bool) -> list[dict]:
     return rows
 
 
+#: Shapes (n, d incl. bias, m) of the products section: the digits layers, a taller and a
+#: wider narrow layer (the first is the quick run's).
+PRODUCT_SHAPES = [(1257, 65, 128), (1257, 129, 128), (4096, 65, 128), (16384, 257, 256)]
+
+
+def products_child(quick: bool) -> None:
+    """Run inside a fresh child process (no product with a dimension above 384 has run in
+    it yet): time ``X W``, ``X^T D`` and ``X^T D`` by :class:`TransposedProduct`'s panels
+    on narrow float32 layers, then again after one 512 x 512 product; print JSON."""
+    rng = np.random.default_rng(0)
+    cases = [
+        (shape, rng.standard_normal((shape[0], shape[1])).astype(np.float32))
+        for shape in PRODUCT_SHAPES[: 1 if quick else None]
+    ]
+    rows = []
+    for state in ("fresh process", "after a 512 x 512 product"):
+        if state != "fresh process":
+            big = rng.standard_normal((512, 512)).astype(np.float32)
+            big @ big
+        for (n, d, m), X in cases:
+            W = rng.standard_normal((d, m)).astype(np.float32)
+            D = rng.standard_normal((n, m)).astype(np.float32)
+            out = np.empty((d, m), np.float32)
+            panels = TransposedProduct(X)
+            xw = _median_time(lambda X=X, W=W: X @ W, repeats=21)
+            xtd = _median_time(lambda X=X, D=D, out=out: np.matmul(X.T, D, out=out), repeats=21)
+            pan = _median_time(lambda D=D, out=out, p=panels: p(D, out=out), repeats=21)
+            rows.append(
+                {
+                    "shape": f"{n}x{d}->{m}",
+                    "state": state,
+                    "XW_ms": 1e3 * xw,
+                    "XtD_ms": 1e3 * xtd,
+                    "panels_ms": 1e3 * pan,
+                    "XtD_over_XW": xtd / xw,
+                    "panels_over_XW": pan / xw,
+                    "XtD_over_panels": xtd / pan,
+                }
+            )
+    print(json.dumps(rows))
+
+
+def products_section(quick: bool) -> list[dict]:
+    command = [sys.executable, __file__, "--products-child", "--blas-threads", "1"]
+    out = subprocess.run(
+        command + (["--quick"] if quick else []), check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _linear_layer(n, d, m, seed=4):
     """A linear layer: correlated inputs, a 10%-dense planted map, a little noise."""
     rng = np.random.default_rng(seed)
@@ -485,6 +535,16 @@ FLOOR_COLUMNS = [
     ("floor s", "floor_seconds", ".4f"),
     ("ratio", lambda r: cell(r["ratio_to_floor"], ".2f") + "x"),
 ]
+PRODUCTS_COLUMNS = [
+    ("shape (float32)", "shape", ""),
+    ("state", "state", ""),
+    ("X W ms", "XW_ms", ".3f"),
+    ("X^T D ms", "XtD_ms", ".3f"),
+    ("panels ms", "panels_ms", ".3f"),
+    ("X^T D / X W", "XtD_over_XW", ".2f"),
+    ("panels / X W", "panels_over_XW", ".2f"),
+    ("X^T D / panels", "XtD_over_panels", ".2f"),
+]
 LARGE_COLUMNS = [
     ("shape", "shape", ""),
     ("status", "status", ""),
@@ -598,6 +658,7 @@ SECTIONS = [
     ),
     ("linear", "Linear layer (P2): reduced to the range of X vs unreduced", LINEAR_COLUMNS),
     ("floor", "Time per iteration vs the GEMM floor", FLOOR_COLUMNS),
+    ("products", "The W-update's X^T D: one product vs panels of 128 rows", PRODUCTS_COLUMNS),
     ("large", "Large layer, float32", LARGE_COLUMNS),
     ("auto", "Size rule of solver='auto': Clarabel vs ADMM on small layers", AUTO_COLUMNS),
 ]
@@ -613,6 +674,8 @@ SUBTITLES = {
     "reference": f"equal: objective within {TARGET_OBJECTIVE:.1%} of this package's, excess <= "
     f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|",
     "linear": "X@W: one product of the layer's size (seconds); products: time over it",
+    "products": "medians of 21, 1 BLAS thread, in a child process of its own: first before "
+    "any product with a dimension above 384 has run in it, then after one",
 }
 #: Lines under a section's table, from its results.
 NOTES = {
@@ -724,8 +787,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small, fast versions (CI)")
     parser.add_argument(
         "--sections",
-        default="digits,reference,linear,floor,large,auto",
-        help="comma-separated subset of digits,reference,linear,floor,large,auto",
+        default="digits,reference,linear,floor,products,large,auto",
+        help="comma-separated subset of digits,reference,linear,floor,products,large,auto",
     )
     parser.add_argument(
         "--blas-threads",
@@ -738,6 +801,7 @@ def main(argv=None) -> int:
         "--digits-layers", default="0,1", help="hidden layers of the digits section (0,1)"
     )
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--products-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -745,6 +809,9 @@ def main(argv=None) -> int:
     BLAS_THREADS[0] = args.blas_threads
     if args.large_child:
         large_child()
+        return 0
+    if args.products_child:
+        products_child(args.quick)
         return 0
     sections = set(args.sections.split(","))
     if args.quick:
@@ -762,6 +829,8 @@ def main(argv=None) -> int:
         results["linear"] = linear_section(args.quick)
     if "floor" in sections:
         results["floor"] = floor_section(args.quick)
+    if "products" in sections:
+        results["products"] = products_section(args.quick)
     if "large" in sections:
         results["large"] = large_section()
     if "auto" in sections:

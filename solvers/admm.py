@@ -51,7 +51,13 @@ import numpy as np
 from . import kernels
 from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
-from .linalg import RotatedGram, RotatedReduction, ShiftedGramSolver, rotate_to_range
+from .linalg import (
+    RotatedGram,
+    RotatedReduction,
+    ShiftedGramSolver,
+    TransposedProduct,
+    rotate_to_range,
+)
 from .polish import polish_support, repair_violations
 from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
@@ -747,6 +753,7 @@ class _Run:
         self.dtype, self.sigma, self.scaled, self.gram = dtype, sigma, scaled, gram
         self.columns = columns
         self.X = columns.working.X
+        self.xt = TransposedProduct(self.X)
         self.started, self.compile_seconds = started, compile_seconds
         self.setup_seconds = time.perf_counter() - started
         self.n, self.d, self.m = n, d, m = problem.shape
@@ -961,7 +968,7 @@ def _step(c: _Columns, run: _Run, alpha: float, *, with_stats: bool) -> None:
     if isinstance(run.gram, RotatedGram):  # a reduced (P2): two products, not four
         run.gram.update(st.D, st.S, st.T, r, W=st.W, XW=st.XW, E=st.rhs)
     else:
-        np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
+        run.xt(st.D, out=st.rhs)  # X^T D, D = Z - U left by the previous projection
         kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
         run.gram.solve(st.rhs, r, out=st.W, work=st.work)
         np.matmul(run.X, st.W, out=st.XW)
