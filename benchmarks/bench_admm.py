@@ -364,7 +364,7 @@ def products_child(quick: bool) -> None:
             W = rng.standard_normal((d, m)).astype(np.float32)
             D = rng.standard_normal((n, m)).astype(np.float32)
             out = np.empty((d, m), np.float32)
-            panels = TransposedProduct(X)
+            panels = TransposedProduct(X, columns=m)
             xw = _median_time(lambda X=X, W=W: X @ W, repeats=21)
             xtd = _median_time(lambda X=X, D=D, out=out: np.matmul(X.T, D, out=out), repeats=21)
             pan = _median_time(lambda D=D, out=out, p=panels: p(D, out=out), repeats=21)

@@ -753,10 +753,10 @@ class _Run:
         self.dtype, self.sigma, self.scaled, self.gram = dtype, sigma, scaled, gram
         self.columns = columns
         self.X = columns.working.X
-        self.xt = TransposedProduct(self.X)
         self.started, self.compile_seconds = started, compile_seconds
         self.setup_seconds = time.perf_counter() - started
         self.n, self.d, self.m = n, d, m = problem.shape
+        self.xt = TransposedProduct(self.X, columns=m)
         self.separable = scaled.program.separable
         self.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (the log line's)
         self.radius_max = scaled.program.largest_radius() or 1.0

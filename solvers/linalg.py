@@ -161,16 +161,17 @@ class ShiftedGramSolver:
 
 
 class TransposedProduct:
-    """``X^T D`` for a fixed ``X`` of shape ``(n, d)``: the ADMM's product of every
-    iteration, summed over panels of ``PANEL_ROWS`` rows when ``X`` is narrow.
+    """``X^T D`` for a fixed ``X`` of shape ``(n, d)`` and ``D`` of at most ``columns``
+    columns: the ADMM's product of every iteration, summed over panels of ``PANEL_ROWS``
+    rows when the layer is narrow.
 
     Why panels: single-threaded OpenBLAS (0.3.30 and 0.3.31, Haswell kernels) ran float32
-    ``X^T D`` with ``d`` and ``m`` below about 384 at a third of the speed of ``X W`` of the
-    same size (digits hidden layers 1257 x 65 -> 128: 1.9 ms against 0.6 ms) until the
-    process had run any product with a dimension above about 384, and panels of 128 rows,
-    one batched product ``(c, d, 128) x (c, 128, m)`` summed over ``c``, ran at full speed
-    in either case (0.65 ms). Where the slow case cannot arise (``d`` above it: the layer's
-    own Gram product leaves the library fast) panels cost a tenth, so ``X`` keeps one
+    ``X^T D`` with ``d`` and ``m`` below about 384 at a third of its speed (digits hidden
+    layers, 1257 x 65 -> 128: 1.9 ms against 0.7 ms by panels) until the process had run
+    any product with a dimension above about 384; panels of 128 rows, one batched product
+    ``(c, d, 128) x (c, 128, m)`` summed over ``c``, run at full speed either way. Where
+    the slow case cannot arise (``d`` or ``columns`` above it: the layer's own Gram product
+    or ``X W`` leaves the library fast) panels cost a tenth to a quarter, so ``X`` keeps one
     product. The sum over panels is in a fixed order (one axis of one array), so the
     result depends on ``X`` and ``D`` only. ``docs/solvers.md``, "Products".
     """
@@ -178,12 +179,13 @@ class TransposedProduct:
     PANEL_ROWS = 128
     MAX_WIDTH = 384
 
-    def __init__(self, X: np.ndarray):
+    def __init__(self, X: np.ndarray, *, columns: int):
         n, d = X.shape
         self.X = X
         self.panels: np.ndarray | None = None
         self.head = 0
-        if d <= self.MAX_WIDTH and n >= 2 * self.PANEL_ROWS:
+        narrow = d <= self.MAX_WIDTH and columns <= self.MAX_WIDTH
+        if narrow and n >= 2 * self.PANEL_ROWS:
             count = n // self.PANEL_ROWS
             self.head = count * self.PANEL_ROWS
             blocks = X[: self.head].reshape(count, self.PANEL_ROWS, d)
