@@ -6,6 +6,11 @@ norms the stopping rule and the adaptive penalty need. Serial on purpose: they a
 memory-bound, and a serial kernel never starts numba's threading layer (so processes
 may still be forked safely, and results do not depend on a thread count).
 
+Constants are typed as the arrays (``XW.dtype.type(1.0)``): a float64 literal such as
+``1.0 - alpha`` or ``min(a, 0.0)`` promotes every float32 element it meets to float64, which
+halves the SIMD width and adds conversions (the projection pass took four times as long on a
+1257 x 128 float32 block; ``docs/solvers.md``, "Kernel operands").
+
 A NumPy reference of each kernel lives in ``tests/solvers/test_kernels.py``.
 """
 
@@ -25,7 +30,8 @@ def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, col_sq):  # pragma
     memory traffic than writing and re-reading it.
     """
     n, m = XW.shape
-    beta = 1.0 - alpha
+    zero = XW.dtype.type(0.0)
+    beta = XW.dtype.type(1.0) - alpha
     for j in range(m):
         col_sq[j] = 0.0
     if all_active:
@@ -37,8 +43,9 @@ def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, col_sq):  # pragma
     for i in range(n):
         for j in range(m):
             r = alpha * XW[i, j] + beta * Z[i, j] + U[i, j] - Y[i, j]
-            # branch-free mask: Omega is data-dependent and would defeat branch prediction
-            col_sq[j] += active[i, j] * (r * r)
+            # a select, not a branch: Omega is data-dependent and would defeat branch
+            # prediction, and a select of two values compiles to a vector blend
+            col_sq[j] += r * r if active[i, j] else zero
 
 
 @njit(cache=True)
@@ -57,7 +64,8 @@ def project_and_update(
     cost a third of the pass and serve only the iterations that check or adapt.
     """
     n, m = XW.shape
-    beta = 1.0 - alpha
+    zero = XW.dtype.type(0.0)
+    beta = XW.dtype.type(1.0) - alpha
     acc = stats
     acc[...] = 0.0
     for i in range(n):
@@ -70,10 +78,9 @@ def project_and_update(
             if all_active:
                 z = z_on
             else:
-                v = upper[i, j] if has_upper else 0.0
+                v = upper[i, j] if has_upper else zero
                 z_off = min(a, v)
-                on = active[i, j]
-                z = on * z_on + (1 - on) * z_off  # branch-free select; both are finite
+                z = z_on if active[i, j] else z_off  # a select (a vector blend), no branch
             dz = z - z_old
             r = xw - z
             u = a - z

@@ -59,6 +59,26 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     np.testing.assert_allclose(stats, expected, rtol=100 * rtol)
 
 
+def test_float32_kernels_compute_in_float32():
+    """Given float32 operands (as the solver passes them), the projection is the float32
+    NumPy computation bit for bit: no float64 constant promotes the arithmetic (which
+    halves the SIMD width, and rounds once at the end instead)."""
+    a = random_state(2, n=64, m=16, dtype=np.float32)
+    f32 = np.float32
+    alpha, scale = f32(1.6), np.linspace(0.3, 1.0, 16).astype(f32)
+    A = alpha * a["XW"] + (f32(1.0) - alpha) * a["Z"] + a["U"]
+    Z_ref = np.where(a["active"], a["Y"] + scale * (A - a["Y"]), np.minimum(A, f32(0.0)))
+    U_ref = A - Z_ref
+    Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
+    upper = np.zeros((1, 1), f32)
+    stats = np.zeros((5, 16))
+    args = (a["XW"], a["Y"], a["active"], upper, False, False, alpha, scale)
+    kernels.project_and_update(*args, Z, U, D, stats, False)
+    np.testing.assert_array_equal(Z, Z_ref)
+    np.testing.assert_array_equal(U, U_ref)
+    np.testing.assert_array_equal(D, Z_ref - U_ref)
+
+
 def test_project_without_upper_uses_zero():
     a = random_state(1)
     Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])

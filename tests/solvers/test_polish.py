@@ -36,11 +36,17 @@ def test_least_output_change_meets_the_rows_and_moves_the_outputs_least():
 def test_repair_removes_violations_on_the_support(per_neuron):
     X, Y = make_layer(5, 200, 12, 6)
     p = problem(X, Y, per_neuron=per_neuron)
-    # a late iterate (the regime the ADMM repairs in): violations of a few times feas_tol
-    early = solve_admm(p, AdmmSettings(max_iter=220, polish=False)).W
-    before = _violations(p, early)
+    # a late iterate (the regime the ADMM repairs in): violations of a few times feas_tol,
+    # the first such one of the solve (which iteration that is moves with rounding)
     tol = 1e-3
-    assert tol * np.abs(Y).max() < before.max() < 10 * tol * np.abs(Y).max()
+    scale = np.abs(Y).max()
+    for max_iter in range(100, 2001, 20):
+        early = solve_admm(p, AdmmSettings(max_iter=max_iter, polish=False)).W
+        before = _violations(p, early)
+        if tol * scale < before.max() < 10 * tol * scale:
+            break
+    else:
+        pytest.fail("no iterate with violations of a few times feas_tol")
     repaired = repair_violations(p, early, feas_tol=tol)
     assert repaired is not early and early is not None
     # the support never grows, and columns without violations do not move
@@ -65,10 +71,15 @@ def test_repair_leaves_programs_without_inequalities_alone():
 @pytest.mark.parametrize("per_neuron", [False, True])
 def test_admm_stops_at_a_repaired_point_that_is_certified(per_neuron):
     """A repaired result is feasible, certified, and as good as the unrepaired solve."""
-    X, Y = make_layer(4, 400, 30, 20)  # a layer whose solves end with a repair, both ways
-    p = problem(X, Y, per_neuron=per_neuron)
-    repaired = solve_admm(p)
-    assert repaired.info.message == REPAIRED_MESSAGE
+    # the first of a few layers whose solve ends with a repair (which do moves with rounding)
+    for seed in range(4, 12):
+        X, Y = make_layer(seed, 400, 30, 20)
+        p = problem(X, Y, per_neuron=per_neuron)
+        repaired = solve_admm(p)
+        if repaired.info.message == REPAIRED_MESSAGE:
+            break
+    else:
+        pytest.fail("no layer of the range ends its solve with a repair")
     assert repaired.info.extra["repaired_columns"] > 0
     plain = solve_admm(p, AdmmSettings(polish=False))  # no repair: iterates to the end
     assert plain.info.extra["repaired_columns"] == 0
