@@ -756,7 +756,8 @@ class _Run:
         self.started, self.compile_seconds = started, compile_seconds
         self.setup_seconds = time.perf_counter() - started
         self.n, self.d, self.m = n, d, m = problem.shape
-        self.xt = TransposedProduct(self.X, columns=m)
+        # X^T D of the W-update (a reduced (P2) forms its update without it)
+        self.xt = None if isinstance(gram, RotatedGram) else TransposedProduct(self.X, columns=m)
         self.separable = scaled.program.separable
         self.y_max = scaled.target_scale[2] or 1.0  # the violation's scale (the log line's)
         self.radius_max = scaled.program.largest_radius() or 1.0

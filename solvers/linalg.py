@@ -190,13 +190,19 @@ class TransposedProduct:
             self.head = count * self.PANEL_ROWS
             blocks = X[: self.head].reshape(count, self.PANEL_ROWS, d)
             self.panels = np.ascontiguousarray(blocks.transpose(0, 2, 1))  # (c, d, rows)
+            # the partial products, kept: allocating them anew every iteration costs page
+            # faults; fewer columns use the head of it, contiguous
+            self._partial = np.empty(count * d * columns, X.dtype)
 
     def __call__(self, D: np.ndarray, *, out: np.ndarray) -> np.ndarray:
-        """``X^T D`` into ``out`` (``(d, k)``) for a C-contiguous ``D`` of shape ``(n, k)``."""
+        """``X^T D`` into ``out`` (``(d, k)``) for a C-contiguous ``D`` of shape ``(n, k)``,
+        ``k <= columns``."""
         if self.panels is None:
             return np.matmul(self.X.T, D, out=out)
-        count = self.panels.shape[0]
-        partial = np.matmul(self.panels, D[: self.head].reshape(count, self.PANEL_ROWS, -1))
+        count, d, _ = self.panels.shape
+        k = D.shape[1]
+        partial = self._partial[: count * d * k].reshape(count, d, k)
+        np.matmul(self.panels, D[: self.head].reshape(count, self.PANEL_ROWS, k), out=partial)
         np.sum(partial, axis=0, out=out)
         if self.head < D.shape[0]:
             out += self.X[self.head :].T @ D[self.head :]
