@@ -13,6 +13,9 @@ Sections (all ratios measured side by side in one run, same BLAS threads):
 * ``floor``: a 1024 x 1024 layer with 8192 samples, float64 and float32: seconds per ADMM
   iteration over the seconds of the products an iteration cannot avoid (two
   ``n x d x m`` GEMMs and the solve's two ``d x d x m`` products).
+* ``products``: the iteration's float32 ``X W`` and ``X^T D`` on narrow layers, each in a
+  child process that has run no other product, without and after
+  :func:`~nettrim.solvers.linalg.prime_blas` (which every solve runs first).
 * ``large``: a 2048 x 2048 layer with 16384 samples in float32, solved to the default
   tolerances: time, iterations, duality gap, peak memory (in a child process).
 * ``linear``: a linear layer (P2), n = 16384, 512 -> 512, correlated inputs, eps = 0.05:
@@ -43,7 +46,7 @@ from nettrim import load_digits_mlp, trim_layer
 from nettrim.layer import AUTO_EXACT_MAX_ENTRIES, build_problem, resolve_solver
 from nettrim.solvers import AdmmSettings, solve_admm
 from nettrim.solvers.kernels import warm_up
-from nettrim.solvers.linalg import ShiftedGramSolver, TransposedProduct
+from nettrim.solvers.linalg import PRIME_SHAPE, ShiftedGramSolver, prime_blas
 
 EPS = 0.05
 #: Targets of the issue.
@@ -320,8 +323,7 @@ def floor_section(quick: bool) -> list[dict]:
         B = np.ones((Xa.shape[1], m), dtype)
         out_dm = np.empty((Xa.shape[1], m), dtype)
         out_nm = np.empty((n, m), dtype)
-        xt = TransposedProduct(Xa, columns=m)  # as the iteration forms X^T A
-        gemm_t = _median_time(lambda A=A, out=out_dm, xt=xt: xt(A, out=out))
+        gemm_t = _median_time(lambda Xa=Xa, A=A, out=out_dm: np.matmul(Xa.T, A, out=out))
         gemm_n = _median_time(lambda Xa=Xa, B=B, out=out_nm: np.matmul(Xa, B, out=out))
         gemm_q = _median_time(lambda Q=Q, B=B, out=out_dm: np.matmul(Q.T, B, out=out))
         floor = gemm_t + gemm_n + 2 * gemm_q
@@ -345,51 +347,57 @@ def floor_section(quick: bool) -> list[dict]:
 #: Shapes (n, d incl. bias, m) of the products section: the digits layers, a taller and a
 #: wider narrow layer (the first is the quick run's).
 PRODUCT_SHAPES = [(1257, 65, 128), (1257, 129, 128), (4096, 65, 128), (16384, 257, 256)]
+#: The iteration's two products of the layer's size.
+PRODUCTS = {"XW": "X W", "XtD": "X^T D"}
+PRIME_LABEL = " x ".join(map(str, PRIME_SHAPE)) + " product"
 
 
-def products_child(quick: bool) -> None:
-    """Run inside a fresh child process (no product with a dimension above 384 has run in
-    it yet): time ``X W``, ``X^T D`` and ``X^T D`` by :class:`TransposedProduct`'s panels
-    on narrow float32 layers, then again after one 512 x 512 product; print JSON."""
+def products_child(spec: str) -> None:
+    """Inside a fresh child process: the median time of one float32 product (``spec``:
+    shape index, product name, whether :func:`prime_blas` runs first); print JSON."""
+    if spec == "prime":  # its own cost: the first call of a process, then the median
+        started = time.perf_counter()
+        prime_blas(np.float32)
+        first = time.perf_counter() - started
+        print(json.dumps([first, _median_time(lambda: prime_blas(np.float32), repeats=21)]))
+        return
+    index, name, primed = spec.split(",")
+    n, d, m = PRODUCT_SHAPES[int(index)]
     rng = np.random.default_rng(0)
-    cases = [
-        (shape, rng.standard_normal((shape[0], shape[1])).astype(np.float32))
-        for shape in PRODUCT_SHAPES[: 1 if quick else None]
-    ]
-    rows = []
-    for state in ("fresh process", "after a 512 x 512 product"):
-        if state != "fresh process":
-            big = rng.standard_normal((512, 512)).astype(np.float32)
-            big @ big
-        for (n, d, m), X in cases:
-            W = rng.standard_normal((d, m)).astype(np.float32)
-            D = rng.standard_normal((n, m)).astype(np.float32)
-            out = np.empty((d, m), np.float32)
-            panels = TransposedProduct(X, columns=m)
-            xw = _median_time(lambda X=X, W=W: X @ W, repeats=21)
-            xtd = _median_time(lambda X=X, D=D, out=out: np.matmul(X.T, D, out=out), repeats=21)
-            pan = _median_time(lambda D=D, out=out, p=panels: p(D, out=out), repeats=21)
-            rows.append(
-                {
-                    "shape": f"{n}x{d}->{m}",
-                    "state": state,
-                    "XW_ms": 1e3 * xw,
-                    "XtD_ms": 1e3 * xtd,
-                    "panels_ms": 1e3 * pan,
-                    "XtD_over_XW": xtd / xw,
-                    "panels_over_XW": pan / xw,
-                    "XtD_over_panels": xtd / pan,
-                }
-            )
-    print(json.dumps(rows))
+    X = rng.standard_normal((n, d)).astype(np.float32)
+    if name == "XW":
+        W, out = rng.standard_normal((d, m)).astype(np.float32), np.empty((n, m), np.float32)
+        product = lambda: np.matmul(X, W, out=out)
+    else:
+        D, out = rng.standard_normal((n, m)).astype(np.float32), np.empty((d, m), np.float32)
+        product = lambda: np.matmul(X.T, D, out=out)
+    if primed == "primed":
+        prime_blas(np.float32)
+    print(json.dumps(_median_time(product, repeats=21)))
 
 
 def products_section(quick: bool) -> list[dict]:
-    command = [sys.executable, __file__, "--products-child", "--blas-threads", "1"]
-    out = subprocess.run(
-        command + (["--quick"] if quick else []), check=True, capture_output=True, text=True
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    """Each product of each shape timed in a child process of its own, which has run no
+    other product: as it runs in a solve before :func:`prime_blas`, and after it."""
+
+    def child(spec: str):
+        command = [sys.executable, __file__, "--blas-threads", "1", "--products-child", spec]
+        out = subprocess.run(command, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    rows = []
+    for index, (n, d, m) in enumerate(PRODUCT_SHAPES[: 1 if quick else None]):
+        row = {"shape": f"{n}x{d}->{m}"}
+        for name in PRODUCTS:
+            for state in ("fresh", "primed"):
+                row[f"{name}_{state}_ms"] = 1e3 * child(f"{index},{name},{state}")
+            row[f"{name}_speedup"] = row[f"{name}_fresh_ms"] / row[f"{name}_primed_ms"]
+        rows.append(row)
+        print(f"  products {row['shape']}: primed {row['XtD_speedup']:.2f}x", file=sys.stderr)
+    first, again = child("prime")
+    rows.append({"shape": "prime_blas itself", "prime_first_ms": 1e3 * first})
+    rows[-1]["prime_again_ms"] = 1e3 * again
+    return rows
 
 
 def _linear_layer(n, d, m, seed=4):
@@ -538,13 +546,12 @@ FLOOR_COLUMNS = [
 ]
 PRODUCTS_COLUMNS = [
     ("shape (float32)", "shape", ""),
-    ("state", "state", ""),
-    ("X W ms", "XW_ms", ".3f"),
-    ("X^T D ms", "XtD_ms", ".3f"),
-    ("panels ms", "panels_ms", ".3f"),
-    ("X^T D / X W", "XtD_over_XW", ".2f"),
-    ("panels / X W", "panels_over_XW", ".2f"),
-    ("X^T D / panels", "XtD_over_panels", ".2f"),
+    ("X W ms, fresh", "XW_fresh_ms", ".3f"),
+    ("X W ms, primed", "XW_primed_ms", ".3f"),
+    ("X W fresh / primed", "XW_speedup", ".2f"),
+    ("X^T D ms, fresh", "XtD_fresh_ms", ".3f"),
+    ("X^T D ms, primed", "XtD_primed_ms", ".3f"),
+    ("X^T D fresh / primed", "XtD_speedup", ".2f"),
 ]
 LARGE_COLUMNS = [
     ("shape", "shape", ""),
@@ -659,13 +666,17 @@ SECTIONS = [
     ),
     ("linear", "Linear layer (P2): reduced to the range of X vs unreduced", LINEAR_COLUMNS),
     ("floor", "Time per iteration vs the GEMM floor", FLOOR_COLUMNS),
-    ("products", "The W-update's X^T D: one product vs panels of 128 rows", PRODUCTS_COLUMNS),
+    ("products", "The iteration's products before and after prime_blas", PRODUCTS_COLUMNS),
     ("large", "Large layer, float32", LARGE_COLUMNS),
     ("auto", "Size rule of solver='auto': Clarabel vs ADMM on small layers", AUTO_COLUMNS),
 ]
 
 #: Sections whose results hold nested rows: the flat table rows made from them.
-ROWS = {"reference": _reference_rows, "linear": _linear_rows}
+ROWS = {
+    "reference": _reference_rows,
+    "linear": _linear_rows,
+    "products": lambda rows: [r for r in rows if "prime_first_ms" not in r],  # a note below
+}
 #: A line under a section's title.
 SUBTITLES = {
     "digits": f"targets: objective within {TARGET_OBJECTIVE:.1%}, excess <= "
@@ -675,14 +686,20 @@ SUBTITLES = {
     "reference": f"equal: objective within {TARGET_OBJECTIVE:.1%} of this package's, excess <= "
     f"{TARGET_EXCESS:g} eps, violation <= {TARGET_VIOLATION:g} max|Y|",
     "linear": "X@W: one product of the layer's size (seconds); products: time over it",
-    "products": "medians of 21, 1 BLAS thread, in a child process of its own: first before "
-    "any product with a dimension above 384 has run in it, then after one",
+    "products": "medians of 21, 1 BLAS thread; each product in a child process of its own "
+    f"that has run no other product (fresh), or only prime_blas's {PRIME_LABEL} (primed)",
 }
 #: Lines under a section's table, from its results.
 NOTES = {
     "reference": _reference_lines,
     "linear": _linear_lines,
     "auto": lambda rows: [_size_rule_line(rows)],
+    "products": lambda rows: [
+        f"prime_blas ({PRIME_LABEL}): {r['prime_first_ms']:.2f} ms at its first call in a "
+        f"process, {r['prime_again_ms']:.2f} ms (median) after"
+        for r in rows
+        if "prime_first_ms" in r
+    ],
 }
 
 
@@ -802,7 +819,7 @@ def main(argv=None) -> int:
         "--digits-layers", default="0,1", help="hidden layers of the digits section (0,1)"
     )
     parser.add_argument("--large-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--products-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--products-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     from threadpoolctl import threadpool_limits
 
@@ -812,7 +829,7 @@ def main(argv=None) -> int:
         large_child()
         return 0
     if args.products_child:
-        products_child(args.quick)
+        products_child(args.products_child)
         return 0
     sections = set(args.sections.split(","))
     if args.quick:

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .anderson_kernels import column_dots, subtract_combination
+
 #: Tikhonov term of the normal equations, relative to their trace (at least ten roundings
 #: of the vectors' precision): small enough not to bias a well-posed combination, large
 #: enough to keep near-parallel differences solvable.
@@ -164,6 +166,7 @@ class ColumnAnderson:
         self.dG = np.zeros((self.memory, *shape), dtype)
         self.dF = np.zeros((self.memory, *shape), dtype)
         self.gram = np.zeros((k, self.memory, self.memory))
+        self._dots = np.zeros((k, self.memory))  # the kernels' products, per column
         self.x, self.f = np.zeros(shape, dtype), np.zeros(shape, dtype)
         self.f_prev, self.g_prev = np.zeros(shape, dtype), np.zeros(shape, dtype)
         self.count = np.zeros(k, dtype=np.int64)
@@ -188,7 +191,7 @@ class ColumnAnderson:
             setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, :, keep]))
         for name in ("x", "f", "f_prev", "g_prev"):
             setattr(self, name, np.ascontiguousarray(getattr(self, name)[:, keep]))
-        for name in ("gram", "count", "have_prev", "accelerated", "g_prev_norm"):
+        for name in ("gram", "_dots", "count", "have_prev", "accelerated", "g_prev_norm"):
             setattr(self, name, getattr(self, name)[keep].copy())
 
     def step(self, *, extrapolate: bool = True) -> bool:
@@ -196,7 +199,8 @@ class ColumnAnderson:
         :attr:`x` each column's point to continue from. Returns whether :attr:`x`
         differs from ``f`` in any column."""
         g = np.subtract(self.f, self.x, out=self.x)  # x is not needed any more
-        g_norm = np.sqrt(np.einsum("ij,ij->j", g, g, dtype=np.float64))
+        column_dots(g[None], g, self._dots[:, :1])
+        g_norm = np.sqrt(self._dots[:, 0])
         refused = self.accelerated & ~(g_norm <= self.safeguard * self.g_prev_norm)
         self.rejected += int(refused.sum())
         self.accepted += int((self.accelerated & ~refused).sum())
@@ -218,8 +222,8 @@ class ColumnAnderson:
         if candidates.any():
             gamma, good = self._coefficients(self.g_prev)
             self.accelerated = candidates & good
-            combination = np.einsum("aij,ja->ij", self.dF, gamma.astype(self.dF.dtype), out=back)
-            np.subtract(self.f_prev, combination, out=self.x, where=self.accelerated[None, :])
+            coefficients = np.ascontiguousarray(gamma.T, dtype=self.dF.dtype)
+            subtract_combination(self.f_prev, self.dF, coefficients, self.accelerated, self.x)
         return bool(refused.any() or self.accelerated.any())
 
     def counts(self) -> tuple[int, int]:
@@ -232,7 +236,8 @@ class ColumnAnderson:
         s = self.slot
         np.subtract(g, self.g_prev, out=self.dG[s])
         np.subtract(f, self.f_prev, out=self.dF[s])
-        row = np.einsum("aij,ij->ja", self.dG, self.dG[s], dtype=np.float64)
+        row = self._dots
+        column_dots(self.dG, self.dG[s], row)
         self.gram[:, s, :] = row
         self.gram[:, :, s] = row
         self.count[columns] = np.minimum(self.count[columns] + 1, self.memory)
@@ -248,7 +253,8 @@ class ColumnAnderson:
         # np.where, not a product: a non-finite unused slot must not reach the others
         H = np.where(valid[:, :, None] & valid[:, None, :], self.gram, 0.0)
         scale = np.einsum("jaa->j", H)
-        rhs = np.where(valid, np.einsum("aij,ij->ja", self.dG, g, dtype=np.float64), 0.0)
+        column_dots(self.dG, g, self._dots)
+        rhs = np.where(valid, self._dots, 0.0)
         regularization = max(REGULARIZATION, 10 * float(np.finfo(self.dG.dtype).eps))
         shift = regularization * np.where(scale > 0, scale, 1.0)
         # unused slots get an identity row, so every system is square and solvable

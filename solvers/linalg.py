@@ -1,4 +1,5 @@
-"""Dense linear algebra shared by the solvers: rank-revealing reductions."""
+"""Dense linear algebra shared by the solvers: rank-revealing reductions, the shifted Gram
+solves of the ADMM and the priming of the BLAS for float32 products."""
 
 from __future__ import annotations
 
@@ -160,53 +161,32 @@ class ShiftedGramSolver:
         return result
 
 
-class TransposedProduct:
-    """``X^T D`` for a fixed ``X`` of shape ``(n, d)`` and ``D`` of at most ``columns``
-    columns: the ADMM's product of every iteration, summed over panels of ``PANEL_ROWS``
-    rows when the layer is narrow.
+#: ``(rows, inner, columns)`` of the product :func:`prime_blas` runs.
+PRIME_SHAPE = (512, 64, 512)
 
-    Why panels: single-threaded OpenBLAS (0.3.30 and 0.3.31, Haswell kernels) ran float32
-    ``X^T D`` with ``d`` and ``m`` below about 384 at a third of its speed (digits hidden
-    layers, 1257 x 65 -> 128: 1.9 ms against 0.7 ms by panels) until the process had run
-    any product with a dimension above about 384; panels of 128 rows, one batched product
-    ``(c, d, 128) x (c, 128, m)`` summed over ``c``, run at full speed either way. Where
-    the slow case cannot arise (``d`` or ``columns`` above it: the layer's own Gram product
-    or ``X W`` leaves the library fast) panels cost a tenth to a quarter, so ``X`` keeps one
-    product. The sum over panels is in a fixed order (one axis of one array), so the
-    result depends on ``X`` and ``D`` only. ``docs/solvers.md``, "Products".
+
+def prime_blas(dtype: np.dtype) -> None:
+    """Run one float32 product of shape :data:`PRIME_SHAPE` (about 1.2 ms; 2.7 ms at a
+    process's first call) when ``dtype`` is float32, so that the iteration's float32
+    products run at the library's full speed.
+
+    Why: single-threaded OpenBLAS (0.3.30 and 0.3.31, Haswell kernels, here) ran float32
+    products at a third to a half of its speed -- the same kernel, with bit-identical
+    results -- until the process had run one product large in both outer dimensions; the
+    larger that product, the larger the products that then run fast. A narrow layer's
+    solve runs none (the digits hidden layers, ``1257 x 65 -> 128``: ``X^T D`` 1.7 ms
+    against 0.67 ms, ``X W`` 1.2 ms against 0.6 ms), and before this priming its first
+    certificate check ran one by chance. ``512 x 64 x 512`` is the smallest measured that
+    brings every narrow layer of ``benchmarks/bench_admm.py`` (``products``) to the full
+    speed; float64 products were not affected. The mechanism inside the library was not
+    found (not the allocator, not page faults); ``docs/solvers.md``, "Products". Run at
+    every solve, not once per process: it costs about half an iteration of the digits layers,
+    and nothing has to know what the library has run before.
     """
-
-    PANEL_ROWS = 128
-    MAX_WIDTH = 384
-
-    def __init__(self, X: np.ndarray, *, columns: int):
-        n, d = X.shape
-        self.X = X
-        self.panels: np.ndarray | None = None
-        self.head = 0
-        narrow = d <= self.MAX_WIDTH and columns <= self.MAX_WIDTH
-        if narrow and n >= 2 * self.PANEL_ROWS:
-            count = n // self.PANEL_ROWS
-            self.head = count * self.PANEL_ROWS
-            blocks = X[: self.head].reshape(count, self.PANEL_ROWS, d)
-            self.panels = np.ascontiguousarray(blocks.transpose(0, 2, 1))  # (c, d, rows)
-            # the partial products, kept: allocating them anew every iteration costs page
-            # faults; fewer columns use the head of it, contiguous
-            self._partial = np.empty(count * d * columns, X.dtype)
-
-    def __call__(self, D: np.ndarray, *, out: np.ndarray) -> np.ndarray:
-        """``X^T D`` into ``out`` (``(d, k)``) for a C-contiguous ``D`` of shape ``(n, k)``,
-        ``k <= columns``."""
-        if self.panels is None:
-            return np.matmul(self.X.T, D, out=out)
-        count, d, _ = self.panels.shape
-        k = D.shape[1]
-        partial = self._partial[: count * d * k].reshape(count, d, k)
-        np.matmul(self.panels, D[: self.head].reshape(count, self.PANEL_ROWS, k), out=partial)
-        np.sum(partial, axis=0, out=out)
-        if self.head < D.shape[0]:
-            out += self.X[self.head :].T @ D[self.head :]
-        return out
+    if np.dtype(dtype) != np.float32:
+        return
+    rows, inner, columns = PRIME_SHAPE
+    np.ones((rows, inner), np.float32) @ np.ones((inner, columns), np.float32)
 
 
 @dataclass(frozen=True)

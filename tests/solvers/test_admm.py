@@ -434,3 +434,22 @@ def test_unknown_setting_names_the_field():
 
 def test_status_is_str_enum():
     assert Status.OPTIMAL == "optimal"
+
+
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_every_solve_primes_the_blas_in_its_working_precision(monkeypatch, precision):
+    # the priming (linalg.prime_blas) acts on the library's speed, which no test can see:
+    # what can be checked is that every solve asks for it, in the precision it iterates
+    # in, and that the weights are the same with or without it
+    from nettrim.solvers import admm as admm_module
+
+    X, Y = make_layer(3, 200, 8, 5)
+    settings = AdmmSettings(precision=precision)
+    asked = []
+    real = admm_module.prime_blas
+    monkeypatch.setattr(admm_module, "prime_blas", lambda dtype: asked.append(np.dtype(dtype)))
+    unprimed = solve_admm(problem(X, Y), settings)
+    assert asked == [np.dtype(precision)]
+    monkeypatch.setattr(admm_module, "prime_blas", real)
+    primed = solve_admm(problem(X, Y), settings)
+    assert np.array_equal(primed.W, unprimed.W)

@@ -239,3 +239,29 @@ def test_a_solve_cut_by_max_iter_returns_a_checked_point(layer_program):
         assert result.info.ball_excess <= 5e-3 * result.info.radius
         state = result.info.extra["state"]
         assert np.abs(state.W - state.S).max() < 0.01 * np.abs(state.S).max()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_column_kernels_match_their_numpy_form(dtype):
+    from nettrim.solvers.anderson_kernels import column_dots, subtract_combination
+
+    rng = np.random.default_rng(7)
+    memory, rows, k = 3, 50, 6
+    A = rng.standard_normal((memory, rows, k)).astype(dtype)
+    b = rng.standard_normal((rows, k)).astype(dtype)
+    out = np.full((k, memory), np.nan)
+    column_dots(A, b, out)
+    reference = np.einsum("aij,ij->ja", A.astype(np.float64), b.astype(np.float64))
+    np.testing.assert_allclose(out, reference, rtol=1e-12, atol=1e-12)  # float64 sums
+    # the combination, on the masked columns only; a zero coefficient skips its slot, so an
+    # unused slot holding a non-finite value reaches nothing
+    gamma = rng.standard_normal((memory, k)).astype(dtype)
+    gamma[2, :] = 0.0
+    A[2, 0, 0] = np.nan
+    columns = np.array([True, False, True, True, False, True])
+    x = np.full((rows, k), 5.0, dtype)
+    subtract_combination(b, A, gamma, columns, x)
+    expected = b - np.einsum("aij,aj->ij", A[:2], gamma[:2])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(x[:, columns], expected[:, columns], rtol=tol, atol=tol)
+    assert np.all(x[:, ~columns] == 5.0)

@@ -95,35 +95,3 @@ def test_float32_keeps_dtype_and_identity():
     rhs = np.sum((red.R.astype(float) @ W - red.C) ** 2, axis=0) + red.outside.astype(float) ** 2
     # float32 factorization: agreement to ~1e3 ulps of float32.
     np.testing.assert_allclose(rhs, lhs, rtol=1e-4)
-
-
-@pytest.mark.parametrize(
-    "n, d, m, paneled",
-    [
-        (1257, 65, 9, True),
-        (256, 10, 9, True),
-        (300, 385, 9, False),
-        (300, 65, 385, False),
-        (255, 65, 9, False),
-        (128 * 7, 3, 9, True),
-    ],
-)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_transposed_product_equals_the_plain_product(n, d, m, paneled, dtype):
-    from nettrim.solvers.linalg import TransposedProduct
-
-    rng = np.random.default_rng(n + d)
-    X = rng.standard_normal((n, d)).astype(dtype)
-    D = rng.standard_normal((n, m)).astype(dtype)
-    product = TransposedProduct(X, columns=m)
-    assert (product.panels is not None) == paneled
-    out = np.full((d, m), np.nan, dtype)
-    assert product(D, out=out) is out
-    tol = 1e-4 if dtype == np.float32 else 1e-11
-    np.testing.assert_allclose(out, X.astype(np.float64).T @ D, rtol=tol, atol=tol * np.sqrt(n))
-    again = np.empty_like(out)
-    assert np.array_equal(product(D, out=again), out)  # a fixed order of summation
-    # fewer columns (the ADMM's columns set aside): the same product on the rest
-    np.testing.assert_allclose(
-        product(D[:, :4].copy(), out=out[:, :4].copy()), out[:, :4], rtol=tol, atol=tol * np.sqrt(n)
-    )
