@@ -870,7 +870,7 @@ def _first_columns(
         rho1 = np.full(m, float(settings.rho))
     else:
         layer_rho = settings.reduced_rho if reduced else settings.default_rho
-        rho1 = np.full(m, settings.separable_rho if separable else layer_rho)
+        rho1 = np.full(m, float(settings.separable_rho if separable else layer_rho))
     return _Columns(
         index=np.arange(m),
         scaled=scaled,

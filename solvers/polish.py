@@ -10,6 +10,8 @@ so the L1 norm changes as little as possible and the support never grows.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
@@ -108,6 +110,10 @@ REPAIR_ROUNDS = 3
 REPAIR_THRESHOLD = 0.5
 #: Ridge of the repair's Gram matrix, relative to its mean diagonal.
 REPAIR_RIDGE = 1e-10
+#: A column that holds more than this many rows per entry of its support is past a small
+#: repair (no change on the support meets them all, and the systems grow with the rows):
+#: the repair gives up and the iterations go on.
+REPAIR_MAX_HELD_RATIO = 4.0
 _TINY = 1e-300
 
 
@@ -125,22 +131,20 @@ def repair_violations(
     ``feas_tol * max|Y|`` (the iterate ``Z`` meets the bounds, ``X S`` only in the limit).
     Per column, the entries violated by more than ``REPAIR_THRESHOLD`` of the tolerance
     are held at their bound by the change ``delta`` of the column on its support that moves
-    its outputs least (:func:`_least_output_change`); with a per-column ball, one more row
-    asks the first-order change of the column's residual for what its ball needs, so the
-    repair does not trade violations for ball excess. ``rounds`` times, since moving a
-    column may push other entries over. The caller measures the result and keeps it only
-    when it is feasible with a certified gap. The support never grows.
+    its outputs least (:class:`_HeldRows`). The ball is kept too
+    (:func:`_column_changes`): with a per-column ball, one more row asks the first-order
+    change of the column's residual for what its ball needs; with a layer-wide ball, the
+    moving columns share its slack through one multiplier. ``rounds`` times, since moving
+    a column may push other entries over. The caller measures the result and keeps it only
+    when it is feasible with a certified gap. The support never grows; ``S`` itself comes
+    back when nothing moved or the repair gave up (``REPAIR_MAX_HELD_RATIO``).
     """
     if problem.active is None:
         return S
     X = problem.X
     V = problem.upper_bounds()
     threshold = REPAIR_THRESHOLD * feas_tol * problem.target_scale[2]
-    X64 = X.astype(np.float64, copy=False)
-    gram = problem.gram
-    ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
-    radii = problem.program.column_radii  # a ball per column, or None
-    S = S.copy()
+    start, S = S, S.copy()
     XS = X @ S
     held = np.zeros(XS.shape, dtype=bool)
     for _ in range(rounds):
@@ -149,48 +153,143 @@ def repair_violations(
         if not over.any():
             break
         held |= over
-        if radii is not None:
-            R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
-            residual_sq = np.einsum("ij,ij->j", R, R)
-            slope = X64.T @ R  # the gradient of half the squared residual, per column
-        for j in np.flatnonzero(over.any(axis=0)):
-            rows, support = np.flatnonzero(held[:, j]), np.flatnonzero(S[:, j])
-            if support.size == 0:
-                continue
-            G = gram[np.ix_(support, support)]
-            A, target = X64[np.ix_(rows, support)], V[rows, j] - XS[rows, j]
-            delta = _least_output_change(G, ridge, A, target)
-            if radii is not None:
-                # ||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta (G over
-                # every row, Omega's part and more); past the radius, ask the first-order
-                # term for what the ball needs, as one more row
-                g, curvature = slope[support, j], float(delta @ G @ delta)
-                budget = float(radii[j]) ** 2 - residual_sq[j] - curvature
-                if 2 * float(g @ delta) > budget:
-                    A, target = np.vstack([A, g]), np.append(target, 0.5 * budget)
-                    delta = _least_output_change(G, ridge, A, target)
+        changes = _column_changes(problem, S, XS, V, held, np.flatnonzero(over.any(axis=0)))
+        if changes is None:
+            return start
+        for j, support, delta in changes:
             S[support, j] += delta.astype(S.dtype, copy=False)
         XS = X @ S  # one product for every column moved this round
     return S
 
 
+class _HeldRows:
+    """The changes of one column on its support that keep its held rows where asked.
+
+    ``G = X^T X`` on the support (plus a ridge that keeps it definite), ``A`` the rows of
+    ``X`` held (on the support). Both systems are factored once.
+    """
+
+    def __init__(self, gram: np.ndarray, ridge: float, A: np.ndarray):
+        self.G = gram + ridge * np.eye(gram.shape[0])
+        self.factor = cho_factor(self.G)
+        self.GA = cho_solve(self.factor, A.T)
+        K = A @ self.GA
+        self._K, self._K_factor = K, None
+        if K.shape[0] <= K.shape[1]:
+            # dependent rows fail the factorization: least squares (:meth:`_solve_K`)
+            with contextlib.suppress(np.linalg.LinAlgError):
+                self._K_factor = cho_factor(K)
+
+    def _solve_K(self, v: np.ndarray) -> np.ndarray:
+        if self._K_factor is not None:
+            return cho_solve(self._K_factor, v)
+        return np.linalg.lstsq(self._K, v, rcond=None)[0]
+
+    def change(self, target: np.ndarray) -> np.ndarray:
+        """``delta`` with ``A delta = target`` that changes the outputs ``X delta`` least:
+        ``min ||X delta||^2 s.t. A delta = target``, ``delta = G^-1 A^T (A G^-1 A^T)^-1
+        target`` (the last system by least squares when its rows are dependent or outnumber
+        the support). Moving the outputs least keeps the ball's residual and the other
+        entries where they were, where a least change of ``delta`` itself would not."""
+        return self.GA @ self._solve_K(target)
+
+    def descent(self, g: np.ndarray) -> np.ndarray:
+        """The change with ``A delta = 0`` that minimizes ``2 <g, delta> + delta^T G
+        delta``: ``-G^-1 g`` projected (in ``G``'s metric) onto the null space of ``A``."""
+        return -cho_solve(self.factor, g) + self.GA @ self._solve_K(self.GA.T @ g)
+
+
 def _least_output_change(
     gram: np.ndarray, ridge: float, A: np.ndarray, target: np.ndarray
 ) -> np.ndarray:
-    """``delta`` with ``A delta = target`` that changes the outputs ``X delta`` least.
+    """:meth:`_HeldRows.change` of one system."""
+    return _HeldRows(gram, ridge, A).change(target)
 
-    ``min ||X delta||^2 s.t. A delta = target`` with ``G = X^T X`` on the support (plus a
-    ridge that keeps it definite): ``delta = G^-1 A^T (A G^-1 A^T)^-1 target``, the last
-    system solved by least squares (its rows may be dependent or outnumber the support).
-    Moving the outputs least keeps the ball's residual and the other entries where they
-    were, where a least change of ``delta`` itself would not.
+
+def _column_changes(
+    problem: NetTrimProblem,
+    S: np.ndarray,
+    XS: np.ndarray,
+    V: np.ndarray,
+    held: np.ndarray,
+    columns: np.ndarray,
+) -> list[tuple[int, np.ndarray, np.ndarray]] | None:
+    """``(j, support, delta)`` of each column of ``columns`` (with a support): its held
+    rows at their bound, and its ball's residual kept within the radius to first order
+    (``||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta``, ``G`` over
+    every row: Omega's part and more). ``None`` when a column holds too many rows.
     """
-    G = gram + ridge * np.eye(gram.shape[0])
-    GA = cho_solve(cho_factor(G), A.T)
-    K = A @ GA
-    if K.shape[0] <= K.shape[1]:
-        try:
-            return GA @ cho_solve(cho_factor(K), target)
-        except np.linalg.LinAlgError:
-            pass  # dependent rows: least squares below
-    return GA @ np.linalg.lstsq(K, target, rcond=None)[0]
+    X64 = problem.X.astype(np.float64, copy=False)
+    gram = problem.gram
+    ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
+    radii, layer_radius = problem.program.column_radii, problem.program.layer_radius
+    if radii is not None or layer_radius is not None:
+        R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
+        residual_sq = np.einsum("ij,ij->j", R, R)
+        slope = X64.T @ R  # the gradient of half the squared residual, per column
+    changes, pooled = [], []
+    for j in columns:
+        rows, support = np.flatnonzero(held[:, j]), np.flatnonzero(S[:, j])
+        if support.size == 0:
+            continue
+        if rows.size > REPAIR_MAX_HELD_RATIO * support.size:
+            return None
+        G = gram[np.ix_(support, support)]
+        A, target = X64[np.ix_(rows, support)], V[rows, j] - XS[rows, j]
+        system = _HeldRows(G, ridge, A)
+        delta = system.change(target)
+        if radii is not None:
+            # past the radius, ask the first-order term for what the ball needs, as one
+            # more row
+            g, curvature = slope[support, j], float(delta @ G @ delta)
+            budget = float(radii[j]) ** 2 - residual_sq[j] - curvature
+            if 2 * float(g @ delta) > budget:
+                A, target = np.vstack([A, g]), np.append(target, 0.5 * budget)
+                delta = _least_output_change(G, ridge, A, target)
+        elif layer_radius is not None:
+            pooled.append((len(changes), system, slope[support, j]))
+        changes.append((j, support, delta))
+    if pooled:
+        _share_layer_slack(changes, pooled, layer_radius**2 - float(residual_sq.sum()))
+    return changes
+
+
+def _share_layer_slack(
+    changes: list[tuple[int, np.ndarray, np.ndarray]],
+    pooled: list[tuple[int, _HeldRows, np.ndarray]],
+    budget: float,
+) -> None:
+    """Keep a layer-wide ball: the moving columns share its slack ``budget`` (the squared
+    radius less the squared residual) through one multiplier.
+
+    The changes that minimize ``sum_j ||X delta_j||^2`` under the held rows and the bound
+    ``sum_j (2 <g_j, delta_j> + delta_j^T G_j delta_j) <= budget`` are
+    ``delta_j(c) = delta_j + c d_j`` (``d_j`` the :meth:`_HeldRows.descent` of ``g_j``,
+    ``c = nu / (1 + nu)`` for the constraint's multiplier ``nu``), with one ``c`` for every
+    column; the bound is a quadratic in ``c``, least at ``c = 1``. Take the smallest ``c``
+    in ``[0, 1]`` that meets it (1 when none does; the caller's check then rejects the
+    point). In place on ``changes``.
+    """
+    terms = [(i, system, g, changes[i][2]) for i, system, g in pooled]
+    a0 = sum(2 * float(g @ dt) + float(dt @ system.G @ dt) for _, system, g, dt in terms)
+    if a0 <= budget:
+        return  # the held rows alone keep the ball
+    a1 = a2 = 0.0
+    descents = []
+    for _, system, g, dt in terms:
+        d = system.descent(g)
+        Gd = system.G @ d
+        a1 += 2 * float(g @ d) + 2 * float(dt @ Gd)
+        a2 += float(d @ Gd)
+        descents.append(d)
+    # a0 + a1 c + a2 c^2 = budget: the smaller root (a2 >= 0; a1 <= -2 a2 since c = 1 is
+    # the least point, so the quadratic decreases on [0, 1])
+    disc = a1 * a1 - 4 * a2 * (a0 - budget)
+    c = 1.0
+    if disc >= 0 and a2 > _TINY:
+        c = min(1.0, (-a1 - np.sqrt(disc)) / (2 * a2))
+    elif a1 < 0:
+        c = min(1.0, (budget - a0) / a1)
+    for (i, _, _, dt), d in zip(terms, descents, strict=True):
+        j, support, _ = changes[i]
+        changes[i] = (j, support, dt + c * d)

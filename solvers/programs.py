@@ -43,12 +43,15 @@ class Program:
         Whether the residual is constrained (a ball) rather than penalized.
     column_radii : ndarray of shape (m,) or None
         The radii of a ball per column (``None`` for the other variants).
+    layer_radius : float or None
+        The radius of the one ball of the layer (``None`` for the other variants).
     """
 
     kind = "constrained"
     separable = False
     has_ball = True
     column_radii: np.ndarray | None = None
+    layer_radius: float | None = None
 
     # --- the problem's fields under the transformations the solvers apply -------------
     def scaled(self, sigma: float) -> dict[str, Any]:
@@ -172,7 +175,7 @@ class LayerBall(Program):
     """(P1)/(P2) with one ball for the layer: ``||(X W - Y)_Omega||_F <= radius``."""
 
     def __init__(self, radius: float):
-        self.radius = float(radius)
+        self.radius = self.layer_radius = float(radius)
 
     def scaled(self, sigma):
         return {"radius": self.radius / sigma}

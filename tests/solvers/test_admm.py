@@ -241,6 +241,17 @@ def test_initial_penalty_fields_are_used():
     assert other.info.extra["rho"] == pytest.approx(3.0)
 
 
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_integer_initial_penalties_adapt(per_neuron):
+    """An integer penalty (``default_rho=100``) is a float penalty: the adaptation scales
+    it (it raised a casting error once)."""
+    X, Y = make_layer(5, 60, 8, 4)
+    p = problem(X, Y, per_neuron=per_neuron)
+    as_int = solve_admm(p, AdmmSettings(default_rho=100, separable_rho=100))
+    as_float = solve_admm(p, AdmmSettings(default_rho=100.0, separable_rho=100.0))
+    np.testing.assert_array_equal(as_int.W, as_float.W)
+
+
 def test_stop_reasons_name_status_and_message():
     from nettrim.solvers.admm import REPAIRED_MESSAGE, Stop
 

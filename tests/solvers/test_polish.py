@@ -59,6 +59,28 @@ def test_repair_removes_violations_on_the_support(per_neuron):
         residuals = p.column_residuals(repaired)
         grown = residuals > np.maximum(p.column_residuals(early), p.radius) * (1 + 1e-6)
         assert not grown.any()
+    else:  # the columns share the layer ball's slack: it does not grow past its radius
+        residual = np.linalg.norm(p.column_residuals(repaired))
+        assert residual <= max(np.linalg.norm(p.column_residuals(early)), p.radius) * (1 + 1e-6)
+
+
+def test_repair_shares_a_layer_ball_slack_through_one_multiplier():
+    """A point past a layer-wide ball's radius and over its bounds comes back onto the
+    radius: the columns' shared multiplier is the smallest that keeps the ball, so the
+    residual ends at the radius, not inside it."""
+    X, Y = make_layer(7, 300, 16, 12)
+    p = problem(X, Y)
+    exact = solve_exact(p, solver="clarabel").W  # on the radius, violations at rounding
+    # outputs over their bounds off Omega and a residual past the radius, as an iterate
+    # that lags its violations
+    rng = np.random.default_rng(1)
+    S = exact * (1 + 0.01 * rng.standard_normal(exact.shape))
+    assert np.linalg.norm(p.column_residuals(S)) > p.radius
+    repaired = repair_violations(p, S, feas_tol=1e-3)
+    assert _violations(p, repaired).max() < 0.5 * _violations(p, S).max()
+    assert not np.any((repaired != 0) & (S == 0))
+    residual = np.linalg.norm(p.column_residuals(repaired))
+    assert p.radius * (1 - 1e-3) <= residual <= p.radius * (1 + 1e-6)
 
 
 def test_repair_leaves_programs_without_inequalities_alone():
