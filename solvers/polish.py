@@ -144,6 +144,9 @@ def repair_violations(
     X = problem.X
     V = problem.upper_bounds()
     threshold = REPAIR_THRESHOLD * feas_tol * problem.target_scale[2]
+    X64 = X.astype(np.float64, copy=False)  # once for every round
+    gram = problem.gram
+    ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
     start, S = S, S.copy()
     XS = X @ S
     held = np.zeros(XS.shape, dtype=bool)
@@ -153,7 +156,8 @@ def repair_violations(
         if not over.any():
             break
         held |= over
-        changes = _column_changes(problem, S, XS, V, held, np.flatnonzero(over.any(axis=0)))
+        columns = np.flatnonzero(over.any(axis=0))
+        changes = _column_changes(problem, X64, ridge, S, XS, V, held, columns)
         if changes is None:
             return start
         for j, support, delta in changes:
@@ -208,6 +212,8 @@ def _least_output_change(
 
 def _column_changes(
     problem: NetTrimProblem,
+    X64: np.ndarray,
+    ridge: float,
     S: np.ndarray,
     XS: np.ndarray,
     V: np.ndarray,
@@ -217,11 +223,10 @@ def _column_changes(
     """``(j, support, delta)`` of each column of ``columns`` (with a support): its held
     rows at their bound, and its ball's residual kept within the radius to first order
     (``||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta``, ``G`` over
-    every row: Omega's part and more). ``None`` when a column holds too many rows.
+    every row: Omega's part and more; ``X64`` is ``X`` in float64, ``ridge`` the ridge of
+    ``G``). ``None`` when a column holds too many rows.
     """
-    X64 = problem.X.astype(np.float64, copy=False)
     gram = problem.gram
-    ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
     radii, layer_radius = problem.program.column_radii, problem.program.layer_radius
     if radii is not None or layer_radius is not None:
         R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
