@@ -828,7 +828,12 @@ def _measure_layer(fig: _Figures, l: int, layer, network_hat, inp, out, radius, 
     """Append layer ``l``'s figures to ``fig``: its report, budget verdicts and bounds;
     ``layer`` is the original's dense program, ``inp`` and ``out`` its rows."""
     claims, layer_hat = fig.claims, _program(network_hat)
-    Z_hat = layer_hat.preactivation(inp)
+    # every figure in float64 from one product: norms of float32 arrays accumulate in
+    # float32, in an order that depends on the CPU's kernels, and a realized value and its
+    # bound (BOUND_RTOL apart at most) would then differ by float32 rounding
+    Z_hat = np.asarray(layer_hat.preactivation(inp), dtype=np.float64)
+    out = np.asarray(out, dtype=np.float64)
+    Y_hat = np.maximum(Z_hat, 0.0) if layer.activation == "relu" else Z_hat
     if layer.activation == "relu":
         omega = out > claims.active_tol
         R = np.where(omega, Z_hat - out, 0.0)
@@ -860,7 +865,7 @@ def _measure_layer(fig: _Figures, l: int, layer, network_hat, inp, out, radius, 
             layer=l,
             shape=layer.shape,
             nnz=layer_hat.nnz,
-            discrepancy=float(np.linalg.norm(layer_hat(inp) - out)),
+            discrepancy=float(np.linalg.norm(Y_hat - out)),
             residual=r,
             off_support=q,
             realized_bound=math.hypot(r, q),

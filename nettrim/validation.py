@@ -53,6 +53,13 @@ def check_matrix(name: str, value, dtype: np.dtype, *, allow_empty: bool = False
     if not allow_empty and 0 in array.shape:
         raise ValueError(f"{name} must not be empty, got shape {array.shape}")
     array = np.ascontiguousarray(array, dtype=dtype)
+    if not array.flags.aligned:
+        # A Dask worker gets a task's small arrays as views into the received message, at
+        # whatever byte offset they land (not even 8-aligned). NumPy computes X.T @ X of an
+        # aligned X by BLAS syrk, of an unaligned one by gemm on aligned copies: other bits.
+        # A copy (aligned) gives the same weights on any executor; aligned arrays, memory-
+        # maps included, are not copied.
+        array = array.copy()
     check_finite(name, array)
     return array
 

@@ -17,6 +17,7 @@ from conftest import dask_client
 from nettrim import net_trim, prune_network
 from nettrim.executors import JobRunner, process_pool
 from nettrim.pruning import METHODS
+from nettrim.validation import check_matrix
 
 
 def _digest(result) -> str:
@@ -96,3 +97,27 @@ def test_l0_pruning_is_bit_identical_across_runs_and_executors(data, executors, 
     assert len({_digest(run) for run in parallel}) == 1
     cascade = [prune_network(network, X, scheme="cascade", **common) for _ in range(2)]
     assert _digest(cascade[0]) == _digest(cascade[1])
+
+
+def _unaligned(array: np.ndarray, offset: int = 4) -> np.ndarray:
+    """A copy of ``array`` whose data starts ``offset`` bytes past an aligned address."""
+    buffer = np.empty(array.nbytes + 2 * array.itemsize, dtype=np.uint8)
+    start = -buffer.ctypes.data % array.itemsize + offset
+    out = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+@pytest.mark.parametrize("method", ["admm", "iht", "sparsegpt"])
+def test_l0_pruning_ignores_the_alignment_of_its_input(random_network, method):
+    """A Dask worker receives a task's small arrays at any byte offset of its message
+    (``tests/test_cli_dask.py``): unaligned inputs give the aligned inputs' weights, bit for
+    bit (NumPy's ``X.T @ X`` of an unaligned ``X`` runs BLAS gemm, not syrk: other bits)."""
+    network, X = random_network((12, 70, 20, 4), seed=4, n=90)
+    moved = _unaligned(X)
+    assert not moved.flags.aligned and np.array_equal(moved, X)
+    assert check_matrix("X", moved, np.dtype(np.float64)).flags.aligned
+    common = dict(sparsity=0.5, method=method, scheme="parallel")
+    assert _digest(prune_network(network, moved, **common)) == _digest(
+        prune_network(network, X, **common)
+    )

@@ -236,7 +236,9 @@ def decode(
         T[flags] = values
     else:
         _decode_nm(T, parts["positions"], values, *nm, fail)
-    return T.T
+    # C order, as a dense entry loads: BLAS may sum a product in another order for a
+    # Fortran-ordered operand, and a network must compute the same bits however stored
+    return np.ascontiguousarray(T.T)
 
 
 def _decode_csr(T, indptr, indices, values, fail) -> None:
