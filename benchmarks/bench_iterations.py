@@ -22,6 +22,9 @@ so every time ratio is taken side by side in one run):
   ``anderson_memory=0``, on the digits hidden layers and a correlated random
   ``4096 x 256 -> 256`` float32 layer (``2048 x 64`` quick): layer-wide, per-neuron, and
   the three reweighting rounds of the digits layers (their iterations summed).
+* ``finish``: the ADMM with its active-set finish (the default) against
+  ``active_set=False``, on the same cases and MNIST's second layer (full run): its
+  attempts, their work (in iterations) and seconds.
 
 ``--quick`` runs the digits cases on 400 samples (well under a minute); the full run takes
 tens of minutes on a 2-core machine (MNIST's network trains once and is cached).
@@ -52,9 +55,11 @@ QUICK_SAMPLES = 400
 TARGET_ROUND = 1.5
 TARGET_PER_NEURON = 2.0
 TARGET_CASCADE = 1.5
-SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration")
+SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration", "finish")
 #: The acceleration off: the same settings otherwise.
 PLAIN = {"anderson_memory": 0}
+#: The active-set finish off: the same settings otherwise.
+NO_FINISH = {"active_set": False}
 #: The default gap every round but the intermediate ones of the reweighting is solved to.
 GAP_TOL = AdmmSettings().gap_tol
 
@@ -211,36 +216,50 @@ def cascade_section(quick: bool) -> list[dict]:
     return rows
 
 
-def _accelerated_pair(name: str, program: str, solve) -> dict:
-    """One case solved with the acceleration (the default) and without (``PLAIN``):
-    ``solve(options)`` returns ``(iterations, column iterations, seconds, objective,
-    extra)``."""
-    on, off = solve({}), solve(PLAIN)
+def _pair(name: str, program: str, solve, off: dict) -> dict:
+    """One case solved with the defaults and with ``off``: ``solve(options)`` returns
+    ``(iterations, column iterations, seconds, objective, extra)``."""
+    on, without = solve({}), solve(off)
+    extra = on[4]
     return {
         "layer": name,
         "program": program,
         "iterations": on[0],
-        "plain_iterations": off[0],
+        "plain_iterations": without[0],
         "column_iterations": on[1],
-        "plain_column_iterations": off[1],
-        "ratio": on[1] / off[1],
+        "plain_column_iterations": without[1],
+        "ratio": on[1] / without[1],
         "seconds": on[2],
-        "plain_seconds": off[2],
-        "seconds_ratio": on[2] / off[2],
-        "objective_ratio": on[3] / off[3],
-        "accepted": on[4].get("anderson_accepted", 0),
-        "rejected": on[4].get("anderson_rejected", 0),
+        "plain_seconds": without[2],
+        "seconds_ratio": on[2] / without[2],
+        "objective_ratio": on[3] / without[3],
+        "accepted": extra.get("anderson_accepted", 0),
+        "rejected": extra.get("anderson_rejected", 0),
+        "attempts": extra.get("active_set_attempts"),
+        "finish_work": extra.get("active_set_work"),
+        "finish_seconds": extra.get("active_set_seconds"),
         "load": os.getloadavg()[0],
     }
 
 
-def acceleration_section(quick: bool) -> list[dict]:
+def _paired_cases(quick: bool, *, with_mnist: bool) -> list[tuple[str, np.ndarray, np.ndarray]]:
     cases = _digits_layers(QUICK_SAMPLES if quick else None)
     n, d = (2048, 64) if quick else (4096, 256)
     X, Y = synthetic_layer(n, d, d, np.float32, seed=1)
     cases.append((f"random {n}x{d}->{d} float32", X, Y))
+    if with_mnist and not quick:
+        network, X_train = _mnist()
+        acts = network.record(X_train)
+        cases.append(("MNIST 1", acts[1], acts[2]))
+    return cases
+
+
+def _paired_section(quick: bool, off: dict, *, with_mnist: bool) -> list[dict]:
+    """Every case of :func:`_paired_cases` layer-wide and per-neuron, and the reweighting
+    rounds of the real layers (their iterations and seconds summed), with and without
+    ``off``."""
     rows = []
-    for name, X, Y in cases:
+    for name, X, Y in _paired_cases(quick, with_mnist=with_mnist):
         for program, per_neuron in (("layer-wide", False), ("per-neuron", True)):
 
             def solve(options, X=X, Y=Y, per_neuron=per_neuron):
@@ -251,8 +270,8 @@ def acceleration_section(quick: bool) -> list[dict]:
                 columns = info.extra["column_iterations"]
                 return info.iterations, columns, info.seconds, info.objective, info.extra
 
-            rows.append(_accelerated_pair(name, program, solve))
-        if name.startswith("digits"):
+            rows.append(_pair(name, program, solve, off))
+        if not name.startswith("random"):
 
             def rounds(options, X=X, Y=Y):
                 res = reweighted_trim_layer(
@@ -262,11 +281,19 @@ def acceleration_section(quick: bool) -> list[dict]:
                 seconds = sum(res.info.extra["round_seconds"][1:])
                 return iterations, iterations, seconds, res.info.objective, {}
 
-            row = _accelerated_pair(name, f"{ROUNDS} reweighting rounds", rounds)
-            row["accepted"] = row["rejected"] = None  # per round, not summed
+            row = _pair(name, f"{ROUNDS} reweighting rounds", rounds, off)
+            row["accepted"] = row["rejected"] = row["attempts"] = None  # per round, not summed
             rows.append(row)
-        print(f"  acceleration {name}: done", file=sys.stderr)
+        print(f"  {sorted(off)} {name}: done", file=sys.stderr)
     return rows
+
+
+def acceleration_section(quick: bool) -> list[dict]:
+    return _paired_section(quick, PLAIN, with_mnist=False)
+
+
+def finish_section(quick: bool) -> list[dict]:
+    return _paired_section(quick, NO_FINISH, with_mnist=True)
 
 
 REWEIGHT_COLUMNS = [
@@ -327,6 +354,13 @@ ACCELERATION_COLUMNS = [
     ("rejected", "rejected", ""),
     ("load", "load", ".2f"),
 ]
+FINISH_COLUMNS = [
+    *ACCELERATION_COLUMNS[:11],
+    ("attempts", "attempts", ""),
+    ("work (iters)", "finish_work", ".1f"),
+    ("finish s", "finish_seconds", ".2f"),
+    ("load", "load", ".2f"),
+]
 TITLES = {
     "reweight": (
         "Reweighting rounds against the plain solve (from the previous round's state, the "
@@ -341,6 +375,12 @@ TITLES = {
         "Anderson acceleration (default) against none (anderson_memory=0); ratio: column "
         "iterations (iterations of the rounds for reweighting) over those without",
         ACCELERATION_COLUMNS,
+    ),
+    "finish": (
+        "Active-set finish (default) against none (active_set=False); ratio: column "
+        "iterations (iterations of the rounds for reweighting) over those without; work: "
+        "the attempts' estimate in iterations of the layer, finish s their seconds",
+        FINISH_COLUMNS,
     ),
 }
 
@@ -426,6 +466,7 @@ def main(argv=None) -> int:
         "per_neuron": lambda quick: per_neuron_section(quick, random_size),
         "cascade": cascade_section,
         "acceleration": acceleration_section,
+        "finish": finish_section,
     }
     for key in SECTIONS:
         if key in sections:

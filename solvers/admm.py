@@ -49,6 +49,7 @@ from enum import Enum
 import numpy as np
 
 from . import kernels
+from .active_set import FINISH_SOLVE_OVERHEAD, active_set_finish
 from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
 from .linalg import (
@@ -63,9 +64,20 @@ from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
 
 _TINY = 1e-30
+#: The fixed cost of an iteration (its kernel and BLAS calls), in multiply-adds: about 10
+#: microseconds, the time of a small layer's whole iteration, on the machine of
+#: docs/benchmarks.md; it makes the active-set finish's cost in iterations right on small
+#: layers, where its own fixed costs dominate.
+ITERATION_OVERHEAD = 2e5
+#: The gap's rate of decrease, for the iterations it has left, is taken over this many
+#: check intervals at most.
+FINISH_RATE_CHECKS = 3
 #: Choices of ``AdmmSettings.precision``.
 PRECISIONS = ("auto", "float32", "float64")
 REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
+ACTIVE_SET_MESSAGE = (
+    "feasible with a certified duality gap, solved exactly on the iterate's active set"
+)
 COLUMNS_DONE_MESSAGE = "every column feasible with a certified duality gap of its own"
 
 
@@ -179,6 +191,23 @@ class AdmmSettings:
     anderson_safeguard : float
         An accelerated point is kept when its fixed-point residual is at most this many
         times the residual of the point it came from; else the plain iterate replaces it.
+    active_set : bool
+        At checks, solve the optimality conditions on the support and bounds the iterate
+        points to (:mod:`.active_set`); the solve stops there when that point is feasible
+        with a certified gap (default True).
+    active_set_gap : float
+        ... tried once the certified gap is at most this (default 0.05): further out, the
+        support is still moving.
+    active_set_payoff : float
+        ... when the iterations left, at the rate the gap fell over the last check
+        interval, are at least this many times the attempt's estimated work (default
+        2.0: on the digits layers about half the attempts at the gaps where this lets
+        them try end the solve).
+    active_set_budget : float
+        ... and while the attempts so far took work (in iterations) of at most this
+        fraction of the iterations run (default 0.25), so attempts that fail cost a
+        bounded share of a solve. Work is counted in multiply-adds (``docs/solvers.md``, "Active-set
+        finish"), not seconds, which keeps the solve deterministic.
     """
 
     rho: float | None = None
@@ -212,6 +241,10 @@ class AdmmSettings:
     anderson_memory: int = 3
     anderson_interval: int = 10
     anderson_safeguard: float = 1.0
+    active_set: bool = True
+    active_set_gap: float = 0.05
+    active_set_payoff: float = 2.0
+    active_set_budget: float = 0.25
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
@@ -229,13 +262,21 @@ class AdmmSettings:
             "reduce_min_ratio",
             "reduced_rho",
             "anderson_safeguard",
+            "active_set_gap",
+            "active_set_payoff",
         )
         for name in positive:
             if not getattr(self, name) > 0:
                 raise ValueError(f"AdmmSettings.{name} must be > 0, got {getattr(self, name)!r}")
         if not 0 < self.alpha < 2:
             raise ValueError(f"AdmmSettings.alpha must be in (0, 2), got {self.alpha!r}")
-        for name in ("tol_abs", "freeze_fraction", "mixed_precision_min_tol", "mixed_rounding"):
+        for name in (
+            "tol_abs",
+            "freeze_fraction",
+            "mixed_precision_min_tol",
+            "mixed_rounding",
+            "active_set_budget",
+        ):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"AdmmSettings.{name} must be >= 0, got {getattr(self, name)!r}")
         for name in ("max_iter", "check_every", "adapt_every", "farkas_every", "anderson_interval"):
@@ -514,6 +555,7 @@ class Stop(Enum):
     #: the gap may lag when the multiplier estimate is poor; converged residuals with a
     #: feasible point are the classical ADMM optimality test (Boyd et al. 2011, §3.3)
     RESIDUALS = (Status.OPTIMAL, "primal and dual residuals converged")
+    ACTIVE_SET = (Status.OPTIMAL, ACTIVE_SET_MESSAGE)
     REPAIRED = (Status.OPTIMAL, REPAIRED_MESSAGE)
     COLUMNS_DONE = (Status.OPTIMAL, COLUMNS_DONE_MESSAGE)
     INFEASIBLE = (Status.INFEASIBLE, "a Farkas ray certifies infeasibility")
@@ -772,6 +814,11 @@ class _Run:
         self.Lam_done = np.zeros((n, m)) if self.separable else None
         self.objective_done = self.lower_done = 0.0
         self.S_repaired: np.ndarray | None = None
+        # the multiplier of the active-set finish, when the solve stopped there
+        self.Lam_final: np.ndarray | None = None
+        self.finish_work = 0.0  # the finish's attempts, in iterations of the whole layer
+        self.finish_attempts = self.finish_rounds = 0
+        self.finish_seconds = 0.0
         self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
         self.certificate: np.ndarray | None = None  # a Farkas ray, in the caller's columns
         self.keep_state = keep_state
@@ -1198,6 +1245,11 @@ def _stop_at_check(
         return Stop.CERTIFIED
     if converged and feasible:
         return Stop.RESIDUALS
+    if _finish_due(run, settings, rel_gap):
+        if _finished(run, settings):
+            return Stop.COLUMNS_DONE if run.separable else Stop.ACTIVE_SET
+        if run.columns is not c:
+            return None  # some columns were finished and set aside: the figures are stale
     gap_fraction = 1.0 if run.separable else settings.repair_gap_fraction
     if (
         settings.polish
@@ -1230,6 +1282,108 @@ def _repaired(run: _Run, settings: AdmmSettings) -> bool:
     return False
 
 
+def _finish_due(run: _Run, settings: AdmmSettings, rel_gap: float) -> bool:
+    """Whether to try the active-set finish at this check: a gap within
+    ``active_set_gap``, the attempts so far within the budget, and more iterations left,
+    at the rate the gap fell since the last check, than the attempt costs (by
+    ``active_set_payoff``)."""
+    if not settings.active_set or rel_gap > settings.active_set_gap or rel_gap <= settings.gap_tol:
+        return False
+    if run.finish_work > settings.active_set_budget * run.column_iterations / run.m:
+        return False
+    return _iterations_left(run, settings, rel_gap) >= settings.active_set_payoff * _finish_cost(
+        run
+    )
+
+
+def _iterations_left(run: _Run, settings: AdmmSettings, rel_gap: float) -> float:
+    """The iterations until the gap reaches ``gap_tol`` if it keeps falling at its mean
+    rate over the last ``FINISH_RATE_CHECKS`` check intervals (``inf`` when it did not
+    fall; the gap of an ADMM iterate is not monotone)."""
+    if len(run.history) < 2:
+        return 0.0
+    back = min(FINISH_RATE_CHECKS, len(run.history) - 1)
+    (it0, obj0, low0), (it1, _, _) = run.history[-1 - back], run.history[-1]
+    before = (obj0 - low0) / max(abs(obj0), _TINY)
+    if not rel_gap < before:
+        return np.inf
+    per_iteration = np.log(before / max(rel_gap, _TINY)) / (it1 - it0)
+    return np.log(rel_gap / settings.gap_tol) / per_iteration
+
+
+def _finish_cost(run: _Run) -> float:
+    """The work of a finish from the current guess, in iterations of the whole layer
+    (:mod:`.active_set`'s measure: about two column systems per column, five rounds)."""
+    c = run.columns
+    n, d, k = c.scaled.shape
+    support = np.count_nonzero(c.st.S, axis=0).astype(np.float64)
+    on = c.scaled.active
+    if on is None:
+        rows = held = np.zeros(k)
+    else:
+        held = np.count_nonzero(~on & (c.st.U > 0), axis=0).astype(np.float64)
+        n_on = np.count_nonzero(on, axis=0)
+        rows = np.minimum(n_on, n - n_on).astype(np.float64)
+    system = (
+        rows * support**2
+        + support**3 / 3
+        + held**3 / 3
+        + 2 * support**2 * held
+        + support * held**2
+        + FINISH_SOLVE_OVERHEAD
+    )
+    work = 2 * float(system.sum()) + (2 + 5 * 2) * n * d * k
+    return _in_iterations(run, work)
+
+
+def _in_iterations(run: _Run, work: float) -> float:
+    """Multiply-adds of the finish (float64) in iterations of the whole layer: two
+    ``n x d x m`` products and two ``d x d x m`` ones, at twice the rate in float32, and
+    the iteration's fixed cost (``ITERATION_OVERHEAD``)."""
+    n, d, m = run.n, run.d, run.m
+    slower = 2.0 if run.dtype == np.float32 else 1.0
+    return slower * work / (2.0 * (n + d) * d * m + slower * ITERATION_OVERHEAD)
+
+
+def _finished(run: _Run, settings: AdmmSettings) -> bool:
+    """Solve on the iterate's active set (:mod:`.active_set`) and keep what is feasible
+    with a certified gap: for a layer-wide ball the point (``run.S_repaired``,
+    ``run.Lam_final``; whether the solve ends there), for a separable program every
+    column that is, set aside as done (whether that was every column; with
+    ``freeze_columns=False`` only every column at once)."""
+    c = run.columns
+    started = time.perf_counter()
+    point = active_set_finish(c.scaled, c.weights_true(), c.st.U, feas_tol=settings.feas_tol)
+    run.finish_work += _in_iterations(run, point.work)
+    run.finish_attempts += 1
+    run.finish_seconds += time.perf_counter() - started
+    if point.W is None:
+        return False
+    meter = _Meter(c.scaled)
+    figures = meter(point.W)
+    bounds = DualCertifier(c.scaled).bound(
+        point.Lam,
+        1.0,
+        XS=meter.XS,
+        column_residuals=figures["column_residuals"],
+        per_column=run.separable,
+    )
+    if run.separable:
+        done = point.solved & _columns_done(c.scaled, figures, bounds, settings, 0.0)
+        if not (done.all() or (settings.freeze_columns and done.any())):
+            return False  # without freeze_columns, only every column at once
+        run.finish_rounds += point.rounds
+        return _store_done(run, done, figures, bounds, point.W, point.Lam)
+    total = run.objective_done + float(figures["objective"])
+    if _feasibility(c.scaled, figures, settings.feas_tol) and total - run.lower_done - bounds <= (
+        settings.gap_tol * max(abs(total), _TINY)
+    ):
+        run.S_repaired, run.Lam_final = point.W, point.Lam
+        run.finish_rounds = point.rounds
+        return True
+    return False
+
+
 def _farkas_test(run: _Run, settings: AdmmSettings) -> bool:
     """Whether the multiplier's change since the last test is a Farkas ray (kept in
     ``run.certificate``, zero on the columns set aside); else remember the multiplier."""
@@ -1251,11 +1405,20 @@ def _set_aside(run: _Run, settings: AdmmSettings, figures: dict, bounds: np.ndar
     done = _columns_done(c.working, figures, bounds, settings, run.rounding)
     if done.sum() < max(1.0, settings.freeze_fraction * c.index.size):
         return False
+    return _store_done(run, done, figures, bounds, c.weights_true(), c.multiplier())
+
+
+def _store_done(
+    run: _Run, done: np.ndarray, figures: dict, bounds: np.ndarray, S: np.ndarray, Lam: np.ndarray
+) -> bool:
+    """Store the columns ``done`` (of those iterating) with their weights ``S`` and
+    multipliers ``Lam`` and iterate on the others; whether that was every column."""
+    c = run.columns
     run.objective_done += float(np.sum(figures["column_objectives"][done]))
     run.lower_done += float(np.sum(bounds[done]))
-    run.S_done[:, c.index[done]] = c.weights_true()[:, done]
+    run.S_done[:, c.index[done]] = S[:, done]
     run.keep_done_state(done)
-    run.Lam_done[:, c.index[done]] = c.multiplier()[:, done]
+    run.Lam_done[:, c.index[done]] = Lam[:, done]
     if done.all():
         return True
     run.columns = c.restrict(~done)
@@ -1346,11 +1509,12 @@ def _assemble(run: _Run, stop: Stop) -> tuple[np.ndarray, np.ndarray]:
     if stop is Stop.COLUMNS_DONE:
         return run.S_done, run.Lam_done
     S_iterating = c.weights_true() if run.S_repaired is None else run.S_repaired
+    Lam_iterating = c.multiplier() if run.Lam_final is None else run.Lam_final
     if c.index.size == m:  # nothing set aside: the state is the whole program's
-        return S_iterating, c.multiplier()
+        return S_iterating, Lam_iterating
     S, Lam = run.S_done, run.Lam_done
     S[:, c.index] = S_iterating
-    Lam[:, c.index] = c.multiplier()
+    Lam[:, c.index] = Lam_iterating
     return S, Lam
 
 
@@ -1362,6 +1526,10 @@ def _extra(run: _Run) -> dict:
         "rho": float(np.median(c.rho1)),
         "rho2": float(np.median(c.rho2)),
         "repaired_columns": run.n_repaired,
+        "active_set_attempts": run.finish_attempts,
+        "active_set_rounds": run.finish_rounds,
+        "active_set_work": run.finish_work,
+        "active_set_seconds": run.finish_seconds,
         "penalty_updates": run.n_updates,
         "sigma": run.sigma,
         "woodbury": run.gram.woodbury,

@@ -108,6 +108,17 @@ class Program:
         """
         raise NotImplementedError
 
+    def active_set_multiplier(
+        self, a0: np.ndarray, a1: np.ndarray, a2: np.ndarray
+    ) -> np.ndarray | None:
+        """Per column, the multiplier ``mu`` of the residual at the active-set point
+        ``w_a + w_b / mu`` (:mod:`.active_set`), from that column's ``a0 = ||r_a||^2``,
+        ``a1 = <r_a, X w_b>`` and ``a2 = ||X w_b||^2`` on Omega (``r_a = X w_a - y``):
+        the ``mu`` that puts the point on its ball, or the penalty of (P3). 0 where the
+        point needs no ball (``w_b = 0``); NaN where no positive ``mu`` fits (every
+        column, for a layer-wide ball)."""
+        raise NotImplementedError
+
     # --- the certificate ---------------------------------------------------------------
     def support_term(self, L_on: np.ndarray) -> float:
         """The support function of the ball at ``L_on`` (0 without a ball): the ball's part
@@ -199,6 +210,10 @@ class LayerBall(Program):
         radius = self.radius
         return np.full(column_sq.shape[0], radius / norm if norm > radius else 1.0)
 
+    def active_set_multiplier(self, a0, a1, a2):
+        mu = _ball_multiplier(float(a0.sum()), float(a1.sum()), float(a2.sum()), self.radius)
+        return np.full(a0.shape, mu)
+
     def support_term(self, L_on):
         return self.radius * float(np.linalg.norm(L_on))
 
@@ -274,6 +289,10 @@ class ColumnBalls(Program):
         norms = np.sqrt(column_sq)
         return np.where(norms > self.radius, self.radius / np.maximum(norms, _TINY), 1.0)
 
+    def active_set_multiplier(self, a0, a1, a2):
+        figures = zip(a0, a1, a2, self.radius, strict=True)
+        return np.array([_ball_multiplier(*column) for column in figures])
+
     def support_term(self, L_on):
         return float(np.linalg.norm(L_on, axis=0) @ self.radius)
 
@@ -334,6 +353,11 @@ class Penalty(Program):
         # L1 weight beta_j: its prox weighs lam * beta_j**2 against rho1_j
         return rho1 / (self.penalty * beta**2 + rho1)
 
+    def active_set_multiplier(self, a0, a1, a2):
+        # stationarity of c |w| + (lam / 2) ||r||^2 + <nu, held>: the residual's
+        # multiplier is lam itself
+        return np.full(a0.shape, float(self.penalty))
+
     def dual_term(self, L_on):
         return float(np.vdot(L_on, L_on)) / (2.0 * self.penalty)
 
@@ -350,6 +374,19 @@ class Penalty(Program):
         if not fits:
             return None
         return 0.5 * self.penalty * cp.sum([cp.sum_squares(e) for _, e in fits])
+
+
+def _ball_multiplier(a0: float, a1: float, a2: float, radius: float) -> float:
+    """The ``mu > 0`` with ``a0 + 2 a1 t + a2 t^2 = radius^2`` at ``t = 1 / mu`` (the
+    positive root); 0 when ``w_b = 0`` and ``w_a`` is inside; NaN when ``w_a`` is already
+    outside."""
+    slack = float(radius) ** 2 - a0
+    if slack < 0:
+        return np.nan
+    if a2 <= _TINY:
+        return 0.0 if abs(a1) <= _TINY else np.nan
+    t = (-a1 + np.sqrt(a1 * a1 + a2 * slack)) / a2
+    return 1.0 / t if t > 0 else np.nan
 
 
 def program_of(radius: float | np.ndarray, penalty: float | None) -> Program:

@@ -1,0 +1,459 @@
+"""Active-set finish: the exact optimum on the support and bounds an ADMM iterate points to.
+
+The ADMM converges linearly, and its last digits cost most of its iterations. Long before
+they are reached, its sparse point ``S`` usually has the support and signs of the solution,
+and its multiplier is positive exactly on the bounds off Omega the solution holds. Given
+such a guess — support ``K_j`` and signs ``sigma`` per column, held bounds ``A_j`` — the
+optimality conditions of the program are linear but for the ball's multiplier ``mu``:
+on ``K_j``
+
+    H_j w + B_j^T nu' = f_j - (1 / mu) c_K sigma ,    B_j w = V_A
+
+with ``H_j = X_K^T P_j X_K`` (``P_j`` the rows of Omega in column ``j``), ``B_j`` the held
+rows of ``X_K``, ``f_j = X_K^T P_j y_j`` and ``nu = mu nu'`` the multipliers of the held
+bounds. Its solution is ``w_a + t w_b`` in ``t = 1 / mu`` (two right-hand sides of one
+system), so the ball's condition ``||P (X W - Y)|| = radius`` is a quadratic in ``t``
+(:meth:`.programs.Program.active_set_multiplier`; (P3) fixes ``mu`` at its penalty).
+
+The guess is then corrected the way a primal-dual active-set method does (Hintermüller,
+Ito & Kunisch 2002, SIAM J. Optim. 13(3)): an entry whose sign flips leaves the support, a
+bound whose multiplier is negative is released, a bound the point violates is held, and an
+entry whose dual constraint ``|(X^T Lam)_ij| <= c_ij`` fails joins the support with the
+sign the multiplier asks. When a round changes nothing, the point and its multiplier
+``Lam`` (``mu (X W - Y)`` on Omega, ``nu`` on the held bounds) satisfy every optimality
+condition: the certificate of :mod:`.duality` then closes the gap to rounding. Only the
+columns whose guess changed are solved again. The caller measures and certifies what comes
+back and keeps it only when it is feasible with a certified gap; otherwise the ADMM goes on
+(``docs/solvers.md``, "Active-set finish"). OSQP's solution polishing (Stellato et al.
+2020, §5.2) is the model: the same guess of the active constraints from the ADMM's
+multiplier, and an exact solve on it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg.lapack import dpotrf, dpotrs
+
+from .problem import NetTrimProblem
+
+#: Rounds of corrections at most (on the digits layers a guess that converges does so in 2-7).
+FINISH_ROUNDS = 8
+#: ... unless they are this few: a few changes may take a few rounds to settle (on small
+#: layers, where every change is a large share of the guess).
+FINISH_FEW = 16
+#: Releases of the held bounds per finish, for a layer-wide ball (see
+#: :func:`active_set_finish`); a column of a separable program releases as often as needed.
+FINISH_RELEASES = 1
+#: A round whose changes are more than this fraction of the last round's ends the finish.
+FINISH_SHRINK = 0.5
+#: The cost of one column's system beyond its multiply-adds (gathers, the LAPACK calls, the
+#: interpreter), in multiply-adds: measured 0.2-0.3 ms a system on the digits layers, on the
+#: 2-core machine of docs/benchmarks.md, where an iteration runs 20-30 million a millisecond.
+FINISH_SOLVE_OVERHEAD = 6e6
+#: A bound off Omega is held once violated by this fraction of the tolerance ``feas_tol max|Y|``.
+FINISH_HOLD = 0.1
+#: An entry joins the support once ``|X^T Lam|`` exceeds its weight by this relative amount:
+#: an entry whose optimal value is zero with its dual constraint tight would otherwise join
+#: and leave in turn on rounding alone (the certificate pays at most this much for it).
+FINISH_DUAL_SLACK = 1e-6
+#: A column's system is given up when its support's Gram on Omega is this ill-conditioned
+#: (the square of the ratio of its Cholesky factor's extreme diagonal entries, a lower
+#: bound on the condition number): a neuron that fires on fewer samples than its support
+#: has entries, for one.
+FINISH_MAX_CONDITION = 1e12
+
+
+@dataclass
+class ActiveSetPoint:
+    """What :func:`active_set_finish` found: weights, their multiplier and the path there.
+
+    Attributes
+    ----------
+    W : ndarray of shape (d, m) or None
+        The weights, zero off the final support (the problem's precision); ``None`` when
+        the guess led nowhere (for a layer-wide ball: some column could not be solved,
+        or no multiplier of the ball put the point on it).
+    XW : ndarray of shape (n, m) or None
+        ``X W``.
+    Lam : ndarray of shape (n, m) or None
+        The multiplier of ``Z = X W`` (float64): ``mu_j (X W - Y)`` on Omega, the held
+        bounds' multipliers off it (the certificate of :mod:`.duality` takes it as it is).
+    solved : ndarray of shape (m,) of bool
+        The columns solved; the others (only in separable programs) are zero in ``W`` and
+        ``Lam`` and are not the finish's to offer.
+    rounds : int
+        Rounds of corrections run.
+    converged : bool
+        Whether the last round changed nothing: then the solved columns meet every
+        optimality condition of the program up to rounding.
+    changes : list of int
+        The guess's changes in each round (entries and bounds in or out).
+    work : float
+        Multiply-adds spent (the column systems and two ``n x d x m`` products a round),
+        a deterministic measure of the finish's cost for the caller's budget.
+    """
+
+    W: np.ndarray | None
+    XW: np.ndarray | None
+    Lam: np.ndarray | None
+    solved: np.ndarray
+    rounds: int
+    converged: bool
+    changes: list[int]
+    work: float
+
+
+@dataclass
+class _Guess:
+    """The support ``(d, m)`` with the signs on it (0 off it and on unweighted entries) and
+    the held bounds ``(n, m)`` off Omega, as masks."""
+
+    support: np.ndarray
+    signs: np.ndarray
+    held: np.ndarray
+
+    def column(self, j: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Column ``j``'s support (sorted), its signs there and its held rows (sorted)."""
+        K = np.flatnonzero(self.support[:, j])
+        return K, self.signs[K, j], np.flatnonzero(self.held[:, j])
+
+
+@dataclass
+class _ColumnSolution:
+    """The column's system solved for both right-hand sides, and the figures of the
+    quadratic in ``t``: ``a0 = ||r_a||^2``, ``a1 = <r_a, X w_b>``, ``a2 = ||X w_b||^2``
+    on Omega (``r_a = X w_a - y``), on the support ``K`` with the held rows ``A``."""
+
+    K: np.ndarray
+    A: np.ndarray
+    w_a: np.ndarray
+    w_b: np.ndarray
+    nu_a: np.ndarray
+    nu_b: np.ndarray
+    a: tuple[float, float, float]
+
+
+_EMPTY = np.zeros(0, dtype=np.intp)
+_NO_SOLUTION = _ColumnSolution(
+    _EMPTY, _EMPTY, np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0), (0.0, 0.0, 0.0)
+)
+
+
+class _Layer:
+    """The problem's data as the column systems need it, float64 where it is summed."""
+
+    def __init__(self, problem: NetTrimProblem):
+        self.problem = problem
+        self.X = problem.X
+        n, d, m = problem.shape
+        self.active = problem.active
+        self.V = None if self.active is None else problem.upper_bounds()
+        self.C = np.broadcast_to(problem.weight_matrix().astype(np.float64), (d, m))
+        Y_on = problem.Y if self.active is None else np.where(self.active, problem.Y, 0.0)
+        Y_on = Y_on.astype(np.float64)
+        self.F = self.X.T.astype(np.float64) @ Y_on  # X^T P_j y_j for every support at once
+        self.y_sq = np.einsum("ij,ij->j", Y_on, Y_on)
+        self.gram = problem.gram
+        self.work = 2.0 * n * d * m  # X^T P Y above
+
+    def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self.X[np.ix_(rows, cols)].astype(np.float64)
+
+    def hessian(self, j: int, K: np.ndarray) -> np.ndarray:
+        """``X_K^T P_j X_K`` from the smaller of Omega's rows and the others."""
+        G = self.gram[np.ix_(K, K)]
+        if self.active is None:
+            return G
+        on = self.active[:, j]
+        few_on = 2 * int(np.count_nonzero(on)) <= on.size
+        rows = np.flatnonzero(on if few_on else ~on)
+        B = self.block(rows, K)
+        self.work += rows.size * K.size**2
+        return B.T @ B if few_on else G - B.T @ B
+
+    def solve(
+        self, j: int, K: np.ndarray, signs: np.ndarray, A: np.ndarray
+    ) -> _ColumnSolution | None:
+        """Column ``j``'s system on support ``K`` with held rows ``A``, by the Schur
+        complement of the held rows; ``None`` when the support's Gram is singular."""
+        if K.size == 0:  # the column is zero: its residual is its targets
+            return _ColumnSolution(_EMPTY, _EMPTY, *[np.zeros(0)] * 4, (self.y_sq[j], 0.0, 0.0))
+        k, a = K.size, A.size
+        self.work += k**3 / 3 + a**3 / 3 + 2.0 * k * k * a + a * a * k + FINISH_SOLVE_OVERHEAD
+        H = self.hessian(j, K)
+        # LAPACK directly: the column systems are small, and SciPy's checked wrappers
+        # cost more than the factorization
+        factor, info = dpotrf(H, lower=False, clean=False)
+        if info != 0:
+            return None
+        diagonal = np.abs(np.diag(factor))
+        if diagonal.min() ** 2 * FINISH_MAX_CONDITION < diagonal.max() ** 2:
+            return None
+        f = self.F[K, j]
+        rhs = np.stack([f, -self.C[K, j] * signs], axis=1)
+        w = dpotrs(factor, rhs, lower=False)[0]
+        nu = np.zeros((a, 2))
+        if a:
+            B = self.block(A, K)
+            HB = dpotrs(factor, np.ascontiguousarray(B.T), lower=False)[0]
+            schur = B @ HB
+            target = B @ w
+            target[:, 0] -= self.V[A, j]
+            schur_factor, info = dpotrf(schur, lower=False, clean=False)
+            if info == 0:
+                nu = dpotrs(schur_factor, target, lower=False)[0]
+            else:  # dependent held rows (more of them than the support has entries, say)
+                nu = np.linalg.lstsq(schur, target, rcond=None)[0]
+            w -= HB @ nu
+        Hw = H @ w
+        figures = (
+            max(0.0, float(w[:, 0] @ Hw[:, 0] - 2 * f @ w[:, 0] + self.y_sq[j])),
+            float(w[:, 1] @ Hw[:, 0] - f @ w[:, 1]),
+            max(0.0, float(w[:, 1] @ Hw[:, 1])),
+        )
+        return _ColumnSolution(K, A, w[:, 0], w[:, 1], nu[:, 0], nu[:, 1], figures)
+
+
+def _first_guess(layer: _Layer, S: np.ndarray, U: np.ndarray) -> _Guess:
+    """The support and signs of ``S`` (with every unweighted entry); per column, the
+    bounds where the multiplier ``U`` is positive, the largest ``k - 1`` of them at most
+    for a support of ``k`` entries (:func:`_most_held`)."""
+    free = layer.C == 0
+    support = (S != 0) | free
+    signs = np.where(free, 0.0, np.sign(S))
+    held = np.zeros(U.shape, dtype=bool)
+    if layer.active is not None:
+        positive = ~layer.active & (U > 0)
+        for j in np.flatnonzero(positive.any(axis=0) & support.any(axis=0)):
+            rows = _most_held(layer, j, np.flatnonzero(support[:, j]), positive[:, j], U[:, j])
+            held[rows, j] = True
+    return _Guess(support, signs, held)
+
+
+def _most_held(
+    layer: _Layer, j: int, K: np.ndarray, positive: np.ndarray, u: np.ndarray
+) -> np.ndarray:
+    """The bounds of column ``j`` to hold first. A row of ``X`` that is zero on the support
+    can never pass its bound (``V >= 0`` there, or the program is infeasible) and is left
+    out. A vertex of the program holds at most ``k - 1`` independent bounds on a support of
+    ``k`` entries (one degree of freedom goes to the ball), and an early iterate's
+    multiplier is positive on many more: holding all of them leaves no point that fits
+    (on a random ``120 x 10 -> 5`` layer at a gap of 1e-2, 19 bounds on 5 entries). The
+    ``k - 1`` with the largest multipliers are kept; the corrections hold any other the
+    point then violates."""
+    rows = np.flatnonzero(positive)
+    rows = rows[np.any(layer.X[np.ix_(rows, K)] != 0, axis=1)]
+    limit = max(K.size - 1, 0)
+    if rows.size <= limit:
+        return rows
+    largest = np.argsort(-u[rows], kind="stable")[:limit]
+    return np.sort(rows[largest])
+
+
+def _assemble(
+    layer: _Layer, solutions: list[_ColumnSolution | None], mu: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(W, X W, Lam)`` at the multipliers ``mu`` (per column; columns without a
+    solution stay zero)."""
+    problem = layer.problem
+    n, d, m = problem.shape
+    W = np.zeros((d, m))
+    Lam = np.zeros((n, m))
+    for j, sol in enumerate(solutions):
+        if sol is None:
+            continue
+        t = 1.0 / mu[j] if mu[j] > 0 else 0.0
+        W[sol.K, j] = sol.w_a + t * sol.w_b
+        Lam[sol.A, j] = mu[j] * sol.nu_a + sol.nu_b
+    W = W.astype(problem.dtype)
+    XW = problem.X @ W
+    residual = (XW - problem.Y).astype(np.float64) * mu
+    Lam = residual if layer.active is None else np.where(layer.active, residual, Lam)
+    solved = np.array([sol is not None for sol in solutions])
+    Lam[:, ~solved] = 0.0
+    return W, XW, Lam
+
+
+def _corrected(
+    layer: _Layer,
+    guess: _Guess,
+    W: np.ndarray,
+    XW: np.ndarray,
+    Lam: np.ndarray,
+    hold: float,
+    solved: np.ndarray,
+) -> tuple[_Guess, np.ndarray]:
+    """The next guess and, per column, how many entries and bounds changed (none in the
+    columns not solved)."""
+    C = layer.C
+    G = (layer.X.T @ Lam.astype(layer.X.dtype)).astype(np.float64)
+    flipped = solved & guess.support & (guess.signs != 0) & (np.sign(W) != guess.signs)
+    joining = solved & ~guess.support & (C > 0) & (np.abs(G) > C * (1.0 + FINISH_DUAL_SLACK))
+    support = (guess.support & ~flipped) | joining
+    signs = np.where(joining, -np.sign(G), np.where(flipped, 0.0, guess.signs))
+    held = guess.held
+    if layer.active is not None:
+        excess = XW - layer.V
+        kept = held & (Lam >= 0)
+        violated = ~layer.active & (hold < excess) & ~kept
+        held = np.where(solved, (kept | violated) & support.any(axis=0), held)
+        _cap_held(held, kept, excess, np.count_nonzero(support, axis=0))
+    moved = np.count_nonzero(flipped | joining, axis=0)
+    changes = moved + np.count_nonzero(held != guess.held, axis=0)
+    return _Guess(support, signs, held), changes
+
+
+def _cap_held(held: np.ndarray, kept: np.ndarray, excess: np.ndarray, k: np.ndarray) -> None:
+    """At most ``k_j - 1`` held bounds per column (:func:`_most_held`), in place: those
+    held before first, then the newly violated by how far they pass their bound. Without
+    the cap a wrong guess piles up bounds, and the column's system, a least-squares
+    problem in as many multipliers, took 0.1 s (a random ``2048 x 64 -> 64`` layer)."""
+    counts = np.count_nonzero(held, axis=0)
+    for j in np.flatnonzero(counts > np.maximum(k - 1, 0)):
+        rows = np.flatnonzero(held[:, j])
+        rank = np.where(kept[rows, j], np.inf, excess[rows, j])
+        keep = rows[np.argsort(-rank, kind="stable")[: max(int(k[j]) - 1, 0)]]
+        held[:, j] = False
+        held[keep, j] = True
+
+
+def _release(
+    guess: _Guess, solutions: list[_ColumnSolution | None], columns: np.ndarray
+) -> np.ndarray:
+    """Release, in place, the held bounds of ``columns`` whose multiplier in the pure fit
+    is negative (the fit pushes away from them); which columns changed."""
+    changed = np.zeros(len(solutions), dtype=bool)
+    for j in columns:
+        negative = solutions[j].nu_a < 0
+        if negative.any():
+            guess.held[solutions[j].A[negative], j] = False
+            changed[j] = True
+    return changed
+
+
+class _Rounds:
+    """One finish across its rounds: the guess, the column solutions, what changed."""
+
+    def __init__(self, problem: NetTrimProblem, S: np.ndarray, U: np.ndarray, feas_tol: float):
+        self.problem, self.layer = problem, _Layer(problem)
+        self.separable = problem.program.separable
+        self.guess = _first_guess(self.layer, S, U)
+        m = S.shape[1]
+        self.hold = FINISH_HOLD * feas_tol * problem.target_scale[2]
+        self.solutions: list[_ColumnSolution | None] = [None] * m
+        self.redo = np.ones(m, dtype=bool)
+        self.releases = np.zeros(m, dtype=np.intp)
+        self.history: list[int] = []
+        self.released = False
+
+    def multipliers(self, rounds: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Solve the columns whose guess changed; ``(solved, mu)``, or ``None`` when a
+        layer-wide finish gives up. When the support cannot fit the targets under the
+        bounds held, those the fit pushes away from are released (``solved`` is then all
+        False, and the round ends there): as often as needed in a column of a separable
+        program, once for a layer-wide ball (on MNIST's second layer its releases
+        cycled). A column with nothing left to release is not solved."""
+        for j in np.flatnonzero(self.redo):
+            self.solutions[j] = self.layer.solve(j, *self.guess.column(j))
+        solved = np.array([sol is not None for sol in self.solutions])
+        figures = np.array([(sol or _NO_SOLUTION).a for sol in self.solutions]).T
+        mu = self.problem.program.active_set_multiplier(*figures)
+        unfit = solved & np.isnan(mu)
+        if unfit.any():
+            most = rounds if self.separable else FINISH_RELEASES
+            self.redo = _release(
+                self.guess, self.solutions, np.flatnonzero(unfit & (self.releases < most))
+            )
+            self.releases += self.redo
+            if self.redo.any():
+                self.history.append(int(self.redo.sum()))
+                self.released = True
+                return np.zeros_like(solved), mu
+            solved &= ~unfit
+        if not (solved.all() or (self.separable and solved.any())):
+            return None
+        return solved, np.where(solved, mu, 0.0)
+
+    def correct(
+        self, solved: np.ndarray, mu: np.ndarray, r: int, rounds: int
+    ) -> ActiveSetPoint | None:
+        """Assemble the point at ``mu`` and correct the guess; the point when the
+        rounds end here (converged, stalled or the last), else ``None``."""
+        n, d, m = self.problem.shape
+        layer = self.layer
+        kept = [sol if ok else None for sol, ok in zip(self.solutions, solved, strict=True)]
+        W, XW, Lam = _assemble(layer, kept, mu)
+        layer.work += 2.0 * n * d * m
+        self.guess, changes = _corrected(layer, self.guess, W, XW, Lam, self.hold, solved)
+        history = self.history
+        history.append(int(changes.sum()))
+        done = history[-1] == 0
+        stalled = (
+            not self.released
+            and len(history) >= 2
+            and history[-1] > max(FINISH_SHRINK * history[-2], FINISH_FEW)
+        )
+        self.released = False
+        self.redo = changes > 0
+        if done or stalled or r == rounds:
+            return ActiveSetPoint(W, XW, Lam, solved, r, done, history, layer.work)
+        return None
+
+    def nothing(self) -> ActiveSetPoint:
+        """The finish's answer when it found no point."""
+        m = self.problem.shape[2]
+        rounds, work = len(self.history), self.layer.work
+        return ActiveSetPoint(
+            None, None, None, np.zeros(m, bool), rounds, False, self.history, work
+        )
+
+
+def active_set_finish(
+    problem: NetTrimProblem,
+    S: np.ndarray,
+    U: np.ndarray,
+    *,
+    feas_tol: float,
+    rounds: int = FINISH_ROUNDS,
+) -> ActiveSetPoint:
+    """The optimum on the active set that ``S`` and the multiplier ``U`` point to.
+
+    Parameters
+    ----------
+    problem : NetTrimProblem
+        The program (any variant: a layer-wide ball, a ball per column, (P3)).
+    S : ndarray of shape (d, m)
+        The ADMM's sparse point: its support and signs are the first guess.
+    U : ndarray of shape (n, m)
+        The multiplier of ``Z = X W`` (or any positive multiple per column): the bounds
+        off Omega where it is positive are held first.
+    feas_tol : float
+        A bound is held once violated by ``FINISH_HOLD feas_tol max|Y|``.
+    rounds : int
+        Rounds of corrections at most.
+
+    Returns
+    -------
+    ActiveSetPoint
+        The last round's point, which the caller certifies. A column whose support's Gram
+        is singular, or whose support cannot fit its targets to its radius even after the
+        bounds the fit pushes away from are released, is not solved (a layer-wide ball
+        then gives no point). The rounds stop early when the guess stops changing, or
+        when its changes shrink by less than ``FINISH_SHRINK`` in a round (and are more
+        than ``FINISH_FEW``), which on the digits layers marked every guess that did
+        not converge.
+    """
+    run = _Rounds(problem, S, U, feas_tol)
+    for r in range(1, rounds + 1):
+        found = run.multipliers(rounds)
+        if found is None:
+            break
+        solved, mu = found
+        if not solved.any():
+            continue  # bounds were released: solve those columns again
+        point = run.correct(solved, mu, r, rounds)
+        if point is not None:
+            return point
+    return run.nothing()
