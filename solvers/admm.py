@@ -49,7 +49,7 @@ from enum import Enum
 import numpy as np
 
 from . import kernels
-from .active_set import FINISH_SOLVE_OVERHEAD, active_set_finish
+from .active_set import FINISH_SOLVE_OVERHEAD, ActiveSetPoint, active_set_finish
 from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
 from .linalg import (
@@ -200,9 +200,9 @@ class AdmmSettings:
         support is still moving.
     active_set_payoff : float
         ... when the iterations left, at the rate the gap fell over the last check
-        interval, are at least this many times the attempt's estimated work (default
+        intervals, are at least this many times the attempt's estimated work (default
         2.0: on the digits layers about half the attempts at the gaps where this lets
-        them try end the solve).
+        them try end the solve), twice as many after every attempt that kept nothing.
     active_set_budget : float
         ... and while the attempts so far took work (in iterations) of at most this
         fraction of the iterations run (default 0.25), so attempts that fail cost a
@@ -615,12 +615,14 @@ def solve_admm(
     Returns
     -------
     SolverResult
-        ``W = S`` (exactly sparse), status, and ``info`` measured on ``S`` itself, with the
-        dual bound and gap of the certificate; ``info.extra`` holds the final penalties,
-        the number of penalty updates, the working precision, the mean iterations per
-        column (``column_iterations``: fewer than ``iterations`` when columns were set
-        aside) and the polish figures. An infeasible program returns no weights and
-        ``info.infeasibility_certificate``, the Farkas ray that proves it.
+        ``W = S`` (exactly sparse; or the point of the active-set finish, when the solve
+        ended there), status, and ``info`` measured on those weights, with the dual bound
+        and gap of the certificate; ``info.extra`` holds the final penalties, the number
+        of penalty updates, the working precision, the mean iterations per column
+        (``column_iterations``: fewer than ``iterations`` when columns were set aside),
+        the polish figures and the finish's (``active_set_attempts``, ``_rounds`` of the
+        one kept, ``_work`` in iterations, ``_seconds``). An infeasible program returns
+        no weights and ``info.infeasibility_certificate``, the Farkas ray that proves it.
     """
     settings = settings or AdmmSettings()
     _check_entry_weights(problem)
@@ -817,7 +819,7 @@ class _Run:
         # the multiplier of the active-set finish, when the solve stopped there
         self.Lam_final: np.ndarray | None = None
         self.finish_work = 0.0  # the finish's attempts, in iterations of the whole layer
-        self.finish_attempts = self.finish_rounds = 0
+        self.finish_attempts = self.finish_rounds = self.finish_failures = 0
         self.finish_seconds = 0.0
         self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
         self.certificate: np.ndarray | None = None  # a Farkas ray, in the caller's columns
@@ -1286,14 +1288,13 @@ def _finish_due(run: _Run, settings: AdmmSettings, rel_gap: float) -> bool:
     """Whether to try the active-set finish at this check: a gap within
     ``active_set_gap``, the attempts so far within the budget, and more iterations left,
     at the rate the gap fell since the last check, than the attempt costs (by
-    ``active_set_payoff``)."""
+    ``active_set_payoff``, doubled by every attempt that kept nothing)."""
     if not settings.active_set or rel_gap > settings.active_set_gap or rel_gap <= settings.gap_tol:
         return False
     if run.finish_work > settings.active_set_budget * run.column_iterations / run.m:
         return False
-    return _iterations_left(run, settings, rel_gap) >= settings.active_set_payoff * _finish_cost(
-        run
-    )
+    payoff = settings.active_set_payoff * 2.0**run.finish_failures
+    return _iterations_left(run, settings, rel_gap) >= payoff * _finish_cost(run)
 
 
 def _iterations_left(run: _Run, settings: AdmmSettings, rel_gap: float) -> float:
@@ -1347,18 +1348,25 @@ def _in_iterations(run: _Run, work: float) -> float:
 
 def _finished(run: _Run, settings: AdmmSettings) -> bool:
     """Solve on the iterate's active set (:mod:`.active_set`) and keep what is feasible
-    with a certified gap: for a layer-wide ball the point (``run.S_repaired``,
-    ``run.Lam_final``; whether the solve ends there), for a separable program every
-    column that is, set aside as done (whether that was every column; with
-    ``freeze_columns=False`` only every column at once)."""
+    with a certified gap (:func:`_keep_finish`); whether the solve ends there. An attempt
+    that keeps nothing doubles the payoff the next one must promise."""
     c = run.columns
     started = time.perf_counter()
     point = active_set_finish(c.scaled, c.weights_true(), c.st.U, feas_tol=settings.feas_tol)
     run.finish_work += _in_iterations(run, point.work)
     run.finish_attempts += 1
     run.finish_seconds += time.perf_counter() - started
-    if point.W is None:
-        return False
+    kept, ends = (False, False) if point.W is None else _keep_finish(run, settings, point)
+    run.finish_failures += not kept
+    return ends
+
+
+def _keep_finish(run: _Run, settings: AdmmSettings, point: ActiveSetPoint) -> tuple[bool, bool]:
+    """Measure and certify the finish's point in the problem's precision; keep, for a
+    layer-wide ball, the point (``run.S_repaired``, ``run.Lam_final``), for a separable
+    program every column that is feasible with a certified gap, set aside as done (with
+    ``freeze_columns=False`` only every column at once). ``(kept, ends)``."""
+    c = run.columns
     meter = _Meter(c.scaled)
     figures = meter(point.W)
     bounds = DualCertifier(c.scaled).bound(
@@ -1371,17 +1379,16 @@ def _finished(run: _Run, settings: AdmmSettings) -> bool:
     if run.separable:
         done = point.solved & _columns_done(c.scaled, figures, bounds, settings, 0.0)
         if not (done.all() or (settings.freeze_columns and done.any())):
-            return False  # without freeze_columns, only every column at once
+            return False, False
         run.finish_rounds += point.rounds
-        return _store_done(run, done, figures, bounds, point.W, point.Lam)
+        return True, _store_done(run, done, figures, bounds, point.W, point.Lam)
     total = run.objective_done + float(figures["objective"])
-    if _feasibility(c.scaled, figures, settings.feas_tol) and total - run.lower_done - bounds <= (
-        settings.gap_tol * max(abs(total), _TINY)
-    ):
-        run.S_repaired, run.Lam_final = point.W, point.Lam
-        run.finish_rounds = point.rounds
-        return True
-    return False
+    certified = total - run.lower_done - bounds <= settings.gap_tol * max(abs(total), _TINY)
+    if not (certified and _feasibility(c.scaled, figures, settings.feas_tol)):
+        return False, False
+    run.S_repaired, run.Lam_final = point.W, point.Lam
+    run.finish_rounds = point.rounds
+    return True, True
 
 
 def _farkas_test(run: _Run, settings: AdmmSettings) -> bool:
