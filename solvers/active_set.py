@@ -40,14 +40,14 @@ from .problem import NetTrimProblem
 
 #: Rounds of corrections at most (on the digits layers a guess that converges does so in 2-7).
 FINISH_ROUNDS = 8
+#: A round whose changes are more than this fraction of the last round's ends the finish.
+FINISH_SHRINK = 0.5
 #: ... unless they are this few: a few changes may take a few rounds to settle (on small
 #: layers, where every change is a large share of the guess).
 FINISH_FEW = 16
 #: Releases of the held bounds per finish, for a layer-wide ball (see
 #: :func:`active_set_finish`); a column of a separable program releases as often as needed.
 FINISH_RELEASES = 1
-#: A round whose changes are more than this fraction of the last round's ends the finish.
-FINISH_SHRINK = 0.5
 #: The cost of one column's system beyond its multiply-adds (gathers, the LAPACK calls, the
 #: interpreter), in multiply-adds: measured 0.2-0.3 ms a system on the digits layers, on the
 #: 2-core machine of docs/benchmarks.md, where an iteration runs 20-30 million a millisecond.
