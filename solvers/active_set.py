@@ -65,6 +65,13 @@ FINISH_DUAL_SLACK = 1e-6
 FINISH_MAX_CONDITION = 1e12
 
 
+def system_work(rows, k, a):
+    """Multiply-adds of one column's system (arrays broadcast): its Gram from ``rows``
+    rows on a support of ``k`` entries, the Cholesky factors of it and of the Schur
+    complement of ``a`` held rows, the solves, and ``FINISH_SOLVE_OVERHEAD``."""
+    return rows * k**2 + k**3 / 3 + a**3 / 3 + 2.0 * k * k * a + a * a * k + FINISH_SOLVE_OVERHEAD
+
+
 @dataclass
 class ActiveSetPoint:
     """What :func:`active_set_finish` found: weights, their multiplier and the path there.
@@ -170,7 +177,6 @@ class _Layer:
         few_on = 2 * int(np.count_nonzero(on)) <= on.size
         rows = np.flatnonzero(on if few_on else ~on)
         B = self.block(rows, K)
-        self.work += rows.size * K.size**2
         return B.T @ B if few_on else G - B.T @ B
 
     def solve(
@@ -181,7 +187,12 @@ class _Layer:
         if K.size == 0:  # the column is zero: its residual is its targets
             return _ColumnSolution(_EMPTY, _EMPTY, *[np.zeros(0)] * 4, (self.y_sq[j], 0.0, 0.0))
         k, a = K.size, A.size
-        self.work += k**3 / 3 + a**3 / 3 + 2.0 * k * k * a + a * a * k + FINISH_SOLVE_OVERHEAD
+        if self.active is None:
+            rows = 0
+        else:
+            n_on = int(np.count_nonzero(self.active[:, j]))
+            rows = min(n_on, self.active.shape[0] - n_on)
+        self.work += float(system_work(rows, k, a))
         H = self.hessian(j, K)
         # LAPACK directly: the column systems are small, and SciPy's checked wrappers
         # cost more than the factorization

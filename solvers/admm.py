@@ -49,7 +49,7 @@ from enum import Enum
 import numpy as np
 
 from . import kernels
-from .active_set import FINISH_SOLVE_OVERHEAD, ActiveSetPoint, active_set_finish
+from .active_set import ActiveSetPoint, active_set_finish, system_work
 from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
 from .linalg import (
@@ -1287,8 +1287,9 @@ def _repaired(run: _Run, settings: AdmmSettings) -> bool:
 def _finish_due(run: _Run, settings: AdmmSettings, rel_gap: float) -> bool:
     """Whether to try the active-set finish at this check: a gap within
     ``active_set_gap``, the attempts so far within the budget, and more iterations left,
-    at the rate the gap fell since the last check, than the attempt costs (by
-    ``active_set_payoff``, doubled by every attempt that kept nothing)."""
+    at the rate the gap fell over the last checks (:func:`_iterations_left`), than the
+    attempt costs (by ``active_set_payoff``, doubled by every attempt that kept
+    nothing)."""
     if not settings.active_set or rel_gap > settings.active_set_gap or rel_gap <= settings.gap_tol:
         return False
     if run.finish_work > settings.active_set_budget * run.column_iterations / run.m:
@@ -1325,15 +1326,7 @@ def _finish_cost(run: _Run) -> float:
         held = np.count_nonzero(~on & (c.st.U > 0), axis=0).astype(np.float64)
         n_on = np.count_nonzero(on, axis=0)
         rows = np.minimum(n_on, n - n_on).astype(np.float64)
-    system = (
-        rows * support**2
-        + support**3 / 3
-        + held**3 / 3
-        + 2 * support**2 * held
-        + support * held**2
-        + FINISH_SOLVE_OVERHEAD
-    )
-    work = 2 * float(system.sum()) + (2 + 5 * 2) * n * d * k
+    work = 2 * float(np.sum(system_work(rows, support, held))) + (2 + 5 * 2) * n * d * k
     return _in_iterations(run, work)
 
 
