@@ -108,9 +108,7 @@ class Program:
         """
         raise NotImplementedError
 
-    def active_set_multiplier(
-        self, a0: np.ndarray, a1: np.ndarray, a2: np.ndarray
-    ) -> np.ndarray | None:
+    def active_set_multiplier(self, a0: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> np.ndarray:
         """Per column, the multiplier ``mu`` of the residual at the active-set point
         ``w_a + w_b / mu`` (:mod:`.active_set`), from that column's ``a0 = ||r_a||^2``,
         ``a1 = <r_a, X w_b>`` and ``a2 = ||X w_b||^2`` on Omega (``r_a = X w_a - y``):
