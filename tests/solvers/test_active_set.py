@@ -106,6 +106,36 @@ def test_the_finish_is_deterministic():
     assert first.W.tobytes() == again.W.tobytes() and first.Lam.tobytes() == again.Lam.tobytes()
 
 
+def test_the_column_systems_run_on_one_blas_thread(monkeypatch):
+    """The small systems run on one BLAS thread whatever the caller allows (OpenBLAS's
+    threads made a 4096 x 256 -> 256 layer's finish 6x slower on 2 threads), and the
+    caller's limit is back afterwards."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from nettrim.solvers import active_set
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                if lib["user_api"] == "blas"}  # fmt: skip
+
+    seen = []
+    solve = active_set._Layer.solve
+
+    def recording(self, *args):
+        seen.append(blas_threads())
+        return solve(self, *args)
+
+    monkeypatch.setattr(active_set._Layer, "solve", recording)
+    p = _case("layer-wide ball")
+    state = solve_admm(p, NEAR, keep_state=True).info.extra["state"]
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        point = active_set_finish(p, state.S, state.dual_z, feas_tol=1e-3)
+        after = blas_threads()
+    assert point.converged and seen and 2 in before
+    assert all(threads == {1} for threads in seen), seen
+    assert after == before
+
+
 def test_a_column_too_rare_for_its_support_is_not_solved():
     """A neuron that fires on fewer samples than its guessed support has entries: its
     Gram on Omega is singular, so the finish does not offer that column (a separable
