@@ -37,6 +37,7 @@ import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 from threadpoolctl import threadpool_limits
 
+from .linalg import masked_products
 from .problem import NetTrimProblem
 
 #: Rounds of corrections at most (on the digits layers a guess that converges does so in 2-7).
@@ -159,10 +160,8 @@ class _Layer:
         self.active = problem.active
         self.V = None if self.active is None else problem.upper_bounds()
         self.C = np.broadcast_to(problem.weight_matrix().astype(np.float64), (d, m))
-        Y_on = problem.Y if self.active is None else np.where(self.active, problem.Y, 0.0)
-        Y_on = Y_on.astype(np.float64)
-        self.F = self.X.T.astype(np.float64) @ Y_on  # X^T P_j y_j for every support at once
-        self.y_sq = np.einsum("ij,ij->j", Y_on, Y_on)
+        # X^T P_j y_j for every support at once, and ||P_j y_j||^2
+        self.F, self.y_sq = masked_products(self.X, problem.Y, mask=self.active)
         self.gram = problem.gram
         self.work = 2.0 * n * d * m  # X^T P Y above
 
@@ -268,21 +267,23 @@ def _assemble(
     layer: _Layer, solutions: list[_ColumnSolution | None], mu: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(W, X W, Lam)`` at the multipliers ``mu`` (per column; columns without a
-    solution stay zero)."""
+    solution stay zero). ``Lam`` is formed in place: on a float32 layer each ``(n, m)``
+    float64 temporary costs two of the ADMM's ``(n, m)`` arrays."""
     problem = layer.problem
-    n, d, m = problem.shape
+    d, m = problem.shape[1:]
     W = np.zeros((d, m))
-    Lam = np.zeros((n, m))
     for j, sol in enumerate(solutions):
-        if sol is None:
-            continue
-        t = 1.0 / mu[j] if mu[j] > 0 else 0.0
-        W[sol.K, j] = sol.w_a + t * sol.w_b
-        Lam[sol.A, j] = mu[j] * sol.nu_a + sol.nu_b
+        if sol is not None:
+            W[sol.K, j] = sol.w_a + (1.0 / mu[j] if mu[j] > 0 else 0.0) * sol.w_b
     W = W.astype(problem.dtype)
     XW = problem.X @ W
-    residual = (XW - problem.Y).astype(np.float64) * mu
-    Lam = residual if layer.active is None else np.where(layer.active, residual, Lam)
+    Lam = (XW - problem.Y).astype(np.float64)
+    Lam *= mu
+    if layer.active is not None:  # off Omega: the held bounds' multipliers, else zero
+        np.copyto(Lam, 0.0, where=~layer.active)
+        for j, sol in enumerate(solutions):
+            if sol is not None and sol.A.size:
+                Lam[sol.A, j] = mu[j] * sol.nu_a + sol.nu_b
     solved = np.array([sol is not None for sol in solutions])
     Lam[:, ~solved] = 0.0
     return W, XW, Lam

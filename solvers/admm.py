@@ -1315,7 +1315,8 @@ def _iterations_left(run: _Run, settings: AdmmSettings, rel_gap: float) -> float
 
 def _finish_cost(run: _Run) -> float:
     """The work of a finish from the current guess, in iterations of the whole layer
-    (:mod:`.active_set`'s measure: about two column systems per column, five rounds)."""
+    (:mod:`.active_set`'s measure: about two column systems per column, five rounds; at
+    most ``k - 1`` bounds held on a support of ``k`` entries, as the finish holds them)."""
     c = run.columns
     n, d, k = c.scaled.shape
     support = np.count_nonzero(c.st.S, axis=0).astype(np.float64)
@@ -1324,6 +1325,7 @@ def _finish_cost(run: _Run) -> float:
         rows = held = np.zeros(k)
     else:
         held = np.count_nonzero(~on & (c.st.U > 0), axis=0).astype(np.float64)
+        held = np.minimum(held, np.maximum(support - 1.0, 0.0))
         n_on = np.count_nonzero(on, axis=0)
         rows = np.minimum(n_on, n - n_on).astype(np.float64)
     work = 2 * float(np.sum(system_work(rows, support, held))) + (2 + 5 * 2) * n * d * k

@@ -16,6 +16,33 @@ RANK_RTOL_FACTOR = 1.0
 RANGE_RTOL = 1e-8
 
 
+#: Rows per block of :func:`masked_products`: its float64 temporaries stay a small part of
+#: the layer (a float64 copy of a float32 layer's ``(n, m)`` array weighs two of its own).
+PRODUCT_BLOCK_ROWS = 1024
+
+
+def masked_products(
+    X: np.ndarray, A: np.ndarray, B: np.ndarray | None = None, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X^T R`` and the squared norms of ``R``'s columns, in float64, for ``R = A - B``
+    on ``mask`` and zero off it (``B`` zero, ``mask`` everywhere, when ``None``).
+
+    ``R`` is formed in the operands' precision and cast, block by block of
+    ``PRODUCT_BLOCK_ROWS`` rows: neither ``R`` nor ``X`` is copied whole to float64.
+    """
+    products = np.zeros((X.shape[1], A.shape[1]))
+    squares = np.zeros(A.shape[1])
+    for start in range(0, X.shape[0], PRODUCT_BLOCK_ROWS):
+        rows = slice(start, start + PRODUCT_BLOCK_ROWS)
+        R = A[rows] if B is None else A[rows] - B[rows]
+        if mask is not None:
+            R = np.where(mask[rows], R, 0.0)
+        R = np.asarray(R, dtype=np.float64)
+        products += np.asarray(X[rows], dtype=np.float64).T @ R
+        squares += np.einsum("ij,ij->j", R, R)
+    return products, squares
+
+
 @dataclass(frozen=True)
 class RangeReduction:
     """``X = Q R`` with ``Q`` orthonormal of rank ``r``, applied to targets ``Y``.

@@ -15,6 +15,7 @@ import contextlib
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
+from .linalg import masked_products
 from .problem import NetTrimProblem
 
 #: Conjugate-gradient iterations of the support refit (each costs two products).
@@ -144,7 +145,6 @@ def repair_violations(
     X = problem.X
     V = problem.upper_bounds()
     threshold = REPAIR_THRESHOLD * feas_tol * problem.target_scale[2]
-    X64 = X.astype(np.float64, copy=False)  # once for every round
     gram = problem.gram
     ridge = REPAIR_RIDGE * (np.trace(gram) / max(gram.shape[0], 1) + _TINY)
     start, S = S, S.copy()
@@ -157,7 +157,7 @@ def repair_violations(
             break
         held |= over
         columns = np.flatnonzero(over.any(axis=0))
-        changes = _column_changes(problem, X64, ridge, S, XS, V, held, columns)
+        changes = _column_changes(problem, ridge, S, XS, V, held, columns)
         if changes is None:
             return start
         for j, support, delta in changes:
@@ -212,7 +212,6 @@ def _least_output_change(
 
 def _column_changes(
     problem: NetTrimProblem,
-    X64: np.ndarray,
     ridge: float,
     S: np.ndarray,
     XS: np.ndarray,
@@ -223,15 +222,14 @@ def _column_changes(
     """``(j, support, delta)`` of each column of ``columns`` (with a support): its held
     rows at their bound, and its ball's residual kept within the radius to first order
     (``||r + X delta||^2 <= ||r||^2 + 2 <X^T r, delta> + delta^T G delta``, ``G`` over
-    every row: Omega's part and more; ``X64`` is ``X`` in float64, ``ridge`` the ridge of
-    ``G``). ``None`` when a column holds too many rows.
+    every row: Omega's part and more; ``ridge`` the ridge of ``G``). ``None`` when a
+    column holds too many rows.
     """
     gram = problem.gram
     radii, layer_radius = problem.program.column_radii, problem.program.layer_radius
     if radii is not None or layer_radius is not None:
-        R = np.where(problem.active, XS - problem.Y, 0.0).astype(np.float64)
-        residual_sq = np.einsum("ij,ij->j", R, R)
-        slope = X64.T @ R  # the gradient of half the squared residual, per column
+        # the gradient of half the squared residual, per column, and the squared residual
+        slope, residual_sq = masked_products(problem.X, XS, problem.Y, mask=problem.active)
     changes, pooled = [], []
     for j in columns:
         rows, support = np.flatnonzero(held[:, j]), np.flatnonzero(S[:, j])
@@ -240,7 +238,8 @@ def _column_changes(
         if rows.size > REPAIR_MAX_HELD_RATIO * support.size:
             return None
         G = gram[np.ix_(support, support)]
-        A, target = X64[np.ix_(rows, support)], V[rows, j] - XS[rows, j]
+        A = problem.X[np.ix_(rows, support)].astype(np.float64)
+        target = V[rows, j] - XS[rows, j]
         system = _HeldRows(G, ridge, A)
         delta = system.change(target)
         if radii is not None:

@@ -95,3 +95,25 @@ def test_float32_keeps_dtype_and_identity():
     rhs = np.sum((red.R.astype(float) @ W - red.C) ** 2, axis=0) + red.outside.astype(float) ** 2
     # float32 factorization: agreement to ~1e3 ulps of float32.
     np.testing.assert_allclose(rhs, lhs, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masked_products_match_the_whole_products_in_float64(dtype):
+    """Block by block (2500 rows: blocks of 1024, 1024 and 452) the same as one float64
+    product of the masked difference, and no float64 copy of a float32 input is needed."""
+    from nettrim.solvers.linalg import PRODUCT_BLOCK_ROWS, masked_products
+
+    rng = np.random.default_rng(3)
+    n = 2 * PRODUCT_BLOCK_ROWS + 452
+    X, A, B = (rng.standard_normal((n, k)).astype(dtype) for k in (7, 5, 5))
+    mask = rng.random((n, 5)) < 0.6
+    R = np.where(mask, A - B, 0.0).astype(np.float64)
+    products, squares = masked_products(X, A, B, mask=mask)
+    assert products.dtype == squares.dtype == np.float64
+    np.testing.assert_allclose(products, X.astype(np.float64).T @ R, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(squares, (R * R).sum(axis=0), rtol=1e-12)
+    plain, plain_sq = masked_products(X, A)  # no B, no mask: X^T A
+    np.testing.assert_allclose(
+        plain, X.astype(np.float64).T @ A.astype(np.float64), rtol=1e-12, atol=1e-9
+    )
+    np.testing.assert_allclose(plain_sq, (A.astype(np.float64) ** 2).sum(axis=0), rtol=1e-12)
