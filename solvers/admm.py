@@ -986,19 +986,20 @@ def _iterate(
     run.acceleration = _Acceleration(run, settings) if settings.anderson_memory else None
     for iteration in range(1, settings.max_iter + 1):
         run.iteration = iteration
-        c = run.columns
-        k = c.index.size
+        # no local name for run.columns: a check that sets columns aside replaces them,
+        # and the old ones' state must go before the acceleration copies its memory
+        k = run.columns.index.size
         run.column_iterations += k
         checking = iteration % settings.check_every == 0
         adapting = settings.adaptive_rho and iteration >= run.next_adapt
-        _step(c, run, settings.alpha, with_stats=checking or adapting)
+        _step(run.columns, run, settings.alpha, with_stats=checking or adapting)
         if (
             settings.time_limit is not None
             and time.perf_counter() - run.started > settings.time_limit
         ):
             return Stop.TIME_LIMIT
         if checking or adapting:  # the residual figures serve only those two
-            residuals = _Residuals(c, settings, run.n, run.d)
+            residuals = _Residuals(run.columns, settings, run.n, run.d)
             if checking:
                 stop = _check(run, settings, residuals, verbose, callback)
                 if stop is not None:
@@ -1106,8 +1107,9 @@ class _Acceleration:
         (the block then starts again from the current state)."""
         if c is not self.columns and self.per_column:  # columns set aside: keep the rest's
             keep = np.isin(self.columns.index, c.index)
+            self.columns = c  # the old columns' state goes before the memory is copied
             self.anderson.restrict(keep)
-            self.columns, self.rho1, self.rho2 = c, self.rho1[keep], self.rho2[keep]
+            self.rho1, self.rho2 = self.rho1[keep], self.rho2[keep]
             self.w1, self.w2 = self.w1[keep], self.w2[keep]
         elif c is not self.columns:
             self._restart(c)
@@ -1376,7 +1378,11 @@ def _keep_finish(run: _Run, settings: AdmmSettings, point: ActiveSetPoint) -> tu
         if not (done.all() or (settings.freeze_columns and done.any())):
             return False, False
         run.finish_rounds += point.rounds
-        return True, _store_done(run, done, figures, bounds, point.W, point.Lam)
+        S_done, Lam_done = point.W[:, done], point.Lam[:, done]
+        # the point's (n, m) arrays and the meter's go before the columns are restricted
+        point.XW = point.Lam = None
+        del meter
+        return True, _store_done(run, done, figures, bounds, S_done, Lam_done)
     total = run.objective_done + float(figures["objective"])
     certified = total - run.lower_done - bounds <= settings.gap_tol * max(abs(total), _TINY)
     if not (certified and _feasibility(c.scaled, figures, settings.feas_tol)):
@@ -1407,20 +1413,21 @@ def _set_aside(run: _Run, settings: AdmmSettings, figures: dict, bounds: np.ndar
     done = _columns_done(c.working, figures, bounds, settings, run.rounding)
     if done.sum() < max(1.0, settings.freeze_fraction * c.index.size):
         return False
-    return _store_done(run, done, figures, bounds, c.weights_true(), c.multiplier())
+    return _store_done(run, done, figures, bounds, c.weights_true()[:, done], c.multiplier(done))
 
 
 def _store_done(
     run: _Run, done: np.ndarray, figures: dict, bounds: np.ndarray, S: np.ndarray, Lam: np.ndarray
 ) -> bool:
     """Store the columns ``done`` (of those iterating) with their weights ``S`` and
-    multipliers ``Lam`` and iterate on the others; whether that was every column."""
+    multipliers ``Lam`` (of those columns alone: no ``(n, m)`` array beyond the state
+    while it is restricted) and iterate on the others; whether that was every column."""
     c = run.columns
     run.objective_done += float(np.sum(figures["column_objectives"][done]))
     run.lower_done += float(np.sum(bounds[done]))
-    run.S_done[:, c.index[done]] = S[:, done]
+    run.S_done[:, c.index[done]] = S
     run.keep_done_state(done)
-    run.Lam_done[:, c.index[done]] = Lam[:, done]
+    run.Lam_done[:, c.index[done]] = Lam
     if done.all():
         return True
     run.columns = c.restrict(~done)
@@ -1553,7 +1560,9 @@ class _Columns:
     ``S_j / beta_j`` here.
     """
 
-    def __init__(self, *, index, scaled, working, normalized, beta, rho1, rho2, weights, st):
+    def __init__(
+        self, *, index, scaled, working, normalized, beta, rho1, rho2, weights, st, Lam_prev=None
+    ):
         self.index, self.st = index, st
         self.scaled, self.working, self.normalized = scaled, working, normalized
         self.beta, self.rho1, self.rho2, self.weights = beta, rho1, rho2, weights
@@ -1561,7 +1570,7 @@ class _Columns:
         self.beta_true = beta.astype(scaled.dtype)
         self.measure = _Meter(working)
         self.certifier = DualCertifier(working)
-        self.Lam_prev = np.zeros(st.U.shape)
+        self.Lam_prev = np.zeros(st.U.shape) if Lam_prev is None else Lam_prev
         self.kernel_args = normalized.kernel_arrays()
 
     # scalars and factors reach the kernels in the working precision: a float64 operand
@@ -1596,9 +1605,10 @@ class _Columns:
         """``S`` in the problem's units, working precision."""
         return self.st.S * self.beta_w
 
-    def multiplier(self) -> np.ndarray:
-        """The multiplier ``Lam = (rho1_j / beta_j) U`` of ``Z = X W``, float64."""
-        return (self.rho1 / self.beta) * self.st.U
+    def multiplier(self, columns: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """The multiplier ``Lam = (rho1_j / beta_j) U`` of ``Z = X W`` (of ``columns``),
+        float64."""
+        return (self.rho1[columns] / self.beta[columns]) * self.st.U[:, columns]
 
     def state(self, sigma: float) -> dict[str, np.ndarray]:
         """The :class:`AdmmState` fields of these columns in the caller's units (float64):
@@ -1647,8 +1657,8 @@ class _Columns:
             rho2=self.rho2[keep],
             weights=weights,
             st=self.st.restrict(keep),
+            Lam_prev=np.ascontiguousarray(self.Lam_prev[:, keep]),
         )
-        clone.Lam_prev = np.ascontiguousarray(self.Lam_prev[:, keep])
         return clone
 
 
