@@ -251,16 +251,31 @@ def _column_changes(
                 A, target = np.vstack([A, g]), np.append(target, 0.5 * budget)
                 delta = _least_output_change(G, ridge, A, target)
         elif layer_radius is not None:
-            pooled.append((len(changes), system, slope[support, j]))
+            pooled.append((len(changes), *_slack_terms(system, slope[support, j], delta)))
         changes.append((j, support, delta))
     if pooled:
         _share_layer_slack(changes, pooled, layer_radius**2 - float(residual_sq.sum()))
     return changes
 
 
+def _slack_terms(
+    system: _HeldRows, g: np.ndarray, dt: np.ndarray
+) -> tuple[float, float, float, np.ndarray]:
+    """One column's part of :func:`_share_layer_slack`: the coefficients of its growth
+    bound ``2 <g, delta(c)> + delta(c)^T G delta(c)`` in ``c`` (``a0 + a1 c + a2 c^2``)
+    and its descent ``d``, for ``delta(c) = dt + c d``. Taken as each column is solved, so
+    that its system (the support's Gram and factor) is let go at once: held for every
+    column of a ``2048 x 2048`` layer until the end, they took some 5 GB."""
+    d = system.descent(g)
+    Gd = system.G @ d
+    a0 = 2 * float(g @ dt) + float(dt @ system.G @ dt)
+    a1 = 2 * float(g @ d) + 2 * float(dt @ Gd)
+    return a0, a1, float(d @ Gd), d
+
+
 def _share_layer_slack(
     changes: list[tuple[int, np.ndarray, np.ndarray]],
-    pooled: list[tuple[int, _HeldRows, np.ndarray]],
+    pooled: list[tuple[int, float, float, float, np.ndarray]],
     budget: float,
 ) -> None:
     """Keep a layer-wide ball: the moving columns share its slack ``budget`` (the squared
@@ -270,22 +285,15 @@ def _share_layer_slack(
     ``sum_j (2 <g_j, delta_j> + delta_j^T G_j delta_j) <= budget`` are
     ``delta_j(c) = delta_j + c d_j`` (``d_j`` the :meth:`_HeldRows.descent` of ``g_j``,
     ``c = nu / (1 + nu)`` for the constraint's multiplier ``nu``), with one ``c`` for every
-    column; the bound is a quadratic in ``c``, least at ``c = 1``. Take the smallest ``c``
-    in ``[0, 1]`` that meets it (1 when none does; the caller's check then rejects the
-    point). In place on ``changes``.
+    column; the bound is a quadratic in ``c`` (the sum of the columns' :func:`_slack_terms`),
+    least at ``c = 1``. Take the smallest ``c`` in ``[0, 1]`` that meets it (1 when none
+    does; the caller's check then rejects the point). In place on ``changes``.
     """
-    terms = [(i, system, g, changes[i][2]) for i, system, g in pooled]
-    a0 = sum(2 * float(g @ dt) + float(dt @ system.G @ dt) for _, system, g, dt in terms)
+    a0 = sum(terms[1] for terms in pooled)
     if a0 <= budget:
         return  # the held rows alone keep the ball
-    a1 = a2 = 0.0
-    descents = []
-    for _, system, g, dt in terms:
-        d = system.descent(g)
-        Gd = system.G @ d
-        a1 += 2 * float(g @ d) + 2 * float(dt @ Gd)
-        a2 += float(d @ Gd)
-        descents.append(d)
+    a1 = sum(terms[2] for terms in pooled)
+    a2 = sum(terms[3] for terms in pooled)
     # a0 + a1 c + a2 c^2 = budget: the smaller root (a2 >= 0; a1 <= -2 a2 since c = 1 is
     # the least point, so the quadratic decreases on [0, 1])
     disc = a1 * a1 - 4 * a2 * (a0 - budget)
@@ -294,6 +302,6 @@ def _share_layer_slack(
         c = min(1.0, (-a1 - np.sqrt(disc)) / (2 * a2))
     elif a1 < 0:
         c = min(1.0, (budget - a0) / a1)
-    for (i, _, _, dt), d in zip(terms, descents, strict=True):
-        j, support, _ = changes[i]
+    for i, _, _, _, d in pooled:
+        j, support, dt = changes[i]
         changes[i] = (j, support, dt + c * d)
