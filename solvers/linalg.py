@@ -16,9 +16,10 @@ RANK_RTOL_FACTOR = 1.0
 RANGE_RTOL = 1e-8
 
 
-#: Rows per block of :func:`masked_products`: its float64 temporaries stay a small part of
-#: the layer (a float64 copy of a float32 layer's ``(n, m)`` array weighs two of its own).
-PRODUCT_BLOCK_ROWS = 1024
+#: Rows per block of :func:`masked_products`: its float64 temporaries stay bounded on tall
+#: layers (a float64 copy of a float32 layer's ``(n, m)`` array weighs two of its own),
+#: and a layer of at most this many rows is summed in one product, as before the blocks.
+PRODUCT_BLOCK_ROWS = 8192
 
 
 def masked_products(

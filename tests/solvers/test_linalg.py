@@ -99,7 +99,7 @@ def test_float32_keeps_dtype_and_identity():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_masked_products_match_the_whole_products_in_float64(dtype):
-    """Block by block (2500 rows: blocks of 1024, 1024 and 452) the same as one float64
+    """Block by block (two whole blocks and one of 452 rows) the same as one float64
     product of the masked difference, and no float64 copy of a float32 input is needed."""
     from nettrim.solvers.linalg import PRODUCT_BLOCK_ROWS, masked_products
 
