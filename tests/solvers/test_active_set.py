@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import threadpoolctl
 from test_admm import make_layer, problem
 
 from nettrim import load_digits_mlp
@@ -110,7 +111,6 @@ def test_the_column_systems_run_on_one_blas_thread(monkeypatch):
     """The small systems run on one BLAS thread whatever the caller allows (OpenBLAS's
     threads made a 4096 x 256 -> 256 layer's finish 6x slower on 2 threads), and the
     caller's limit is back afterwards."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
     from nettrim.solvers import active_set
 
     def blas_threads():
