@@ -29,7 +29,8 @@ def masked_products(
     on ``mask`` and zero off it (``B`` zero, ``mask`` everywhere, when ``None``).
 
     ``R`` is formed in the operands' precision and cast, block by block of
-    ``PRODUCT_BLOCK_ROWS`` rows: neither ``R`` nor ``X`` is copied whole to float64.
+    ``PRODUCT_BLOCK_ROWS`` rows: on a taller layer neither ``R`` nor ``X`` is copied whole
+    to float64 (a layer of at most that many rows is one block).
     """
     products = np.zeros((X.shape[1], A.shape[1]))
     squares = np.zeros(A.shape[1])
