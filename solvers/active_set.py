@@ -34,7 +34,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf, dpotrs
+from scipy.linalg.lapack import dpotrf, dpotrs, dtrtrs
+from scipy.optimize import nnls
 from threadpoolctl import threadpool_limits
 
 from .linalg import masked_products
@@ -42,8 +43,11 @@ from .problem import NetTrimProblem
 
 #: Rounds of corrections at most (on the digits layers a guess that converges does so in 2-7).
 FINISH_ROUNDS = 8
-#: A round whose changes are more than this fraction of the last round's ends the finish.
-FINISH_SHRINK = 0.5
+#: A round that changes more than the last one ends the finish, and so does one that
+#: changes more than this many times the first correction (a guess gone astray: on a correlated
+#: random ``4096 x 256 -> 256`` layer, 255 changes and then 20,000, shrinking by a third a
+#: round from there) ...
+FINISH_GROWTH = 2.0
 #: ... unless they are this few: a few changes may take a few rounds to settle (on small
 #: layers, where every change is a large share of the guess).
 FINISH_FEW = 16
@@ -56,6 +60,12 @@ FINISH_RELEASES = 1
 FINISH_SOLVE_OVERHEAD = 6e6
 #: A bound off Omega is held once violated by this fraction of the tolerance ``feas_tol max|Y|``.
 FINISH_HOLD = 0.1
+#: Passes of a column's bound program (:meth:`_Layer.bound_program`) at most: each adds the
+#: bounds the last one's point passes (on the bundled and MNIST layers one or two do).
+FINISH_BOUND_PASSES = 8
+#: ``E u - f`` of a least-distance program (:func:`_least_distance`) ends in ``h^T u - 1``,
+#: in ``[-1, 0]``: at 0 the bounds admit no point.
+_LDP_TINY = 1e-12
 #: An entry joins the support once ``|X^T Lam|`` exceeds its weight by this relative amount:
 #: an entry whose optimal value is zero with its dual constraint tight would otherwise join
 #: and leave in turn on rounding alone (the certificate pays at most this much for it).
@@ -67,11 +77,17 @@ FINISH_DUAL_SLACK = 1e-6
 FINISH_MAX_CONDITION = 1e12
 
 
+def factor_work(rows, k):
+    """Multiply-adds of a support's Gram on Omega from ``rows`` rows on ``k`` entries and
+    of its Cholesky factor (arrays broadcast)."""
+    return rows * k**2 + k**3 / 3
+
+
 def system_work(rows, k, a):
-    """Multiply-adds of one column's system (arrays broadcast): its Gram from ``rows``
-    rows on a support of ``k`` entries, the Cholesky factors of it and of the Schur
-    complement of ``a`` held rows, the solves, and ``FINISH_SOLVE_OVERHEAD``."""
-    return rows * k**2 + k**3 / 3 + a**3 / 3 + 2.0 * k * k * a + a * a * k + FINISH_SOLVE_OVERHEAD
+    """Multiply-adds of one column's system (arrays broadcast): its Gram and factor
+    (:func:`factor_work`), the Cholesky factor of the Schur complement of ``a`` held rows,
+    the solves, and ``FINISH_SOLVE_OVERHEAD``."""
+    return factor_work(rows, k) + a**3 / 3 + 2.0 * k * k * a + a * a * k + FINISH_SOLVE_OVERHEAD
 
 
 @dataclass
@@ -187,20 +203,10 @@ class _Layer:
         if K.size == 0:  # the column is zero: its residual is its targets
             return _ColumnSolution(_EMPTY, _EMPTY, *[np.zeros(0)] * 4, (self.y_sq[j], 0.0, 0.0))
         k, a = K.size, A.size
-        if self.active is None:
-            rows = 0
-        else:
-            n_on = int(np.count_nonzero(self.active[:, j]))
-            rows = min(n_on, self.active.shape[0] - n_on)
-        self.work += float(system_work(rows, k, a))
-        H = self.hessian(j, K)
-        # LAPACK directly: the column systems are small, and SciPy's checked wrappers
-        # cost more than the factorization
-        factor, info = dpotrf(H, lower=False, clean=False)
-        if info != 0:
-            return None
-        diagonal = np.abs(np.diag(factor))
-        if diagonal.min() ** 2 * FINISH_MAX_CONDITION < diagonal.max() ** 2:
+        factor = self.factor(j, K)
+        rows = self._rows(j)
+        self.work += float(system_work(rows, k, a) - factor_work(rows, k))
+        if factor is None:
             return None
         f = self.F[K, j]
         rhs = np.stack([f, -self.C[K, j] * signs], axis=1)
@@ -218,13 +224,90 @@ class _Layer:
             else:  # dependent held rows (more of them than the support has entries, say)
                 nu = np.linalg.lstsq(schur, target, rcond=None)[0]
             w -= HB @ nu
-        Hw = H @ w
+        Hw = factor.T @ (factor @ w)
         figures = (
             max(0.0, float(w[:, 0] @ Hw[:, 0] - 2 * f @ w[:, 0] + self.y_sq[j])),
             float(w[:, 1] @ Hw[:, 0] - f @ w[:, 1]),
             max(0.0, float(w[:, 1] @ Hw[:, 1])),
         )
         return _ColumnSolution(K, A, w[:, 0], w[:, 1], nu[:, 0], nu[:, 1], figures)
+
+    def factor(self, j: int, K: np.ndarray) -> np.ndarray | None:
+        """The upper Cholesky factor of column ``j``'s Gram on Omega on support ``K``;
+        ``None`` when it is singular or too ill-conditioned (``FINISH_MAX_CONDITION``).
+        Not kept between calls: a factor per column of a wide layer would outweigh the
+        ADMM's state (2048 columns of ~1000 entries: 16 GB)."""
+        self.work += float(factor_work(self._rows(j), K.size))
+        # LAPACK directly: the column systems are small, and SciPy's checked wrappers
+        # cost more than the factorization
+        factor, info = dpotrf(self.hessian(j, K), lower=False, clean=True)
+        if info != 0:
+            return None
+        diagonal = np.abs(np.diag(factor))
+        if diagonal.min() ** 2 * FINISH_MAX_CONDITION < diagonal.max() ** 2:
+            return None
+        return factor
+
+    def _rows(self, j: int) -> int:
+        """The rows column ``j``'s Gram on Omega is formed from (:meth:`hessian`)."""
+        if self.active is None:
+            return 0
+        n_on = int(np.count_nonzero(self.active[:, j]))
+        return min(n_on, self.active.shape[0] - n_on)
+
+    def bound_program(
+        self,
+        j: int,
+        K: np.ndarray,
+        signs: np.ndarray,
+        t: float,
+        start: np.ndarray,
+        hold: float,
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Column ``j``'s own program on support ``K`` with signs ``signs`` at
+        ``t = 1 / mu``::
+
+            minimize  1/2 w^T H w - (f - t c_K sigma)^T w   s.t.  X_K w <= V  off Omega
+
+        (``H``, ``f`` as in the module docstring): its optimum ``w`` on ``K`` and the rows
+        it holds (its bounds' multipliers are positive there; sorted); ``None`` when the
+        support's Gram is singular or no point on it meets the bounds.
+
+        Solved exactly as a least-distance program (Lawson & Hanson 1974, ch. 23,
+        :func:`_least_distance`): with ``H = R^T R`` and ``w0`` the unconstrained
+        minimizer, ``z = R (w - w0)`` is the shortest vector meeting the bounds. Only the
+        bounds of a working set enter it, from ``start`` (a mask of rows), and each pass
+        adds those the point passes by more than ``hold`` (the finish's threshold for
+        holding a bound); the others stay within it.
+        """
+        if K.size == 0:  # nothing to hold a zero column at
+            return np.zeros(0), _EMPTY
+        factor = self.factor(j, K)
+        if factor is None:
+            return None
+        g = self.F[K, j] - t * self.C[K, j] * signs
+        w0 = dtrtrs(factor, dtrtrs(factor, g, lower=0, trans=1)[0], lower=0)[0]
+        off = np.flatnonzero(~self.active[:, j])
+        B, V = self.block(off, K), self.V[off, j]
+        working = np.flatnonzero(start[off])  # positions in off
+        held = _EMPTY
+        for _ in range(FINISH_BOUND_PASSES):
+            w = w0
+            if working.size:
+                found = _least_distance(factor, B[working], B[working] @ w0 - V[working])
+                if found is None:
+                    return None
+                z, u = found
+                w = w0 + dtrtrs(factor, z, lower=0)[0]
+                held = working[u > 0]
+                self.work += float(working.size * K.size**2)
+            self.work += float(B.size)
+            passed = B @ w - V > hold
+            passed[working] = False
+            if not passed.any():
+                return w, off[held]
+            working = np.union1d(held, np.flatnonzero(passed))
+        return None
 
 
 def _first_guess(layer: _Layer, S: np.ndarray, U: np.ndarray) -> _Guess:
@@ -292,44 +375,117 @@ def _assemble(
 def _corrected(
     layer: _Layer,
     guess: _Guess,
-    W: np.ndarray,
-    XW: np.ndarray,
-    Lam: np.ndarray,
+    point: tuple[np.ndarray, np.ndarray, np.ndarray],
+    mu: np.ndarray,
+    solutions: list[_ColumnSolution | None],
     hold: float,
-    solved: np.ndarray,
+    *,
+    programs: bool = True,
 ) -> tuple[_Guess, np.ndarray]:
-    """The next guess and, per column, how many entries and bounds changed (none in the
-    columns not solved)."""
+    """The next guess after the point ``(W, X W, Lam)`` at the multipliers ``mu`` (the
+    columns without a solution are not changed) and, per column, how many entries and
+    bounds changed.
+
+    Entries follow the primal-dual active-set rule. So do the bounds of a column where
+    that rule changes nothing; where it changes an entry or a bound, the column's own
+    program on the new support at the same ``mu`` decides its bounds
+    (:meth:`_Layer.bound_program`). The rule alone
+    swaps bounds in and out on a column that holds nearly as many bounds as its support
+    has entries: on MNIST's second layer one such column (32 entries, 27 bounds at the
+    optimum) swapped about 15 each round, and the layer's ball could then not be met.
+    """
+    W, XW, Lam = point
+    solved = np.array([sol is not None for sol in solutions])
     C = layer.C
     G = (layer.X.T @ Lam.astype(layer.X.dtype)).astype(np.float64)
     flipped = solved & guess.support & (guess.signs != 0) & (np.sign(W) != guess.signs)
     joining = solved & ~guess.support & (C > 0) & (np.abs(G) > C * (1.0 + FINISH_DUAL_SLACK))
     support = (guess.support & ~flipped) | joining
     signs = np.where(joining, -np.sign(G), np.where(flipped, 0.0, guess.signs))
+    moved = np.count_nonzero(flipped | joining, axis=0)
     held = guess.held
     if layer.active is not None:
         excess = XW - layer.V
         kept = held & (Lam >= 0)
         violated = ~layer.active & (hold < excess) & ~kept
         held = np.where(solved, (kept | violated) & support.any(axis=0), held)
-        _cap_held(held, kept, excess, np.count_nonzero(support, axis=0))
-    moved = np.count_nonzero(flipped | joining, axis=0)
+        exact = np.zeros(len(solutions), dtype=bool)
+        unsettled = solved & ((moved > 0) | np.any(held != guess.held, axis=0)) & programs
+        with threadpool_limits(limits=1, user_api="blas"):  # small products (see multipliers)
+            for j in np.flatnonzero(unsettled):
+                K = np.flatnonzero(support[:, j])
+                t = 1.0 / mu[j] if mu[j] > 0 else 0.0
+                found = layer.bound_program(j, K, signs[K, j], t, held[:, j], hold)
+                if found is not None:
+                    held[:, j] = False
+                    held[found[1], j] = True
+                    exact[j] = True
+        _cap_held(held, kept, excess, np.count_nonzero(support, axis=0), ~exact)
     changes = moved + np.count_nonzero(held != guess.held, axis=0)
     return _Guess(support, signs, held), changes
 
 
-def _cap_held(held: np.ndarray, kept: np.ndarray, excess: np.ndarray, k: np.ndarray) -> None:
-    """At most ``k_j - 1`` held bounds per column (:func:`_most_held`), in place: those
-    held before first, then the newly violated by how far they pass their bound. Without
-    the cap a wrong guess piles up bounds, and the column's system, a least-squares
-    problem in as many multipliers, took 0.1 s (a random ``2048 x 64 -> 64`` layer)."""
+def _cap_held(
+    held: np.ndarray, kept: np.ndarray, excess: np.ndarray, k: np.ndarray, columns: np.ndarray
+) -> None:
+    """At most ``k_j - 1`` held bounds in each of ``columns`` (mask; :func:`_most_held`),
+    in place: those held before first, then the newly violated by how far they pass their
+    bound. Without the cap a wrong guess piles up bounds, and the column's system, a
+    least-squares problem in as many multipliers, took 0.1 s (a random ``2048 x 64 -> 64``
+    layer)."""
     counts = np.count_nonzero(held, axis=0)
-    for j in np.flatnonzero(counts > np.maximum(k - 1, 0)):
+    for j in np.flatnonzero(columns & (counts > np.maximum(k - 1, 0))):
         rows = np.flatnonzero(held[:, j])
         rank = np.where(kept[rows, j], np.inf, excess[rows, j])
         keep = rows[np.argsort(-rank, kind="stable")[: max(int(k[j]) - 1, 0)]]
         held[:, j] = False
         held[keep, j] = True
+
+
+def _least_distance(
+    factor: np.ndarray, B: np.ndarray, h: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The shortest ``z`` with ``-B R^{-1} z >= h`` (``R`` = ``factor``, upper
+    triangular) and the bounds' multipliers' pattern ``u`` (positive where a bound
+    holds), by the non-negative least-squares problem of Lawson & Hanson's least-distance
+    programming; ``None`` when no ``z`` meets the bounds (or NNLS stops short)."""
+    k = factor.shape[0]
+    M = dtrtrs(factor, np.ascontiguousarray(B.T), lower=0, trans=1)[0]  # R^{-T} B^T
+    E = np.vstack([-M, h[None, :]])
+    f = np.zeros(k + 1)
+    f[-1] = 1.0
+    try:
+        u, _ = nnls(E, f)
+    except RuntimeError:  # its iteration limit
+        return None
+    r = E @ u - f
+    if not r[-1] < -_LDP_TINY:  # ||E u - f|| = 0: the bounds exclude every point
+        return None
+    return -r[:-1] / r[-1], u
+
+
+def _settled(guess: _Guess, current: _Guess, older: _Guess | None, changes: np.ndarray) -> _Guess:
+    """``guess``, but for the columns where it returns to ``older`` (the guess before
+    ``current``), which keep ``current``: a column that goes back and forth between two
+    guesses (an entry at zero whose dual constraint is tight, say, which joins when a bound
+    is released and leaves when it is held) stops there, counted as unchanged (``changes``,
+    in place). The caller certifies the point whatever it is."""
+    if older is None:
+        return guess
+    back = (
+        (changes > 0)
+        & np.all(guess.support == older.support, axis=0)
+        & np.all(guess.held == older.held, axis=0)
+        & np.all(guess.signs == older.signs, axis=0)
+    )
+    if not back.any():
+        return guess
+    changes[back] = 0
+    return _Guess(
+        np.where(back, current.support, guess.support),
+        np.where(back, current.signs, guess.signs),
+        np.where(back, current.held, guess.held),
+    )
 
 
 def _release(
@@ -360,6 +516,8 @@ class _Rounds:
         self.releases = np.zeros(m, dtype=np.intp)
         self.history: list[int] = []
         self.released = False
+        self.older: _Guess | None = None  # the guess before the current one
+        self.first = 0  # the changes of the first correction
 
     def multipliers(self, rounds: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Solve the columns whose guess changed; ``(solved, mu)``, or ``None`` when a
@@ -403,14 +561,22 @@ class _Rounds:
         kept = [sol if ok else None for sol, ok in zip(self.solutions, solved, strict=True)]
         W, XW, Lam = _assemble(layer, kept, mu)
         layer.work += 2.0 * n * d * m
-        self.guess, changes = _corrected(layer, self.guess, W, XW, Lam, self.hold, solved)
+        # the first correction of the ADMM's guess by the rule alone: it changes many
+        # columns, and the programs pay off only on those that keep changing
+        first = self.older is None
+        guess, changes = _corrected(
+            layer, self.guess, (W, XW, Lam), mu, kept, self.hold, programs=not first
+        )
+        if first:
+            self.first = int(changes.sum())
+        self.guess, self.older = _settled(guess, self.guess, self.older, changes), self.guess
         history = self.history
         history.append(int(changes.sum()))
         done = history[-1] == 0
         stalled = (
             not self.released
             and len(history) >= 2
-            and history[-1] > max(FINISH_SHRINK * history[-2], FINISH_FEW)
+            and history[-1] > max(min(history[-2], FINISH_GROWTH * self.first), FINISH_FEW)
         )
         self.released = False
         self.redo = changes > 0
@@ -458,9 +624,8 @@ def active_set_finish(
         is singular, or whose support cannot fit its targets to its radius even after the
         bounds the fit pushes away from are released, is not solved (a layer-wide ball
         then gives no point). The rounds stop early when the guess stops changing, or
-        when its changes shrink by less than ``FINISH_SHRINK`` in a round (and are more
-        than ``FINISH_FEW``), which on the digits layers marked every guess that did
-        not converge.
+        when a round changes more than the last, or more than ``FINISH_GROWTH`` times the
+        first (and more than ``FINISH_FEW``): a guess that does so rarely converges.
     """
     run = _Rounds(problem, S, U, feas_tol)
     for r in range(1, rounds + 1):

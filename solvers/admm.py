@@ -841,14 +841,17 @@ class _Run:
         for key, value in state.items():
             self.state_done[key][..., c.index[done]] = value[..., done]
 
-    def final_state(self) -> AdmmState:
-        """The :class:`AdmmState` of every column: those set aside and those iterating."""
+    def final_state(self, S: np.ndarray) -> AdmmState:
+        """The :class:`AdmmState` of every column: those set aside and those iterating,
+        with ``S`` the weights returned (the iterate's unless the solve ended at a point of
+        its own: a repair, the active-set finish, the polish)."""
         c = self.columns
         state = c.state(self.sigma)
         if self.state_done is not None:
             for key, value in self.state_done.items():
                 value[..., c.index] = state[key]
             state = self.state_done
+        state["S"] = S.astype(np.float64)
         return AdmmState(**state)
 
 
@@ -1507,7 +1510,7 @@ def _report(run: _Run, settings: AdmmSettings, stop: Stop) -> SolverResult:
         **final,
     )
     if run.keep_state:
-        info.extra["state"] = run.final_state()
+        info.extra["state"] = run.final_state(S)
     return SolverResult(W=S, status=status, info=info)
 
 

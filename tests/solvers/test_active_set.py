@@ -11,7 +11,7 @@ import threadpoolctl
 from test_admm import make_layer, problem
 
 from nettrim import load_digits_mlp
-from nettrim.solvers import AdmmSettings, dual_bound, solve_admm, solve_exact
+from nettrim.solvers import AdmmSettings, active_set, dual_bound, solve_admm, solve_exact
 from nettrim.solvers.active_set import active_set_finish
 from nettrim.solvers.admm import ACTIVE_SET_MESSAGE
 from nettrim.solvers.programs import ColumnBalls, LayerBall, Penalty
@@ -108,31 +108,34 @@ def test_the_finish_is_deterministic():
 
 
 def test_the_column_systems_run_on_one_blas_thread(monkeypatch):
-    """The small systems run on one BLAS thread whatever the caller allows (OpenBLAS's
-    threads made a 4096 x 256 -> 256 layer's finish 6x slower on 2 threads), and the
-    caller's limit is back afterwards."""
-    from nettrim.solvers import active_set
+    """The small systems (and the columns' bound programs) run on one BLAS thread
+    whatever the caller allows (OpenBLAS's threads made a 4096 x 256 -> 256 layer's finish
+    6x slower on 2 threads), and the caller's limit is back afterwards."""
 
     def blas_threads():
         return {lib["num_threads"] for lib in threadpoolctl.threadpool_info()
                 if lib["user_api"] == "blas"}  # fmt: skip
 
     seen = []
-    solve = active_set._Layer.solve
 
-    def recording(self, *args):
-        seen.append(blas_threads())
-        return solve(self, *args)
+    def recording(method):
+        def recorded(self, *args):
+            seen.append((method.__name__, blas_threads()))
+            return method(self, *args)
 
-    monkeypatch.setattr(active_set._Layer, "solve", recording)
+        return recorded
+
+    for name in ("solve", "bound_program"):
+        monkeypatch.setattr(active_set._Layer, name, recording(getattr(active_set._Layer, name)))
     p = _case("layer-wide ball")
-    state = solve_admm(p, NEAR, keep_state=True).info.extra["state"]
+    state = solve_admm(p, EARLY.updated(gap_tol=3e-3), keep_state=True).info.extra["state"]
     with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
         before = blas_threads()
         point = active_set_finish(p, state.S, state.dual_z, feas_tol=1e-3)
         after = blas_threads()
-    assert point.converged and seen and 2 in before
-    assert all(threads == {1} for threads in seen), seen
+    assert point.converged and 2 in before
+    assert {name for name, _ in seen} == {"solve", "bound_program"}
+    assert all(threads == {1} for _, threads in seen), seen
     assert after == before
 
 
@@ -223,3 +226,95 @@ def test_the_finish_can_be_turned_off_and_its_settings_are_checked():
             AdmmSettings(**{name: value})
     with pytest.raises(ValueError, match="active_set_budget"):
         AdmmSettings(active_set_budget=-0.1)
+
+
+def _column_program(seed=12):
+    """A column of a random layer whose unconstrained fit on its support passes many
+    bounds: the support, signs and multiplier of a bound program to solve."""
+    X, Y = make_layer(seed, 150, 8, 3, density=0.8)
+    p = problem(X, Y)
+    layer = active_set._Layer(p)
+    K = np.arange(p.X.shape[1])  # every entry, bias included
+    signs = np.sign(np.random.default_rng(seed).standard_normal(K.size))
+    return p, layer, 1, K, signs, 5.0
+
+
+def _bound_program_by_clarabel(layer, j, K, signs, t):
+    import cvxpy as cp
+
+    X, on = layer.X.astype(np.float64), layer.active[:, j]
+    w = cp.Variable(K.size)
+    fit = X[np.ix_(on, K)]
+    g = layer.F[K, j] - t * layer.C[K, j] * signs
+    bounds = X[np.ix_(~on, K)] @ w <= layer.V[~on, j]
+    objective = 0.5 * cp.sum_squares(fit @ w) - g @ w
+    cp.Problem(cp.Minimize(objective), [bounds]).solve(solver="CLARABEL")
+    duals = bounds.dual_value  # an interior-point method's: ~1e-7 on the slack bounds
+    return w.value, np.flatnonzero(~on)[duals > 1e-5 * duals.max()]
+
+
+@pytest.mark.parametrize("start", ["none", "every bound"])
+def test_the_bound_program_is_the_column_optimum(start):
+    """A column's program on a fixed support (the finish's bound rule where the
+    primal-dual rule changes something): Clarabel's optimum and held bounds, whichever
+    bounds the working set starts from."""
+    p, layer, j, K, signs, t = _column_program()
+    mask = np.zeros(p.Y.shape[0], bool) if start == "none" else ~p.active[:, j]
+    w, held = layer.bound_program(j, K, signs, t, mask, 0.0)
+    w_ref, held_ref = _bound_program_by_clarabel(layer, j, K, signs, t)
+    assert held.size >= 4  # the case holds bounds: the program is not the plain fit
+    np.testing.assert_allclose(w, w_ref, atol=1e-6 * np.abs(w_ref).max())
+    np.testing.assert_array_equal(held, held_ref)
+    XK = p.X[:, K].astype(np.float64)
+    assert np.all((XK @ w)[~p.active[:, j]] <= layer.V[~p.active[:, j], j] + 1e-12)
+
+
+def test_a_bound_program_whose_bounds_exclude_every_point_gives_nothing():
+    p, layer, j, K, signs, t = _column_program()
+    off = np.flatnonzero(~p.active[:, j])[:2]
+    layer.X = layer.X.copy()
+    layer.X[off[1]] = -layer.X[off[0]]  # x w <= V and -x w <= V ...
+    layer.V = layer.V.copy()
+    layer.V[off, j] = -1.0  # ... with V = -1: no w meets both
+    assert layer.bound_program(j, K, signs, t, np.ones(p.Y.shape[0], bool), 0.0) is None
+
+
+def _rare_neuron_layer(seed):
+    """A random layer whose first neuron fires on a few percent of the samples: at the
+    optimum that column holds nearly as many bounds as its support has entries."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((300, 24))
+    W = rng.standard_normal((24, 6)) * (rng.random((24, 6)) < 0.6)
+    b = 0.3 * rng.standard_normal(6)
+    b[0] = -2.0 * np.linalg.norm(W[:, 0])
+    return problem(X, np.maximum(X @ W + b, 0), eps=0.1)
+
+
+def test_the_finish_converges_where_bounds_swap_in_and_out():
+    """The primal-dual rule alone swaps a rare neuron's bounds in and out round after
+    round (here it stopped without converging); with the column's bound program deciding
+    them the finish reaches the exact optimum."""
+    p = _rare_neuron_layer(10)
+    state = solve_admm(p, EARLY, keep_state=True).info.extra["state"]
+    point = active_set_finish(p, state.S, state.dual_z, feas_tol=1e-3)
+    assert point.converged and point.rounds > 3, point.changes
+    objective, gap, excess, violation = _measure(p, point)
+    assert gap <= 1e-9 and excess <= 1e-9 and violation <= 1e-3 * 0.1 * np.abs(p.Y).max()
+    exact = solve_exact(p, solver="clarabel")
+    assert objective == pytest.approx(exact.info.objective, rel=1e-6)
+
+
+def test_a_column_back_at_its_guess_of_two_rounds_before_stays():
+    """A column whose correction returns to the guess before the current one keeps the
+    current one and counts as unchanged; the others take their correction."""
+    d, n, m = 4, 5, 2
+    current = active_set._Guess(np.eye(d, m, dtype=bool), np.eye(d, m), np.zeros((n, m), bool))
+    older = active_set._Guess(current.support.copy(), current.signs.copy(), current.held.copy())
+    older.held[0, 0] = True  # column 0 held a bound two rounds ago ...
+    guess = active_set._Guess(current.support.copy(), current.signs.copy(), older.held.copy())
+    guess.held[1, 1] = True  # ... its correction holds it again; column 1 moves on
+    changes = np.array([1, 1])
+    settled = active_set._settled(guess, current, older, changes)
+    assert not settled.held[:, 0].any() and settled.held[1, 1]
+    np.testing.assert_array_equal(changes, [0, 1])
+    assert active_set._settled(guess, current, None, np.array([1, 1])) is guess
