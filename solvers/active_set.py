@@ -19,7 +19,12 @@ The guess is then corrected the way a primal-dual active-set method does (Hinter
 Ito & Kunisch 2002, SIAM J. Optim. 13(3)): an entry whose sign flips leaves the support, a
 bound whose multiplier is negative is released, a bound the point violates is held, and an
 entry whose dual constraint ``|(X^T Lam)_ij| <= c_ij`` fails joins the support with the
-sign the multiplier asks. When a round changes nothing, the point and its multiplier
+sign the multiplier asks. That rule alone swaps bounds in and out of a column that holds
+nearly as many as its support has entries (a neuron that fires on few samples), and one
+such column keeps a layer-wide ball from being met; so from the second correction on, a
+column where the rule changes anything has its bounds decided by its own program on the
+new support at the same ``mu``, a small convex QP solved exactly
+(:meth:`_Layer.bound_program`). When a round changes nothing, the point and its multiplier
 ``Lam`` (``mu (X W - Y)`` on Omega, ``nu`` on the held bounds) satisfy every optimality
 condition: the certificate of :mod:`.duality` then closes the gap to rounding. Only the
 columns whose guess changed are solved again. The caller measures and certifies what comes
@@ -377,25 +382,24 @@ def _corrected(
     guess: _Guess,
     point: tuple[np.ndarray, np.ndarray, np.ndarray],
     mu: np.ndarray,
-    solutions: list[_ColumnSolution | None],
+    solved: np.ndarray,
     hold: float,
     *,
     programs: bool = True,
 ) -> tuple[_Guess, np.ndarray]:
     """The next guess after the point ``(W, X W, Lam)`` at the multipliers ``mu`` (the
-    columns without a solution are not changed) and, per column, how many entries and
-    bounds changed.
+    columns not ``solved`` are not changed) and, per column, how many entries and bounds
+    changed.
 
     Entries follow the primal-dual active-set rule. So do the bounds of a column where
     that rule changes nothing; where it changes an entry or a bound, the column's own
     program on the new support at the same ``mu`` decides its bounds
-    (:meth:`_Layer.bound_program`). The rule alone
+    (:meth:`_Layer.bound_program`; ``programs=False``: the rule alone). The rule alone
     swaps bounds in and out on a column that holds nearly as many bounds as its support
     has entries: on MNIST's second layer one such column (32 entries, 27 bounds at the
     optimum) swapped about 15 each round, and the layer's ball could then not be met.
     """
     W, XW, Lam = point
-    solved = np.array([sol is not None for sol in solutions])
     C = layer.C
     G = (layer.X.T @ Lam.astype(layer.X.dtype)).astype(np.float64)
     flipped = solved & guess.support & (guess.signs != 0) & (np.sign(W) != guess.signs)
@@ -409,7 +413,7 @@ def _corrected(
         kept = held & (Lam >= 0)
         violated = ~layer.active & (hold < excess) & ~kept
         held = np.where(solved, (kept | violated) & support.any(axis=0), held)
-        exact = np.zeros(len(solutions), dtype=bool)
+        exact = np.zeros(solved.shape, dtype=bool)
         unsettled = solved & ((moved > 0) | np.any(held != guess.held, axis=0)) & programs
         with threadpool_limits(limits=1, user_api="blas"):  # small products (see multipliers)
             for j in np.flatnonzero(unsettled):
@@ -565,7 +569,7 @@ class _Rounds:
         # columns, and the programs pay off only on those that keep changing
         first = self.older is None
         guess, changes = _corrected(
-            layer, self.guess, (W, XW, Lam), mu, kept, self.hold, programs=not first
+            layer, self.guess, (W, XW, Lam), mu, solved, self.hold, programs=not first
         )
         if first:
             self.first = int(changes.sum())
