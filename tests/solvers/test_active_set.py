@@ -199,8 +199,10 @@ def test_solve_admm_ends_at_the_finish_when_it_pays(case):
         X, Y = make_layer(1, 400, 20, 10)
         p = problem(X, Y, per_neuron=True)
     tight = AdmmSettings(gap_tol=1e-4, feas_tol=1e-4)
-    result = solve_admm(p, tight)
+    result = solve_admm(p, tight, keep_state=True)
     plain = solve_admm(p, tight.updated(active_set=False))
+    # the state to resume from carries the weights returned, not the iterate's
+    assert np.array_equal(result.info.extra["state"].S, result.W)
     assert result.status == plain.status == "optimal"
     extra = result.info.extra
     assert extra["active_set_attempts"] >= 1 and extra["active_set_rounds"] >= 1
