@@ -381,7 +381,8 @@ class AdmmState:
     Attributes
     ----------
     W, S : ndarray of shape (d, m)
-        The iterate of the W-update and the sparse one (the weights returned).
+        The iterate of the W-update and the weights returned (the sparse iterate, or the
+        point of a repair, of the active-set finish or of the polish the solve ended at).
     Z : ndarray of shape (k, m)
         The split pre-activations ``Z = X W`` (``k = n``, or the rank of ``X`` when the
         solve went through the range reduction).
