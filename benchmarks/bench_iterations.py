@@ -25,6 +25,9 @@ so every time ratio is taken side by side in one run):
 * ``finish``: the ADMM with its active-set finish (the default) against
   ``active_set=False``, on the same cases and MNIST's second layer (full run): its
   attempts, their work (in iterations) and seconds.
+* ``exact``: the ADMM with its exact solves of lagging columns (the default) against
+  ``exact_columns=0``, per-neuron, on the same cases: the solve and three per-neuron
+  reweighting rounds (real layers), the attempts, the columns solved and their seconds.
 
 ``--quick`` runs the digits cases on 400 samples (well under a minute); the full run takes
 tens of minutes on a 2-core machine (MNIST's network trains once and is cached).
@@ -55,11 +58,13 @@ QUICK_SAMPLES = 400
 TARGET_ROUND = 1.5
 TARGET_PER_NEURON = 2.0
 TARGET_CASCADE = 1.5
-SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration", "finish")
+SECTIONS = ("reweight", "per_neuron", "cascade", "acceleration", "finish", "exact")
 #: The acceleration off: the same settings otherwise.
 PLAIN = {"anderson_memory": 0}
 #: The active-set finish off: the same settings otherwise.
 NO_FINISH = {"active_set": False}
+#: The exact solves of lagging columns off.
+NO_EXACT = {"exact_columns": 0}
 #: The default gap every round but the intermediate ones of the reweighting is solved to.
 GAP_TOL = AdmmSettings().gap_tol
 
@@ -238,6 +243,9 @@ def _pair(name: str, program: str, solve, off: dict) -> dict:
         "attempts": extra.get("active_set_attempts"),
         "finish_work": extra.get("active_set_work"),
         "finish_seconds": extra.get("active_set_seconds"),
+        "exact_attempts": extra.get("exact_attempts"),
+        "exact_columns": extra.get("exact_columns"),
+        "exact_seconds": extra.get("exact_seconds"),
         "load": os.getloadavg()[0],
     }
 
@@ -254,13 +262,23 @@ def _paired_cases(quick: bool, *, with_mnist: bool) -> list[tuple[str, np.ndarra
     return cases
 
 
-def _paired_section(quick: bool, off: dict, *, with_mnist: bool) -> list[dict]:
-    """Every case of :func:`_paired_cases` layer-wide and per-neuron, and the reweighting
-    rounds of the real layers (their iterations and seconds summed), with and without
-    ``off``."""
+def _paired_section(
+    quick: bool, off: dict, *, with_mnist: bool, per_neuron_only: bool = False
+) -> list[dict]:
+    """Every case of :func:`_paired_cases` layer-wide and per-neuron (``per_neuron_only``:
+    per-neuron), and the reweighting rounds of the real layers (their iterations and
+    seconds summed; per-neuron with ``per_neuron_only``), with and without ``off``."""
     rows = []
+    programs = (
+        (("per-neuron", True),)
+        if per_neuron_only
+        else (
+            ("layer-wide", False),
+            ("per-neuron", True),
+        )
+    )
     for name, X, Y in _paired_cases(quick, with_mnist=with_mnist):
-        for program, per_neuron in (("layer-wide", False), ("per-neuron", True)):
+        for program, per_neuron in programs:
 
             def solve(options, X=X, Y=Y, per_neuron=per_neuron):
                 res = trim_layer(
@@ -275,14 +293,23 @@ def _paired_section(quick: bool, off: dict, *, with_mnist: bool) -> list[dict]:
 
             def rounds(options, X=X, Y=Y):
                 res = reweighted_trim_layer(
-                    X, Y, eps=EPS, rounds=ROUNDS, solver="admm", solver_options=options
+                    X,
+                    Y,
+                    eps=EPS,
+                    rounds=ROUNDS,
+                    per_neuron=per_neuron_only,
+                    solver="admm",
+                    solver_options=options,
                 )
                 iterations = sum(res.info.extra["round_iterations"][1:])
                 seconds = sum(res.info.extra["round_seconds"][1:])
                 return iterations, iterations, seconds, res.info.objective, {}
 
-            row = _pair(name, f"{ROUNDS} reweighting rounds", rounds, off)
-            row["accepted"] = row["rejected"] = row["attempts"] = None  # per round, not summed
+            label = f"{ROUNDS} reweighting rounds" + (", per-neuron" if per_neuron_only else "")
+            row = _pair(name, label, rounds, off)
+            # per round, not summed
+            for key in ("accepted", "rejected", "attempts", "exact_attempts", "exact_columns"):
+                row[key] = None
             rows.append(row)
         print(f"  {sorted(off)} {name}: done", file=sys.stderr)
     return rows
@@ -294,6 +321,11 @@ def acceleration_section(quick: bool) -> list[dict]:
 
 def finish_section(quick: bool) -> list[dict]:
     return _paired_section(quick, NO_FINISH, with_mnist=True)
+
+
+def exact_section(quick: bool) -> list[dict]:
+    # only a program with one ball per column has columns to solve exactly
+    return _paired_section(quick, NO_EXACT, with_mnist=True, per_neuron_only=True)
 
 
 REWEIGHT_COLUMNS = [
@@ -361,6 +393,13 @@ FINISH_COLUMNS = [
     ("finish s", "finish_seconds", ".2f"),
     ("load", "load", ".2f"),
 ]
+EXACT_COLUMNS = [
+    *ACCELERATION_COLUMNS[:11],
+    ("attempts", "exact_attempts", ""),
+    ("columns solved", "exact_columns", ""),
+    ("exact s", "exact_seconds", ".2f"),
+    ("load", "load", ".2f"),
+]
 TITLES = {
     "reweight": (
         "Reweighting rounds against the plain solve (from the previous round's state, the "
@@ -381,6 +420,12 @@ TITLES = {
         "iterations (iterations of the rounds for reweighting) over those without; work: "
         "the attempts' estimate in iterations of the layer, finish s their seconds",
         FINISH_COLUMNS,
+    ),
+    "exact": (
+        "Exact solves of lagging columns (default) against none (exact_columns=0), "
+        "per-neuron; ratio: column iterations (iterations of the rounds for reweighting) "
+        "over those without; exact s: the exact solves' seconds",
+        EXACT_COLUMNS,
     ),
 }
 
@@ -467,6 +512,7 @@ def main(argv=None) -> int:
         "cascade": cascade_section,
         "acceleration": acceleration_section,
         "finish": finish_section,
+        "exact": exact_section,
     }
     for key in SECTIONS:
         if key in sections:

@@ -52,6 +52,7 @@ from . import kernels
 from .active_set import ActiveSetPoint, active_set_finish, system_work
 from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
+from .exact_columns import ExactColumns, estimated_work, solve_columns
 from .linalg import (
     RotatedGram,
     RotatedReduction,
@@ -72,6 +73,10 @@ ITERATION_OVERHEAD = 2e5
 #: The gap's rate of decrease, for the iterations it has left, is taken over this many
 #: check intervals at most.
 FINISH_RATE_CHECKS = 3
+#: The columns still iterating are solved exactly (``exact_columns``) once the solve has
+#: run this many times the mean iterations of the columns set aside (twice as many after
+#: every attempt that kept nothing).
+EXACT_LAG = 2.0
 #: Choices of ``AdmmSettings.precision``.
 PRECISIONS = ("auto", "float32", "float64")
 REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
@@ -208,6 +213,12 @@ class AdmmSettings:
         fraction of the iterations run (default 0.25), so attempts that fail cost a
         bounded share of a solve. Work is counted in multiply-adds (``docs/solvers.md``, "Active-set
         finish"), not seconds, which keeps the solve deterministic.
+    exact_columns : int
+        A program with one ball per column: once at most this many columns still iterate
+        and they have run ``EXACT_LAG`` times the mean iterations of those set aside, solve
+        them exactly (:mod:`.exact_columns`: small cone programs through Clarabel, by row
+        and entry generation) and set aside those feasible with a certified gap (default 8;
+        0 turns it off). Neurons that fire on a handful of samples make such laggards.
     """
 
     rho: float | None = None
@@ -245,6 +256,7 @@ class AdmmSettings:
     active_set_gap: float = 0.05
     active_set_payoff: float = 2.0
     active_set_budget: float = 0.25
+    exact_columns: int = 8
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
@@ -286,10 +298,9 @@ class AdmmSettings:
             raise ValueError(
                 f"AdmmSettings.precision must be one of {PRECISIONS}, got {self.precision!r}"
             )
-        if int(self.anderson_memory) < 0:
-            raise ValueError(
-                f"AdmmSettings.anderson_memory must be >= 0, got {self.anderson_memory!r}"
-            )
+        for name in ("anderson_memory", "exact_columns"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"AdmmSettings.{name} must be >= 0, got {getattr(self, name)!r}")
         if self.adapt_factor < 1:
             raise ValueError(f"AdmmSettings.adapt_factor must be >= 1, got {self.adapt_factor!r}")
 
@@ -622,7 +633,9 @@ def solve_admm(
         of penalty updates, the working precision, the mean iterations per column
         (``column_iterations``: fewer than ``iterations`` when columns were set aside),
         the polish figures and the finish's (``active_set_attempts``, ``_rounds`` of the
-        one kept, ``_work`` in iterations, ``_seconds``). An infeasible program returns
+        one kept, ``_work`` in iterations, ``_seconds``) and the exact solves' of lagging
+        columns (``exact_attempts``, ``exact_columns`` solved and set aside,
+        ``exact_seconds``). An infeasible program returns
         no weights and ``info.infeasibility_certificate``, the Farkas ray that proves it.
     """
     settings = settings or AdmmSettings()
@@ -822,11 +835,16 @@ class _Run:
         self.finish_work = 0.0  # the finish's attempts, in iterations of the whole layer
         self.finish_attempts = self.finish_rounds = self.finish_failures = 0
         self.finish_seconds = 0.0
+        # the exact solves of lagging columns (separable programs with per-column balls)
+        self.exact_attempts = self.exact_failures = self.exact_solved = 0
+        self.exact_seconds = 0.0
         self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
         self.certificate: np.ndarray | None = None  # a Farkas ray, in the caller's columns
         self.keep_state = keep_state
         # the AdmmState fields of the columns set aside (keep_state), in the caller's columns
         self.state_done: dict[str, np.ndarray] | None = None
+        # columns solved outside the iterations (keep_state): (index, S, Lam) each
+        self.solved_points: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.acceleration: _Acceleration | None = None
 
     def keep_done_state(self, done: np.ndarray) -> None:
@@ -842,6 +860,24 @@ class _Run:
         for key, value in state.items():
             self.state_done[key][..., c.index[done]] = value[..., done]
 
+    def keep_solved_state(self, index: np.ndarray, S: np.ndarray, Lam: np.ndarray) -> None:
+        """Record, for the columns ``index`` (the caller's) solved outside the iterations,
+        the iteration's fixed point at their weights ``S`` and multiplier ``Lam`` (of the
+        scaled program): ``W = S``, ``Z = X S``, ``dual_z = Lam / sigma`` and ``dual_s =
+        -X^T dual_z`` (the penalties as the iterations left them). A solve started from
+        the state starts these columns at their solution, not at the iterate they left."""
+        if self.keep_state:
+            self.solved_points.append((index, S, Lam))
+
+    def _at_solved_points(self, state: dict[str, np.ndarray]) -> None:
+        """Put the points of :meth:`keep_solved_state` into ``state`` (in place)."""
+        X = self.scaled.X
+        for index, S, Lam in self.solved_points:
+            state["W"][:, index] = state["S"][:, index] = S
+            state["Z"][:, index] = (X @ S.astype(X.dtype, copy=False)) * self.sigma
+            state["dual_z"][:, index] = Lam / self.sigma
+            state["dual_s"][:, index] = -(X.T @ Lam.astype(X.dtype, copy=False))
+
     def final_state(self, S: np.ndarray) -> AdmmState:
         """The :class:`AdmmState` of every column: those set aside and those iterating,
         with ``S`` the weights returned (the iterate's unless the solve ended at a point of
@@ -852,6 +888,7 @@ class _Run:
             for key, value in self.state_done.items():
                 value[..., c.index] = state[key]
             state = self.state_done
+        self._at_solved_points(state)
         state["S"] = S.astype(np.float64)
         return AdmmState(**state)
 
@@ -1258,6 +1295,11 @@ def _stop_at_check(
             return Stop.COLUMNS_DONE if run.separable else Stop.ACTIVE_SET
         if run.columns is not c:
             return None  # some columns were finished and set aside: the figures are stale
+    if _exact_due(run, settings):
+        if _solved_exactly(run, settings):
+            return Stop.COLUMNS_DONE
+        if run.columns is not c:
+            return None
     gap_fraction = 1.0 if run.separable else settings.repair_gap_fraction
     if (
         settings.polish
@@ -1365,28 +1407,19 @@ def _finished(run: _Run, settings: AdmmSettings) -> bool:
 def _keep_finish(run: _Run, settings: AdmmSettings, point: ActiveSetPoint) -> tuple[bool, bool]:
     """Measure and certify the finish's point in the problem's precision; keep, for a
     layer-wide ball, the point (``run.S_repaired``, ``run.Lam_final``), for a separable
-    program every column that is feasible with a certified gap, set aside as done (with
-    ``freeze_columns=False`` only every column at once). ``(kept, ends)``."""
+    program every column that is feasible with a certified gap (:func:`_keep_columns`).
+    ``(kept, ends)``."""
     c = run.columns
+    if run.separable:
+        point.XW = None
+        kept, ends = _keep_columns(run, settings, point)
+        run.finish_rounds += point.rounds if kept else 0
+        return kept, ends
     meter = _Meter(c.scaled)
     figures = meter(point.W)
     bounds = DualCertifier(c.scaled).bound(
-        point.Lam,
-        1.0,
-        XS=meter.XS,
-        column_residuals=figures["column_residuals"],
-        per_column=run.separable,
+        point.Lam, 1.0, XS=meter.XS, column_residuals=figures["column_residuals"]
     )
-    if run.separable:
-        done = point.solved & _columns_done(c.scaled, figures, bounds, settings, 0.0)
-        if not (done.all() or (settings.freeze_columns and done.any())):
-            return False, False
-        run.finish_rounds += point.rounds
-        S_done, Lam_done = point.W[:, done], point.Lam[:, done]
-        # the point's (n, m) arrays and the meter's go before the columns are restricted
-        point.XW = point.Lam = None
-        del meter
-        return True, _store_done(run, done, figures, bounds, S_done, Lam_done)
     total = run.objective_done + float(figures["objective"])
     certified = total - run.lower_done - bounds <= settings.gap_tol * max(abs(total), _TINY)
     if not (certified and _feasibility(c.scaled, figures, settings.feas_tol)):
@@ -1394,6 +1427,72 @@ def _keep_finish(run: _Run, settings: AdmmSettings, point: ActiveSetPoint) -> tu
     run.S_repaired, run.Lam_final = point.W, point.Lam
     run.finish_rounds = point.rounds
     return True, True
+
+
+def _keep_columns(
+    run: _Run,
+    settings: AdmmSettings,
+    point: ActiveSetPoint | ExactColumns,
+    *,
+    at_solution: bool = False,
+) -> tuple[bool, bool]:
+    """Measure and certify the weights ``point.W`` and multiplier ``point.Lam`` of the
+    columns iterating (a separable program) in the problem's precision, and set aside as
+    done the columns ``point.solved`` that are feasible with a certified gap (with
+    ``freeze_columns=False`` only every column at once); ``at_solution``: keep their state
+    at that point (:meth:`_Run.keep_solved_state`). ``(kept, ends)``."""
+    c = run.columns
+    meter = _Meter(c.scaled)
+    figures = meter(point.W)
+    bounds = DualCertifier(c.scaled).bound(
+        point.Lam, 1.0, XS=meter.XS, column_residuals=figures["column_residuals"], per_column=True
+    )
+    done = point.solved & _columns_done(c.scaled, figures, bounds, settings, 0.0)
+    if not (done.all() or (settings.freeze_columns and done.any())):
+        return False, False
+    S_done, Lam_done, index = point.W[:, done], point.Lam[:, done], c.index[done]
+    # the point's (n, m) arrays and the meter's go before the columns are restricted
+    point.W = point.Lam = None
+    del meter
+    ends = _store_done(run, done, figures, bounds, S_done, Lam_done)
+    if at_solution:
+        run.keep_solved_state(index, S_done, Lam_done)
+    return True, ends
+
+
+def _exact_due(run: _Run, settings: AdmmSettings) -> bool:
+    """Whether to solve the columns still iterating exactly (``exact_columns``): one ball
+    per column, at most ``exact_columns`` columns left (others set aside), the iterations
+    run at least ``EXACT_LAG`` times the mean of those set aside (twice that after every
+    attempt that kept nothing), and the exact solves' estimated work at most what the
+    iterations of these columns cost so far (a layer whose iterations are cheap lets the
+    ADMM finish its laggards)."""
+    c = run.columns
+    left = c.index.size
+    if not (0 < left <= settings.exact_columns and left < run.m):
+        return False
+    if run.scaled.penalized or run.scaled.program.column_radii is None:
+        return False
+    done_mean = (run.column_iterations - left * run.iteration) / (run.m - left)
+    if run.iteration < EXACT_LAG * 2.0**run.exact_failures * done_mean:
+        return False
+    work = estimated_work(c.scaled, c.weights_true(), c.multiplier())
+    return _in_iterations(run, work) <= run.iteration * left / run.m
+
+
+def _solved_exactly(run: _Run, settings: AdmmSettings) -> bool:
+    """Solve the columns iterating exactly (:mod:`.exact_columns`) and set aside those
+    feasible with a certified gap (:func:`_keep_columns`); whether that was every one."""
+    c = run.columns
+    started = time.perf_counter()
+    point = solve_columns(c.scaled, c.weights_true(), c.multiplier())
+    left = c.index.size
+    kept, ends = _keep_columns(run, settings, point, at_solution=True)
+    run.exact_attempts += 1
+    run.exact_failures += not kept
+    run.exact_solved += left - (0 if ends else run.columns.index.size)
+    run.exact_seconds += time.perf_counter() - started
+    return ends
 
 
 def _farkas_test(run: _Run, settings: AdmmSettings) -> bool:
@@ -1543,6 +1642,9 @@ def _extra(run: _Run) -> dict:
         "active_set_rounds": run.finish_rounds,
         "active_set_work": run.finish_work,
         "active_set_seconds": run.finish_seconds,
+        "exact_attempts": run.exact_attempts,
+        "exact_columns": run.exact_solved,
+        "exact_seconds": run.exact_seconds,
         "penalty_updates": run.n_updates,
         "sigma": run.sigma,
         "woodbury": run.gram.woodbury,

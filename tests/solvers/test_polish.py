@@ -41,7 +41,7 @@ def test_repair_removes_violations_on_the_support(per_neuron):
     tol = 1e-3
     scale = np.abs(Y).max()
     for max_iter in range(100, 2001, 20):
-        early = solve_admm(p, AdmmSettings(max_iter=max_iter, polish=False)).W
+        early = solve_admm(p, AdmmSettings(max_iter=max_iter, polish=False, exact_columns=0)).W
         before = _violations(p, early)
         if tol * scale < before.max() < 10 * tol * scale:
             break
