@@ -76,7 +76,7 @@ FINISH_RATE_CHECKS = 3
 #: The columns still iterating are solved exactly (``exact_columns``) once the solve has
 #: run this many times the mean iterations of the columns set aside (twice as many after
 #: every attempt that kept nothing).
-EXACT_LAG = 2.0
+EXACT_LAG = 3.0
 #: Choices of ``AdmmSettings.precision``.
 PRECISIONS = ("auto", "float32", "float64")
 REPAIRED_MESSAGE = "feasible with a certified duality gap after a repair of its violations"
