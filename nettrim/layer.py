@@ -105,16 +105,15 @@ class LayerResult:
         )
 
     def _budget(self) -> str:
-        """What the residual is measured against: the radius of a Net-Trim ball; for an
-        L0 program (no ball) its relative error, or its violation off Omega ((P5))."""
+        """What the residual is measured against: a Net-Trim ball's radius
+        (:meth:`.SolveInfo.budget`); for an L0 program (no ball) its relative error, or its
+        violation off Omega ((P5))."""
         info = self.info
         if isinstance(info, L0Info):
             if "relative_error" in info.extra:
                 return f"relative error {info.extra['relative_error']:.4g}"
             return f"violation {info.violation:.4g}"
-        if np.isfinite(info.radius):
-            return f"radius {info.radius:.4g}"
-        return "no radius"
+        return info.budget()
 
     def __str__(self) -> str:
         return self.summary()

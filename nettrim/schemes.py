@@ -810,6 +810,7 @@ def _merge_blocks(
         violation=max(i.violation for i in infos),
         dual_bound=sum(i.dual_bound for i in infos),
         gap=sum(i.gap for i in infos),
+        per_column=infos[0].per_column,
         compile_seconds=max(i.compile_seconds for i in infos),
         message=f"{len(parts)} column blocks of layer {l}",
         extra={"blocks": [(c.start, c.stop) for c in cols]},

@@ -41,9 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs, dtrtrs
 from scipy.optimize import nnls
-from threadpoolctl import threadpool_limits
 
-from .linalg import masked_products
+from .linalg import masked_products, one_blas_thread, take_block
 from .problem import NetTrimProblem
 
 #: Rounds of corrections at most (on the digits layers a guess that converges does so in 2-7).
@@ -60,9 +59,10 @@ FINISH_FEW = 16
 #: :func:`active_set_finish`); a column of a separable program releases as often as needed.
 FINISH_RELEASES = 1
 #: The cost of one column's system beyond its multiply-adds (gathers, the LAPACK calls, the
-#: interpreter), in multiply-adds: measured 0.2-0.3 ms a system on the digits layers, on the
-#: 2-core machine of docs/benchmarks.md, where an iteration runs 20-30 million a millisecond.
-FINISH_SOLVE_OVERHEAD = 6e6
+#: interpreter), in multiply-adds: measured 0.19 ms a system on the digits layers (0.34 ms
+#: before the gathers were one numba loop, when this was 6e6), on the 2-core machine of
+#: docs/benchmarks.md, where an iteration runs 20-30 million a millisecond.
+FINISH_SOLVE_OVERHEAD = 4e6
 #: A bound off Omega is held once violated by this fraction of the tolerance ``feas_tol max|Y|``.
 FINISH_HOLD = 0.1
 #: Passes of a column's bound program (:meth:`_Layer.bound_program`) at most: each adds the
@@ -187,18 +187,17 @@ class _Layer:
         self.work = 2.0 * n * d * m  # X^T P Y above
 
     def block(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return self.X[np.ix_(rows, cols)].astype(np.float64)
+        return take_block(self.X, rows, cols)
 
     def hessian(self, j: int, K: np.ndarray) -> np.ndarray:
         """``X_K^T P_j X_K`` from the smaller of Omega's rows and the others."""
-        G = self.gram[np.ix_(K, K)]
         if self.active is None:
-            return G
+            return take_block(self.gram, K, K)
         on = self.active[:, j]
         few_on = 2 * int(np.count_nonzero(on)) <= on.size
         rows = np.flatnonzero(on if few_on else ~on)
         B = self.block(rows, K)
-        return B.T @ B if few_on else G - B.T @ B
+        return B.T @ B if few_on else take_block(self.gram, K, K) - B.T @ B
 
     def solve(
         self, j: int, K: np.ndarray, signs: np.ndarray, A: np.ndarray
@@ -343,7 +342,7 @@ def _most_held(
     ``k - 1`` with the largest multipliers are kept; the corrections hold any other the
     point then violates."""
     rows = np.flatnonzero(positive)
-    rows = rows[np.any(layer.X[np.ix_(rows, K)] != 0, axis=1)]
+    rows = rows[np.any(layer.block(rows, K) != 0, axis=1)]
     limit = max(K.size - 1, 0)
     if rows.size <= limit:
         return rows
@@ -415,7 +414,7 @@ def _corrected(
         held = np.where(solved, (kept | violated) & support.any(axis=0), held)
         exact = np.zeros(solved.shape, dtype=bool)
         unsettled = solved & ((moved > 0) | np.any(held != guess.held, axis=0)) & programs
-        with threadpool_limits(limits=1, user_api="blas"):  # small products (see multipliers)
+        with one_blas_thread():  # small products (see multipliers)
             for j in np.flatnonzero(unsettled):
                 K = np.flatnonzero(support[:, j])
                 t = 1.0 / mu[j] if mu[j] > 0 else 0.0
@@ -533,7 +532,7 @@ class _Rounds:
         # One BLAS thread: the systems are small, and OpenBLAS's threads cost more than
         # they save on them (a 4096 x 256 -> 256 layer's finish took 18 s on 2 threads,
         # 2.8 s on one); the layer-sized products between rounds keep every thread
-        with threadpool_limits(limits=1, user_api="blas"):
+        with one_blas_thread():
             for j in np.flatnonzero(self.redo):
                 self.solutions[j] = self.layer.solve(j, *self.guess.column(j))
         solved = np.array([sol is not None for sol in self.solutions])

@@ -1604,6 +1604,7 @@ def _report(run: _Run, settings: AdmmSettings, stop: Stop) -> SolverResult:
         seconds=time.perf_counter() - run.started,
         dual_bound=lower,
         gap=final["objective"] - lower,
+        per_column=run.scaled.program.column_radii is not None,
         compile_seconds=run.compile_seconds,
         message=message,
         extra={**_extra(run), "feasible": feasible, **polish_info},

@@ -44,6 +44,7 @@ import clarabel
 import numpy as np
 import scipy.sparse as sp
 
+from .linalg import take_block
 from .problem import NetTrimProblem
 
 #: An entry joins the first guess when the ADMM multiplier's ``|x_i^T lam|``, scaled to
@@ -260,14 +261,14 @@ def _restricted(
     is infeasible, ``None`` when Clarabel fails. In units of the column's scale inside."""
     n = col.X.shape[0]
     s = col.scale
-    X_on = np.asarray(col.X[np.ix_(col.on, E)], dtype=np.float64)
+    X_on = take_block(col.X, col.on, E)
     ball = _Ball(X_on, col.y / s, col.r / s)
     R, q, r = ball.R, ball.q, ball.radius
     if r is None:  # the fit alone misses the radius on E: add what reduces the residual
         residual = np.zeros(n)
         residual[col.on] = ball.outside
         return None, None, residual
-    X_K = np.asarray(col.X[np.ix_(K, E)], dtype=np.float64)
+    X_K = take_block(col.X, K, E)
     k = E.size
     penalized = np.flatnonzero(col.c[E] > 0)
     p = penalized.size

@@ -1,12 +1,17 @@
 """Dense linear algebra shared by the solvers: rank-revealing reductions, the shifted Gram
-solves of the ADMM and the priming of the BLAS for float32 products."""
+solves of the ADMM, blocks for small column systems, and the BLAS's priming for float32
+products and its thread limit for small ones."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import scipy.linalg
+from threadpoolctl import ThreadpoolController
+
+from .kernels import gather
 
 #: Singular directions of ``X`` below this fraction of the largest, times ``max(n, d)``,
 #: are treated as exact zeros (LAPACK's usual rank rule, relative to machine precision).
@@ -188,6 +193,29 @@ class ShiftedGramSolver:
         result = np.subtract(B, correction, out=out)
         result /= r.astype(self.dtype).reshape(1, -1)
         return result
+
+
+def take_block(A: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``A[np.ix_(rows, cols)]`` in float64, by one pass of :func:`.kernels.gather` (a
+    fifth of NumPy's time on the finishes' blocks; the same values)."""
+    out = np.empty((rows.size, cols.size))
+    gather(A, rows, cols, out)
+    return out
+
+
+@cache
+def _threadpools() -> ThreadpoolController:
+    # Inspecting the loaded libraries costs about 1 ms, more than a finish round's small
+    # systems on the digits layers; the BLAS libraries are loaded before the first call
+    # (NumPy's and SciPy's, at this module's import)
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which the BLAS runs one thread: for many small products, where
+    OpenBLAS's threads cost more than they save (``threadpoolctl``'s limit, on a
+    controller inspected once per process)."""
+    return _threadpools().limit(limits=1, user_api="blas")
 
 
 #: ``(rows, inner, columns)`` of the product :func:`prime_blas` runs.

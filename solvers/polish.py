@@ -15,7 +15,7 @@ import contextlib
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from .linalg import masked_products
+from .linalg import masked_products, take_block
 from .problem import NetTrimProblem
 
 #: Conjugate-gradient iterations of the support refit (each costs two products).
@@ -237,8 +237,8 @@ def _column_changes(
             continue
         if rows.size > REPAIR_MAX_HELD_RATIO * support.size:
             return None
-        G = gram[np.ix_(support, support)]
-        A = problem.X[np.ix_(rows, support)].astype(np.float64)
+        G = take_block(gram, support, support)
+        A = take_block(problem.X, rows, support)
         target = V[rows, j] - XS[rows, j]
         system = _HeldRows(G, ridge, A)
         delta = system.change(target)

@@ -245,8 +245,9 @@ class NetTrimProblem:
         excess = np.where(self.active, -np.inf, self.X @ W - self.upper_bounds())
         return float(max(0.0, excess.max()))
 
-    def evaluate(self, W: np.ndarray) -> dict[str, float]:
-        """Objective, residual, radius, ball excess and violation of the weights ``W``."""
+    def evaluate(self, W: np.ndarray) -> dict[str, float | bool]:
+        """Objective, residual, radius, ball excess and violation of the weights ``W``, and
+        whether the ball is per column (the fields of :class:`.SolveInfo` they fill)."""
         col = self.column_residuals(W)
         residual = float(np.sqrt(np.sum(col**2)))
         objective, radius, excess = self.program.measure(self.l1(W), col, residual)
@@ -256,4 +257,5 @@ class NetTrimProblem:
             "radius": radius,
             "ball_excess": excess,
             "violation": self.violation(W),
+            "per_column": self.program.column_radii is not None,
         }

@@ -76,6 +76,10 @@ class SolveInfo:
         A certified lower bound on the optimal objective (``nan`` when not computed).
     gap : float
         ``objective - dual_bound`` (``nan`` when not computed).
+    per_column : bool
+        Whether the program has a ball per column (per-neuron): ``radius`` and
+        ``ball_excess`` are then the largest column's, and ``residual``, the layer's, is
+        not compared with ``radius``.
     compile_seconds : float
         Time spent compiling kernels before the solve (JIT backends), kept out of ``seconds``.
     message : str
@@ -102,24 +106,36 @@ class SolveInfo:
     violation: float
     dual_bound: float = float("nan")
     gap: float = float("nan")
+    per_column: bool = False
     compile_seconds: float = 0.0
     message: str = ""
     extra: dict = field(default_factory=dict)
     infeasibility_certificate: np.ndarray | None = field(default=None, compare=False)
 
     def summary(self) -> str:
-        """One line: solver, objective, residual against the radius, gap, iterations, time."""
-        parts = [
-            f"{self.solver}: objective {self.objective:.6g}",
-            f"residual {self.residual:.4g}"
-            + ("" if math.isnan(self.radius) else f" (radius {self.radius:.4g})"),
-        ]
+        """One line: solver, objective, residual against the radius (per-neuron: the largest
+        column radius and excess), gap, iterations, time."""
+        residual = f"residual {self.residual:.4g}"
+        if self.per_column or math.isfinite(self.radius):
+            residual += f" ({self.budget()})"
+        parts = [f"{self.solver}: objective {self.objective:.6g}", residual]
         if self.violation > 0:
             parts.append(f"violation {self.violation:.3g}")
         if not math.isnan(self.gap):
             parts.append(f"gap {self.gap:.3g}")
         parts.append(f"{self.iterations} iterations, {self.seconds:.3g} s")
         return ", ".join(parts)
+
+    def budget(self) -> str:
+        """What ``residual`` is measured against, in words: the radius; for per-neuron balls
+        the largest column radius and excess (the layer's residual is not their measure);
+        ``"no radius"`` for the penalized program."""
+        if self.per_column:
+            return (
+                f"per-neuron balls: largest radius {self.radius:.4g}, "
+                f"largest excess {self.ball_excess:.3g}"
+            )
+        return f"radius {self.radius:.4g}" if math.isfinite(self.radius) else "no radius"
 
     def __str__(self) -> str:
         return self.summary()

@@ -26,6 +26,24 @@ def test_layer_and_network_results_render_with_summary(net_and_x):
     assert pruned.success == all(r.success for r in pruned.layers)
 
 
+@pytest.mark.parametrize("solver", ["clarabel", "admm"])
+def test_per_neuron_summary_measures_the_residual_against_its_balls(net_and_x, solver):
+    """The layer's residual is not compared with one column's radius: a per-neuron line
+    names its balls, their largest radius and excess (which is the figure to read)."""
+    net, X = net_and_x
+    acts = net.record(X)
+    wide = trim_layer(acts[0], acts[1], eps=0.1, solver=solver)
+    assert not wide.info.per_column and f"(radius {wide.info.radius:.4g})" in wide.summary()
+    res = trim_layer(acts[0], acts[1], eps=0.1, per_neuron=True, solver=solver)
+    assert res.info.per_column and res.info.residual > res.info.radius  # one ball each
+    budget = (
+        f"per-neuron balls: largest radius {res.info.radius:.4g}, "
+        f"largest excess {res.info.ball_excess:.3g}"
+    )
+    assert f"({budget})" in res.summary() and f"({budget})" in res.info.summary()
+    assert "(radius" not in res.summary()
+
+
 def test_tuning_result_success_and_its_deprecated_name_met(net_and_x):
     net, X = net_and_x
     acts = net.record(X)

@@ -153,3 +153,14 @@ def test_measure_point_and_dual_terms_match_numpy():
     kernels.dual_terms(*args, a["XW"], True, terms)
     V_relaxed = np.where(finite, np.maximum(a["upper"], a["XW"]), 0.0)
     np.testing.assert_allclose(terms[1], np.sum(np.where(finite, L * V_relaxed, 0.0), axis=0))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gather_matches_fancy_indexing(dtype):
+    A = np.random.default_rng(4).standard_normal((9, 6)).astype(dtype)
+    rows, cols = np.array([0, 3, 3, 8]), np.array([5, 1])
+    out = np.zeros((rows.size, cols.size))
+    kernels.gather(A, rows, cols, out)
+    assert np.array_equal(out, A[np.ix_(rows, cols)].astype(np.float64))
+    empty = np.zeros((0, cols.size))
+    kernels.gather(A, rows[:0], cols, empty)  # an empty block is a valid request

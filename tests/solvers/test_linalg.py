@@ -117,3 +117,29 @@ def test_masked_products_match_the_whole_products_in_float64(dtype):
         plain, X.astype(np.float64).T @ A.astype(np.float64), rtol=1e-12, atol=1e-9
     )
     np.testing.assert_allclose(plain_sq, (A.astype(np.float64) ** 2).sum(axis=0), rtol=1e-12)
+
+
+def test_take_block_is_the_float64_block():
+    from nettrim.solvers.linalg import take_block
+
+    X = np.random.default_rng(5).standard_normal((30, 8)).astype(np.float32)
+    rows, cols = np.flatnonzero(X[:, 0] > 0), np.array([1, 4, 7])
+    block = take_block(X, rows, cols)
+    assert block.dtype == np.float64 and block.flags.c_contiguous
+    assert np.array_equal(block, X[np.ix_(rows, cols)].astype(np.float64))
+
+
+def test_one_blas_thread_limits_and_restores():
+    import threadpoolctl
+
+    from nettrim.solvers.linalg import one_blas_thread
+
+    def blas_threads():
+        info = threadpoolctl.threadpool_info()
+        return [p["num_threads"] for p in info if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        with one_blas_thread():
+            assert blas_threads() and set(blas_threads()) == {1}
+        assert blas_threads() == before
