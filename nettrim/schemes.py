@@ -137,7 +137,17 @@ class NetTrimResult(NetworkResult):
             )
             for l, (res, radius) in enumerate(zip(self.layers, self.radii, strict=True))
         ]
-        return "\n".join([self._headline("Net-Trim"), *format_columns(_SUMMARY_COLUMNS, rows)])
+        if not self.per_neuron:
+            return "\n".join([self._headline("Net-Trim"), *format_columns(_SUMMARY_COLUMNS, rows)])
+        # a layer's budget is then one radius per column: the table compares norms over
+        # the columns, and each column's own ball is in the layer's summary
+        columns = tuple(("radii norm", 10) if c[0] == "radius" else c for c in _SUMMARY_COLUMNS)
+        largest = max((res.info.ball_excess for res in self.layers), default=0.0)
+        footer = (
+            "per-neuron balls: residual and radii as norms over the columns; "
+            f"largest excess of a column over its radius {largest:.3g}"
+        )
+        return "\n".join([self._headline("Net-Trim"), *format_columns(columns, rows), footer])
 
 
 #: The columns of :meth:`NetTrimResult.summary`.

@@ -1471,7 +1471,7 @@ def _exact_due(run: _Run, settings: AdmmSettings) -> bool:
     left = c.index.size
     if not (0 < left <= settings.exact_columns and left < run.m):
         return False
-    if run.scaled.penalized or run.scaled.program.column_radii is None:
+    if not run.scaled.program.per_column:
         return False
     done_mean = (run.column_iterations - left * run.iteration) / (run.m - left)
     if run.iteration < EXACT_LAG * 2.0**run.exact_failures * done_mean:
@@ -1604,7 +1604,7 @@ def _report(run: _Run, settings: AdmmSettings, stop: Stop) -> SolverResult:
         seconds=time.perf_counter() - run.started,
         dual_bound=lower,
         gap=final["objective"] - lower,
-        per_column=run.scaled.program.column_radii is not None,
+        per_column=run.scaled.program.per_column,
         compile_seconds=run.compile_seconds,
         message=message,
         extra={**_extra(run), "feasible": feasible, **polish_info},

@@ -257,5 +257,5 @@ class NetTrimProblem:
             "radius": radius,
             "ball_excess": excess,
             "violation": self.violation(W),
-            "per_column": self.program.column_radii is not None,
+            "per_column": self.program.per_column,
         }

@@ -41,6 +41,10 @@ class Program:
         finished columns aside.
     has_ball : bool
         Whether the residual is constrained (a ball) rather than penalized.
+    per_column : bool
+        Whether the residual has one ball per column (:class:`ColumnBalls`): what the
+        reports call per-neuron balls (:attr:`.SolveInfo.per_column`) and what the exact
+        solves of lagging columns ask for.
     column_radii : ndarray of shape (m,) or None
         The radii of a ball per column (``None`` for the other variants).
     layer_radius : float or None
@@ -50,6 +54,7 @@ class Program:
     kind = "constrained"
     separable = False
     has_ball = True
+    per_column = False
     column_radii: np.ndarray | None = None
     layer_radius: float | None = None
 
@@ -252,6 +257,7 @@ class ColumnBalls(Program):
     """One ball per column: ``||(X w_j - y_j)_{Omega_j}||_2 <= radius_j`` (separable)."""
 
     separable = True
+    per_column = True
 
     def __init__(self, radius: np.ndarray):
         self.radius = self.column_radii = np.asarray(radius)

@@ -413,7 +413,7 @@ def _report(problem, W, parts, settings, started, extra) -> SolverResult:
         radius=radius,
         ball_excess=excess,
         violation=violation,
-        per_column=problem.program.column_radii is not None,
+        per_column=problem.program.per_column,
         dual_bound=lower,
         gap=objective - lower,
         compile_seconds=float(sum(p.result.info.compile_seconds for p in parts)),

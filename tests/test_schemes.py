@@ -186,6 +186,14 @@ def test_per_neuron_blocks_match_one_block(net_and_x):
         cols = np.linalg.norm(blocks.network[l](acts[l]) - acts[l + 1], axis=0)
         assert np.all(cols <= blocks.radii[l] * (1 + FEAS_RTOL) + 1e-9)
     assert blocks.layers[1].info.extra["blocks"] == [(0, 5), (5, 10), (10, 12)]
+    # the table's radius is the norm of the columns' radii, and its footer their worst excess
+    lines = blocks.summary().splitlines()
+    assert "radii norm" in lines[1] and "radius" not in lines[1]
+    assert lines[-1].startswith("per-neuron balls:")
+    worst = max(res.info.ball_excess for res in blocks.layers)
+    assert lines[-1].endswith(f"{worst:.3g}")
+    layer_wide = net_trim(net, X, eps=EPS, solver=SOLVER, n_jobs=1).summary().splitlines()
+    assert "radius" in layer_wide[1] and "per-neuron" not in layer_wide[-1]
 
 
 def test_cascade_per_neuron_runs_blocks_of_each_layer(net_and_x, pool):

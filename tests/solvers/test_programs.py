@@ -21,6 +21,9 @@ def test_problem_selects_its_variant():
     assert isinstance(cols.program, ColumnBalls) and cols.program.separable
     assert isinstance(pen.program, Penalty) and pen.program.separable
     assert pen.program.kind == "penalized" and layer.program.kind == "constrained"
+    # per-neuron balls, and only they, report per column
+    assert cols.program.per_column and not layer.program.per_column
+    assert not pen.program.per_column
     # the variant follows the fields through the solvers' transformations
     assert isinstance(cols.columns([1]).program, ColumnBalls)
     assert cols.columns([1]).program.radius.tolist() == [0.2]
