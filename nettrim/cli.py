@@ -1261,7 +1261,19 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``nettrim <command> ...``; returns the exit code (argparse exits by itself with
     code 2 on malformed arguments and 0 on ``--help``)."""
+    from .executors import stop_pool_workers
+
     args = _parser().parse_args(argv)
+    code = _run(args)
+    # here, not in loky's exit hook, which a Ctrl-C would interrupt with a traceback; one
+    # arriving now finds the command ended and its files written: its code stands
+    with contextlib.suppress(KeyboardInterrupt):
+        stop_pool_workers()
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command's exit code, with its errors, Ctrl-C and a closed stdout as exit codes."""
     try:
         return _COMMANDS[args.command](args)
     except UsageError as exc:

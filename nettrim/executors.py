@@ -9,7 +9,10 @@ pool and not a hand-made one: ``docs/architecture.md``, "The process pool"):
   numba threading layer has started (numba aborts such a child);
 * arrays above joblib's ``max_nbytes`` (1 MB) reach the workers memory-mapped from a
   temporary folder, written once per array;
-* the workers are kept between calls, so an eps sweep or a tuner pays their start once.
+* the workers are kept between calls, so an eps sweep or a tuner pays their start once;
+* the workers ignore Ctrl-C (SIGINT, which a terminal sends to every process of the
+  command): the driver gets it, stops its jobs and ends the pool, so one interrupt prints
+  one line, not a traceback per worker.
 
 Three rules make a distributed run equal to an in-process one, bit for bit:
 
@@ -37,6 +40,7 @@ import contextlib
 import os
 import queue
 import shutil
+import signal
 import tempfile
 import threading
 import uuid
@@ -47,8 +51,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from joblib.externals.loky import ProcessPoolExecutor as LokyExecutor
+from joblib.externals.loky import get_reusable_executor
 from joblib.externals.loky.backend import get_context as loky_context
 from threadpoolctl import threadpool_limits
 
@@ -148,8 +153,14 @@ class ArrayStore:
         self.close()
 
 
+def _ignore_interrupts() -> None:
+    """Pool initializer: Ctrl-C is the driver's to handle (it ends the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _init_worker(blas_threads: int | None) -> None:
-    """Pool initializer: limit BLAS for the whole life of the worker process."""
+    """Pool initializer: no Ctrl-C, and BLAS limited for the whole life of the worker."""
+    _ignore_interrupts()
     if blas_threads is not None:
         threadpool_limits(blas_threads)
 
@@ -163,6 +174,19 @@ def process_pool(n_jobs: int, *, blas_threads: int | None = DEFAULT_BLAS_THREADS
     """
     n_jobs = int(check_scalar("n_jobs", n_jobs, low=1, integer=True))
     return LokyExecutor(max_workers=n_jobs, initializer=_init_worker, initargs=(blas_threads,))
+
+
+def stop_pool_workers() -> None:
+    """Stop the workers of joblib's reusable loky pool now, waiting for them.
+
+    ``n_jobs=`` keeps them between calls, and loky otherwise stops them in an exit hook of
+    the interpreter, where a Ctrl-C arriving in that last moment ends in a traceback
+    instead of the caller's handling (the command line calls this before it exits). A
+    later ``n_jobs=`` call starts fresh workers.
+    """
+    # reuse=True hands back the running pool as it is (no resize, no new workers); with
+    # none running it makes an empty one, which costs nothing to stop
+    get_reusable_executor(reuse=True).shutdown(wait=True)
 
 
 def check_blas_threads(blas_threads: int | None) -> int | None:
@@ -401,13 +425,18 @@ class JobRunner:
             if max_parallel is not None:
                 workers = min(workers, max(1, int(max_parallel)))
             if workers > 1:
-                self._parallel = Parallel(
-                    n_jobs=workers,
+                # the worker options go through parallel_config: Parallel(inner_max_num_threads=)
+                # is not one of Parallel's own and joblib drops it without a word
+                with parallel_config(
                     backend=BACKEND,
-                    return_as="generator",  # in order, as they arrive: on_done, a death's prefix
-                    temp_folder=None if store_dir is None else os.fspath(store_dir),
                     inner_max_num_threads=blas_threads,
-                )
+                    initializer=_ignore_interrupts,
+                ):
+                    self._parallel = Parallel(
+                        n_jobs=workers,
+                        return_as="generator",  # in order as they arrive: on_done, a death's prefix
+                        temp_folder=None if store_dir is None else os.fspath(store_dir),
+                    )
         self.store = ArrayStore(store_dir) if executor is not None else None
         self._channel: _ReportChannel | None = None
         self._lock = threading.Lock()

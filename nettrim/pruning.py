@@ -608,6 +608,8 @@ def prune_network(
     activation = check_choice("activation", activation, ACTIVATIONS)
     X = check_network_inputs(network, X, np.dtype(np.float64))
     budgets = _check_budgets(sparsity, layers, len(network))
+    shapes = {f"layer {l}": (network[l].W.shape, budgets[l]) for l in budgets}
+    check_layer_budgets(pattern, shapes, options.get("k"))
     resume = {int(l): r for l, r in (resume or {}).items()}
     if any(l not in budgets for l in resume):
         raise ValueError(f"resume names layers {sorted(resume)}; only {sorted(budgets)} are pruned")
@@ -639,6 +641,19 @@ def prune_network(
         scheme=scheme,
         seconds=time.perf_counter() - started,
     )
+
+
+def check_layer_budgets(
+    pattern: str, layers: Mapping[str, tuple[tuple[int, int], float | None]], k: int | None
+) -> None:
+    """Each layer's budget checked against its shape before any job starts, the error
+    naming the layer: ``layers`` maps a name (``"layer 2"``, ``"module 'fc1'"``) to the
+    layer's ``(d_in, d_out)`` and sparsity (an N:M pattern needs ``d_in`` a multiple of M)."""
+    for name, (shape, sparsity) in layers.items():
+        try:
+            make_pattern(pattern, shape, sparsity=sparsity, k=k)
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
 
 
 def _check_budgets(sparsity, layers, n_layers: int) -> dict[int, float | None]:

@@ -649,6 +649,8 @@ def _check_run(
 ) -> _Run:
     check_network(network)
     scheme = check_choice("scheme", scheme, SCHEMES)
+    cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
+    check_cascade_only(scheme, gamma=gamma, kappa=kappa, cascade_bound=cascade_bound)
     n_layers = len(network)
     return _Run(
         network=network,
@@ -656,7 +658,7 @@ def _check_run(
         eps=_check_eps(eps, n_layers, scheme, options.per_neuron, network),
         gammas=_check_gamma(gamma, n_layers) if scheme == "cascade" else (),
         kappa=check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0),
-        cascade_bound=check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS),
+        cascade_bound=cascade_bound,
         options=options,
         neuron_block=int(check_scalar("neuron_block", neuron_block, low=1, integer=True)),
         warm=_check_warm_start(warm_start, n_layers),
@@ -687,6 +689,27 @@ def _check_eps(eps, n_layers: int, scheme: str, per_neuron: bool, network: Netwo
             "layers give a list with one entry per layer"
         )
     return [value] * (n_layers if scheme == "parallel" else 1)
+
+
+def check_cascade_only(scheme: str, *, gamma, kappa, cascade_bound) -> None:
+    """Refuse the cascade's own options under ``scheme="parallel"``, where a value given
+    would change nothing without a word (the command line refuses them the same way)."""
+    if scheme == "cascade":
+        return
+    defaults = (("gamma", gamma, DEFAULT_GAMMA), ("kappa", kappa, DEFAULT_KAPPA))
+    given = [name for name, value, default in defaults if not _is_number(value, default)]
+    if cascade_bound != CASCADE_BOUNDS[0]:
+        given.append("cascade_bound")
+    if given:
+        raise ValueError(
+            f"{' and '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to "
+            "scheme='cascade' only (the budgets of the "
+            "layers after the first); scheme='parallel' gives every layer its eps"
+        )
+
+
+def _is_number(value, number: float) -> bool:
+    return np.ndim(value) == 0 and not isinstance(value, (Mapping, str)) and value == number
 
 
 def _check_gamma(gamma, n_layers: int) -> tuple[float, ...]:

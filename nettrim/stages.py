@@ -20,6 +20,7 @@ convolutions and pooling (``net_trim`` calls it for such networks), and
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -34,7 +35,7 @@ from .layer import DEFAULT_EPS, LayerResult, TrimOptions, build_problem, check_e
 from .network import DenseLayer, Network
 from .progress import JobCounter, check_progress
 from .pruning import METHODS as L0_METHODS
-from .pruning import prune_layer
+from .pruning import check_layer_budgets, prune_layer
 from .reweighted import DEFAULT_DELTA, reweighted_trim_layer
 from .schemes import (
     CASCADE_BOUNDS,
@@ -43,6 +44,7 @@ from .schemes import (
     SCHEMES,
     LayerSolveError,
     NetTrimResult,
+    check_cascade_only,
 )
 from .solvers.row_generation import solve_row_generation
 from .validation import (
@@ -96,6 +98,26 @@ class _StageJob:
     relative: bool
     method: str
     options: dict
+
+
+#: What each stage's job sets itself, from the stage, never from ``options``.
+_FROM_STAGE = {"X", "Y", "W", "b", "activation", "eps", "relative", "bias", "upper", "method"}
+#: Options of the stage job itself (rows, and the reweighted rounds of Net-Trim).
+_JOB_OPTIONS = {"rows", "reweight_rounds", "reweight_delta"}
+
+
+def check_stage_options(method: str, options: Mapping[str, Any]) -> None:
+    """Every option a keyword of the stage's solver, before any recording is solved."""
+    solver = trim_layer if method == "net-trim" else prune_layer
+    known = set(inspect.signature(solver).parameters) - _FROM_STAGE
+    if method == "net-trim":
+        known |= _JOB_OPTIONS
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(
+            f"unknown option(s) {unknown} for method={method!r}; the options are those of "
+            f"{solver.__name__}: {', '.join(sorted(known))}"
+        )
 
 
 def _run_stage_job(job: _StageJob) -> LayerResult:
@@ -264,11 +286,16 @@ def prune_stages(
     scheme = check_choice("scheme", scheme, SCHEMES)
     cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
     kappa = check_scalar("kappa", kappa, low=0.0, low_inclusive=False, high=1.0)
+    check_cascade_only(scheme, gamma=gamma, kappa=kappa, cascade_bound=cascade_bound)
     n = len(stages)
     gammas = _gammas(gamma, n) if scheme == "cascade" else ()
     if scheme == "cascade" and reinput is None and n > 1:
         raise ValueError("the cascade scheme needs reinput (the pruned model's stage inputs)")
     options = dict(options or {})
+    check_stage_options(method, options)
+    if method != "net-trim":
+        shapes = {f"stage {s.name!r}": (s.W.shape, options.get("sparsity")) for s in stages}
+        check_layer_budgets(options.get("pattern", "unstructured"), shapes, options.get("k"))
     active_tol = float(options.get("active_tol", 0.0))
     per_neuron = bool(options.get("per_neuron", False))
     eps_of = _stage_eps(eps, stages, scheme, per_neuron) if method == "net-trim" else [eps] * n

@@ -40,9 +40,16 @@ from .network import (
     Network,
     write_atomically,
 )
-from .schemes import CASCADE_BOUNDS, DEFAULT_GAMMA, DEFAULT_KAPPA, SCHEMES
+from .pruning import check_layer_budgets
+from .schemes import (
+    CASCADE_BOUNDS,
+    DEFAULT_GAMMA,
+    DEFAULT_KAPPA,
+    SCHEMES,
+    check_cascade_only,
+)
 from .solvers.gram import GramAccumulator
-from .stages import METHODS, Stage, prune_stages
+from .stages import METHODS, Stage, check_stage_options, prune_stages
 from .store import Recording, StoreWriter, open_store
 from .tables import format_columns
 from .validation import check_choice, check_scalar
@@ -277,10 +284,16 @@ def _call(model, batch):
     return model(batch)
 
 
-def _batch_mask(batch, mask):
-    """The boolean (sample, token) mask of a batch, or ``None``."""
+def _batch_mask(batch, mask, index: int):
+    """The boolean (sample, token) mask of ``batches[index]``, or ``None``."""
     if mask is None:
         return None
+    if isinstance(mask, str) and not (isinstance(batch, Mapping) and mask in batch):
+        has = f"keys {sorted(batch)}" if isinstance(batch, Mapping) else type(batch).__name__
+        raise ValueError(
+            f"mask={mask!r} is the key of the attention mask in dict batches, but "
+            f"batches[{index}] has {has}; pass mask=None, or mask(batch) -> booleans"
+        )
     value = batch[mask] if isinstance(mask, str) else mask(batch)
     return _torch().as_tensor(value).bool()
 
@@ -341,6 +354,7 @@ def record(
         order the forward pass calls them.
     """
     statistics = check_choice("statistics", statistics, STATISTICS)
+    _check_batches(batches)
     chosen = prunable_modules(model, modules)
     program, folds = find_programs(model, [n for n, _ in chosen], programs)
     fold_batchnorm(model, folds)
@@ -405,7 +419,7 @@ def _record(model, batches, chosen, program, *, store=None, mask=None, statistic
             totals = _store_totals(batches, mask) if writer is not None else None
             seen_batches = 0
             for seen_batches, batch in enumerate(batches, start=1):
-                state["keep"], state["seen"] = _batch_mask(batch, mask), set()
+                state["keep"], state["seen"] = _batch_mask(batch, mask, seen_batches - 1), set()
                 with contextlib.suppress(_Stop):
                     _forward(model, batch, seen_batches - 1)
                 if writer is not None:
@@ -474,8 +488,8 @@ def _recording(order, parts, gram, program, chosen, store, inputs_of) -> Recordi
 def _store_totals(batches, mask) -> list[tuple[int, int]]:
     """Per batch ``(samples, kept tokens)``: the rows a store must preallocate."""
     totals = []
-    for batch in batches:
-        keep = _batch_mask(batch, mask)
+    for index, batch in enumerate(batches):
+        keep = _batch_mask(batch, mask, index)
         n = _batch_size(batch)
         totals.append((n, int(keep.sum()) if keep is not None else -1))
     return totals
@@ -776,11 +790,21 @@ def prune_model(
     method = check_choice("method", method, METHODS)
     scheme = check_choice("scheme", scheme, SCHEMES)
     cascade_bound = check_choice("cascade_bound", cascade_bound, CASCADE_BOUNDS)
-    if method != "net-trim" and sparsity is None and ":" not in str(pattern):
-        raise ValueError(f"method={method!r} needs sparsity= (or an N:M pattern)")
+    _check_method_options(method, eps=eps, sparsity=sparsity, pattern=pattern, gamma=gamma,
+                          kappa=kappa, cascade_bound=cascade_bound, solver=solver)  # fmt: skip
+    check_cascade_only(scheme, gamma=gamma, kappa=kappa, cascade_bound=cascade_bound)
+    if method == "net-trim":
+        solver_options = {"solver": solver, **options}
+    else:
+        solver_options = {"sparsity": sparsity, "pattern": pattern, **options}
+    check_stage_options(method, solver_options)  # a misspelled option costs no recording
+    _check_batches(batches)
     if iter(batches) is batches:
         batches = list(batches)
     chosen = prunable_modules(model, modules)
+    if method != "net-trim":  # an N:M pattern that a module's inputs do not fit
+        shapes = {f"module {n!r}": (dense_weights(m)[0].shape, sparsity) for n, m in chosen}
+        check_layer_budgets(pattern, shapes, options.get("k"))
     program, folds = find_programs(model, [n for n, _ in chosen], programs)
     fold_batchnorm(model, folds)
     named = dict(chosen)
@@ -788,16 +812,13 @@ def prune_model(
     first = next(iter(batches), None)
     if first is None:
         raise ValueError("batches is empty: recording needs at least one batch")
+    _batch_mask(first, mask, 0)  # a mask key the batches lack, before any forward pass
     order = _call_order(model, first, chosen)
     original = _original_rows(model, chosen, order, batches_of, program, mask, method, scheme)
     stages = [Stage(n, *dense_weights(named[n]), program[n]) for n in order]
     eps = _in_order("eps", eps, order)
     gamma = _in_order("gamma", gamma, order[1:])
     before = {s.name: int(np.count_nonzero(s.W)) for s in stages}
-    if method == "net-trim":
-        solver_options = {"solver": solver, **options}
-    else:
-        solver_options = {"sparsity": sparsity, "pattern": pattern, **options}
 
     def reinput(i: int) -> np.ndarray:
         name = order[i]
@@ -861,6 +882,39 @@ def _original_rows(model, chosen, order, batches_of, program, mask, method, sche
         original.X.update(part.X)
         original.Y.update(part.Y)
     return original
+
+
+def _check_method_options(method: str, **given) -> None:
+    """Refuse the budgets of the other kind of method (they would be ignored without a word):
+    ``sparsity`` / ``pattern`` with Net-Trim, Net-Trim's with an L0 method."""
+    if method == "net-trim":
+        defaults = {"sparsity": None, "pattern": "unstructured"}
+        hint = "Net-Trim prunes to a budget eps=; method='sparsegpt', 'admm', ... to a sparsity"
+    else:
+        if given["sparsity"] is None and ":" not in str(given["pattern"]):
+            raise ValueError(f"method={method!r} needs sparsity= (or an N:M pattern)")
+        defaults = {"eps": DEFAULT_EPS, "gamma": DEFAULT_GAMMA, "kappa": DEFAULT_KAPPA,
+                    "cascade_bound": CASCADE_BOUNDS[0], "solver": "auto"}  # fmt: skip
+        hint = "the L0 methods prune to sparsity= / pattern=; Net-Trim's budgets are not theirs"
+    passed = [name for name, default in defaults.items() if not _is_default(given[name], default)]
+    if passed:
+        raise ValueError(f"{' and '.join(passed)} given with method={method!r}: {hint}")
+
+
+def _is_default(value, default) -> bool:
+    if isinstance(value, Mapping) or np.ndim(value):
+        return False
+    return value is default or (value is not None and default is not None and value == default)
+
+
+def _check_batches(batches) -> None:
+    """``batches`` an iterable of batches, not one batch (whose rows would be iterated)."""
+    if isinstance(batches, (np.ndarray, _torch().Tensor)):
+        raise TypeError(
+            f"batches must be an iterable of batches (a list or a DataLoader), got one "
+            f"{type(batches).__name__} of shape {tuple(batches.shape)}; pass [x] for a "
+            "single batch"
+        )
 
 
 def _in_order(name: str, value, names: list[str]):

@@ -1,6 +1,7 @@
 """Executor machinery: stored arrays, BLAS limits inside jobs, joblib's loky pool."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ from nettrim.executors import (
     process_pool,
     resolve,
     split_columns,
+    stop_pool_workers,
 )
 
 
@@ -33,6 +35,11 @@ def column_sums(stored) -> np.ndarray:
 
 def process_id(_=None) -> int:
     return os.getpid()
+
+
+def worker_setup(_=None) -> tuple[bool, str | None]:
+    """Whether the worker ignores Ctrl-C, and the BLAS thread limit it was started with."""
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN, os.environ.get("OMP_NUM_THREADS")
 
 
 def is_memmap(array) -> bool:
@@ -81,6 +88,30 @@ def test_n_jobs_runs_on_loky_workers_with_mapped_arrays_and_one_blas_thread():
     assert all(t == [1] * len(t) for t in threads)
     assert mapped
     np.testing.assert_array_equal(sums, large.sum(axis=0))
+
+
+def test_n_jobs_workers_ignore_ctrl_c_and_start_with_the_blas_limit():
+    # a terminal's Ctrl-C reaches every worker too: the driver alone handles it; and the
+    # limit the workers start with is blas_threads, not joblib's cores // workers
+    with JobRunner(n_jobs=2, blas_threads=3) as runner:
+        setups = runner.map(worker_setup, range(4))
+    assert setups == [(True, "3")] * 4
+    with process_pool(2) as executor:
+        assert [ignores for ignores, _ in executor.map(worker_setup, range(2))] == [True] * 2
+
+
+def test_stop_pool_workers_ends_the_reusable_workers():
+    with JobRunner(n_jobs=2) as runner:
+        pids = set(runner.map(process_id, range(4)))
+    for pid in pids:
+        os.kill(pid, 0)  # joblib keeps them for the next call
+    stop_pool_workers()
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    stop_pool_workers()  # with none running: nothing to do
+    with JobRunner(n_jobs=2) as runner:  # a later call starts fresh ones
+        assert set(runner.map(process_id, range(2))).isdisjoint(pids)
 
 
 def test_pool_jobs_get_memory_mapped_arrays_and_one_blas_thread(pool):

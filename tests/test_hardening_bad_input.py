@@ -180,6 +180,24 @@ NET_TRIM = [
         TypeError,
         "unknown layer option 'epsilon'",
     ),
+    (
+        "gamma with parallel",
+        lambda D: net_trim(D.net, D.X, gamma=2.0, n_jobs=1),
+        ValueError,
+        "gamma applies to scheme='cascade' only",
+    ),
+    (
+        "kappa and cascade_bound with parallel",
+        lambda D: net_trim(D.net, D.X, kappa=0.5, cascade_bound="paper", n_jobs=1),
+        ValueError,
+        "kappa and cascade_bound apply to scheme='cascade' only",
+    ),
+    (
+        "cascade_bound",
+        lambda D: net_trim(D.net, D.X, cascade_bound="theorem", n_jobs=1),
+        ValueError,
+        "cascade_bound must be one of",
+    ),
 ]
 
 PRUNE_NETWORK = [
@@ -197,6 +215,12 @@ PRUNE_NETWORK = [
         "sparsity has 3 values but 2 layers",
     ),
     ("layers", lambda D: prune_network(D.net, D.X, sparsity=0.5, layers=[5]), ValueError, "layers"),
+    (
+        "N:M the layer's inputs do not fit",
+        lambda D: prune_network(D.net, D.X, pattern="2:4"),
+        ValueError,
+        "layer 1: pattern '2:4' groups 4 consecutive inputs, but the layer has d_in=3",
+    ),
 ]
 
 REWEIGHTED = [
@@ -401,26 +425,39 @@ def _adapter_cases():
     import torch  # the torch extra is in `test`, which CI installs
 
     x = torch.randn(20, 4)
+    dicts = [{"input": x, "attention": torch.ones(20, dtype=torch.bool)}]
+    l0 = {"method": "sparsegpt", "sparsity": 0.5}
     return [
-        ("nan", [torch.full((20, 4), float("nan"))], ValueError, r"module '0'.*NaN or infinite"),
-        ("empty", [], ValueError, "batches is empty"),
-        ("width", [torch.randn(10, 5)], ValueError, r"batches\[0\]: the model's forward"),
-        ("dtype", [x, torch.ones(10, 4, dtype=torch.int64)], ValueError, r"batches\[1\]"),
-        ("numpy", [np.ones((10, 4))], TypeError, r"batches\[0\]"),
+        ("nan", [torch.full((20, 4), float("nan"))], {}, ValueError, r"module '0'.*NaN or inf"),
+        ("empty", [], {}, ValueError, "batches is empty"),
+        ("width", [torch.randn(10, 5)], {}, ValueError, r"batches\[0\]: the model's forward"),
+        ("dtype", [x, torch.ones(10, 4, dtype=torch.int64)], {}, ValueError, r"batches\[1\]"),
+        ("numpy", [np.ones((10, 4))], {}, TypeError, r"batches\[0\]"),
+        ("one tensor", x, {}, TypeError, r"an iterable of batches .* pass \[x\]"),
+        ("mask key", dicts, {"mask": "mask"}, ValueError, r"batches\[0\] has keys \['attention'"),
+        ("sparsity with net-trim", [x], {"sparsity": 0.5}, ValueError, "sparsity given with"),
+        ("eps with an L0 method", [x], {**l0, "eps": 0.2}, ValueError, "eps given with"),
+        ("L0 without a budget", [x], {"method": "admm"}, ValueError, "needs sparsity="),
+        ("gamma with parallel", [x], {"gamma": {"2": 2.0}}, ValueError, "gamma applies to"),
+        ("misspelled option", [x], {**l0, "sparsty": 0.5}, TypeError, r"\['sparsty'\].*pattern"),
+        ("N:M", [x], {**l0, "pattern": "2:4"}, ValueError, r"module '2': pattern '2:4'"),
     ]
 
 
-@pytest.mark.parametrize("case", range(5), ids=["nan", "empty", "width", "dtype", "numpy"])
-def test_adapter_refuses_bad_batches_naming_them(case):
+@pytest.mark.parametrize(
+    ("batches", "options", "error", "pattern"),
+    [pytest.param(*case, id=name) for name, *case in _adapter_cases()],
+)
+def test_adapter_refuses_bad_batches_and_options_naming_them(batches, options, error, pattern):
+    """Refused before any recording: a wrong option costs no forward pass."""
     import torch
 
     from nettrim.torch import prune_model
 
-    _, batches, error, pattern = _adapter_cases()[case]
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.ReLU(), torch.nn.Linear(6, 2))
     before = [p.detach().clone() for p in model.parameters()]
     with pytest.raises(error, match=pattern):
-        prune_model(model, batches, eps=0.1)
+        prune_model(model, batches, **options)
     # nothing written half: the model's weights are untouched
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
