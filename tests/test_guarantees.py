@@ -516,3 +516,26 @@ def test_verify_refuses_cnn_inputs_and_networks_that_do_not_match():
     dilated = dc.replace(net[0], dilation=(2, 2), padding=(2, 2))  # the same output shape
     with pytest.raises(ValueError, match="different layers"):
         verify(net, Network((dilated, *net.layers[1:])), x)
+
+
+def test_a_float32_network_s_realized_bound_is_measured_in_float64(random_network):
+    """With a linear last layer the cascade's ``D_L`` is its ``e_L``: both measured in
+    float64 from the same float32 outputs they are equal, where a float32 norm of the
+    outputs missed the bound by float32 rounding (30 times the rounding slack, seen)."""
+    original, X = random_network((20, 30, 10), seed=3, n=4000)
+    original = Network.from_arrays(
+        [layer.W.astype(np.float32) for layer in original.layers],
+        [layer.b.astype(np.float32) for layer in original.layers],
+    )
+    rng = np.random.default_rng(4)
+    pruned = Network.from_arrays(
+        [
+            (layer.W * (rng.random(layer.W.shape) < 0.7)).astype(np.float32)
+            for layer in original.layers
+        ],
+        [layer.b for layer in original.layers],
+    )
+    report = verify(original, pruned, X.astype(np.float32), scheme="cascade")
+    (check,) = check_named(report, "cascade bound, any network")
+    assert check.realized == check.bound
+    assert report.success

@@ -192,13 +192,17 @@ def _digits_layer_1():
 def test_solve_admm_ends_at_the_finish_when_it_pays(case):
     """Tight tolerances, where the ADMM's linear tail is long: it tries the finish, which
     ends the solve (layer-wide: at a gap of rounding, a proof of optimality) or finishes
-    columns (per-neuron) in fewer iterations than without it, certified."""
+    columns (per-neuron) in fewer iterations than without it, certified. The digits layer
+    asks a gap of 1e-5: at 1e-4 its violation repair can end the solve first, or not, by
+    the last bits of the machine's arithmetic (both seen, on two CPUs)."""
     if case.startswith("digits"):
         p = _digits_layer_1()
+        gap_tol = 1e-5
     else:
         X, Y = make_layer(1, 400, 20, 10)
         p = problem(X, Y, per_neuron=True)
-    tight = AdmmSettings(gap_tol=1e-4, feas_tol=1e-4)
+        gap_tol = 1e-4
+    tight = AdmmSettings(gap_tol=gap_tol, feas_tol=1e-4)
     result = solve_admm(p, tight, keep_state=True)
     plain = solve_admm(p, tight.updated(active_set=False))
     # the state to resume from carries the weights returned, not the iterate's
@@ -210,7 +214,7 @@ def test_solve_admm_ends_at_the_finish_when_it_pays(case):
         assert result.info.message == ACTIVE_SET_MESSAGE
         assert result.info.gap <= 1e-9 * result.info.objective  # the exact optimum
     assert extra["column_iterations"] < plain.info.extra["column_iterations"]
-    assert result.info.gap <= 1e-4 * result.info.objective
+    assert result.info.gap <= gap_tol * result.info.objective
     assert result.info.objective == pytest.approx(plain.info.objective, rel=2e-4)
     if p.program.separable:  # small enough for Clarabel (the digits layer takes minutes)
         exact = solve_exact(p, solver="clarabel")
