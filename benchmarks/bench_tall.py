@@ -17,7 +17,13 @@ median of many, timed in the same run). Target (issue 18): at most 1000 such pro
 feasible and certified on all rows. Row generation is timed as the median of three solves,
 which must return the same weights bit for bit.
 
-``--quick`` (CI): the first 300 images (19200 rows), fewer training epochs.
+A second, wide case: the second conv of a CNN with 16 -> 32 channels (145 inputs with the
+bias, 32 outputs, the same 80448 rows), solved on all rows and by row generation in both
+layouts of a round's program (``vec(W)``, whose Gram is ``(32 x 145)^2``, and the shared
+``(n, m)`` one that ``layout="auto"`` takes there), timed once each.
+
+``--quick`` (CI): the first 300 images (19200 rows; the wide case 150 images), fewer
+training epochs.
 Results: ``benchmarks/results/tall[_quick].json`` and ``.md``.
 """
 
@@ -40,27 +46,36 @@ from nettrim.solvers.row_generation import solve_row_generation
 
 EPS = 0.05
 TARGET_PRODUCTS = 1000
-FULL = {"images": None, "epochs": 30}
-QUICK = {"images": 300, "epochs": 10}
+FULL = {"images": None, "epochs": 30, "wide_images": None, "wide_flat": True}
+#: quick: the wide case without its flat layout (four eigendecompositions of its 4640 x 4640
+#: Gram, over a minute whatever the rows)
+QUICK = {"images": 300, "epochs": 10, "wide_images": 150, "wide_flat": False}
+#: The wide case: the second conv of a CNN with these channels (16 -> 32, 3x3).
+WIDE_CHANNELS = (16, 32)
+LAYOUTS = ("shared", "flat")
 REPEATS = 3
 SEED = 0
 #: ``row_scale`` values of the sweep (``None``: the generated rows unscaled).
 ROW_SCALES = (None, 0.03, 0.1, 0.3, 1.0)
 
 
-def train_cnn(x: np.ndarray, y: np.ndarray, x_test, y_test, epochs: int):
-    """The CNN (conv 1->8 3x3 pad 1, ReLU, max-pool 2, linear 128->10), Adam, batches of 64,
-    deterministic (seed, one thread); its conv layer and test accuracy."""
+def train_cnn(x: np.ndarray, y: np.ndarray, x_test, y_test, epochs: int, channels=(8,)):
+    """A CNN (convs 3x3 pad 1 with ``channels`` outputs, each with a ReLU, max-pool 2,
+    linear to 10), Adam, batches of 64, deterministic (seed, one thread); its conv layers
+    (nettrim's) and test accuracy."""
     import torch
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
+    convs, c_in = [], 1
+    for c_out in channels:
+        convs += [torch.nn.Conv2d(c_in, c_out, 3, padding=1), torch.nn.ReLU()]
+        c_in = c_out
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 8, 3, padding=1),
-        torch.nn.ReLU(),
+        *convs,
         torch.nn.MaxPool2d(2),
         torch.nn.Flatten(),
-        torch.nn.Linear(128, 10),
+        torch.nn.Linear(16 * c_in, 10),
     )
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
@@ -74,31 +89,40 @@ def train_cnn(x: np.ndarray, y: np.ndarray, x_test, y_test, epochs: int):
             optimizer.step()
     with torch.no_grad():
         predicted = net(torch.tensor(x_test, dtype=torch.float32)).argmax(1).numpy()
-    conv = net[0]
-    layer = Conv2dLayer(
-        W=conv_weight_to_dense(conv.weight.detach().numpy()),
-        b=conv.bias.detach().numpy(),
-        in_shape=(1, 8, 8),
-        kernel_size=3,
-        padding=1,
-    )
-    return layer, float(np.mean(predicted == y_test))
+    layers, c_in = [], 1
+    for conv in net[: 2 * len(channels) : 2]:
+        layers.append(
+            Conv2dLayer(
+                W=conv_weight_to_dense(conv.weight.detach().numpy()),
+                b=conv.bias.detach().numpy(),
+                in_shape=(c_in, 8, 8),
+                kernel_size=3,
+                padding=1,
+            )
+        )
+        c_in = conv.out_channels
+    return layers, float(np.mean(predicted == y_test))
 
 
-def conv_problem(config: dict):
-    """The conv layer's (P1) on its patch rows, and the CNN's test accuracy."""
+def conv_problem(config: dict, channels=(8,)):
+    """The last conv layer's (P1) on its patch rows (its input recorded by nettrim's
+    layers, float32 as the model computes), and the CNN's test accuracy."""
     model = load_digits_mlp()
     images = model.X_calib.reshape(-1, 1, 8, 8).astype(np.float32)
-    layer, accuracy = train_cnn(
+    layers, accuracy = train_cnn(
         images,
         model.y_calib,
         model.X_test.reshape(-1, 1, 8, 8),
         model.y_test,
         config["epochs"],
+        channels,
     )
-    images = images[: config["images"]]
-    X = layer.program_input(images).astype(np.float32)
-    Y = layer.program_output(layer(images)).astype(np.float32)
+    x = images[: config["images"]]
+    for layer in layers[:-1]:
+        x = layer(x)
+    layer = layers[-1]
+    X = layer.program_input(x).astype(np.float32)
+    Y = layer.program_output(layer(x)).astype(np.float32)
     problem = build_problem(
         X, Y, activation="relu", eps=EPS, relative=True, per_neuron=False, bias=True,
         penalize_bias=True, upper=None, penalty=None, active_tol=0.0,
@@ -215,6 +239,41 @@ def run(config: dict) -> dict:
     }
 
 
+def run_wide(config: dict) -> dict:
+    """The second conv of a wider CNN (16 -> 32 channels: 145 inputs with the bias, 32
+    outputs): all rows against row generation in both layouts (``layout="auto"`` takes the
+    shared one here, ``32 x 145`` far above ``FLAT_SIZE``)."""
+    images = {"images": config["wide_images"], "epochs": config["epochs"]}
+    problem, accuracy = conv_problem(images, WIDE_CHANNELS)
+    n, d, m = problem.shape
+    print(f"wide conv layer: {n} rows, {d} inputs (bias included), {m} outputs", flush=True)
+    with threadpool_limits(1):
+        warm_up(problem)
+        units = [product_seconds(problem, repeats=50)]
+        started = time.perf_counter()
+        results = [("all rows (solve_admm)", solve_admm(problem))]
+        times = [time.perf_counter() - started]
+        for layout in LAYOUTS if config["wide_flat"] else LAYOUTS[:1]:
+            started = time.perf_counter()
+            results.append(
+                (f"row generation, {layout}", solve_row_generation(problem, layout=layout))
+            )
+            times.append(time.perf_counter() - started)
+        units.append(product_seconds(problem, repeats=50))
+    unit = float(np.median(units))
+    rows = [row(problem, name, r, t, unit) for (name, r), t in zip(results, times, strict=True)]
+    return {
+        "n": n,
+        "d": d,
+        "m": m,
+        "channels": list(WIDE_CHANNELS),
+        "test_accuracy": accuracy,
+        "product_seconds": unit,
+        "distinct_rows": results[1][1].info.extra["distinct_rows"],
+        "rows": rows,
+    }
+
+
 COLUMNS = [
     ("path", "path", ""),
     ("seconds", "seconds", ".2f"),
@@ -287,8 +346,39 @@ def report(payload: dict) -> str:
         "## The generated rows' scale (row_scale: their median norm over the ball rows')",
         "",
         column_table(result["row_scales"], SCALE_COLUMNS),
+        "",
+        *wide_report(payload["wide"]),
     ]
     return "\n".join(lines)
+
+
+def wide_report(wide: dict) -> list[str]:
+    full, shared, *flat = wide["rows"]
+    n, d, m = wide["n"], wide["d"], wide["m"]
+    versus = ""
+    if flat:
+        versus = (
+            f", {flat[0]['seconds'] / shared['seconds']:.1f}x faster than the flat layout "
+            f"(objective {100 * (flat[0]['objective'] / full['objective'] - 1):+.2f}%, "
+            f"iterations per round {flat[0]['round_iterations']})"
+        )
+    return [
+        "## A wide conv layer: the two layouts of a round's program",
+        "",
+        f"The second conv of a digits CNN with {' -> '.join(map(str, wide['channels']))} "
+        f"channels (3x3, padding 1; test accuracy {wide['test_accuracy']:.3f}): {n} patch "
+        f"rows, {d} inputs (bias included), {m} outputs, {wide['distinct_rows']} distinct "
+        f"rows. One X@W product: {wide['product_seconds'] * 1e3:.3f} ms. The flat layout "
+        f"(vec(W)) factors a {m * d} x {m * d} Gram ({(m * d) ** 2 * 8 / 1e6:.0f} MB in "
+        f"float64) in every round, the shared one a {d} x {d} Gram; `layout='auto'` takes "
+        f"the shared one.{'' if flat else ' Quick run: the flat layout is not timed.'}",
+        "",
+        column_table(wide["rows"], COLUMNS),
+        "",
+        f"- shared layout: {full['seconds'] / shared['seconds']:.1f}x faster than all rows "
+        f"(objective {100 * (shared['objective'] / full['objective'] - 1):+.2f}%, iterations "
+        f"per round {shared['round_iterations']}){versus}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": info,
         "config": config,
         "result": run(config),
+        "wide": run_wide(config),
     }
     text = report(payload)
     print(text)

@@ -112,13 +112,27 @@ def _tall(d: dict) -> list[list[str]]:
     r = d["result"]
     full, rows = r["rows"][0], r["rows"][-1]
     certified = "certified" if rows.get("certified") else "not certified"
-    return [
+    out = [
         [
             f"Tall conv layer ({r['n']} patch rows) by row generation",
             f"{rows['products']:.0f} X@W products ({full['products']:.0f} on all rows), "
             f"{rows['rounds']} rounds, feasible and {certified} on every row",
         ]
     ]
+    wide = d.get("wide")
+    if wide:
+        full, shared, *flat = wide["rows"]
+        versus = f", {flat[0]['seconds'] / shared['seconds']:.1f}x the flat layout" if flat else ""
+        out.append(
+            [
+                f"Wide conv layer ({' -> '.join(map(str, wide['channels']))} channels, "
+                f"{wide['n']} rows) by row generation",
+                f"{full['seconds'] / shared['seconds']:.1f}x faster than all rows{versus}, "
+                f"feasible and {'certified' if shared.get('certified') else 'not certified'} "
+                "on every row",
+            ]
+        )
+    return out
 
 
 def _parallel(d: dict) -> list[list[str]]:

@@ -776,7 +776,8 @@ def prune_model(
         (L0) options, e.g. ``active_tol``, ``per_neuron``, ``damping``; and
         ``rows={"all", "generate"}`` (Net-Trim; default ``"all"``):
         Net-Trim: solve every program on all its rows, or (``"generate"``) the programs
-        with at least 20 times ``(d_in + 1) * d_out`` rows (conv layers) by row generation
+        with at least 4 times ``(d_in + 1) * d_out`` rows (conv layers; ``docs/torch.md``
+        gives the measurements) by row generation
         (:func:`nettrim.solvers.row_generation.solve_row_generation`: the ball reduced to
         ``d_in + 1`` rows per output, the inequalities off Omega added while violated;
         certified feasible on every row).

@@ -20,14 +20,21 @@ solves an equivalent program with far fewer rows, certified on all of them:
   most violated *entries* ``(row, column)`` (all of them up to ``rows_per_round``);
   re-solve from the last weights; stop when no entry is violated beyond the feasibility
   tolerance.
-* **One column of ``vec(W)``.** Each round's program is written in ``w = vec(W)`` (the
-  columns stacked): the ball's rows are block-diagonal, each generated entry is one row
-  ``x_i`` in its column's block. So an entry costs one row of one column, where the
-  ``(n, m)`` layout would carry every generated row in every column (most of them with
-  nothing to bound). A layer-wide ball is one such program; per-column balls are one
-  program per column. The generated rows are scaled by one factor (``row_scale``: their
-  median norm a tenth of the ball rows' largest by default; the same inequalities, a better
-  conditioned splitting), their tolerance with them.
+* **Two layouts of a round's program.** Per-column balls, and a layer-wide ball over few
+  columns, are written in ``w = vec(W)`` (the columns stacked, ``layout="flat"``): the
+  ball's rows are block-diagonal, each generated entry is one row ``x_i`` in its column's
+  block, so an entry costs one row of one column. Its ADMM factors a ``(k d) x (k d)``
+  Gram (``k`` columns of ``d`` inputs), which grows as ``(k d)^2`` in memory and
+  ``(k d)^3`` in time: a conv with 64 channels and 3x3 kernels over 64 input channels
+  would ask for an 11 GB Gram. A layer-wide ball over many columns is written in ``W``
+  itself (``layout="shared"``): every column's ball rows ``A_j`` stacked, on Omega in
+  column ``j`` and free (``V = +inf``) in the others, then the generated *rows*, bounded in
+  every column; its ADMM factors a ``d x d`` Gram. ``layout="auto"`` takes the flat one
+  while ``k d <= FLAT_SIZE`` (measured in ``benchmarks/bench_tall.py``: the flat layout
+  is faster on the digits conv, ``k d = 80``, the shared one from ``k d`` about 300 on).
+  The generated rows are scaled by one factor (``row_scale``: their median norm a tenth of
+  the ball rows' largest by default; the same inequalities, a better conditioned
+  splitting), their tolerance with them.
 
 Every round solves a *relaxation* of the full program (the exact ball, a subset of its
 inequalities), so its dual bound bounds the full program's optimum, and the final weights,
@@ -56,6 +63,11 @@ DEFAULT_MAX_ROUNDS = 30
 ROW_SCALE = 0.1
 #: Patterns of Omega grouped for the Grams when there are at most this many columns.
 PATTERN_COLUMNS = 16
+#: ``layout`` choices: by size, ``vec(W)`` per ball, ``(n, m)`` with every column's ball rows.
+LAYOUTS = ("auto", "flat", "shared")
+#: ``layout="auto"`` writes a ball over ``k`` columns of ``d`` inputs in ``vec(W)`` while
+#: ``k d`` is at most this (its ADMM factors a ``(k d) x (k d)`` Gram), else in ``(n, m)``.
+FLAT_SIZE = 256
 _SOLVER = "admm+rows"
 
 
@@ -153,45 +165,151 @@ class Inequalities:
         return self.X @ W - self.bound[:, cols]
 
 
-def _flat_program(problem, A, t, radius, cols, ineq, entries, scale) -> NetTrimProblem:
-    """The program in ``vec(W[:, cols])``: the ball's rows block-diagonal, then one row per
-    generated entry ``(distinct row, position in cols)``, scaled by ``scale``."""
-    d = problem.shape[1]
-    k = len(cols)
-    blocks = [A[j] for j in cols]
-    n_ball = sum(len(a) for a in blocks)
-    rows, where = entries
-    X = np.zeros((n_ball + len(rows), k * d), problem.dtype)
-    Y = np.zeros((n_ball + len(rows), 1), problem.dtype)
-    upper = np.full((n_ball + len(rows), 1), np.inf, problem.dtype)
-    start = 0
-    for b, (a, j) in enumerate(zip(blocks, cols, strict=True)):
-        X[start : start + len(a), b * d : (b + 1) * d] = a
-        Y[start : start + len(a), 0] = t[j]
-        start += len(a)
-    if len(rows):
-        generated = X[n_ball:].reshape(len(rows), k, d)
-        generated[np.arange(len(rows)), where] = ineq.X[rows] * scale
-        upper[n_ball:, 0] = ineq.bound[rows, cols[where]] * scale
-    active = np.zeros((len(X), 1), dtype=bool)
-    active[:n_ball] = True
-    weights = np.broadcast_to(problem.weight_matrix(), (d, problem.shape[2]))
-    return NetTrimProblem(
-        X=X,
-        Y=Y,
-        active=active,
-        upper=upper,
-        radius=radius,
-        l1_weights=np.ascontiguousarray(weights[:, cols].T).ravel(),
-        violation_scale=problem.target_scale[2] * scale,
-    )
+class _Layout:
+    """How one ball's rounds are written: the reduced ball of the columns ``cols`` (their
+    rows ``A[j]`` and targets ``t[j]``, ``radius``), the distinct rows' inequalities and
+    the generated rows' ``scale``. A round's program holds the ball's ``n_ball`` rows, then
+    one row per generation *key* (sorted), so a round's rows extend the last one's.
+
+    ``program(keys)`` builds it; ``start(W)`` and ``weights(w)`` map ``(d, m)`` weights to
+    its variable and back; ``grow(keys, excess, tol, most)`` adds the most violated keys
+    (``None`` when nothing is violated); ``entries(keys)`` names the ``(row, column)``
+    inequalities they bound; ``fresh_z(state, keys)`` starts new keys' split."""
+
+    def __init__(self, problem, A, t, radius, cols, ineq, scale):
+        self.problem, self.A, self.t, self.radius = problem, A, t, radius
+        self.cols, self.ineq, self.scale = cols, ineq, scale
+        self.d, self.k = problem.shape[1], len(cols)
+        self.n_ball = sum(len(A[j]) for j in cols)
+
+
+class _Flat(_Layout):
+    """The program in ``w = vec(W[:, cols])``: the ball's rows block-diagonal, then one row
+    per generated entry ``(distinct row, position in cols)``, scaled by ``scale``. Keys are
+    ``row * k + position``. Its ADMM factors one ``(k d) x (k d)`` Gram: for one column, or
+    few (:data:`FLAT_SIZE`)."""
+
+    def program(self, keys: np.ndarray) -> NetTrimProblem:
+        problem, d, k, n_ball = self.problem, self.d, self.k, self.n_ball
+        rows, where = keys // k, keys % k
+        X = np.zeros((n_ball + len(rows), k * d), problem.dtype)
+        Y = np.zeros((n_ball + len(rows), 1), problem.dtype)
+        upper = np.full((n_ball + len(rows), 1), np.inf, problem.dtype)
+        start = 0
+        for b, j in enumerate(self.cols):
+            a = self.A[j]
+            X[start : start + len(a), b * d : (b + 1) * d] = a
+            Y[start : start + len(a), 0] = self.t[j]
+            start += len(a)
+        if len(rows):
+            generated = X[n_ball:].reshape(len(rows), k, d)
+            generated[np.arange(len(rows)), where] = self.ineq.X[rows] * self.scale
+            upper[n_ball:, 0] = self.ineq.bound[rows, self.cols[where]] * self.scale
+        active = np.zeros((len(X), 1), dtype=bool)
+        active[:n_ball] = True
+        weights = np.broadcast_to(problem.weight_matrix(), (d, problem.shape[2]))
+        return NetTrimProblem(
+            X=X,
+            Y=Y,
+            active=active,
+            upper=upper,
+            radius=self.radius,
+            l1_weights=np.ascontiguousarray(weights[:, self.cols].T).ravel(),
+            violation_scale=problem.target_scale[2] * self.scale,
+        )
+
+    def start(self, W: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(W[:, self.cols].T).reshape(-1, 1)
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(w.reshape(self.k, self.d).T)
+
+    def grow(self, keys: np.ndarray, excess: np.ndarray, tol: float, most: int):
+        """``keys`` with the ``most`` most violated entries added; ``None`` when none is."""
+        rows, where = np.nonzero(excess > tol)
+        if not len(rows):
+            return None
+        worst = np.argsort(-excess[rows, where], kind="stable")[:most]
+        return np.union1d(keys, rows[worst] * self.k + where[worst])
+
+    def entries(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return keys // self.k, self.cols[keys % self.k]
+
+    def fresh_z(self, state: AdmmState, keys: np.ndarray) -> np.ndarray:
+        """``min(x w, bound)`` of new entries (scaled rows): where their split starts."""
+        rows, where = keys // self.k, keys % self.k
+        W = state.S.reshape(self.k, -1)  # vec(W): one column's weights per block
+        xw = np.einsum("ij,ij->i", self.ineq.X[rows], W[where]) * self.scale
+        return np.minimum(xw, self.ineq.bound[rows, self.cols[where]] * self.scale)[:, None]
+
+
+class _Shared(_Layout):
+    """The program in ``W[:, cols]`` itself (``(n, k)`` layout): every column's ball rows
+    ``A_j`` stacked, on Omega in column ``j`` only (free, ``V = +inf``, in the others),
+    then the generated distinct rows, bounded in every column (a row violated in one column
+    is likely near its bound in others; each bound holds in the full program). Keys are
+    distinct rows. Its ADMM factors a ``d x d`` Gram: for a layer-wide ball over many
+    columns, where the flat program's ``(k d) x (k d)`` one would not fit. Its products
+    cost about ``(k d)^2`` an iteration (the ball rows pass through every column), as the
+    flat program's dense blocks do."""
+
+    def program(self, keys: np.ndarray) -> NetTrimProblem:
+        problem, k, n_ball = self.problem, self.k, self.n_ball
+        weights = problem.entry_weights
+        common = {
+            "radius": self.radius,
+            "l1_weights": problem.l1_weights,
+            "entry_weights": None if weights is None else weights[:, self.cols],
+            "violation_scale": problem.target_scale[2] * self.scale,
+        }
+        if self.ineq is None:  # (P2): one Gram for every column, so one block serves all
+            X = self.A[self.cols[0]]
+            Y = np.stack([self.t[j] for j in self.cols], axis=1)
+            return NetTrimProblem(X=X, Y=Y, active=None, upper=None, **common)
+        generated = (self.ineq.X[keys] * self.scale).astype(problem.dtype)
+        X = np.concatenate([self.A[j] for j in self.cols] + [generated])
+        Y = np.zeros((len(X), k), problem.dtype)
+        active = np.zeros((len(X), k), dtype=bool)
+        upper = np.full((len(X), k), np.inf, problem.dtype)
+        start = 0
+        for b, j in enumerate(self.cols):
+            size = len(self.A[j])
+            Y[start : start + size, b] = self.t[j]
+            active[start : start + size, b] = True
+            start += size
+        upper[n_ball:] = self.ineq.bound[np.ix_(keys, self.cols)] * self.scale
+        return NetTrimProblem(X=X, Y=Y, active=active, upper=upper, **common)
+
+    def start(self, W: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(W[:, self.cols])
+
+    def weights(self, w: np.ndarray) -> np.ndarray:
+        return w
+
+    def grow(self, keys: np.ndarray, excess: np.ndarray, tol: float, most: int):
+        """``keys`` with the ``most`` most violated rows added; ``None`` when none is."""
+        worst = excess.max(axis=1, initial=-np.inf)
+        rows = np.flatnonzero(worst > tol)
+        if not len(rows):
+            return None
+        return np.union1d(keys, rows[np.argsort(-worst[rows], kind="stable")[:most]])
+
+    def entries(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.ineq is None:
+            return keys, keys
+        rows, where = np.nonzero(np.isfinite(self.ineq.bound[np.ix_(keys, self.cols)]))
+        return keys[rows], self.cols[where]
+
+    def fresh_z(self, state: AdmmState, keys: np.ndarray) -> np.ndarray:
+        xw = (self.ineq.X[keys] @ state.S.astype(self.ineq.X.dtype)) * self.scale
+        return np.minimum(xw, self.ineq.bound[np.ix_(keys, self.cols)] * self.scale)
 
 
 @dataclass(frozen=True)
 class _Part:
-    """Row generation on one program in ``vec(W[:, cols])``: its weights ``(d, len(cols))``
-    (``None`` when a round returned none), last round's result, rounds, iterations per
-    round and the entries generated."""
+    """Row generation on one program (one ball) of the columns ``cols``: its weights ``(d,
+    len(cols))`` (``None`` when a round returned none), last round's result, rounds,
+    iterations per round and the entries ``(row, column)`` generated."""
 
     W: np.ndarray | None
     result: SolverResult
@@ -200,20 +318,18 @@ class _Part:
     entries: tuple[np.ndarray, np.ndarray]
 
 
-def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, scale) -> _Part:
-    """Rounds on the columns ``cols`` (one ball): solve, add the most violated entries,
-    re-solve from the last weights, until no entry is violated; the last round is
-    re-solved on its gap alone when it stopped uncertified (on its residuals)."""
+def _generate(layout: _Layout, settings, warm_start, limits) -> _Part:
+    """Rounds on one program: solve, add the most violated entries (rows), re-solve from
+    the last weights, until none is violated; the last round is re-solved on its gap alone
+    when it stopped uncertified (on its residuals)."""
     rows_per_round, max_rounds = limits
-    d, k = problem.shape[1], len(cols)
+    problem, ineq = layout.problem, layout.ineq
     tol = settings.feas_tol * problem.target_scale[2]
-    entries = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    W_flat = None if warm_start is None else np.ascontiguousarray(warm_start[:, cols].T)
-    W_flat = None if W_flat is None else W_flat.reshape(-1, 1)
+    keys = np.zeros(0, np.int64)
+    start: np.ndarray | AdmmState | None = None if warm_start is None else layout.start(warm_start)
     iterations: list[int] = []
-    start: np.ndarray | AdmmState | None = W_flat
     for rounds in range(1, max_rounds + 1):
-        sub = _flat_program(problem, A, t, radius, cols, ineq, entries, scale)
+        sub = layout.program(keys)
         result = solve_admm(sub, settings, warm_start=start, keep_state=True)
         spent = result.info.iterations
         if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
@@ -227,46 +343,35 @@ def _generate(problem, A, t, radius, cols, ineq, settings, warm_start, limits, s
             spent += result.info.iterations
         iterations.append(spent)
         if result.W is None:
-            return _Part(None, result, rounds, iterations, entries)
-        W_flat = result.W
-        W = np.ascontiguousarray(W_flat.reshape(k, d).T)
+            return _Part(None, result, rounds, iterations, layout.entries(keys))
+        W = layout.weights(result.W)
         if ineq is None:
             break
-        excess = ineq.excess(W, cols)
-        rows, where = np.nonzero(excess > tol)
-        if not len(rows):
+        grown = layout.grow(keys, ineq.excess(W, layout.cols), tol, rows_per_round)
+        if grown is None:
             break
-        worst = np.argsort(-excess[rows, where], kind="stable")[:rows_per_round]
-        old_keys = entries[0] * k + entries[1]
-        keys = np.union1d(old_keys, rows[worst] * k + where[worst])
-        entries = (keys // k, keys % k)
-        start = _carried_state(result, sub, old_keys, keys, ineq, cols, scale)
-    return _Part(W, result, rounds, iterations, entries)
+        start = _carried_state(result, layout, keys, grown)
+        keys = grown
+    return _Part(W, result, rounds, iterations, layout.entries(keys))
 
 
-def _carried_state(result, sub, old_keys, keys, ineq, cols, scale) -> AdmmState | np.ndarray:
+def _carried_state(result, layout: _Layout, old_keys, keys) -> AdmmState | np.ndarray:
     """The state the last round ended in, on the next round's rows: the ball's rows and
-    the entries kept (both sorted by key) at their places; each new entry with its split
-    ``Z`` at ``min(x w, bound)`` and a zero multiplier. Carrying the multipliers of the
-    rows that stay saves the iterations that would rebuild them from zero."""
+    the keys kept (both sorted) at their places; each new key with its split ``Z`` at
+    ``min(x w, bound)`` and a zero multiplier. Carrying the multipliers of the rows that
+    stay saves the iterations that would rebuild them from zero."""
     state = result.info.extra.get("state")
     if state is None:
         return result.W
-    n_ball = sub.X.shape[0] - len(old_keys)
-    k = len(cols)
+    n_ball = layout.n_ball
     n = n_ball + len(keys)
     kept = np.concatenate([np.arange(n_ball), n_ball + np.searchsorted(keys, old_keys)])
     fresh = np.ones(n, dtype=bool)
     fresh[kept] = False
-    new_keys = keys[fresh[n_ball:]]
-    rows, where = new_keys // k, new_keys % k
-    W = state.S.reshape(k, -1)  # vec(W): one column's weights per block
-    xw = np.einsum("ij,ij->i", ineq.X[rows], W[where]) * scale
-    bound = ineq.bound[rows, cols[where]] * scale
-    Z = np.zeros((n, 1))
-    dual_z = np.zeros((n, 1))
+    Z = np.zeros((n, state.Z.shape[1]))
+    dual_z = np.zeros_like(Z)
     Z[kept], dual_z[kept] = state.Z, state.dual_z
-    Z[fresh, 0] = np.minimum(xw, bound)
+    Z[fresh] = layout.fresh_z(state, keys[fresh[n_ball:]])
     return replace(state, Z=Z, dual_z=dual_z)
 
 
@@ -287,6 +392,7 @@ def solve_row_generation(
     rows_per_round: int = DEFAULT_ROWS_PER_ROUND,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     row_scale: float | None = ROW_SCALE,
+    layout: str = "auto",
 ) -> SolverResult:
     """Solve (P1) or (P2) on the reduced ball and generated entries (module docstring).
 
@@ -300,13 +406,17 @@ def solve_row_generation(
     warm_start : ndarray of shape (d, m), optional
     rows_per_round : int
         Violated entries ``(row, column)`` added per round at most (the most violated
-        first).
+        first); in the shared layout, violated rows (each bounded in every column).
     max_rounds : int
         Rounds at most; a program still violated then returns status ``max_iter``.
     row_scale : float or None
         The generated rows are multiplied by one factor that makes their typical (median)
         norm ``row_scale`` times the reduced ball rows' largest (the same inequalities, a
         better conditioned splitting); ``None`` leaves them unscaled.
+    layout : {"auto", "flat", "shared"}
+        How a round's program is written (module docstring): ``vec(W)`` per ball, ``W``
+        with every column's ball rows, or by size (flat while the ball's columns times
+        inputs are at most :data:`FLAT_SIZE`). Per-column balls are always flat.
 
     Returns
     -------
@@ -315,7 +425,7 @@ def solve_row_generation(
         last round's, a bound of the full program); ``info.extra`` adds ``rounds``,
         ``round_iterations``, ``entries`` (generated ``(row, column)`` inequalities),
         ``rows`` (the distinct rows they use), ``distinct_rows`` (of ``X``),
-        ``reduced_rows`` (the ball's) and ``row_scale``.
+        ``reduced_rows`` (the ball's), ``row_scale`` and ``layout`` (the one used).
     """
     if problem.penalized:
         raise ValueError("row generation solves (P1)/(P2); (P3) has no ball to reduce")
@@ -324,6 +434,8 @@ def solve_row_generation(
             raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if row_scale is not None and not (np.isfinite(row_scale) and row_scale > 0):
         raise ValueError(f"row_scale must be a finite number > 0 or None, got {row_scale!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
     settings = settings or AdmmSettings()
     started = time.perf_counter()
     A, t, r = reduce_ball(problem)
@@ -349,10 +461,11 @@ def solve_row_generation(
         groups = [(np.arange(m), float(np.sqrt(left)))]
     W = np.zeros(problem.shape[1:], problem.dtype)
     parts = []
-    for cols, radius in groups:
+    kinds = [_Flat if _flat(layout, len(c), problem.shape[1]) else _Shared for c, _ in groups]
+    for (cols, radius), kind in zip(groups, kinds, strict=True):
         part = _generate(
-            problem, A, t, radius, cols, ineq, settings, warm_start,
-            (int(rows_per_round), int(max_rounds)), scale,
+            kind(problem, A, t, radius, cols, ineq, scale), settings, warm_start,
+            (int(rows_per_round), int(max_rounds)),
         )  # fmt: skip
         if part.W is None:
             info = part.result.info
@@ -369,8 +482,15 @@ def solve_row_generation(
         "reduced_rows": int(sum(len(a) for a in A)),
         "distinct_rows": 0 if ineq is None else len(ineq.X),
         "row_scale": scale,
+        "layout": "shared" if _Shared in kinds else "flat",
     }
     return _report(problem, W, parts, settings, started, extra)
+
+
+def _flat(layout: str, k: int, d: int) -> bool:
+    """Whether a ball over ``k`` columns of ``d`` inputs is solved in the flat layout (for
+    one column both layouts are the same program)."""
+    return k == 1 or layout == "flat" or (layout == "auto" and k * d <= FLAT_SIZE)
 
 
 def _nonempty_ball(A, t, d):

@@ -1,5 +1,7 @@
 """Row generation against the program on all rows (an exact solver as the reference)."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -216,3 +218,52 @@ def test_a_round_stopped_on_loose_residuals_is_still_certified():
     assert result.info.extra["certified"]
     assert result.info.gap <= loose.gap_tol * result.info.objective
     assert result.info.iterations == sum(result.info.extra["round_iterations"])
+
+
+@pytest.mark.parametrize("layout", ["flat", "shared"])
+@pytest.mark.parametrize("bounded", [False, True])
+def test_both_layouts_solve_the_full_program(layout, bounded):
+    """vec(W) and the (n, m) layout with every column's ball rows: the same program, the
+    optimum of the all-rows one, feasible and certified on every row."""
+    P, Y = digit_like_program(seed=1)
+    V = None
+    if bounded:
+        rng = np.random.default_rng(5)
+        V = np.where(rng.random(Y.shape) < 0.2, np.inf, 0.05 * rng.random(Y.shape))
+    problem = relu_problem(P, Y, upper=V)
+    result = solve_row_generation(problem, layout=layout)
+    assert result.info.extra["layout"] == layout
+    assert_solves_the_full_program(problem, result, solve_exact(problem, solver="clarabel"))
+
+
+def test_the_shared_layout_takes_entry_weights_linear_programs_and_a_warm_start():
+    P, Y = digit_like_program(seed=2)
+    problem = relu_problem(P, Y)
+    weights = np.random.default_rng(6).uniform(0.5, 2.0, (P.shape[1] + 1, Y.shape[1]))
+    weighted = dataclasses.replace(problem, entry_weights=weights)
+    result = solve_row_generation(weighted, layout="shared")
+    assert_solves_the_full_program(weighted, result, solve_exact(weighted, solver="clarabel"))
+    again = solve_row_generation(weighted, layout="shared")
+    assert np.array_equal(result.W, again.W) and result.info.extra == again.info.extra
+    warm = solve_row_generation(weighted, layout="shared", warm_start=result.W)
+    assert warm.status == "optimal" and warm.info.extra["certified"]
+    Pc, Z = conv_program()
+    linear = build_problem(
+        Pc, Z, activation="linear", eps=0.05, relative=True, per_neuron=False, bias=True,
+        penalize_bias=True, upper=None, penalty=None, active_tol=0.0,
+    )  # fmt: skip
+    shared = solve_row_generation(linear, layout="shared")
+    assert shared.info.extra["layout"] == "shared" and shared.info.extra["reduced_rows"] > 0
+    assert_solves_the_full_program(linear, shared, solve_exact(linear, solver="clarabel"))
+
+
+def test_auto_layout_goes_by_the_ball_s_size_and_per_neuron_balls_are_flat(monkeypatch):
+    P, Y = digit_like_program(seed=2)
+    problem = relu_problem(P, Y)  # 10 inputs x 6 columns: 60 <= FLAT_SIZE
+    assert solve_row_generation(problem).info.extra["layout"] == "flat"
+    monkeypatch.setattr(row_generation, "FLAT_SIZE", 59)
+    assert solve_row_generation(problem).info.extra["layout"] == "shared"
+    per_neuron = relu_problem(P, Y, per_neuron=True)
+    assert solve_row_generation(per_neuron, layout="shared").info.extra["layout"] == "flat"
+    with pytest.raises(ValueError, match="layout"):
+        solve_row_generation(problem, layout="dense")
