@@ -349,6 +349,13 @@ def test_row_generation_and_module_batches_through_prune_model():
     assert conv.info.solver == "admm+rows" and conv.status == "optimal"
     assert conv.info.residual <= conv.info.radius * (1 + 1e-3)
     assert result.results["3"].info.solver != "admm+rows"  # 40 rows: solved on all of them
+    reweighted = prune_model(
+        model, [x], eps=0.05, rows="generate", module_batches={"0": conv_batches}, n_jobs=1,
+        reweight_rounds=1,
+    )  # fmt: skip
+    conv = reweighted.results["0"]
+    assert conv.info.solver == "admm+rows+reweighted" and conv.status == "optimal"
+    assert conv.info.residual <= conv.info.radius * (1 + 1e-3)
     with pytest.raises(ValueError, match=r"module_batches: \['9'\]"):
         prune_model(model, [x], module_batches={"9": conv_batches})
 
