@@ -40,6 +40,7 @@ _NETTRIM_ONLY = (
     ("cascade_bound", "--cascade-bound", None),
     ("per_neuron", "--per-neuron", False),
     ("reweight_rounds", "--reweight-rounds", 0),
+    ("rows", "--rows", "all"),
     ("solver", "--solver", "auto"),
     ("active_tol", "--active-tol", 0.0),
 )
@@ -266,6 +267,14 @@ def _add_prune(sub) -> None:
         metavar="ROUNDS",
         help="reweighted-L1 rounds per layer after the plain solve: sparser, the same "
         "guarantees (default 0)",
+    )
+    prune.add_argument(
+        "--rows",
+        default="all",
+        choices=("all", "generate"),
+        help="a network with convolutions: solve every program on all its patch rows, or "
+        "the tall ones (at least 4 times (d_in + 1) d_out rows) by row generation, certified "
+        "on every row (ADMM; docs/torch.md) (default all)",
     )
     prune.add_argument(
         "--solver", default="auto", choices=_solver_choices(), help="layer solver (default auto)"
@@ -596,6 +605,15 @@ def _prune_nettrim(args: argparse.Namespace, network, X: np.ndarray, options, se
     }
     if args.max_iter is not None:
         settings["max_iter"] = args.max_iter
+    if args.rows != "all":
+        if network.is_dense:
+            raise UsageError(
+                f"--rows {args.rows} applies to networks with convolutions (their patch "
+                "rows); a dense network's programs are solved on all rows"
+            )
+        if args.solver not in ("auto", "admm"):
+            raise UsageError(f"--rows {args.rows} solves with the ADMM; got --solver {args.solver}")
+        settings["rows"] = args.rows
     session.say(
         f"{_describe(network)}, {X.shape[0]} samples; {args.scheme} Net-Trim, "
         f"eps {_format_eps(options['eps'])}, solver {args.solver}"

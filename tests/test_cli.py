@@ -649,3 +649,32 @@ def test_a_store_that_does_not_match_the_network_exits_2(capsys, tmp_path, cnn_f
     assert main(["prune", path, "--inputs", store, "--out", out]) == EXIT_USAGE
     assert "the recording is unfinished" in capsys.readouterr().err
     assert not os.path.exists(out)
+
+
+def test_rows_generate_prunes_a_cnn_s_tall_convolution_by_row_generation(capsys, tmp_path):
+    """--rows generate: the exported CNN's conv (864 patch rows, 29 times its reduced
+    ball's) is solved by row generation, the file verifies; refused where it cannot apply."""
+    from nettrim.torch import export
+
+    model, x = _torch_cnn()
+    path = export(model, [x], tmp_path / "export")
+    inputs = str(tmp_path / "export" / "inputs.npy")
+    out, report = str(tmp_path / "rows.npz"), tmp_path / "rows.json"
+    argv = ["prune", path, "--inputs", inputs, "--out", out, "--eps", "0.1", "--quiet"]
+    assert main([*argv, "--rows", "generate", "--json", str(report)]) == EXIT_OK
+    layers = _strict_json(report)["layers"]
+    assert layers[0]["solver"] == "admm+rows"
+    assert all(layer["solver"] != "admm+rows" for layer in layers[1:])  # too short
+    assert main(["verify", path, out, "--inputs", inputs]) == EXIT_OK
+    capsys.readouterr()
+    assert main([*argv, "--rows", "generate", "--solver", "clarabel"]) == EXIT_USAGE
+    assert "--rows generate solves with the ADMM" in capsys.readouterr().err
+    net, X = tmp_path / "dense.npz", tmp_path / "X.npy"
+    Network.from_arrays([np.ones((4, 3))], [np.zeros(3)]).save(net)
+    np.save(X, np.ones((10, 4)))
+    dense = ["prune", str(net), "--inputs", str(X), "--out", str(tmp_path / "d.npz")]
+    assert main([*dense, "--rows", "generate"]) == EXIT_USAGE
+    assert "--rows generate applies to networks with convolutions" in capsys.readouterr().err
+    assert main([*dense, "--rows", "generate", "--method", "sparsegpt"]) == EXIT_USAGE
+    assert "--rows" in capsys.readouterr().err
+    assert not (tmp_path / "d.npz").exists()
