@@ -46,10 +46,14 @@ from nettrim.solvers.row_generation import solve_row_generation
 
 EPS = 0.05
 TARGET_PRODUCTS = 1000
-FULL = {"images": None, "epochs": 30, "wide_images": None, "wide_flat": True}
+FULL = {"images": None, "epochs": 30, "wide_images": None, "wide_flat": True, "sweep": True}
 #: quick: the wide case without its flat layout (four eigendecompositions of its 4640 x 4640
 #: Gram, over a minute whatever the rows)
-QUICK = {"images": 300, "epochs": 10, "wide_images": 150, "wide_flat": False}
+QUICK = {"images": 300, "epochs": 10, "wide_images": 150, "wide_flat": False, "sweep": False}
+#: Patch rows per image: the 8 x 8 outputs of a 3x3 conv with padding 1.
+PIXELS = 64
+#: The wide layer's first images of the threshold sweep (``prune_model``'s ``TALL_FACTOR``).
+SWEEP_IMAGES = (150, 300, 600)
 #: The wide case: the second conv of a CNN with these channels (16 -> 32, 3x3).
 WIDE_CHANNELS = (16, 32)
 LAYOUTS = ("shared", "flat")
@@ -260,9 +264,11 @@ def run_wide(config: dict) -> dict:
             )
             times.append(time.perf_counter() - started)
         units.append(product_seconds(problem, repeats=50))
+        sweep = threshold_sweep(problem) if config["sweep"] else []
     unit = float(np.median(units))
     rows = [row(problem, name, r, t, unit) for (name, r), t in zip(results, times, strict=True)]
     return {
+        "sweep": sweep,
         "n": n,
         "d": d,
         "m": m,
@@ -272,6 +278,52 @@ def run_wide(config: dict) -> dict:
         "distinct_rows": results[1][1].info.extra["distinct_rows"],
         "rows": rows,
     }
+
+
+def threshold_sweep(problem) -> list[dict]:
+    """All rows against row generation on the wide layer's first images (its program's
+    rows of those images), by their rows over the reduced ball's ``d m``."""
+    out = []
+    for images in SWEEP_IMAGES:
+        rows = slice(0, images * PIXELS)
+        part = build_problem(
+            problem.X[rows, :-1], problem.Y[rows], activation="relu", eps=EPS, relative=True,
+            per_neuron=False, bias=True, penalize_bias=True, upper=None, penalty=None,
+            active_tol=0.0,
+        )  # fmt: skip
+        n, d, m = part.shape
+        started = time.perf_counter()
+        full = solve_admm(part)
+        full_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        generated = solve_row_generation(part)
+        seconds = time.perf_counter() - started
+        out.append(
+            {
+                "images": images,
+                "n": n,
+                "times_reduced": n / (d * m),
+                "all_rows_seconds": full_seconds,
+                "row_generation_seconds": seconds,
+                "speedup": full_seconds / seconds,
+                "all_rows_objective": full.info.objective,
+                "row_generation_objective": generated.info.objective,
+                "certified": bool(generated.info.extra["certified"]),
+            }
+        )
+        print(f"  sweep: {images} images, {out[-1]['speedup']:.2f}x", flush=True)
+    return out
+
+
+SWEEP_COLUMNS = [
+    ("images", "images", "d"),
+    ("rows", "n", "d"),
+    ("rows / (d m)", "times_reduced", ".1f"),
+    ("all rows s", "all_rows_seconds", ".2f"),
+    ("row generation s", "row_generation_seconds", ".2f"),
+    ("speedup", "speedup", ".2f"),
+    ("certified", lambda r: "yes" if r["certified"] else "no"),
+]
 
 
 COLUMNS = [
@@ -378,6 +430,21 @@ def wide_report(wide: dict) -> list[str]:
         f"- shared layout: {full['seconds'] / shared['seconds']:.1f}x faster than all rows "
         f"(objective {100 * (shared['objective'] / full['objective'] - 1):+.2f}%, iterations "
         f"per round {shared['round_iterations']}){versus}",
+        *sweep_report(wide.get("sweep", [])),
+    ]
+
+
+def sweep_report(sweep: list[dict]) -> list[str]:
+    if not sweep:
+        return []
+    return [
+        "",
+        "### Row generation against all rows by the program's height",
+        "",
+        "The wide layer's first images; `prune_model(rows='generate')` applies to programs "
+        "of at least `TALL_FACTOR` (4) times `d m` rows.",
+        "",
+        column_table(sweep, SWEEP_COLUMNS),
     ]
 
 

@@ -64,8 +64,9 @@ ROWS = ("all", "generate")
 #: ``rows="generate"`` applies to programs with at least this many times the reduced
 #: ball's ``(d_in + 1) * d_out`` rows; shorter ones are solved on all rows. Measured with
 #: both layouts of row generation (``docs/torch.md``): on a trained 16 -> 32 channel conv
-#: 1.1x, 2.9x, 5.9x and 10.8x faster than all rows at 2.1, 4.1, 8.3 and 17 times; LeNet's
-#: second conv (100 images, 4.1 times) 1.2-1.4x.
+#: 1.03x, 2.58x, 6.64x and 15.2x faster than all rows at 2.1, 4.1, 8.3 and 17 times
+#: (benchmarks/results/tall.md); LeNet's second conv (100 images, 4.1 times) about even by
+#: hand, slower with reweighting rounds.
 TALL_FACTOR = 4
 
 

@@ -54,6 +54,7 @@ from .anderson import Anderson, ColumnAnderson
 from .duality import DualCertifier, feasible_multiplier
 from .exact_columns import ExactColumns, estimated_work, solve_columns
 from .linalg import (
+    ColumnGramSolver,
     RotatedGram,
     RotatedReduction,
     ShiftedGramSolver,
@@ -219,6 +220,13 @@ class AdmmSettings:
         them exactly (:mod:`.exact_columns`: small cone programs through Clarabel, by row
         and entry generation) and set aside those feasible with a certified gap (default 8;
         0 turns it off). Neurons that fire on a handful of samples make such laggards.
+    column_grams : bool
+        Leave each column's free rows (off Omega with ``V = +inf``) out of its W-update,
+        with one ``d x d`` eigendecomposition per column
+        (:class:`~nettrim.solvers.linalg.ColumnGramSolver`), instead of one Gram for all
+        (default False). For programs whose columns are mostly free rows: row
+        generation's shared layout asks for it (on its wide conv case, 2300 iterations
+        against 3860). A program with no free row is solved as without it.
     """
 
     rho: float | None = None
@@ -257,6 +265,7 @@ class AdmmSettings:
     active_set_payoff: float = 2.0
     active_set_budget: float = 0.25
     exact_columns: int = 8
+    column_grams: bool = False
 
     def __post_init__(self) -> None:
         if self.rho is not None and not self.rho > 0:
@@ -802,7 +811,7 @@ class _Run:
         dtype: np.dtype,
         sigma: float,
         scaled: NetTrimProblem,
-        gram: ShiftedGramSolver,
+        gram: ShiftedGramSolver | ColumnGramSolver | RotatedGram,
         columns: _Columns,
         started: float,
         compile_seconds: float,
@@ -916,7 +925,7 @@ def _prepare(
     # the working-precision copy runs the iterations; ``scaled`` (the problem's precision)
     # measures, certifies and polishes the returned weights
     working = _cast(problem, dtype)
-    gram = ShiftedGramSolver(working.X) if rotation is None else rotation.gram(dtype)
+    gram = _gram_solver(working, settings, rotation, dtype)
     sigma = float(np.sqrt(gram.lambda_max)) or 1.0
     scaled = scale_problem(problem, sigma)
     working = scale_problem(working, sigma) if working is not problem else scaled
@@ -938,6 +947,19 @@ def _prepare(
     # layers (over eight times as many in one per-neuron round)
     _start(columns, run.X, warm_start, sigma)
     return run
+
+
+def _gram_solver(working: NetTrimProblem, settings: AdmmSettings, rotation, dtype):
+    """The W-update's solver: the rotated one of a reduced (P2), one Gram per column with
+    ``column_grams`` when some column has free rows (off Omega, ``V = +inf``), else one
+    Gram for all."""
+    if rotation is not None:
+        return rotation.gram(dtype)
+    if settings.column_grams and working.active is not None and working.upper is not None:
+        rows = working.active | np.isfinite(working.upper)
+        if not rows.all():
+            return ColumnGramSolver(working.X, rows)
+    return ShiftedGramSolver(working.X)
 
 
 def _first_columns(
@@ -1058,6 +1080,11 @@ def _step(c: _Columns, run: _Run, alpha: float, *, with_stats: bool) -> None:
     r = c.rho2 / c.rho1
     if isinstance(run.gram, RotatedGram):  # a reduced (P2): two products, not four
         run.gram.update(st.D, st.S, st.T, r, W=st.W, XW=st.XW, E=st.rhs)
+    elif isinstance(run.gram, ColumnGramSolver):  # each column's free rows left out
+        np.matmul(run.X.T, run.gram.masked(st.D, c.index, out=st.XW), out=st.rhs)
+        kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
+        run.gram.solve(st.rhs, r, columns=c.index, out=st.W)
+        np.matmul(run.X, st.W, out=st.XW)
     else:
         np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
         kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
@@ -1649,6 +1676,7 @@ def _extra(run: _Run) -> dict:
         "penalty_updates": run.n_updates,
         "sigma": run.sigma,
         "woodbury": run.gram.woodbury,
+        "column_grams": isinstance(run.gram, ColumnGramSolver),
         "precision": run.dtype.name,
         "column_iterations": run.column_iterations / max(run.m, 1),
         "history": run.history,

@@ -195,6 +195,68 @@ class ShiftedGramSolver:
         return result
 
 
+class ColumnGramSolver:
+    """Solves ``(X_j^T X_j + r_j I) w_j = b_j`` per column, ``X_j`` the rows of ``X`` that
+    ``rows[:, j]`` keeps, from one eigendecomposition per column.
+
+    For a splitting whose column ``j`` constrains only some rows of ``X`` (the others
+    free: off Omega with ``V = +inf``), the W-update may leave the free rows out: they
+    would only damp the step (``||X_i (w_j - w_j^prev)||`` for every free row ``i``). Row
+    generation's shared layout (``docs/solvers.md``, "Tall programs") stacks every column's
+    ball rows, free in the other columns: there this update is its flat layout's
+    block-diagonal one at a ``d x d`` factor per column. The caller passes the right-hand
+    side built from the kept rows only (:meth:`masked`). ``lambda_max`` is the whole
+    ``X``'s, which bounds every column's (the scaling keeps each spectrum in ``[0, 1]``).
+    Grams are formed and factored in float64; eigenvectors kept in the working dtype.
+    """
+
+    woodbury = False
+
+    def __init__(self, X: np.ndarray, rows: np.ndarray):
+        self.dtype = X.dtype
+        X64 = X.astype(np.float64, copy=False)
+        self.lambda_max = float(np.linalg.eigvalsh(X64.T @ X64)[-1]) if X.size else 0.0
+        eigenvalues, eigenvectors = [], []
+        for keep in rows.T:
+            part = X64[keep]
+            lam, Q = np.linalg.eigh(part.T @ part)
+            eigenvalues.append(np.clip(lam, 0.0, None))
+            eigenvectors.append(Q)
+        # stacked (m, d) and (m, d, d): an iteration's m small solves are two batched products
+        self.eigenvalues = np.array(eigenvalues).reshape(len(eigenvalues), X.shape[1])
+        self.eigenvectors = np.array(eigenvectors, dtype=self.dtype).reshape(
+            len(eigenvectors), X.shape[1], X.shape[1]
+        )
+        self.mask = rows.astype(self.dtype)
+
+    def scaled(self, factor: float) -> ColumnGramSolver:
+        """The solver for ``X * factor`` without refactoring (eigenvalues times factor**2)."""
+        clone = object.__new__(ColumnGramSolver)
+        clone.__dict__.update(self.__dict__)
+        clone.eigenvalues = self.eigenvalues * factor**2
+        clone.lambda_max = self.lambda_max * factor**2
+        return clone
+
+    def masked(self, D: np.ndarray, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``D`` with the rows each column leaves out set to zero (``columns``: the
+        original positions of ``D``'s columns)."""
+        mask = self.mask if columns.size == self.mask.shape[1] else self.mask[:, columns]
+        return np.multiply(D, mask, out=out)
+
+    def solve(self, B: np.ndarray, r, *, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """``w_j = (X_j^T X_j + r_j I)^{-1} b_j`` for the columns ``columns`` of ``B``
+        (``(d, k)``, ``columns`` their original positions); ``r`` scalar or ``(k,)``."""
+        every = columns.size == self.eigenvectors.shape[0]
+        Q = self.eigenvectors if every else self.eigenvectors[columns]
+        lam = self.eigenvalues if every else self.eigenvalues[columns]
+        r = np.broadcast_to(np.asarray(r, dtype=np.float64), (B.shape[1],))
+        inv = (1.0 / (lam + r[:, None])).astype(self.dtype)
+        coords = np.matmul(B.T[:, None, :], Q)[:, 0, :]  # row b: (Q_b^T b_b)^T
+        coords *= inv
+        out[...] = np.matmul(Q, coords[:, :, None])[:, :, 0].T
+        return out
+
+
 def take_block(A: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """``A[np.ix_(rows, cols)]`` in float64, by one pass of :func:`.kernels.gather` (a
     fifth of NumPy's time on the finishes' blocks; the same values)."""

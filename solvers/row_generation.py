@@ -30,8 +30,11 @@ solves an equivalent program with far fewer rows, certified on all of them:
   itself (``layout="shared"``): every column's ball rows ``A_j`` stacked, on Omega in
   column ``j`` and free (``V = +inf``) in the others, then the generated *rows*, bounded in
   every column; its ADMM factors a ``d x d`` Gram. ``layout="auto"`` takes the flat one
-  while ``k d <= FLAT_SIZE`` (measured in ``benchmarks/bench_tall.py``: the flat layout
-  is faster on the digits conv, ``k d = 80``, the shared one from ``k d`` about 300 on).
+  while ``k d <= FLAT_SIZE`` (measured by hand, ``docs/solvers.md``: about even on the
+  digits conv, ``k d = 80``, the flat one faster at 160, the shared one from about 300 on).
+  The shared layout's ADMM leaves each column's free rows out of its W-update
+  (``AdmmSettings.column_grams``): the flat layout's block-diagonal step, at one ``d x d``
+  eigendecomposition per column.
   The generated rows are scaled by one factor (``row_scale``: their median norm a tenth of
   the ball rows' largest by default; the same inequalities, a better conditioned
   splitting), their tolerance with them.
@@ -189,6 +192,10 @@ class _Flat(_Layout):
     ``row * k + position``. Its ADMM factors one ``(k d) x (k d)`` Gram: for one column, or
     few (:data:`FLAT_SIZE`)."""
 
+    def settings(self, settings: AdmmSettings) -> AdmmSettings:
+        """The ADMM settings of a round."""
+        return settings
+
     def program(self, keys: np.ndarray) -> NetTrimProblem:
         problem, d, k, n_ball = self.problem, self.d, self.k, self.n_ball
         rows, where = keys // k, keys % k
@@ -252,6 +259,11 @@ class _Shared(_Layout):
     columns, where the flat program's ``(k d) x (k d)`` one would not fit. Its products
     cost about ``(k d)^2`` an iteration (the ball rows pass through every column), as the
     flat program's dense blocks do."""
+
+    def settings(self, settings: AdmmSettings) -> AdmmSettings:
+        """Each column's W-update on its own rows (:class:`.linalg.ColumnGramSolver`): the
+        others' ball rows, free in it, would damp its steps."""
+        return settings.updated(column_grams=True)
 
     def program(self, keys: np.ndarray) -> NetTrimProblem:
         problem, k, n_ball = self.problem, self.k, self.n_ball
@@ -330,7 +342,7 @@ def _generate(layout: _Layout, settings, warm_start, limits) -> _Part:
     iterations: list[int] = []
     for rounds in range(1, max_rounds + 1):
         sub = layout.program(keys)
-        result = solve_admm(sub, settings, warm_start=start, keep_state=True)
+        result = solve_admm(sub, layout.settings(settings), warm_start=start, keep_state=True)
         spent = result.info.iterations
         if result.status is Status.OPTIMAL and result.info.gap > settings.gap_tol * abs(
             result.info.objective

@@ -466,3 +466,47 @@ def test_every_solve_primes_the_blas_in_its_working_precision(monkeypatch, preci
     monkeypatch.setattr(admm_module, "prime_blas", real)
     primed = solve_admm(problem(X, Y), settings)
     assert np.array_equal(primed.W, unprimed.W)
+
+
+def _free_rows_program(per_neuron: bool):
+    """A (P1) whose columns leave many rows free (off Omega, V = +inf), as row
+    generation's shared layout writes them."""
+    X, Y = make_layer(21, 120, 8, 4)
+    rng = np.random.default_rng(22)
+    V = np.where(rng.random(Y.shape) < 0.6, np.inf, 0.0)
+    return problem(X, Y, upper=V, per_neuron=per_neuron)
+
+
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_column_grams_solve_the_same_program(per_neuron):
+    """Leaving each column's free rows out of its W-update changes the path, not the
+    program: Clarabel's optimum, certified; a program with no free row is solved bit for
+    bit as without the setting."""
+    p = _free_rows_program(per_neuron)
+    columns = solve_admm(p, TIGHT.updated(column_grams=True))
+    exact = solve_exact(p, solver="clarabel")
+    assert columns.status == "optimal" and columns.info.gap <= 1e-5 * columns.info.objective
+    assert columns.info.objective == pytest.approx(exact.info.objective, rel=1e-4)
+    assert columns.info.iterations != solve_admm(p, TIGHT).info.iterations  # another path
+    X, Y = make_layer(23, 80, 6, 3)
+    plain = problem(X, Y)
+    assert np.array_equal(solve_admm(plain, AdmmSettings(column_grams=True)).W, solve_admm(plain).W)
+
+
+def test_column_gram_solver_solves_each_column_on_its_rows():
+    from nettrim.solvers.linalg import ColumnGramSolver
+
+    rng = np.random.default_rng(24)
+    X = rng.standard_normal((50, 6))
+    rows = rng.random((50, 4)) < 0.6
+    solver = ColumnGramSolver(X, rows).scaled(0.5)
+    assert solver.lambda_max == pytest.approx(np.linalg.norm(0.5 * X, 2) ** 2)
+    B, columns, r = rng.standard_normal((6, 3)), np.array([0, 2, 3]), np.array([0.1, 1.0, 3.0])
+    out = solver.solve(B, r, columns=columns, out=np.empty_like(B))
+    for b, j in enumerate(columns):
+        Xj = 0.5 * X[rows[:, j]]
+        expected = np.linalg.solve(Xj.T @ Xj + r[b] * np.eye(6), B[:, b])
+        np.testing.assert_allclose(out[:, b], expected, rtol=1e-10, atol=1e-12)
+    D = rng.standard_normal((50, 3))
+    masked = solver.masked(D, columns, np.empty_like(D))
+    np.testing.assert_array_equal(masked, np.where(rows[:, columns], D, 0.0))
