@@ -635,6 +635,7 @@ class ModuleReport:
     residual: float
     radius: float
     seconds: float
+    solver: str = ""
 
     @property
     def removed(self) -> float:
@@ -645,7 +646,7 @@ class ModuleReport:
         """The module's row of :meth:`PruneResult.summary`."""
         shape, removed = "x".join(map(str, self.shape)), f"{self.removed:.1%}"
         seconds = f"{self.seconds:.2f}"
-        return (self.name, shape, self.program, removed, self.status, seconds)
+        return (self.name, shape, self.program, removed, self.status, seconds, self.solver)
 
 
 @dataclass(frozen=True, repr=False)
@@ -694,10 +695,11 @@ class PruneResult:
         return all(m.status == "optimal" for m in self.modules)
 
     def summary(self) -> str:
-        """A per-module table: shape, program, weights removed, status, seconds."""
+        """A per-module table: shape, program, weights removed, status, seconds, solver
+        (``admm+rows`` for a program solved by row generation)."""
         width = max([28, *(len(m.name) for m in self.modules)])
         columns = (("module", width, "<"), ("shape", 10), ("prog", 5), ("removed", 8))
-        columns += (("status", 10), ("s", 7))
+        columns += (("status", 10), ("s", 7), ("solver", 2, "<"))
         rows = [m.cells() for m in self.modules]
         headline = (
             f"{self.method} ({self.scheme}), {len(self.modules)} modules, "
@@ -857,6 +859,7 @@ def prune_model(
             residual=float(r.info.residual),
             radius=float("nan") if radius is None else float(np.linalg.norm(np.atleast_1d(radius))),
             seconds=float(r.info.seconds),
+            solver=r.info.solver,
         )
         for s, r, radius in zip(stages, results, radii, strict=True)
     )  # fmt: skip

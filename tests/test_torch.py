@@ -428,11 +428,11 @@ def test_a_prune_result_prints_its_table():
     from nettrim.torch import ModuleReport, PruneResult
 
     report = ModuleReport("encoder.layer.0.attention.self.query", "linear", (4, 2), "P2",
-                          8, 2, "optimal", 0.1, 0.2, 1.5)  # fmt: skip
+                          8, 2, "optimal", 0.1, 0.2, 1.5, "admm")  # fmt: skip
     result = PruneResult("admm", "cascade", (report,), {}, 2.0)
     lines = str(result).splitlines()
     assert lines[0] == "admm (cascade), 1 modules, 75.0% of 8 weights removed, 2.00 s"
-    assert lines[2].split() == [report.name, "4x2", "P2", "75.0%", "optimal", "1.50"]
+    assert lines[2].split() == [report.name, "4x2", "P2", "75.0%", "optimal", "1.50", "admm"]
     assert lines[2].startswith(report.name)  # names left-aligned
     assert repr(result) == (
         "PruneResult(method='admm', scheme='cascade', modules=1, removed=0.750, seconds=2.00)"
