@@ -29,12 +29,13 @@ small-layer, certified path.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .layer import LayerResult, PreparedLayer, TrimOptions, prepare_layer
-from .solvers import NetTrimProblem, SolveInfo, SolverResult, Status, solve_admm
+from .solvers import AdmmSettings, NetTrimProblem, SolveInfo, SolverResult, Status, solve_admm
 from .validation import check_scalar
 
 #: Reweighting rounds after the plain solve (Candes-Wakin-Boyd report most of the gain in
@@ -152,59 +153,104 @@ def reweight_layer(
     first = _solve_round(prepared, prepared.problem, prepared.initial, callback)
     if first.W is None:
         return prepared.layer_result(first.W, first.status, _without_state(first.info))
+
+    def solve(problem: NetTrimProblem, start: SolverResult, final: bool) -> SolverResult:
+        return _solve_round(prepared, problem, start, callback, final=final)
+
     d_in = prepared.problem.X.shape[1] - (1 if options.bias else 0)
-    current, status, done, last = first.W, first.status, 0, first
+    kept, extra = reweight_rounds(
+        prepared.problem, first, reweighting, solve, d_in=d_in,
+        keep_l1=options.penalty is None, loose=prepared.backend == "admm",
+    )  # fmt: skip
+    info = SolveInfo(
+        solver=f"{prepared.backend}+reweighted",
+        iterations=extra["rounds"],
+        seconds=time.perf_counter() - started,
+        message=f"{extra['rounds']} reweighting round(s) after the plain solve",
+        extra=extra,
+        **prepared.problem.evaluate(kept.W),
+    )
+    return prepared.layer_result(kept.W, kept.status, info)
+
+
+RoundSolver = Callable[[NetTrimProblem, SolverResult, bool], SolverResult]
+
+
+def reweight_rounds(
+    problem: NetTrimProblem,
+    first: SolverResult,
+    reweighting: Reweighting,
+    solve: RoundSolver,
+    *,
+    d_in: int,
+    keep_l1: bool,
+    loose: bool,
+) -> tuple[SolverResult, dict]:
+    """The reweighting rounds after the plain solve ``first`` (which has weights): the
+    rule every solver path shares (the module docstring).
+
+    ``solve(weighted, start, final)`` solves one round's program from the last round's
+    result; a round that is not ``final`` may stop at :data:`INTERMEDIATE_GAP_TOL`
+    (:func:`round_settings`) when ``loose``, and then the last round kept is solved again,
+    ``final``, to the caller's gap. The last round that solved as well as the plain solve
+    did is kept (the plain solve when a recertification fails). Returns its result and
+    the figures of ``info.extra`` (``nnz_history`` over the first ``d_in``
+    rows, ``rounds``, ``weighted_objective``, ``delta``, ``round_iterations``,
+    ``round_seconds``, ``round_column_iterations``, ``recertify_iterations``).
+    """
+    last, done = first, 0  # the last round kept, and the rounds it is after the plain solve
     round_iterations = [first.info.iterations]
     round_columns = [_column_iterations(first)]
     round_seconds = [first.info.seconds]
-    history = [int(np.count_nonzero(current[:d_in]))]
+    history = [int(np.count_nonzero(first.W[:d_in]))]
     weighted = float("nan")
-    loose = None  # the last round kept, when it was solved to the intermediate gap
+    unsure = None  # the program of the last round kept, when solved to the intermediate gap
     for k in range(1, reweighting.rounds + 1):
-        weights = round_weights(current, reweighting.delta, keep_l1=options.penalty is None)
+        weights = round_weights(last.W, reweighting.delta, keep_l1=keep_l1)
         if weights is None:
             break
-        problem = replace(prepared.problem, entry_weights=weights)
-        final = k == reweighting.rounds
-        result = _solve_round(prepared, problem, last, callback, final=final)
+        program = replace(problem, entry_weights=weights)
+        final = k == reweighting.rounds or not loose
+        result = solve(program, last, final)
         round_iterations.append(result.info.iterations)
         round_columns.append(_column_iterations(result))
         round_seconds.append(result.info.seconds)
-        if result.W is None or (result.status != Status.OPTIMAL and status == Status.OPTIMAL):
+        if result.W is None or (result.status != Status.OPTIMAL and last.status == Status.OPTIMAL):
             break  # keep the last round that solved as well as the plain solve did
-        current, status, done, last = result.W, result.status, done + 1, result
-        loose = None if final or prepared.backend != "admm" else problem
+        last, done = result, done + 1
+        unsure = None if final else program
         weighted = result.info.objective
-        history.append(int(np.count_nonzero(current[:d_in])))
+        history.append(int(np.count_nonzero(result.W[:d_in])))
     recertified = 0
-    if loose is not None:  # stopped before the last round: certify the kept one to gap_tol
-        again = _solve_round(prepared, loose, last, callback, final=True)
+    if unsure is not None:  # stopped before the last round: certify the kept one to gap_tol
+        again = solve(unsure, last, True)
         recertified = again.info.iterations
         certified = again.status == Status.OPTIMAL or first.status != Status.OPTIMAL
         if again.W is not None and certified:
-            current, status, weighted = again.W, again.status, again.info.objective
-            history[-1] = int(np.count_nonzero(current[:d_in]))
+            last, weighted = again, again.info.objective
+            history[-1] = int(np.count_nonzero(again.W[:d_in]))
         else:  # not certified as the plain solve was: return that, certified as asked
-            current, status, done, weighted = first.W, first.status, 0, float("nan")
+            last, done, weighted = first, 0, float("nan")
             history = history[:1]
-    info = SolveInfo(
-        solver=f"{prepared.backend}+reweighted",
-        iterations=done,
-        seconds=time.perf_counter() - started,
-        message=f"{done} reweighting round(s) after the plain solve",
-        extra={
-            "nnz_history": history,
-            "rounds": done,
-            "weighted_objective": weighted,
-            "delta": reweighting.delta,
-            "round_iterations": round_iterations,
-            "round_seconds": round_seconds,
-            "round_column_iterations": round_columns,
-            "recertify_iterations": recertified,
-        },
-        **prepared.problem.evaluate(current),
-    )
-    return prepared.layer_result(current, status, info)
+    extra = {
+        "nnz_history": history,
+        "rounds": done,
+        "weighted_objective": weighted,
+        "delta": reweighting.delta,
+        "round_iterations": round_iterations,
+        "round_seconds": round_seconds,
+        "round_column_iterations": round_columns,
+        "recertify_iterations": recertified,
+    }
+    return last, extra
+
+
+def round_settings(settings: AdmmSettings, final: bool) -> AdmmSettings:
+    """The ADMM settings of a round: as asked for the ``final`` one, else to the looser
+    gap :data:`INTERMEDIATE_GAP_TOL` at most."""
+    if final:
+        return settings
+    return settings.updated(gap_tol=max(settings.gap_tol, INTERMEDIATE_GAP_TOL))
 
 
 def round_weights(current: np.ndarray, delta: float, *, keep_l1: bool) -> np.ndarray | None:
@@ -239,12 +285,9 @@ def _solve_round(
     if prepared.backend != "admm":
         weights = start.W if isinstance(start, SolverResult) else start
         return prepared.solve(problem, weights, callback=callback)
-    settings = prepared.settings
-    if not final:
-        settings = replace(settings, gap_tol=max(settings.gap_tol, INTERMEDIATE_GAP_TOL))
     return solve_admm(
         problem,
-        settings,
+        round_settings(prepared.settings, final),
         warm_start=start,
         verbose=prepared.options.verbose,
         callback=callback,

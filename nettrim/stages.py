@@ -24,7 +24,7 @@ import inspect
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,7 +36,13 @@ from .network import DenseLayer, Network
 from .progress import JobCounter, check_progress
 from .pruning import METHODS as L0_METHODS
 from .pruning import check_layer_budgets, prune_layer
-from .reweighted import DEFAULT_DELTA, Reweighting, reweighted_trim_layer, round_weights
+from .reweighted import (
+    DEFAULT_DELTA,
+    Reweighting,
+    reweight_rounds,
+    reweighted_trim_layer,
+    round_settings,
+)
 from .schemes import (
     CASCADE_BOUNDS,
     DEFAULT_GAMMA,
@@ -46,7 +52,7 @@ from .schemes import (
     NetTrimResult,
     check_cascade_only,
 )
-from .solvers import SolveInfo, SolverResult, Status
+from .solvers import SolveInfo, SolverResult
 from .solvers.row_generation import solve_row_generation
 from .validation import (
     as_float_dtype,
@@ -64,9 +70,9 @@ ROWS = ("all", "generate")
 #: ``rows="generate"`` applies to programs with at least this many times the reduced
 #: ball's ``(d_in + 1) * d_out`` rows; shorter ones are solved on all rows. Measured with
 #: both layouts of row generation (``docs/torch.md``): on a trained 16 -> 32 channel conv
-#: 1.03x, 2.58x, 6.64x and 15.2x faster than all rows at 2.1, 4.1, 8.3 and 17 times
+#: 0.99x, 3.03x, 5.19x and 14.5x faster than all rows at 2.1, 4.1, 8.3 and 17 times
 #: (benchmarks/results/tall.md); LeNet's second conv (100 images, 4.1 times) about even by
-#: hand, slower with reweighting rounds.
+#: hand, slower with reweighting rounds when each round generated its rows afresh.
 TALL_FACTOR = 4
 
 
@@ -208,34 +214,37 @@ def trim_layer_rows(
 
 
 def _reweighted_rows(problem, settings, reweighting: Reweighting, d_in: int) -> SolverResult:
-    """Row generation, then ``reweighting.rounds`` reweighted rounds from the last weights;
-    the last round that solved as well as the plain solve did."""
+    """Row generation, then ``reweighting.rounds`` reweighted rounds by the rule of
+    :func:`nettrim.reweighted.reweight_rounds`, each from the last round's result: its
+    weights, the inequalities it generated and its ADMM state (a round then solves on the
+    rows the last one needed instead of generating them again; fewer iterations on the
+    wide conv case of ``benchmarks/bench_tall.py``, ``docs/solvers.md``, "Tall programs").
+    ``info.extra["generation"]`` holds the last round's row-generation figures."""
     started = time.perf_counter()
-    result = solve_row_generation(problem, settings)
-    if result.W is None or not reweighting.rounds:
-        return result
-    history, rounds = [int(np.count_nonzero(result.W[:d_in]))], 0
-    for _ in range(reweighting.rounds):
-        weights = round_weights(result.W, reweighting.delta, keep_l1=True)
-        if weights is None:
-            break
-        weighted = replace(problem, entry_weights=weights)
-        again = solve_row_generation(weighted, settings, warm_start=result.W)
-        if again.W is None or (again.status != Status.OPTIMAL and result.status == Status.OPTIMAL):
-            break
-        result, rounds = again, rounds + 1
-        history.append(int(np.count_nonzero(result.W[:d_in])))
+    first = solve_row_generation(problem, settings, keep_state=bool(reweighting.rounds))
+    if first.W is None or not reweighting.rounds:
+        return first
+
+    def solve(weighted, start: SolverResult, final: bool) -> SolverResult:
+        return solve_row_generation(
+            weighted, round_settings(settings, final), warm_start=start, keep_state=True
+        )
+
+    kept, extra = reweight_rounds(
+        problem, first, reweighting, solve, d_in=d_in, keep_l1=True, loose=True
+    )
+    generation = {k: v for k, v in kept.info.extra.items() if k != "states"}
     # measured on the program as given; the last round's certificate is of its weighted
     # norm, so none is claimed for the plain one (as reweighted_trim_layer)
     info = SolveInfo(
-        solver=f"{result.info.solver}+reweighted",
-        iterations=rounds,
+        solver=f"{first.info.solver}+reweighted",
+        iterations=extra["rounds"],
         seconds=time.perf_counter() - started,
-        message=f"{rounds} reweighting round(s) after the plain solve",
-        extra={**result.info.extra, "reweight_rounds": rounds, "nnz_history": history},
-        **problem.evaluate(result.W),
+        message=f"{extra['rounds']} reweighting round(s) after the plain solve",
+        extra={**extra, "generation": generation},
+        **problem.evaluate(kept.W),
     )
-    return SolverResult(W=result.W, status=result.status, info=info)
+    return SolverResult(W=kept.W, status=kept.status, info=info)
 
 
 def cascade_budget(

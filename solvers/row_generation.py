@@ -43,6 +43,11 @@ Every round solves a *relaxation* of the full program (the exact ball, a subset 
 inequalities), so its dual bound bounds the full program's optimum, and the final weights,
 feasible on every row, are optimal for it within that certified gap. The returned ``info``
 is measured on the full program.
+
+A program with the same rows solved again (other entry weights: a round of reweighted L1)
+starts from the earlier result (``warm_start``): its generated inequalities held from the
+first round, and, kept with ``keep_state``, the ADMM state its last round ended in, on
+exactly those rows (``docs/solvers.md``, "Tall programs").
 """
 
 from __future__ import annotations
@@ -155,13 +160,18 @@ class Inequalities:
 
     X: np.ndarray
     bound: np.ndarray
+    #: the first row of ``X`` of each distinct row, and each row's distinct row
+    first: np.ndarray
+    group: np.ndarray
 
     @classmethod
     def of(cls, problem: NetTrimProblem) -> Inequalities:
         first, order, starts = distinct_rows(problem.X)
         bounds = np.where(problem.active, np.inf, problem.upper_bounds())
         bound = np.minimum.reduceat(bounds[order], starts, axis=0)
-        return cls(X=problem.X[first], bound=bound)
+        group = np.empty(len(order), dtype=np.int64)
+        group[order] = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(order)]))
+        return cls(X=problem.X[first], bound=bound, first=first, group=group)
 
     def excess(self, W: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """``X W - bound`` on the columns ``cols`` (``W`` holds those), ``-inf`` unbounded."""
@@ -177,7 +187,9 @@ class _Layout:
     ``program(keys)`` builds it; ``start(W)`` and ``weights(w)`` map ``(d, m)`` weights to
     its variable and back; ``grow(keys, excess, tol, most)`` adds the most violated keys
     (``None`` when nothing is violated); ``entries(keys)`` names the ``(row, column)``
-    inequalities they bound; ``fresh_z(state, keys)`` starts new keys' split."""
+    inequalities they bound (distinct rows), ``keys_of(rows, columns)`` the keys of such
+    entries (those of ``cols`` that are bounded); ``fresh_z(state, keys)`` starts new keys'
+    split."""
 
     def __init__(self, problem, A, t, radius, cols, ineq, scale):
         self.problem, self.A, self.t, self.radius = problem, A, t, radius
@@ -241,6 +253,13 @@ class _Flat(_Layout):
 
     def entries(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return keys // self.k, self.cols[keys % self.k]
+
+    def keys_of(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        where = np.searchsorted(self.cols, columns)  # cols are sorted
+        mine = (where < self.k) & (self.cols[np.minimum(where, self.k - 1)] == columns)
+        rows, where = rows[mine], where[mine]
+        bounded = np.isfinite(self.ineq.bound[rows, self.cols[where]])
+        return np.unique(rows[bounded] * self.k + where[bounded])
 
     def fresh_z(self, state: AdmmState, keys: np.ndarray) -> np.ndarray:
         """``min(x w, bound)`` of new entries (scaled rows): where their split starts."""
@@ -312,6 +331,11 @@ class _Shared(_Layout):
         rows, where = np.nonzero(np.isfinite(self.ineq.bound[np.ix_(keys, self.cols)]))
         return keys[rows], self.cols[where]
 
+    def keys_of(self, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+        mine = np.isin(columns, self.cols)
+        rows, columns = rows[mine], columns[mine]
+        return np.unique(rows[np.isfinite(self.ineq.bound[rows, columns])])
+
     def fresh_z(self, state: AdmmState, keys: np.ndarray) -> np.ndarray:
         xw = (self.ineq.X[keys] @ state.S.astype(self.ineq.X.dtype)) * self.scale
         return np.minimum(xw, self.ineq.bound[np.ix_(keys, self.cols)] * self.scale)
@@ -329,16 +353,27 @@ class _Part:
     iterations: list[int]
     entries: tuple[np.ndarray, np.ndarray]
 
+    @property
+    def state(self) -> AdmmState | None:
+        """The ADMM state the last round ended in (on the program of its keys)."""
+        return self.result.info.extra.get("state")
 
-def _generate(layout: _Layout, settings, warm_start, limits) -> _Part:
-    """Rounds on one program: solve, add the most violated entries (rows), re-solve from
-    the last weights, until none is violated; the last round is re-solved on its gap alone
-    when it stopped uncertified (on its residuals)."""
+
+def _generate(layout: _Layout, settings, limits, prior: _Prior, state) -> _Part:
+    """Rounds on one program: solve (on the keys of the prior solve's entries, from its
+    state when it fits), add the most violated entries (rows), re-solve from the last
+    weights, until none is violated; the last round is re-solved on its gap alone when it
+    stopped uncertified (on its residuals)."""
     rows_per_round, max_rounds = limits
     problem, ineq = layout.problem, layout.ineq
     tol = settings.feas_tol * problem.target_scale[2]
     keys = np.zeros(0, np.int64)
-    start: np.ndarray | AdmmState | None = None if warm_start is None else layout.start(warm_start)
+    if prior.entries is not None and ineq is not None:
+        keys = layout.keys_of(*prior.entries).astype(np.int64)
+    start: np.ndarray | AdmmState | None = None if prior.W is None else layout.start(prior.W)
+    same = state is not None and start is not None and state.S.shape == start.shape
+    if same and state.Z.shape[0] == layout.n_ball + len(keys):
+        start = state  # the same program's rows: its multipliers and penalties carry over
     iterations: list[int] = []
     for rounds in range(1, max_rounds + 1):
         sub = layout.program(keys)
@@ -351,7 +386,7 @@ def _generate(layout: _Layout, settings, warm_start, limits) -> _Part:
             # certificate, but which round is the last is known only after its check),
             # resuming the same program from the whole state it stopped in
             gap_only = settings.updated(tol_abs=0.0, tol_rel=1e-12)
-            result = solve_admm(sub, gap_only, warm_start=result)
+            result = solve_admm(sub, gap_only, warm_start=result, keep_state=True)
             spent += result.info.iterations
         iterations.append(spent)
         if result.W is None:
@@ -400,7 +435,8 @@ def solve_row_generation(
     problem: NetTrimProblem,
     settings: AdmmSettings | None = None,
     *,
-    warm_start: np.ndarray | None = None,
+    warm_start: np.ndarray | SolverResult | None = None,
+    keep_state: bool = False,
     rows_per_round: int = DEFAULT_ROWS_PER_ROUND,
     max_rounds: int = DEFAULT_MAX_ROUNDS,
     row_scale: float | None = ROW_SCALE,
@@ -415,7 +451,18 @@ def solve_row_generation(
     settings : AdmmSettings, optional
         For every round's :func:`~nettrim.solvers.admm.solve_admm`; its ``feas_tol`` is
         also the tolerance of the row check.
-    warm_start : ndarray of shape (d, m), optional
+    warm_start : ndarray of shape (d, m) or SolverResult, optional
+        Weights to start from, or an earlier result of this function on a program with
+        the same rows (``X``, Omega and the bounds off it; the entry weights may differ,
+        as in the rounds of reweighted L1): its weights, and its generated inequalities
+        (``info.extra["generated_entries"]``), which the first round then holds instead
+        of generating them again; when it kept its state (``keep_state``), the first
+        round also starts from the ADMM state its last round ended in. Any set of
+        inequalities is a relaxation, so the result is certified on every row as
+        without it.
+    keep_state : bool
+        Keep each program's last ADMM state in ``info.extra["states"]`` (for a
+        ``warm_start``; a list, one per ball).
     rows_per_round : int
         Violated entries ``(row, column)`` added per round at most (the most violated
         first); in the shared layout, violated rows (each bounded in every column).
@@ -437,7 +484,9 @@ def solve_row_generation(
         last round's, a bound of the full program); ``info.extra`` adds ``rounds``,
         ``round_iterations``, ``entries`` (generated ``(row, column)`` inequalities),
         ``rows`` (the distinct rows they use), ``distinct_rows`` (of ``X``),
-        ``reduced_rows`` (the ball's), ``row_scale`` and ``layout`` (the one used).
+        ``reduced_rows`` (the ball's), ``row_scale``, ``layout`` (the one used) and
+        ``generated_entries`` (``(e, 2)``: the row of ``X`` and the column of each
+        generated inequality).
     """
     if problem.penalized:
         raise ValueError("row generation solves (P1)/(P2); (P3) has no ball to reduce")
@@ -448,6 +497,7 @@ def solve_row_generation(
         raise ValueError(f"row_scale must be a finite number > 0 or None, got {row_scale!r}")
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
+    prior = _Prior.of(warm_start, problem.shape)
     settings = settings or AdmmSettings()
     started = time.perf_counter()
     A, t, r = reduce_ball(problem)
@@ -465,6 +515,7 @@ def solve_row_generation(
     A = [a.astype(problem.dtype) for a in A]
     t = [v.astype(problem.dtype) for v in t]
     ineq = None if problem.active is None else Inequalities.of(problem)
+    prior = prior.on(ineq)
     scale = _row_scale(A, ineq, row_scale)
     m = problem.shape[2]
     if problem.per_column:
@@ -474,10 +525,10 @@ def solve_row_generation(
     W = np.zeros(problem.shape[1:], problem.dtype)
     parts = []
     kinds = [_Flat if _flat(layout, len(c), problem.shape[1]) else _Shared for c, _ in groups]
-    for (cols, radius), kind in zip(groups, kinds, strict=True):
+    for ball, ((cols, radius), kind) in enumerate(zip(groups, kinds, strict=True)):
         part = _generate(
-            kind(problem, A, t, radius, cols, ineq, scale), settings, warm_start,
-            (int(rows_per_round), int(max_rounds)),
+            kind(problem, A, t, radius, cols, ineq, scale), settings,
+            (int(rows_per_round), int(max_rounds)), prior, prior.state(ball, len(groups)),
         )  # fmt: skip
         if part.W is None:
             info = part.result.info
@@ -496,7 +547,50 @@ def solve_row_generation(
         "row_scale": scale,
         "layout": "shared" if _Shared in kinds else "flat",
     }
-    return _report(problem, W, parts, settings, started, extra)
+    if keep_state:
+        extra["states"] = [part.state for part in parts]
+    return _report(problem, W, parts, settings, started, extra, ineq)
+
+
+@dataclass(frozen=True)
+class _Prior:
+    """What a row generation starts from: weights ``W`` (``(d, m)`` or ``None``), the
+    generated ``entries`` of an earlier solve (rows of ``X`` and columns, ``(e, 2)``; by
+    :meth:`on` distinct rows and columns) and its ``states``, one per ball."""
+
+    W: np.ndarray | None = None
+    entries: np.ndarray | tuple[np.ndarray, np.ndarray] | None = None
+    states: list | None = None
+
+    @classmethod
+    def of(cls, warm_start, shape) -> _Prior:
+        """The checked start of ``warm_start`` (weights or an earlier result)."""
+        if not isinstance(warm_start, SolverResult):
+            return cls(W=warm_start)
+        n, d, m = shape
+        extra = warm_start.info.extra
+        if warm_start.W is None or warm_start.W.shape != (d, m) or "generated_entries" not in extra:
+            raise ValueError(
+                f"warm_start: a result of solve_row_generation with weights of shape "
+                f"{(d, m)} is needed; got one without generated entries or of another shape"
+            )
+        entries = extra["generated_entries"]
+        if len(entries) and (entries[:, 0].max() >= n or entries[:, 0].min() < 0):
+            raise ValueError(f"warm_start: its entries name rows outside the {n} rows of X")
+        return cls(W=warm_start.W, entries=entries, states=extra.get("states"))
+
+    def on(self, ineq: Inequalities | None) -> _Prior:
+        """The entries as distinct rows of ``ineq`` (none for a program without them)."""
+        if self.entries is None or ineq is None:
+            return replace(self, entries=None)
+        return replace(self, entries=(ineq.group[self.entries[:, 0]], self.entries[:, 1]))
+
+    def state(self, ball: int, balls: int) -> AdmmState | None:
+        """The earlier solve's last state of ball ``ball`` of ``balls`` (``None`` when it
+        kept none, or had other balls)."""
+        if self.states is None or len(self.states) != balls:
+            return None
+        return self.states[ball]
 
 
 def _flat(layout: str, k: int, d: int) -> bool:
@@ -513,7 +607,7 @@ def _nonempty_ball(A, t, d):
     return A, t
 
 
-def _report(problem, W, parts, settings, started, extra) -> SolverResult:
+def _report(problem, W, parts, settings, started, extra, ineq) -> SolverResult:
     """The weights measured on the full program; the rounds' bounds as its certificate."""
     col = problem.column_residuals(W)
     violation = problem.violation(W)
@@ -531,6 +625,11 @@ def _report(problem, W, parts, settings, started, extra) -> SolverResult:
     else:
         message = parts[-1].result.info.message
     rows = np.unique(np.concatenate([p.entries[0] for p in parts]))
+    generated = np.zeros((0, 2), np.int64)
+    if ineq is not None:
+        generated = np.concatenate(
+            [np.stack([ineq.first[p.entries[0]], p.entries[1]], axis=1) for p in parts]
+        ).astype(np.int64)
     rounds = max(p.rounds for p in parts)
     # iterations per round, summed over the programs (one per column with per-column balls)
     per_round = [
@@ -558,6 +657,7 @@ def _report(problem, W, parts, settings, started, extra) -> SolverResult:
             "rows": len(rows),
             "feasible": feasible,
             "certified": bool(certified),
+            "generated_entries": generated,
         },
     )
     return SolverResult(W=W, status=status, info=info)
