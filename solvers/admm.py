@@ -224,9 +224,11 @@ class AdmmSettings:
         Leave each column's free rows (off Omega with ``V = +inf``) out of its W-update,
         with one ``d x d`` eigendecomposition per column
         (:class:`~nettrim.solvers.linalg.ColumnGramSolver`), instead of one Gram for all
-        (default False). For programs whose columns are mostly free rows: row
-        generation's shared layout asks for it (on its wide conv case, 2300 iterations
-        against 3860). A program with no free row is solved as without it.
+        (default False). The free rows are then out of the splitting: out of the
+        residuals that adapt the penalties and stop, and of the Anderson acceleration's
+        vector, too. For programs whose columns are mostly free rows: row generation's
+        shared layout asks for it (``docs/solvers.md``, "Tall programs"). A program with
+        no free row is solved as without it.
     """
 
     rho: float | None = None
@@ -412,6 +414,9 @@ class AdmmState:
         The multiplier of ``S = W``.
     rho_z, rho_s : ndarray of shape (m,)
         The penalties of both splittings per column.
+    weights : ndarray of shape (d, m) or (d, 1), optional
+        The L1 weights ``c_ij`` of the program the state came from
+        (``problem.weight_matrix()``), for :meth:`for_weights`; ``None`` when unknown.
     """
 
     W: np.ndarray
@@ -421,6 +426,24 @@ class AdmmState:
     dual_s: np.ndarray
     rho_z: np.ndarray
     rho_s: np.ndarray
+    weights: np.ndarray | None = None
+
+    def for_weights(self, weights: np.ndarray) -> AdmmState:
+        """This state with ``dual_s`` times ``c_new / c_old`` entry by entry (where both
+        weights are positive), for a program with the L1 weights ``weights``: at the
+        carried ``S`` the condition ``dual_s in c * d|S|`` then holds for the new weights
+        as it held for the old (on the support ``|dual_s| = c``, off it at most ``c``).
+
+        Not what ``warm_start`` does with a state: measured (``docs/solvers.md``,
+        "Warm start"), the rescaled multiplier made the reweighting rounds of
+        :func:`nettrim.reweighted_trim_layer` on the bundled network's and MNIST's layers
+        take about twice the iterations, while row generation's rounds, which start from
+        it, took a third of them."""
+        if self.weights is None:
+            return self
+        old, new = np.broadcast_arrays(self.weights, np.asarray(weights, dtype=np.float64))
+        ratio = np.divide(new, old, out=np.ones(old.shape), where=(old > 0) & (new > 0))
+        return replace(self, dual_s=self.dual_s * ratio, weights=np.array(new))
 
 
 #: What ``warm_start`` of :func:`solve_admm` takes.
@@ -850,6 +873,7 @@ class _Run:
         self.n_repaired = 0  # columns finished by a repair (those iterating when it succeeds)
         self.certificate: np.ndarray | None = None  # a Farkas ray, in the caller's columns
         self.keep_state = keep_state
+        self.weights = problem.weight_matrix()  # the L1 weights, for the state (keep_state)
         # the AdmmState fields of the columns set aside (keep_state), in the caller's columns
         self.state_done: dict[str, np.ndarray] | None = None
         # columns solved outside the iterations (keep_state): (index, S, Lam) each
@@ -899,7 +923,7 @@ class _Run:
             state = self.state_done
         self._at_solved_points(state)
         state["S"] = S.astype(np.float64)
-        return AdmmState(**state)
+        return AdmmState(**state, weights=self.weights)
 
 
 def _prepare(
@@ -930,6 +954,7 @@ def _prepare(
     scaled = scale_problem(problem, sigma)
     working = scale_problem(working, sigma) if working is not problem else scaled
     columns = _first_columns(problem, scaled, working, settings, reduced=rotation is not None)
+    columns.free_rows_out = isinstance(gram, ColumnGramSolver)
     run = _Run(
         problem=problem,
         settings=settings,
@@ -1141,6 +1166,9 @@ class _Acceleration:
     def __init__(self, run: _Run, settings: AdmmSettings):
         self.settings = settings
         self.per_column = run.separable
+        # a W-update that leaves each column's free rows out makes their Z + U a function
+        # of the other coordinates, not of the map's state: left out of the vector
+        self.kept_rows = run.gram.mask if isinstance(run.gram, ColumnGramSolver) else None
         self.anderson: Anderson | ColumnAnderson | None = None
         self._restart(run.columns)
 
@@ -1169,6 +1197,7 @@ class _Acceleration:
         self.columns, self.rho1, self.rho2 = c, c.rho1.copy(), c.rho2.copy()
         self.w1 = np.sqrt(c.rho1).astype(st.Z.dtype)
         self.w2 = np.sqrt(c.rho2).astype(st.Z.dtype)
+        self.mask = None if self.kept_rows is None else self.kept_rows[:, c.index]
 
     def _follow(self, c: _Columns) -> bool:
         """Follow a change of the map since the last iteration; whether there was one
@@ -1179,6 +1208,7 @@ class _Acceleration:
             self.anderson.restrict(keep)
             self.rho1, self.rho2 = self.rho1[keep], self.rho2[keep]
             self.w1, self.w2 = self.w1[keep], self.w2[keep]
+            self.mask = None if self.mask is None else self.mask[:, keep]
         elif c is not self.columns:
             self._restart(c)
             return True
@@ -1222,6 +1252,8 @@ class _Acceleration:
         v, q = self._views(c, vector)
         np.add(st.Z, st.U, out=v)
         v *= self.w1
+        if self.mask is not None:
+            v *= self.mask
         np.add(st.S, st.T, out=q)
         q *= self.w2
 
@@ -1696,9 +1728,24 @@ class _Columns:
     """
 
     def __init__(
-        self, *, index, scaled, working, normalized, beta, rho1, rho2, weights, st, Lam_prev=None
+        self,
+        *,
+        index,
+        scaled,
+        working,
+        normalized,
+        beta,
+        rho1,
+        rho2,
+        weights,
+        st,
+        Lam_prev=None,
+        free_rows_out=False,
     ):
         self.index, self.st = index, st
+        # the W-update leaves each column's free rows out (ColumnGramSolver): they are not
+        # of the splitting then, and the residuals the penalties and stops read skip them
+        self.free_rows_out = free_rows_out
         self.scaled, self.working, self.normalized = scaled, working, normalized
         self.beta, self.rho1, self.rho2, self.weights = beta, rho1, rho2, weights
         self.beta_w = beta.astype(normalized.dtype)
@@ -1730,6 +1777,7 @@ class _Columns:
             st.D,
             st.zstats,
             with_stats,
+            self.free_rows_out,
         )
 
     def weights_true(self) -> np.ndarray:
@@ -1793,6 +1841,7 @@ class _Columns:
             weights=weights,
             st=self.st.restrict(keep),
             Lam_prev=np.ascontiguousarray(self.Lam_prev[:, keep]),
+            free_rows_out=self.free_rows_out,
         )
         return clone
 

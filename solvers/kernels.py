@@ -51,7 +51,20 @@ def relax_and_measure(XW, Z, U, Y, active, alpha, all_active, col_sq):  # pragma
 
 @njit(cache=True)
 def project_and_update(
-    XW, Y, active, upper, has_upper, all_active, alpha, ball_scale, Z, U, D, stats, with_stats
+    XW,
+    Y,
+    active,
+    upper,
+    has_upper,
+    all_active,
+    alpha,
+    ball_scale,
+    Z,
+    U,
+    D,
+    stats,
+    with_stats,
+    skip_free,
 ):  # pragma: no cover
     """Project ``A = alpha XW + (1 - alpha) Z + U`` onto the constraint set; update; measure.
 
@@ -62,11 +75,16 @@ def project_and_update(
     ``stats`` ``(5, m)`` receives, per column, ``||XW - Z||^2, ||Z - Z_old||^2, ||XW||^2,
     ||Z||^2, ||U||^2`` (per-column sums vectorize, where a scalar float reduction would not
     without reassociation, and they feed per-column penalties); only ``with_stats``, as they
-    cost a third of the pass and serve only the iterations that check or adapt.
+    cost a third of the pass and serve only the iterations that check or adapt. With
+    ``skip_free`` the free entries (off Omega with ``V = +inf``) count in none of them: a
+    W-update that leaves each column's free rows out (``AdmmSettings.column_grams``) makes
+    them no part of the splitting.
     """
     n, m = XW.shape
     zero = XW.dtype.type(0.0)
-    beta = XW.dtype.type(1.0) - alpha
+    one = XW.dtype.type(1.0)
+    inf = XW.dtype.type(np.inf)
+    beta = one - alpha
     acc = stats
     acc[...] = 0.0
     for i in range(n):
@@ -76,12 +94,15 @@ def project_and_update(
             a = alpha * xw + beta * z_old + U[i, j]
             y = Y[i, j]
             z_on = y + ball_scale[j] * (a - y)
+            keep = one
             if all_active:
                 z = z_on
             else:
                 v = upper[i, j] if has_upper else zero
                 z_off = min(a, v)
                 z = z_on if active[i, j] else z_off  # a select (a vector blend), no branch
+                if skip_free:
+                    keep = one if (active[i, j] or v < inf) else zero
             dz = z - z_old
             r = xw - z
             u = a - z
@@ -90,6 +111,7 @@ def project_and_update(
             D[i, j] = z - u
             if not with_stats:
                 continue
+            r, dz, xw, z = keep * r, keep * dz, keep * xw, keep * z
             acc[0, j] += r * r
             acc[1, j] += dz * dz
             acc[2, j] += xw * xw
@@ -242,7 +264,7 @@ def warm_up(dtype=np.float64) -> None:
     alpha = np.dtype(dtype).type(1.5)  # the solver passes scalars in the working precision
     relax_and_measure(XW, Z, U, Y, active, alpha, False, col)
     project_and_update(
-        XW, Y, active, upper, True, False, alpha, ones.astype(dtype), Z, U, A, stats, True
+        XW, Y, active, upper, True, False, alpha, ones.astype(dtype), Z, U, A, stats, True, True
     )
     W, S, T = (np.zeros((d, m), dtype) for _ in range(3))
     shrink_and_update(W, S, T, np.ones((d, 1)), ones, 1.5, stats)

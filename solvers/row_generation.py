@@ -373,7 +373,9 @@ def _generate(layout: _Layout, settings, limits, prior: _Prior, state) -> _Part:
     start: np.ndarray | AdmmState | None = None if prior.W is None else layout.start(prior.W)
     same = state is not None and start is not None and state.S.shape == start.shape
     if same and state.Z.shape[0] == layout.n_ball + len(keys):
-        start = state  # the same program's rows: its multipliers and penalties carry over
+        # the same program's rows: its multipliers and penalties carry over, the
+        # multiplier of S = W made to fit this program's L1 weights (a reweighting round)
+        start = state.for_weights(layout.program(keys).weight_matrix())
     iterations: list[int] = []
     for rounds in range(1, max_rounds + 1):
         sub = layout.program(keys)

@@ -493,6 +493,48 @@ def test_column_grams_solve_the_same_program(per_neuron):
     assert np.array_equal(solve_admm(plain, AdmmSettings(column_grams=True)).W, solve_admm(plain).W)
 
 
+@pytest.mark.parametrize("per_neuron", [False, True])
+def test_free_rows_left_out_of_the_update_do_not_steer_the_iterations(per_neuron):
+    """With ``column_grams`` the free rows are not of the splitting: a state whose split
+    ``Z`` differs on them alone continues bit for bit the same (their values reach neither
+    the W-update, nor the residuals that adapt the penalties and stop, nor the Anderson
+    acceleration's vector)."""
+    p = _free_rows_program(per_neuron)
+    settings = TIGHT.updated(column_grams=True)
+    early = solve_admm(p, settings.updated(max_iter=30), keep_state=True).info.extra["state"]
+    free = ~(p.active | np.isfinite(p.upper))
+    noise = np.random.default_rng(25).standard_normal(free.shape) * 10.0
+    other = replace(early, Z=np.where(free, early.Z + noise, early.Z))
+    a = solve_admm(p, settings, warm_start=early)
+    b = solve_admm(p, settings, warm_start=other)
+    assert a.status == "optimal" and a.info.iterations > 50
+    assert a.info.extra["anderson_accepted"] > 0
+    assert a.info.iterations == b.info.iterations
+    assert np.array_equal(a.W, b.W)
+
+
+def test_a_state_for_other_weights_keeps_its_normalized_subgradient():
+    """``AdmmState.for_weights``: ``dual_s / c`` (on the support about the sign of ``S``,
+    off it at most 1 in size) is the same for the new weights ``c`` as for the old."""
+    X, Y = make_layer(26, 150, 8, 4)
+    p = problem(X, Y)
+    state = solve_admm(p, TIGHT, keep_state=True).info.extra["state"]
+    c_old = np.broadcast_to(p.weight_matrix(), state.S.shape)
+    np.testing.assert_array_equal(state.weights, p.weight_matrix())
+    c_new = np.random.default_rng(27).uniform(0.01, 100.0, state.S.shape)
+    moved = state.for_weights(c_new)
+    np.testing.assert_allclose(moved.dual_s / c_new, state.dual_s / c_old, rtol=1e-12)
+    support = moved.S != 0
+    assert support.any() and (~support).any()
+    signs = np.sign(moved.S[support])
+    np.testing.assert_allclose(moved.dual_s[support] / c_new[support], signs, atol=0.02)
+    assert np.all(np.abs(moved.dual_s[~support]) <= c_new[~support] * (1 + 1e-3))
+    np.testing.assert_array_equal(moved.weights, c_new)
+    for name in ("W", "S", "Z", "dual_z", "rho_z", "rho_s"):
+        assert getattr(moved, name) is getattr(state, name)
+    assert replace(state, weights=None).for_weights(c_new).dual_s is state.dual_s
+
+
 def test_column_gram_solver_solves_each_column_on_its_rows():
     from nettrim.solvers.linalg import ColumnGramSolver
 

@@ -38,10 +38,10 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
     stats = np.zeros((5, A.shape[1]))
     args = (a["XW"], a["Y"], a["active"], a["upper"], True, all_active, alpha, scale)
-    kernels.project_and_update(*args, Z, U, D, stats, True)
+    kernels.project_and_update(*args, Z, U, D, stats, True, False)
     # without the statistics: the same update, the statistics left at zero
     Z2, U2, D2, stats2 = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"]), np.ones_like(stats)
-    kernels.project_and_update(*args, Z2, U2, D2, stats2, False)
+    kernels.project_and_update(*args, Z2, U2, D2, stats2, False, False)
     np.testing.assert_array_equal(Z2, Z)
     np.testing.assert_array_equal(U2, U)
     np.testing.assert_array_equal(D2, D)
@@ -59,6 +59,38 @@ def test_relax_and_project_match_numpy(all_active, dtype):
     np.testing.assert_allclose(stats, expected, rtol=100 * rtol)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_skip_free_leaves_the_free_entries_out_of_the_statistics_alone(dtype):
+    """``skip_free`` (a W-update that leaves each column's free rows out): the same
+    update, the statistics over the entries on Omega or with a finite bound only."""
+    a = random_state(3, n=40, m=6, dtype=dtype)
+    a["upper"][a["upper"] > 0.5] = np.inf  # free where also off Omega
+    kept = a["active"] | np.isfinite(a["upper"])
+    assert not kept.all() and kept.any()
+    scale = np.linspace(0.3, 1.0, 6).astype(dtype)
+    args = (a["XW"], a["Y"], a["active"], a["upper"], True, False, dtype(1.6), scale)
+    out = {}
+    for skip in (False, True):
+        Z, U, D = a["Z"].copy(), a["U"].copy(), np.zeros_like(a["Z"])
+        stats = np.zeros((5, 6))
+        kernels.project_and_update(*args, Z, U, D, stats, True, skip)
+        out[skip] = Z, U, D, stats
+    for plain, skipped in zip(out[False][:3], out[True][:3], strict=True):
+        np.testing.assert_array_equal(plain, skipped)
+    Z, U, _, stats = out[True]
+    XW = a["XW"].astype(np.float64)
+    expected = [
+        np.sum(np.where(kept, (XW - Z) ** 2, 0.0), axis=0),
+        np.sum(np.where(kept, (Z.astype(np.float64) - a["Z"]) ** 2, 0.0), axis=0),
+        np.sum(np.where(kept, XW**2, 0.0), axis=0),
+        np.sum(np.where(kept, Z.astype(np.float64) ** 2, 0.0), axis=0),
+        np.sum(U.astype(np.float64) ** 2, axis=0),  # zero on the free entries anyway
+    ]
+    rtol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(stats, expected, rtol=rtol)
+    assert np.all(stats[2] < out[False][3][2])  # the free entries did count without
+
+
 def test_float32_kernels_compute_in_float32():
     """Given float32 operands (as the solver passes them), the projection is the float32
     NumPy computation bit for bit: no float64 constant promotes the arithmetic (which
@@ -73,7 +105,7 @@ def test_float32_kernels_compute_in_float32():
     upper = np.zeros((1, 1), f32)
     stats = np.zeros((5, 16))
     args = (a["XW"], a["Y"], a["active"], upper, False, False, alpha, scale)
-    kernels.project_and_update(*args, Z, U, D, stats, False)
+    kernels.project_and_update(*args, Z, U, D, stats, False, False)
     np.testing.assert_array_equal(Z, Z_ref)
     np.testing.assert_array_equal(U, U_ref)
     np.testing.assert_array_equal(D, Z_ref - U_ref)
@@ -97,6 +129,7 @@ def test_project_without_upper_uses_zero():
         D,
         np.zeros((5, scale.size)),
         True,
+        False,
     )
     A = a["XW"] + a["U"]
     np.testing.assert_allclose(Z[~a["active"]], np.minimum(A, 0.0)[~a["active"]])
