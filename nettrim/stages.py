@@ -71,8 +71,8 @@ ROWS = ("all", "generate")
 #: ball's ``(d_in + 1) * d_out`` rows; shorter ones are solved on all rows. Measured with
 #: both layouts of row generation (``docs/torch.md``): on a trained 16 -> 32 channel conv
 #: 2.36x, 5.27x, 10.27x and 15.8x faster than all rows at 2.1, 4.1, 8.3 and 17 times
-#: (benchmarks/results/tall.md); LeNet's second conv (100 images, 4.1 times) about even by
-#: hand, slower with reweighting rounds when each round generated its rows afresh.
+#: (benchmarks/results/tall.md); by hand LeNet's second conv about twice as fast at 4.1
+#: times, two to three times slower at 2 and 1 times.
 TALL_FACTOR = 4
 
 
