@@ -1106,10 +1106,10 @@ def _step(c: _Columns, run: _Run, alpha: float, *, with_stats: bool) -> None:
     if isinstance(run.gram, RotatedGram):  # a reduced (P2): two products, not four
         run.gram.update(st.D, st.S, st.T, r, W=st.W, XW=st.XW, E=st.rhs)
     elif isinstance(run.gram, ColumnGramSolver):  # each column's free rows left out
-        np.matmul(run.X.T, run.gram.masked(st.D, c.index, out=st.XW), out=st.rhs)
+        run.gram.adjoint(run.X, st.D, columns=c.index, out=st.rhs, work=st.XW)
         kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)
         run.gram.solve(st.rhs, r, columns=c.index, out=st.W)
-        np.matmul(run.X, st.W, out=st.XW)
+        run.gram.product(run.X, st.W, columns=c.index, out=st.XW)
     else:
         np.matmul(run.X.T, st.D, out=st.rhs)  # D = Z - U, left by the previous projection
         kernels.combine_rhs(st.rhs, st.S, st.T, r, st.rhs)

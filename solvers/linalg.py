@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 import numpy as np
 import scipy.linalg
@@ -228,6 +229,7 @@ class ColumnGramSolver:
             len(eigenvectors), X.shape[1], X.shape[1]
         )
         self.mask = rows.astype(self.dtype)
+        self.blocks = _own_blocks(rows)
 
     def scaled(self, factor: float) -> ColumnGramSolver:
         """The solver for ``X * factor`` without refactoring (eigenvalues times factor**2)."""
@@ -243,6 +245,35 @@ class ColumnGramSolver:
         mask = self.mask if columns.size == self.mask.shape[1] else self.mask[:, columns]
         return np.multiply(D, mask, out=out)
 
+    def adjoint(
+        self, X: np.ndarray, D: np.ndarray, *, columns: np.ndarray, out: np.ndarray, work
+    ) -> np.ndarray:
+        """``X^T`` times ``D`` with each column's free rows left out (:meth:`masked`,
+        into ``work``); the rows of one column alone (:func:`_own_blocks`) as one
+        product per column instead of passing through every column."""
+        D = self.masked(D, columns, out=work)
+        if self.blocks is None or columns.size != self.mask.shape[1]:
+            return np.matmul(X.T, D, out=out)
+        split, bounds = self.blocks
+        np.matmul(X[split:].T, D[split:], out=out)
+        for j, (s, e) in enumerate(bounds):
+            out[:, j] += X[s:e].T @ D[s:e, j]
+        return out
+
+    def product(
+        self, X: np.ndarray, W: np.ndarray, *, columns: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """``X W`` on the entries the columns keep; on the rows of one column alone
+        (:func:`_own_blocks`) in that column only, the others (free there, out of the
+        splitting) left as they were."""
+        if self.blocks is None or columns.size != self.mask.shape[1]:
+            return np.matmul(X, W, out=out)
+        split, bounds = self.blocks
+        np.matmul(X[split:], W, out=out[split:])
+        for j, (s, e) in enumerate(bounds):
+            out[s:e, j] = X[s:e] @ W[:, j]
+        return out
+
     def solve(self, B: np.ndarray, r, *, columns: np.ndarray, out: np.ndarray) -> np.ndarray:
         """``w_j = (X_j^T X_j + r_j I)^{-1} b_j`` for the columns ``columns`` of ``B``
         (``(d, k)``, ``columns`` their original positions); ``r`` scalar or ``(k,)``."""
@@ -255,6 +286,24 @@ class ColumnGramSolver:
         coords *= inv
         out[...] = np.matmul(Q, coords[:, :, None])[:, :, 0].T
         return out
+
+
+def _own_blocks(rows: np.ndarray) -> tuple[int, list[tuple[int, int]]] | None:
+    """``(split, bounds)`` when the first ``split`` rows come in ``m`` consecutive blocks,
+    block ``j`` (rows ``bounds[j]``) kept in column ``j`` alone, and no later row is kept
+    in one column alone: row generation's shared layout (its columns' ball rows, then the
+    generated rows). Their products then cost ``size_j d`` per column rather than
+    ``split d`` (``docs/solvers.md``, "Tall programs"). ``None`` otherwise."""
+    n, m = rows.shape
+    single = rows.sum(axis=1) == 1
+    split = n if single.all() else int(np.argmin(single))
+    if m < 2 or split == 0 or single[split:].any():
+        return None
+    owners = np.argmax(rows[:split], axis=1)
+    if np.any(np.diff(owners) < 0) or owners[0] != 0 or owners[-1] != m - 1:
+        return None
+    edges = np.searchsorted(owners, np.arange(m + 1))
+    return split, [(int(a), int(b)) for a, b in pairwise(edges)]
 
 
 def take_block(A: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

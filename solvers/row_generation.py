@@ -276,8 +276,9 @@ class _Shared(_Layout):
     is likely near its bound in others; each bound holds in the full program). Keys are
     distinct rows. Its ADMM factors a ``d x d`` Gram: for a layer-wide ball over many
     columns, where the flat program's ``(k d) x (k d)`` one would not fit. Its products
-    cost about ``(k d)^2`` an iteration (the ball rows pass through every column), as the
-    flat program's dense blocks do."""
+    cost about ``k d^2`` an iteration for the ball rows, each column's block taken in that
+    column alone (:meth:`.linalg.ColumnGramSolver.product`), plus ``g d k`` for ``g``
+    generated rows; the flat program's dense blocks cost ``(k d)^2``."""
 
     def settings(self, settings: AdmmSettings) -> AdmmSettings:
         """Each column's W-update on its own rows (:class:`.linalg.ColumnGramSolver`): the

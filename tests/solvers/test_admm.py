@@ -552,3 +552,33 @@ def test_column_gram_solver_solves_each_column_on_its_rows():
     D = rng.standard_normal((50, 3))
     masked = solver.masked(D, columns, np.empty_like(D))
     np.testing.assert_array_equal(masked, np.where(rows[:, columns], D, 0.0))
+
+
+@pytest.mark.parametrize("generated", [0, 30])
+def test_column_gram_products_on_rows_of_one_column(generated):
+    """Row generation's shared layout (each column's own block of rows, then rows kept in
+    several): its products equal the dense ones on every entry a column keeps, and
+    ``X^T`` of the masked ``D`` exactly so; another pattern takes the dense products."""
+    from nettrim.solvers.linalg import ColumnGramSolver
+
+    rng = np.random.default_rng(28)
+    sizes, d = [5, 1, 7, 4], 6
+    m, n_own = len(sizes), sum(sizes)
+    rows = np.zeros((n_own + generated, m), dtype=bool)
+    rows[np.arange(n_own), np.repeat(np.arange(m), sizes)] = True
+    rows[n_own:] = rng.random((generated, m)) < 0.8
+    rows[n_own:, 0] = True  # kept in two columns at least: none of one column alone
+    rows[n_own:, 1] = True
+    X = rng.standard_normal((len(rows), d))
+    solver = ColumnGramSolver(X, rows)
+    assert solver.blocks is not None and solver.blocks[0] == n_own
+    W, D = rng.standard_normal((d, m)), rng.standard_normal((len(rows), m))
+    columns = np.arange(m)
+    XW = solver.product(X, W, columns=columns, out=np.full((len(rows), m), np.nan))
+    np.testing.assert_allclose(XW[rows], (X @ W)[rows], rtol=1e-12, atol=1e-12)
+    out = solver.adjoint(X, D, columns=columns, out=np.empty((d, m)), work=np.empty_like(D))
+    np.testing.assert_allclose(out, X.T @ np.where(rows, D, 0.0), rtol=1e-12, atol=1e-12)
+    shuffled = ColumnGramSolver(X[::-1], rows[::-1])
+    assert shuffled.blocks is None
+    dense = shuffled.product(X[::-1], W, columns=columns, out=np.empty((len(rows), m)))
+    np.testing.assert_allclose(dense, X[::-1] @ W, rtol=1e-12)
