@@ -70,7 +70,7 @@ ROWS = ("all", "generate")
 #: ``rows="generate"`` applies to programs with at least this many times the reduced
 #: ball's ``(d_in + 1) * d_out`` rows; shorter ones are solved on all rows. Measured with
 #: both layouts of row generation (``docs/torch.md``): on a trained 16 -> 32 channel conv
-#: 3.32x, 7.75x, 14.41x and 25.4x faster than all rows at 2.1, 4.1, 8.3 and 17 times
+#: 4.03x, 7.23x, 13.69x and 25.6x faster than all rows at 2.1, 4.1, 8.3 and 17 times
 #: (benchmarks/results/tall.md); by hand LeNet's second conv about twice as fast at 4.1
 #: times, two to three times slower at 2 and 1 times.
 TALL_FACTOR = 4

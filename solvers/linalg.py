@@ -196,6 +196,45 @@ class ShiftedGramSolver:
         return result
 
 
+#: :func:`row_grams` sums the rows' outer products by their pattern of kept columns in
+#: groups of this many columns (at most ``2**PATTERN_COLUMNS`` patterns held at once).
+PATTERN_COLUMNS = 8
+
+
+def row_grams(X: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """``X_j^T X_j`` for every column ``j``, ``X_j`` the rows of ``X`` that ``rows[:, j]``
+    keeps (float64).
+
+    By groups of :data:`PATTERN_COLUMNS` columns: in a group the rows are grouped by their
+    pattern of kept columns, and each pattern's Gram is formed once and added to the
+    columns it holds, so a row costs one outer product a group rather than one for each
+    column that keeps it (a Gram per column gathers and multiplies every kept row again).
+    """
+    grams: list[np.ndarray] = []
+    for start in range(0, rows.shape[1], PATTERN_COLUMNS):
+        grams += _pattern_grams(X, rows[:, start : start + PATTERN_COLUMNS])
+    return grams
+
+
+def _pattern_grams(X: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """:func:`row_grams` of the columns of ``rows`` (at most 32), by patterns."""
+    k, d = rows.shape[1], X.shape[1]
+    codes = rows.astype(np.uint32) @ (np.uint32(1) << np.arange(k, dtype=np.uint32))
+    kept = np.flatnonzero(codes)  # rows kept in no column of the group add nothing
+    order = kept[np.argsort(codes[kept], kind="stable")]
+    codes, Xs = codes[order], X[order].astype(np.float64, copy=False)
+    grams = [np.zeros((d, d)) for _ in range(k)]
+    if not len(codes):
+        return grams
+    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
+    for s, e in zip(starts, np.r_[starts[1:], len(codes)], strict=True):
+        part = Xs[s:e]
+        gram = part.T @ part
+        for j in np.flatnonzero((codes[s] >> np.arange(k, dtype=np.uint32)) & 1):
+            grams[j] += gram
+    return grams
+
+
 class ColumnGramSolver:
     """Solves ``(X_j^T X_j + r_j I) w_j = b_j`` per column, ``X_j`` the rows of ``X`` that
     ``rows[:, j]`` keeps, from one eigendecomposition per column.
@@ -218,9 +257,8 @@ class ColumnGramSolver:
         X64 = X.astype(np.float64, copy=False)
         self.lambda_max = float(np.linalg.eigvalsh(X64.T @ X64)[-1]) if X.size else 0.0
         eigenvalues, eigenvectors = [], []
-        for keep in rows.T:
-            part = X64[keep]
-            lam, Q = np.linalg.eigh(part.T @ part)
+        for gram in row_grams(X64, rows):
+            lam, Q = np.linalg.eigh(gram)
             eigenvalues.append(np.clip(lam, 0.0, None))
             eigenvectors.append(Q)
         # stacked (m, d) and (m, d, d): an iteration's m small solves are two batched products

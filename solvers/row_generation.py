@@ -14,7 +14,7 @@ solves an equivalent program with far fewer rows, certified on all of them:
   ``sum_j ||A_j w_j - t_j||^2 <= radius^2 - sum_j r_j`` (per column with per-column balls);
   a negative right-hand side means the program is infeasible. The Grams are summed over
   the rows grouped by their pattern of Omega (one pass over ``X`` per group of
-  :data:`PATTERN_COLUMNS` columns).
+  :data:`.linalg.PATTERN_COLUMNS` columns).
 * **The inequalities off Omega, one entry at a time.** Identical rows of ``X`` (a conv's
   background and padding patches) carry one inequality per column, at the smallest bound
   among them. Start with none; solve; evaluate ``X W <= V`` on every distinct row; add the
@@ -59,6 +59,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .admm import AdmmSettings, AdmmState, solve_admm
+from .linalg import row_grams
 from .problem import NetTrimProblem
 from .result import SolveInfo, SolverResult, Status
 
@@ -70,9 +71,6 @@ DEFAULT_MAX_ROUNDS = 30
 #: The generated rows' typical norm relative to the reduced ball's rows (default of
 #: ``row_scale``; ``benchmarks/bench_tall.py`` measures a sweep).
 ROW_SCALE = 0.1
-#: The Grams on Omega are summed over the rows' patterns of Omega in groups of this many
-#: columns (at most ``2**PATTERN_COLUMNS`` patterns, each row's outer product once a group).
-PATTERN_COLUMNS = 8
 #: ``layout`` choices: by size, ``vec(W)`` per ball, ``(n, m)`` with every column's ball rows.
 LAYOUTS = ("auto", "flat", "shared")
 #: ``layout="auto"`` writes a ball over ``k`` columns of ``d`` inputs in ``vec(W)`` while
@@ -110,36 +108,12 @@ def reduce_ball(problem: NetTrimProblem) -> tuple[list[np.ndarray], list[np.ndar
 
 
 def _column_grams(X: np.ndarray, active: np.ndarray | None, m: int) -> list[np.ndarray]:
-    """``X_Oj^T X_Oj`` for every column, by groups of :data:`PATTERN_COLUMNS` columns.
-
-    In a group the rows are grouped by their pattern of Omega, and each pattern's Gram is
-    formed once and added to the columns it holds: a row costs one outer product a group
-    instead of one for each of its columns (on the wide conv of ``bench_tall.py``, a third
-    of the rows on Omega in each of 32 columns, about 2.7 times fewer)."""
+    """``X_Oj^T X_Oj`` for every column (:func:`.linalg.row_grams`; on the wide conv of
+    ``bench_tall.py``, a third of the rows on Omega in each of 32 columns, five to seven
+    times faster than a Gram per column)."""
     if active is None:
         return [X.T @ X] * m
-    grams: list[np.ndarray] = []
-    for start in range(0, m, PATTERN_COLUMNS):
-        grams += _pattern_grams(X, active[:, start : start + PATTERN_COLUMNS])
-    return grams
-
-
-def _pattern_grams(X: np.ndarray, active: np.ndarray) -> list[np.ndarray]:
-    """The Grams on Omega of the columns of ``active`` (at most 32) by patterns."""
-    k, d = active.shape[1], X.shape[1]
-    codes = active.astype(np.uint32) @ (np.uint32(1) << np.arange(k, dtype=np.uint32))
-    on = np.flatnonzero(codes)  # rows on Omega in no column of the group add nothing
-    order = on[np.argsort(codes[on], kind="stable")]
-    codes, Xs = codes[order], X[order]
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]]) if len(codes) else []
-    ends = np.r_[starts[1:], len(codes)] if len(codes) else []
-    grams = [np.zeros((d, d)) for _ in range(k)]
-    for s, e in zip(starts, ends, strict=True):
-        part = Xs[s:e]
-        gram = part.T @ part
-        for j in np.flatnonzero((codes[s] >> np.arange(k, dtype=np.uint32)) & 1):
-            grams[j] += gram
-    return grams
+    return row_grams(X, active)
 
 
 def distinct_rows(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
