@@ -437,8 +437,8 @@ class AdmmState:
         Not what ``warm_start`` does with a state: measured (``docs/solvers.md``,
         "Warm start"), the rescaled multiplier made the reweighting rounds of
         :func:`nettrim.reweighted_trim_layer` on the bundled network's and MNIST's layers
-        take about twice the iterations, while row generation's rounds, which start from
-        it, took a third of them."""
+        take about twice the iterations, while the first programs of row generation's
+        rounds, which start from it, took a half to a third of them."""
         if self.weights is None:
             return self
         old, new = np.broadcast_arrays(self.weights, np.asarray(weights, dtype=np.float64))
